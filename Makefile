@@ -1,0 +1,58 @@
+# bnn-mcu: binarized neural networks from Larq training to Cortex-M firmware.
+# Quick start: `make demo` (install + run the pipeline), `make test` (install + lint + tests).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+ARTIFACTS ?= artifacts
+
+# The shared MNIST copy, when this checkout sits beside it.
+SHARED_MNIST := $(abspath $(CURDIR)/../shared/data/mnist)
+ifneq ($(wildcard $(SHARED_MNIST)/t10k-labels-idx1-ubyte.gz),)
+export MNIST_DIR ?= $(SHARED_MNIST)
+endif
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+.PHONY: install toolchain demo test lint format clean
+
+install: $(STAMP) toolchain
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Debian packages for the Cortex-M stages: installed when missing and running as root.
+toolchain:
+	@missing=""; for pkg in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "warning: missing Debian packages:$$missing"; \
+	  echo "         install them with: sudo apt-get install --no-install-recommends$$missing"; \
+	fi
+
+demo: install
+	$(PY) -m train --model bcnn --out $(ARTIFACTS)
+
+test: install lint
+	$(PY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(ARTIFACTS) .pytest_cache .ruff_cache

@@ -1,0 +1,71 @@
+"""The three conversions: Keras model -> TFLite float, TFLite int8 (PTQ) and LCE flatbuffer bytes.
+
+Pure functions from an in-memory Keras model to flatbuffer bytes; the CLI adds loading,
+checking and atomic writing around them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["to_tflite_float", "to_tflite_int8", "to_lce", "has_binary_layers"]
+
+
+def has_binary_layers(model: tf.keras.Model) -> bool:
+    """True when any layer quantizes its kernel or input to 1 bit (Larq binary layers)."""
+    import larq as lq
+
+    for layer in _all_layers(model):
+        if isinstance(layer, lq.layers.QuantizerBase if hasattr(lq.layers, "QuantizerBase") else ()):
+            return True
+        for attr in ("kernel_quantizer", "input_quantizer"):
+            quantizer = getattr(layer, attr, None)
+            if quantizer is not None and getattr(quantizer, "precision", None) == 1:
+                return True
+    return False
+
+
+def _all_layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, tf.keras.Model):
+            yield from _all_layers(layer)
+
+
+def to_tflite_float(model: tf.keras.Model) -> bytes:
+    """Convert to a float32 flatbuffer with TFLite builtin ops only."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return bytes(converter.convert())
+
+
+def to_tflite_int8(model: tf.keras.Model, calibration_images: np.ndarray) -> bytes:
+    """Full-integer post-training quantization with int8 input and output.
+
+    Args:
+        model: a Keras model without binary layers, taking raw pixels ``(N, 28, 28, 1)`` float32.
+        calibration_images: uint8 or float images ``(N, 28, 28)`` fed one by one for calibration.
+    """
+    images = calibration_images.astype(np.float32).reshape((-1, *model.input_shape[1:]))
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for image in images:
+            yield [image[None, ...]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
+
+
+def to_lce(model: tf.keras.Model) -> bytes:
+    """Convert with Larq Compute Engine (binary layers become ``Lce*`` custom ops)."""
+    import larq_compute_engine as lce
+
+    return bytes(lce.convert_keras_model(model))

@@ -1,0 +1,99 @@
+"""Shared fixtures: the MNIST location, small data slices and tiny trained zoo models.
+
+Tiny models are trained once per test session on a 2,000-image slice for one epoch (a few
+seconds each) and saved as .h5 into a session folder; tests must not depend on a long run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import train  # noqa: F401  (selects legacy Keras before TensorFlow loads)
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+TINY_TRAIN_IMAGES = 2000
+
+
+def mnist_dir() -> Path:
+    """The folder with the four MNIST IDX files ($MNIST_DIR, else ../shared/data/mnist)."""
+    env = os.environ.get("MNIST_DIR")
+    path = Path(env) if env else SHARED_MNIST
+    if not (path / "t10k-labels-idx1-ubyte.gz").exists() and not (path / "t10k-labels-idx1-ubyte").exists():
+        pytest.fail(f"MNIST not found at {path}: set MNIST_DIR to the folder with the IDX files")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> Path:
+    """Path of the MNIST folder."""
+    return mnist_dir()
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_path: Path):
+    """The full dataset as uint8 arrays (loads in about a second)."""
+    from train.data import load_mnist
+
+    return load_mnist(mnist_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory, mnist_path: Path) -> dict[str, Path]:
+    """Zoo models trained for one epoch on 2,000 images: name -> .h5 path (one folder).
+
+    Trained through ``python -m train`` itself, so the CLI and the .h5 format are exercised.
+    """
+    out = tmp_path_factory.mktemp("tiny_models")
+    paths = {}
+    for name in ("bcnn", "cnn", "mlp"):
+        subprocess.run(
+            [
+                *python_m("train"),
+                "--model",
+                name,
+                "--epochs",
+                "1",
+                "--limit",
+                str(TINY_TRAIN_IMAGES),
+                "--seed",
+                "1",
+                "--data",
+                str(mnist_path),
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        paths[name] = out / f"{name}.h5"
+    return paths
+
+
+def python_m(module: str) -> list[str]:
+    """Command prefix that runs ``python -m MODULE`` with this interpreter."""
+    import sys
+
+    return [sys.executable, "-m", module]
+
+
+def run_cli(module: str, *args: str | os.PathLike[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m MODULE ARGS`` and capture text output (never raises on exit status)."""
+    return subprocess.run([*python_m(module), *map(str, args)], capture_output=True, text=True, cwd=cwd, check=False)
+
+
+def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """Non-empty stderr lines of a finished command."""
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def copy_tree(src: Path, dst: Path) -> Path:
+    """Copy a folder (for tests that damage artifacts)."""
+    shutil.copytree(src, dst)
+    return dst

@@ -1,0 +1,126 @@
+"""Command line for the training stage.
+
+``python -m train --model bcnn`` writes to OUT (default ``artifacts/``): ``NAME.h5``,
+``NAME.train.json``, ``NAME.history.png`` and ``NAME.confusion.png``. Arguments and data are
+checked before anything is written, so a bad input leaves OUT untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from train.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
+from train.errors import InputError, OneLineArgumentParser, run_cli
+from train.recipes import RECIPES, default_recipe, get_recipe
+
+__all__ = ["main", "build_parser"]
+
+# Descriptions are repeated here (not imported from train.models) so --help and bad-usage
+# errors answer without importing TensorFlow.
+_MODEL_HELP = {
+    "bcnn": "seed binarized CNN (Larq QuantConv2D/QuantDense, ste_sign), 93,790 params",
+    "cnn": "same topology in full precision (ReLU, biases), the float/int8 baseline",
+    "mlp": "full-precision MLP: Dense128-ReLU, Dense128-ReLU, Dropout 0.25, Dense10",
+}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m train`` argument parser."""
+    models = "\n".join(f"  {name:<6} {text}" for name, text in _MODEL_HELP.items())
+    recipes = "\n".join(f"  {name:<6} {recipe.description}" for name, recipe in RECIPES.items())
+    parser = OneLineArgumentParser(
+        prog="python -m train",
+        description="Train a zoo model on MNIST; every model takes raw pixels 0..255.",
+        epilog=f"models:\n{models}\n\nrecipes:\n{recipes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, choices=sorted(_MODEL_HELP), help="zoo model to train")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), help="training recipe (default: the model's)")
+    parser.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
+    parser.add_argument("--batch-size", type=_positive_int, help="override the recipe's batch size")
+    parser.add_argument("--lr", type=_positive_float, help="override the recipe's learning rate")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--limit", type=_positive_int, help="use only the first N training images")
+    parser.add_argument("--data", help="MNIST folder (IDX files) or mnist.npz (default: $MNIST_DIR, keras cache)")
+    parser.add_argument("--out", default="artifacts", help="output folder (default: artifacts/)")
+    parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
+    return parser
+
+
+def _train(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    from train.data import load_mnist
+
+    data = load_mnist(args.data)
+    if args.limit and args.limit < 20:
+        raise InputError(f"--limit {args.limit} is too small to train on (need at least 20 images)")
+    recipe_name = args.recipe or default_recipe(args.model)
+    recipe = get_recipe(recipe_name).with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+
+    import larq as lq
+
+    from train.plots import confusion_matrix, confusion_png, history_png
+    from train.trainer import fit
+
+    result = fit(args.model, recipe, data, seed=args.seed, limit=args.limit, verbose=0 if args.quiet else 1)
+    lq.models.summary(result.model)
+    params = int(result.model.count_params())
+    trainable = int(sum(int(w.shape.num_elements()) for w in result.model.trainable_weights))
+
+    out = Path(args.out)
+    name = args.model
+    with atomic_path(out / f"{name}.h5") as tmp:
+        result.model.save(tmp, save_format="h5", include_optimizer=False)
+    matrix = confusion_matrix(data.y_test, result.test_predictions)
+    write_bytes(out / f"{name}.history.png", history_png(result.history, f"{name} ({recipe.name} recipe)"))
+    write_bytes(
+        out / f"{name}.confusion.png",
+        confusion_png(matrix, f"{name} on {len(data.y_test)} test images: {100 * result.test_accuracy:.2f}%"),
+    )
+    report = {
+        "model": name,
+        "version": TOOL_VERSION,
+        "params": params,
+        "trainable_params": trainable,
+        "recipe": recipe.to_json(),
+        "epochs": recipe.epochs,
+        "batch_size": recipe.batch_size,
+        "lr": recipe.lr,
+        "seed": args.seed,
+        "limit": args.limit,
+        "train_images": result.train_images,
+        "val_images": result.val_images,
+        "history": result.history,
+        "test_accuracy": result.test_accuracy,
+        "test_images": int(len(data.y_test)),
+        "confusion_matrix": matrix.tolist(),
+        "train_seconds": round(result.train_seconds, 2),
+        "data": {"source": data.source, "sha256": data.sha256},
+    }
+    write_json(out / f"{name}.train.json", report)
+    print(
+        f"{name}: test accuracy {100 * result.test_accuracy:.2f}% on {len(data.y_test)} images, "
+        f"{params:,} params ({trainable:,} trainable), trained in {result.train_seconds:.1f} s -> {out}/"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m train``; returns the exit status."""
+    return run_cli("python -m train", _train, argv)

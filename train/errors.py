@@ -1,0 +1,77 @@
+"""Errors that end a command with one line on stderr and a documented exit code.
+
+Library code raises these; only the CLI edge (:func:`run_cli`) turns them into a line and an
+exit status. Exit codes: 1 a check failed, 2 bad usage or input, 3 over budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+__all__ = [
+    "ToolError",
+    "InputError",
+    "CheckError",
+    "BudgetError",
+    "OneLineArgumentParser",
+    "run_cli",
+]
+
+
+class ToolError(Exception):
+    """Base class: an expected failure with a message meant for the user."""
+
+    exit_code = 2
+
+
+class InputError(ToolError):
+    """Bad usage or bad input (missing file, corrupt data, unknown name): exit 2."""
+
+    exit_code = 2
+
+
+class CheckError(ToolError):
+    """A verification failed (for example agreement below the bar): exit 1."""
+
+    exit_code = 1
+
+
+class BudgetError(ToolError):
+    """The artifact does not fit the flash or RAM budget: exit 3."""
+
+    exit_code = 3
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE`` and exit 2 (no usage block)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+    """Run ``main(argv)`` and map expected failures to one stderr line and an exit code.
+
+    Args:
+        prog: program name used as the prefix of the error line.
+        main: the command body; returns its exit status.
+        argv: arguments (``None`` means ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: ``main``'s, or the error's ``exit_code``.
+    """
+    try:
+        return main(argv)
+    except ToolError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except (OSError, EOFError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
