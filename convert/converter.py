@@ -11,21 +11,31 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["to_tflite_float", "to_tflite_int8", "to_lce", "has_binary_layers"]
+__all__ = ["to_tflite_float", "to_tflite_int8", "to_lce", "has_binary_layers", "binary_layer_names"]
+
+
+_QUANTIZER_ATTRS = ("kernel_quantizer", "input_quantizer", "depthwise_quantizer", "pointwise_quantizer")
+
+
+def binary_layer_names(model: tf.keras.Model) -> list[str]:
+    """Names of the layers that quantize a kernel or an input to 1 bit (Larq binary layers).
+
+    A Larq quantizer carries its bit width as ``precision`` (``ste_sign``, ``approx_sign``,
+    ``swish_sign`` and ``magnitude_aware_sign`` have 1); nested models are searched too.
+    """
+    names = []
+    for layer in _all_layers(model):
+        for attr in _QUANTIZER_ATTRS:
+            quantizer = getattr(layer, attr, None)
+            if quantizer is not None and getattr(quantizer, "precision", None) == 1:
+                names.append(layer.name)
+                break
+    return names
 
 
 def has_binary_layers(model: tf.keras.Model) -> bool:
     """True when any layer quantizes its kernel or input to 1 bit (Larq binary layers)."""
-    import larq as lq
-
-    for layer in _all_layers(model):
-        if isinstance(layer, lq.layers.QuantizerBase if hasattr(lq.layers, "QuantizerBase") else ()):
-            return True
-        for attr in ("kernel_quantizer", "input_quantizer"):
-            quantizer = getattr(layer, attr, None)
-            if quantizer is not None and getattr(quantizer, "precision", None) == 1:
-                return True
-    return False
+    return bool(binary_layer_names(model))
 
 
 def _all_layers(model: tf.keras.Model) -> Iterator[tf.keras.layers.Layer]:

@@ -1,0 +1,303 @@
+"""Command line for the conversion stage.
+
+``python -m convert MODEL.h5`` writes, beside the .h5 unless ``--out`` says otherwise,
+``NAME.tflite`` (float32 builtins), ``NAME.int8.tflite`` (full-integer PTQ; skipped with the
+reason for models with Larq binary layers), ``NAME.lce.tflite`` (Larq Compute Engine) and
+``NAME.convert.json``, after running each flatbuffer on the first ``--check`` test images and
+comparing it with Keras.
+
+All conversions and checks run in memory first. Only when every check passes are the files
+written, each atomically, the report last: a run that fails (exit 1 for float or LCE agreeing
+with Keras on less than 99.9% of the images, exit 2 for bad input or a conversion error)
+leaves OUT exactly as it was; a format that fails its check is never written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from convert.report import FILE_SUFFIXES, FORMATS, MIN_AGREEMENT, FormatResult, build_report, render_table
+from train.artifacts import atomic_path, sha256_file
+from train.errors import CheckError, InputError, OneLineArgumentParser, run_cli
+
+if TYPE_CHECKING:
+    import numpy as np
+    import tensorflow as tf
+
+__all__ = ["main", "build_parser", "parse_formats", "parse_input_range"]
+
+PROG = "python -m convert"
+DEFAULT_CHECK = 1000
+DEFAULT_CALIBRATION = 500
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"lce,float"`` -> ``("float", "lce")`` (canonical order, no duplicates).
+
+    Raises:
+        argparse.ArgumentTypeError: empty, or a name outside :data:`~convert.report.FORMATS`.
+    """
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(FORMATS)}, got {text!r}")
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown format {unknown[0]!r} (choose from {', '.join(FORMATS)})")
+    return tuple(fmt for fmt in FORMATS if fmt in names)
+
+
+def parse_input_range(text: str) -> tuple[float, float]:
+    """``"-1,1"`` -> ``(-1.0, 1.0)``.
+
+    Raises:
+        argparse.ArgumentTypeError: not two finite numbers with LO < HI.
+    """
+    parts = text.split(",")
+    try:
+        lo, hi = (float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI such as -1,1 or 0,1, got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+        raise argparse.ArgumentTypeError(f"expected finite LO < HI such as -1,1 or 0,1, got {text!r}")
+    return lo, hi
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m convert`` argument parser."""
+    parser = OneLineArgumentParser(
+        prog=PROG,
+        description=(
+            "Convert a Keras/Larq .h5 to TFLite float, TFLite int8 and LCE flatbuffers, and check each "
+            "against Keras on MNIST test images. Every written flatbuffer takes raw pixels 0..255."
+        ),
+        epilog=(
+            f"Float and LCE must agree with Keras (argmax) on >= {100 * MIN_AGREEMENT:g}% of the check images, "
+            "else exit 1 and nothing is written. Exit 2: bad usage or input."
+        ),
+    )
+    parser.add_argument("model", help="Keras .h5 (from python -m train or plain Larq/Keras code)")
+    parser.add_argument("--out", help="output folder (default: the .h5's folder)")
+    parser.add_argument(
+        "--formats",
+        type=parse_formats,
+        help="comma-separated subset of float,int8,lce (default: all; int8 is skipped for binary models)",
+    )
+    parser.add_argument("--data", help="MNIST folder or mnist.npz (default: $MNIST_DIR, keras cache)")
+    parser.add_argument(
+        "--calibration",
+        type=_positive_int,
+        default=DEFAULT_CALIBRATION,
+        help=f"training images used to calibrate int8 (default {DEFAULT_CALIBRATION})",
+    )
+    parser.add_argument(
+        "--check",
+        type=_positive_int,
+        default=DEFAULT_CHECK,
+        help=f"first N test images run in each interpreter and in Keras (default {DEFAULT_CHECK})",
+    )
+    parser.add_argument(
+        "--input-range",
+        type=parse_input_range,
+        metavar="LO,HI",
+        help="the model expects pixels scaled to [LO,HI] (e.g. -1,1): prepend that Rescaling so flatbuffers take 0..255",
+    )
+    return parser
+
+
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """Turn ``--input-range -1,1`` into ``--input-range=-1,1`` (argparse takes ``-1,1`` for an option)."""
+    args = list(argv)
+    joined: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--input-range" and i + 1 < len(args) and args[i + 1].startswith("-"):
+            joined.append(f"--input-range={args[i + 1]}")
+            i += 2
+        else:
+            joined.append(args[i])
+            i += 1
+    return joined
+
+
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to a temporary file (the converters' C++ logging) for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def _convert(fmt: str, model: tf.keras.Model, calibration: np.ndarray) -> bytes:
+    from convert.converter import to_lce, to_tflite_float, to_tflite_int8
+
+    if fmt == "float":
+        return to_tflite_float(model)
+    if fmt == "int8":
+        return to_tflite_int8(model, calibration)
+    return to_lce(model)
+
+
+def _run_format(
+    fmt: str,
+    model: tf.keras.Model,
+    *,
+    path: Path,
+    calibration: np.ndarray,
+    images: np.ndarray,
+    labels: np.ndarray,
+    keras_scores: np.ndarray,
+) -> FormatResult:
+    """Convert ``model`` to ``fmt`` in memory and check it against Keras."""
+    from convert.flatbuffer import read_model_bytes
+    from convert.interpreters import run_lce, run_tflite
+    from convert.report import accuracy, agreement
+
+    start = time.perf_counter()
+    try:
+        with _captured_stderr():
+            data = _convert(fmt, model, calibration)
+    except Exception as err:  # the converters raise many types (ConverterError, ValueError, ...)
+        raise InputError(f"{fmt} conversion failed: {_first_line(err)}") from None
+    seconds = time.perf_counter() - start
+    parsed = read_model_bytes(data, path.name)
+    runner = run_lce if fmt == "lce" else run_tflite
+    with _captured_stderr():  # TFLite announces its XNNPACK delegate on stderr
+        scores = runner(data, images)
+    return FormatResult(
+        format=fmt,
+        path=str(path),
+        data=data,
+        ops=parsed.op_names,
+        input_type=parsed.tensors[parsed.inputs[0]].dtype,
+        output_type=parsed.tensors[parsed.outputs[0]].dtype,
+        agreement=agreement(scores, keras_scores),
+        accuracy=accuracy(scores, labels),
+        images=len(images),
+        seconds=seconds,
+    )
+
+
+def _convert_main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
+    from convert.keras_io import check_h5_file
+
+    source = check_h5_file(args.model)
+    out = Path(args.out) if args.out else source.parent
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    formats = args.formats or FORMATS
+
+    from train.data import load_mnist
+
+    data = load_mnist(args.data)
+    if args.check > len(data.x_test):
+        raise InputError(f"--check {args.check} exceeds the {len(data.x_test)} test images")
+    if "int8" in formats and args.calibration > len(data.x_train):
+        raise InputError(f"--calibration {args.calibration} exceeds the {len(data.x_train)} training images")
+    images, labels = data.x_test[: args.check], data.y_test[: args.check]
+    calibration = data.x_train[: args.calibration]
+
+    from convert.converter import binary_layer_names
+    from convert.interpreters import run_keras
+    from convert.keras_io import check_image_model, load_keras_model, with_input_range
+    from convert.report import accuracy
+
+    model = load_keras_model(source)
+    check_image_model(model, source.name)
+    if args.input_range is not None:
+        model = with_input_range(model, *args.input_range)
+    binary = binary_layer_names(model)
+    keras_scores = run_keras(model, images)
+    name = source.name[: -len(source.suffix)] if source.suffix else source.name
+
+    results = []
+    for fmt in formats:
+        if fmt == "int8" and binary:
+            reason = (
+                f"model has {len(binary)} Larq binary layers ({', '.join(binary[:3])}{', ...' if len(binary) > 3 else ''}); "
+                "full-integer PTQ would not keep them binary, its deployable form is the lce flatbuffer"
+            )
+            results.append(FormatResult(format=fmt, skipped=reason))
+            continue
+        results.append(
+            _run_format(
+                fmt,
+                model,
+                path=out / f"{name}{FILE_SUFFIXES[fmt]}",
+                calibration=calibration,
+                images=images,
+                labels=labels,
+                keras_scores=keras_scores,
+            )
+        )
+
+    report = build_report(
+        name=name,
+        source=str(source),
+        source_sha256=sha256_file(source),
+        input_range=args.input_range,
+        binary_layers=binary,
+        keras_accuracy=accuracy(keras_scores, labels),
+        images=len(images),
+        calibration_images=len(calibration) if "int8" in formats and not binary else 0,
+        data_source=data.source,
+        results=results,
+    )
+    print(render_table(report))
+    failed = [result for result in results if not result.passed]
+    if failed:
+        detail = "; ".join(f"{r.format} agrees with Keras on {100 * r.agreement:.2f}%" for r in failed if r.agreement is not None)
+        raise CheckError(f"{detail} of {len(images)} test images (needs >= {100 * MIN_AGREEMENT:g}%); nothing written to {out}")
+    _write_all(out / f"{name}.convert.json", report, [r for r in results if r.skipped is None])
+    print(f"wrote {', '.join(Path(r.path).name for r in results if r.path)} and {name}.convert.json -> {out}/")
+    return 0
+
+
+def _write_all(report_path: Path, report: dict, results: list[FormatResult]) -> None:
+    """Write every flatbuffer and the report to temporary files; rename them only if all were written.
+
+    Contexts unwind in reverse, so the flatbuffers are renamed first and the report last.
+    """
+    with contextlib.ExitStack() as stack:
+        report_tmp = stack.enter_context(atomic_path(report_path))
+        report_tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        for result in results:
+            stack.enter_context(atomic_path(result.path)).write_bytes(result.data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m convert``; returns the exit status."""
+    return run_cli(PROG, _convert_main, argv)

@@ -1,0 +1,177 @@
+"""What ``python -m convert`` measured, as ``NAME.convert.json`` and as a printed table.
+
+One :class:`FormatResult` per requested format (written or skipped); :func:`build_report`
+turns them into the JSON document and :func:`render_table` prints that same document, so
+the table and the file always show the same figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from train.artifacts import TOOL_VERSION, sha256_bytes
+
+__all__ = [
+    "FORMATS",
+    "FILE_SUFFIXES",
+    "MIN_AGREEMENT",
+    "GATED_FORMATS",
+    "FormatResult",
+    "agreement",
+    "accuracy",
+    "build_report",
+    "render_table",
+]
+
+FORMATS = ("float", "int8", "lce")
+FILE_SUFFIXES = {"float": ".tflite", "int8": ".int8.tflite", "lce": ".lce.tflite"}
+MIN_AGREEMENT = 0.999
+GATED_FORMATS = frozenset({"float", "lce"})
+
+
+def agreement(scores: np.ndarray, reference: np.ndarray) -> float:
+    """Fraction of rows whose argmax equals the reference's argmax."""
+    return float(np.mean(np.argmax(scores, axis=1) == np.argmax(reference, axis=1)))
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of rows whose argmax equals the label."""
+    return float(np.mean(np.argmax(scores, axis=1) == np.asarray(labels)))
+
+
+@dataclass(frozen=True)
+class FormatResult:
+    """One format's outcome.
+
+    Attributes:
+        format: ``float``, ``int8`` or ``lce``.
+        path: where the flatbuffer is (to be) written, or ``None`` when skipped.
+        skipped: the reason the format was not produced, or ``None``.
+        data: the flatbuffer bytes.
+        ops: sorted distinct op names (builtin and custom).
+        input_type: TFLite type of the input tensor (``FLOAT32``, ``INT8``).
+        output_type: TFLite type of the output tensor.
+        agreement: argmax agreement with Keras on the check images.
+        accuracy: accuracy on the check images.
+        images: number of check images.
+        seconds: conversion time.
+    """
+
+    format: str
+    path: str | None = None
+    skipped: str | None = None
+    data: bytes = b""
+    ops: list[str] = field(default_factory=list)
+    input_type: str = ""
+    output_type: str = ""
+    agreement: float | None = None
+    accuracy: float | None = None
+    images: int = 0
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        """False only for a gated format (float, lce) that agrees on less than :data:`MIN_AGREEMENT`."""
+        if self.skipped is not None or self.format not in GATED_FORMATS or self.agreement is None:
+            return True
+        return self.agreement >= MIN_AGREEMENT
+
+    def to_json(self) -> dict[str, Any]:
+        """The format's entry in ``NAME.convert.json``."""
+        if self.skipped is not None:
+            return {"skipped": True, "reason": self.skipped}
+        entry: dict[str, Any] = {
+            "path": self.path,
+            "bytes": len(self.data),
+            "sha256": sha256_bytes(self.data),
+            "ops": list(self.ops),
+            "input_type": self.input_type,
+            "output_type": self.output_type,
+            "agreement": self.agreement,
+            "accuracy": self.accuracy,
+            "images": self.images,
+            "convert_seconds": round(self.seconds, 2),
+        }
+        if self.format in GATED_FORMATS:
+            entry["min_agreement"] = MIN_AGREEMENT
+            entry["passed"] = self.passed
+        return entry
+
+
+def build_report(
+    *,
+    name: str,
+    source: str,
+    source_sha256: str,
+    input_range: tuple[float, float] | None,
+    binary_layers: list[str],
+    keras_accuracy: float,
+    images: int,
+    calibration_images: int,
+    data_source: str,
+    results: list[FormatResult],
+) -> dict[str, Any]:
+    """The ``NAME.convert.json`` document.
+
+    Args:
+        name: model name (the .h5 stem).
+        source: the .h5 path.
+        source_sha256: its sha256.
+        input_range: ``(lo, hi)`` given with ``--input-range``, or ``None`` (the model scales raw pixels itself).
+        binary_layers: names of the Larq binary layers (empty for a float model).
+        keras_accuracy: Keras accuracy on the check images.
+        images: number of check images (the first of the test set).
+        calibration_images: training images used to calibrate int8.
+        data_source: where MNIST was read from.
+        results: one entry per requested format, in :data:`FORMATS` order.
+    """
+    return {
+        "version": TOOL_VERSION,
+        "model": name,
+        "source": {"path": source, "sha256": source_sha256},
+        "input_range": list(input_range) if input_range is not None else None,
+        "binary_layers": list(binary_layers),
+        "check": {"images": images, "data": data_source, "min_agreement": MIN_AGREEMENT},
+        "calibration_images": calibration_images,
+        "keras": {"accuracy": keras_accuracy, "images": images},
+        "formats": {result.format: result.to_json() for result in results},
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The printed summary of a ``NAME.convert.json`` document (same figures)."""
+    source = report["source"]
+    keras = report["keras"]
+    scaling = f", input range {report['input_range'][0]:g},{report['input_range'][1]:g}" if report["input_range"] else ""
+    lines = [
+        f"{report['model']}: {source['path']} (sha256 {source['sha256'][:12]}){scaling}",
+        f"Keras accuracy {_pct(keras['accuracy'])} on the first {keras['images']} test images",
+    ]
+    rows = [("format", "file", "bytes", "agreement", "accuracy", "ops")]
+    for fmt, entry in report["formats"].items():
+        if entry.get("skipped"):
+            rows.append((fmt, "-", "-", "-", "-", f"skipped: {entry['reason']}"))
+            continue
+        verdict = "" if entry.get("passed", True) else " FAIL"
+        rows.append(
+            (
+                fmt,
+                entry["path"],
+                f"{entry['bytes']:,}",
+                _pct(entry["agreement"]) + verdict,
+                _pct(entry["accuracy"]),
+                ", ".join(entry["ops"]),
+            )
+        )
+    widths = [max(len(row[col]) for row in rows) for col in range(5)]
+    for row in rows:
+        cells = [row[col].ljust(widths[col]) if col < 2 else row[col].rjust(widths[col]) for col in range(5)]
+        lines.append("  ".join(cells) + "  " + row[5])
+    return "\n".join(lines)
