@@ -1,0 +1,242 @@
+"""The ``qemu`` backend: build a bare-metal firmware folder and run it on an emulated Cortex-M.
+
+The firmware folder is what ``python -m firmware_gen --engine bnn`` writes: the engine's C
+(the deployable part) plus the project of :mod:`firmware_gen.baremetal` (startup, linker
+script, semihosting, harness, Makefile). :func:`run_qemu` copies it to a temporary folder (the
+generated tree stays clean), runs ``make``, writes the images file, runs ``qemu-system-arm``
+with ``-icount shift=0`` under a timeout, and decodes the harness's results file.
+
+Instructions per inference: the harness reads SysTick around each ``bnn_predict``; one tick is
+``1e9 / systick_hz`` instructions (:func:`firmware_gen.baremetal.instructions_per_tick`). Every
+run also times a loop of known length and the run fails if the factor does not hold. The
+figure reported is the MEAN over the images (the median and extremes are in ``extra``).
+QEMU counts instructions, not the cycles of a real part.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emulator.backend_result import BackendRun
+from firmware_gen.baremetal import instructions_per_tick, measure_footprint, parse_results, qemu_flags
+from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME, HarnessResults, calibration_tolerance
+from firmware_gen.targets import get_core
+from train.errors import CheckError, InputError
+
+__all__ = ["TOOLS", "QemuError", "QemuTimeoutError", "missing_tools", "default_timeout", "run_qemu", "check_calibration"]
+
+TOOLS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
+_BUILD_TIMEOUT = 600.0
+_STATUS = {
+    2: "bad usage",
+    3: "cannot open the images file",
+    4: "the images file is not N x 784 bytes",
+    5: "cannot open the results file",
+    6: "cannot write the results file",
+    7: "one inference took more than 2^24 SysTick ticks",
+    8: "the stack overflowed into .bss",
+    70: "the firmware took an unexpected exception (fault)",
+}
+
+
+class QemuError(CheckError):
+    """The firmware did not build, did not run to a clean exit, or its results are invalid (exit 1)."""
+
+
+class QemuTimeoutError(QemuError):
+    """The guest did not finish in time and was killed (a hung firmware)."""
+
+
+@dataclass
+class _Build:
+    folder: Path
+    engine_sources: list[str]
+
+
+def missing_tools() -> list[str]:
+    """Names of the required programs that are not on ``PATH``."""
+    return [tool for tool in TOOLS if shutil.which(tool) is None]
+
+
+def default_timeout(count: int) -> float:
+    """Seconds allowed for a QEMU run over ``count`` images (generous: about 50 ms per image)."""
+    return 60.0 + 0.05 * count
+
+
+def _check_inputs(firmware_dir: Path, images: np.ndarray) -> None:
+    if not firmware_dir.is_dir():
+        raise InputError(f"{firmware_dir}: not a folder (expected a firmware folder written by python -m firmware_gen)")
+    for name in ("Makefile", "harness.c", "link.ld"):
+        if not (firmware_dir / name).exists():
+            raise InputError(
+                f"{firmware_dir}: no {name}; the qemu backend needs a bare-metal firmware folder "
+                "(python -m firmware_gen --engine bnn)"
+            )
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        got = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
+        raise InputError(f"images must be a uint8 array of shape (N, 28, 28), got {got}")
+    if len(images) == 0:
+        raise InputError("no images to run")
+    missing = missing_tools()
+    if missing:
+        raise InputError(f"missing tools: {', '.join(missing)}; install them with `make toolchain` (Debian packages)")
+
+
+def _engine_sources(folder: Path) -> list[str]:
+    for line in (folder / "Makefile").read_text().splitlines():
+        if line.startswith("ENGINE_SRCS :="):
+            return line.split(":=", 1)[1].split()
+    raise InputError(f"{folder}/Makefile: no ENGINE_SRCS line (not a firmware_gen bare-metal Makefile)")
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _build(source: Path, work: Path) -> _Build:
+    folder = work / "firmware"
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("build", "firmware.elf", IMAGES_NAME, RESULTS_NAME))
+    try:
+        result = subprocess.run(["make", "-s"], cwd=folder, capture_output=True, text=True, timeout=_BUILD_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise QemuError(f"make did not finish within {_BUILD_TIMEOUT:g} s in a copy of {source}") from None
+    if result.returncode != 0:
+        raise QemuError(f"make failed in a copy of {source}:\n{_tail(result.stdout + result.stderr)}")
+    return _Build(folder, _engine_sources(folder))
+
+
+def _run_guest(folder: Path, machine: str, count: int, timeout: float) -> tuple[str, float]:
+    """Run QEMU in its own process group; kill the group on timeout."""
+    command = ["qemu-system-arm", *qemu_flags(machine, "firmware.elf", IMAGES_NAME, RESULTS_NAME), "-kernel", "firmware.elf"]
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=folder,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise QemuTimeoutError(
+            f"QEMU ({machine}) did not finish {count} images within {timeout:g} s and was killed: the firmware hangs "
+            "(or raise the timeout)"
+        ) from None
+    seconds = time.perf_counter() - start
+    if process.returncode != 0:
+        meaning = _STATUS.get(process.returncode, "unknown status")
+        raise QemuError(f"firmware on {machine} exited with status {process.returncode} ({meaning}):\n{_tail(output)}")
+    return output, seconds
+
+
+def check_calibration(results: HarnessResults, machine: str) -> dict[str, Any]:
+    """Check the SysTick-to-instructions factor against the harness's loop of known length.
+
+    Args:
+        results: decoded harness output.
+        machine: QEMU machine name.
+
+    Returns:
+        ``{"expected_instructions", "measured_instructions", "error", "tolerance", "instructions_per_tick"}``.
+
+    Raises:
+        QemuError: the measured difference is off by more than two ticks.
+    """
+    cal = results.calibration
+    per_tick = instructions_per_tick(machine)
+    expected = 2 * (cal["long_iterations"] - cal["short_iterations"])
+    measured = (cal["long_ticks"] - cal["short_ticks"]) * per_tick
+    tolerance = calibration_tolerance(machine)
+    summary = {
+        "expected_instructions": expected,
+        "measured_instructions": measured,
+        "error": measured - expected,
+        "tolerance": tolerance,
+        "instructions_per_tick": per_tick,
+    }
+    if abs(measured - expected) > tolerance:
+        raise QemuError(
+            f"SysTick calibration failed on {machine}: a loop of {expected} instructions measured {measured:g} "
+            f"({per_tick:g} instructions per tick); is QEMU running with -icount shift=0?"
+        )
+    return summary
+
+
+def run_qemu(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: float | None = None) -> BackendRun:
+    """Build a bare-metal firmware folder and run ``images`` through it in QEMU.
+
+    Args:
+        firmware_dir: folder written by ``python -m firmware_gen --engine bnn`` (engine C plus
+            the bare-metal project); it is copied, never built in place.
+        images: raw pixels, uint8 ``(N, 28, 28)``.
+        core: core name (``cortex-m4``; ``cortex-m`` works); selects the QEMU machine.
+        timeout: seconds before the guest is killed; ``None`` means :func:`default_timeout`.
+
+    Returns:
+        :class:`BackendRun` with the predictions, deployable ``flash_bytes``/``ram_bytes``
+        (``ram_source="elf"``), ``instructions_per_inference`` (the mean over the images) and
+        ``extra`` (instruction statistics, calibration, stack detail, QEMU wall time).
+
+    Raises:
+        InputError: not a firmware folder, bad images, unknown core, or missing tools.
+        QemuError: build failure, non-zero exit of the firmware, calibration or results error.
+        QemuTimeoutError: the guest hung and was killed.
+    """
+    firmware_dir = Path(firmware_dir)
+    spec = get_core(core)
+    _check_inputs(firmware_dir, images)
+    count = len(images)
+    limit = default_timeout(count) if timeout is None else float(timeout)
+    with tempfile.TemporaryDirectory(prefix="bnn-qemu-") as tmp:
+        build = _build(firmware_dir, Path(tmp))
+        (build.folder / IMAGES_NAME).write_bytes(np.ascontiguousarray(images).tobytes())
+        output, seconds = _run_guest(build.folder, spec.qemu_machine, count, limit)
+        results_path = build.folder / RESULTS_NAME
+        if not results_path.exists():
+            raise QemuError(f"the firmware wrote no {RESULTS_NAME}:\n{_tail(output)}")
+        results = parse_results(results_path.read_bytes(), count, RESULTS_NAME)
+        footprint = measure_footprint(build.folder, build.engine_sources)
+    calibration = check_calibration(results, spec.qemu_machine)
+    bad = np.flatnonzero((results.predictions < 0) | (results.predictions > 9))
+    if bad.size:
+        raise QemuError(f"bnn_predict returned {int(results.predictions[bad[0]])} for image {int(bad[0])} (classes are 0..9)")
+    counts = results.ticks.astype(np.float64) * calibration["instructions_per_tick"]
+    extra = {
+        "qemu_machine": spec.qemu_machine,
+        "core": spec.name,
+        "instructions_statistic": "mean",
+        "instructions": {
+            "mean": float(counts.mean()),
+            "median": float(np.median(counts)),
+            "min": float(counts.min()),
+            "max": float(counts.max()),
+            "resolution": calibration["instructions_per_tick"],
+        },
+        "calibration": calibration,
+        "stack_measured_peak_bytes": results.stack_peak_bytes,
+        "footprint": footprint.detail,
+        "qemu_seconds": seconds,
+    }
+    return BackendRun(
+        predictions=results.predictions,
+        flash_bytes=footprint.flash_bytes,
+        ram_bytes=footprint.ram_bytes,
+        ram_source="elf",
+        instructions_per_inference=float(counts.mean()),
+        extra=extra,
+    )

@@ -1,0 +1,143 @@
+"""Emit the bare-metal project around an engine: startup, linker script, semihosting, harness.
+
+The engine's files (``bnn_*.c``/``.h``) are the deployable part; everything emitted here is
+test scaffolding kept in separate files: ``startup.c`` (vector table, reset handler),
+``semihost.c``/``.h`` (ARM semihosting), ``harness.c`` (reads images, times ``bnn_predict``
+with SysTick, writes results), ``rt.c`` (memcpy/memset for a libc-free link), ``link.ld``
+(the core's QEMU memory map) and a ``Makefile`` (``make``, ``make run``, ``make size``).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+from firmware_gen.baremetal import protocol
+from firmware_gen.engine import EngineOutput
+from firmware_gen.render import environment
+from firmware_gen.targets import Board, Core
+
+__all__ = ["HARNESS_FILES", "DEFAULT_OPT", "ENTRY_POINT", "generate", "architecture"]
+
+# Output file -> template. Sources compiled into the harness, in link order.
+HARNESS_FILES: dict[str, str] = {
+    "Makefile": "baremetal/Makefile.j2",
+    "link.ld": "baremetal/link.ld.j2",
+    "startup.c": "baremetal/startup.c.j2",
+    "semihost.h": "baremetal/semihost.h.j2",
+    "semihost.c": "baremetal/semihost.c.j2",
+    "harness.c": "baremetal/harness.c.j2",
+    "rt.c": "baremetal/rt.c.j2",
+}
+_HARNESS_SOURCES = ("harness.c", "startup.c", "semihost.c", "rt.c")
+# -O2 and -Os measured on cortex-m4 with the seed BCNN (see the README paragraph of issue 7).
+DEFAULT_OPT = "-O2"
+ENTRY_POINT = "bnn_predict"
+# The linker script refuses a layout that leaves less than this for the stack.
+MIN_STACK_BYTES = 2048
+_PREDICT_DECL = re.compile(r"\bint\s+bnn_predict\s*\(")
+_OPT_RE = re.compile(r"^-O[0-3sz]$|^-Og$|^-Ofast$")
+
+
+def architecture(core: Core) -> str:
+    """``Armv6-M``, ``Armv7-M``/``Armv7E-M`` or ``Armv8-M``/``Armv8.1-M`` for a core (comments only)."""
+    return {
+        "cortex-m0": "Armv6-M",
+        "cortex-m0plus": "Armv6-M",
+        "cortex-m3": "Armv7-M",
+        "cortex-m4": "Armv7E-M",
+        "cortex-m7": "Armv7E-M",
+        "cortex-m33": "Armv8-M Mainline",
+        "cortex-m55": "Armv8.1-M Mainline",
+    }.get(core.name, "Armv6-M" if core.thumb1_only else "Armv7-M")
+
+
+def _engine_layout(files: dict[str, bytes]) -> tuple[list[str], list[str], str]:
+    """Sources, headers and the header that declares ``bnn_predict`` among the engine's files."""
+    clash = sorted(set(files) & set(HARNESS_FILES))
+    if clash:
+        raise ValueError(f"engine files {clash} clash with the bare-metal project's own files; rename them in the engine")
+    sources = sorted(name for name in files if name.endswith(".c") and "/" not in name)
+    headers = sorted(name for name in files if name.endswith(".h") and "/" not in name)
+    if not sources:
+        raise ValueError("the engine produced no C source file; nothing would provide bnn_predict")
+    declaring = [name for name in headers if _PREDICT_DECL.search(files[name].decode("utf-8", "replace"))]
+    if not declaring:
+        raise ValueError(f"no engine header declares int bnn_predict(...) (headers: {headers or 'none'})")
+    main = "bnn_model.h" if "bnn_model.h" in declaring else declaring[0]
+    return sources, headers, main
+
+
+def generate(model: Any, core: Core, board: Board | None, engine_output: EngineOutput, *, opt: str = DEFAULT_OPT) -> EngineOutput:
+    """Emit the bare-metal QEMU project that builds and runs an engine's C on ``core``.
+
+    Args:
+        model: the parsed flatbuffer (``convert.flatbuffer.Model``); its ``sha256`` goes into
+            every banner.
+        core: the target core (compiler flags, QEMU machine and memory map).
+        board: the board, or ``None``; recorded in the report only (the linker script uses the
+            QEMU machine's memory so the harness fits; budgets apply to the deployable part).
+        engine_output: the engine's files (``bnn_model.h``/``.c`` and kernels); they are not
+            copied, only listed in the Makefile.
+        opt: optimisation flag for every object (``-O2`` or ``-Os``).
+
+    Returns:
+        :class:`EngineOutput` with the project's own files (the caller merges them with the
+        engine's) and a ``report`` entry ``baremetal`` describing the build and the timer.
+
+    Raises:
+        ValueError: the engine's files lack a source or a header declaring ``bnn_predict``, or
+            clash with a project file name; ``opt`` is not an ``-O`` flag; the core's QEMU
+            machine has no measured SysTick clock.
+    """
+    if not _OPT_RE.match(opt):
+        raise ValueError(f"opt must be an -O flag such as -O2 or -Os, got {opt!r}")
+    if core.qemu_machine not in protocol.SYSTICK_HZ:
+        raise ValueError(f"no SysTick clock is known for QEMU machine {core.qemu_machine!r}")
+    sources, headers, main_header = _engine_layout(engine_output.files)
+    systick_hz = protocol.SYSTICK_HZ[core.qemu_machine]
+    per_tick = protocol.instructions_per_tick(core.qemu_machine)
+    context = {
+        "model_sha256": getattr(model, "sha256", "unknown"),
+        "core": core,
+        "arch": architecture(core),
+        "cpu_flags": " ".join(core.gcc_flags),
+        "opt": opt,
+        "entry": ENTRY_POINT,
+        "engine_sources": sources,
+        "engine_header": main_header,
+        "harness_sources": list(_HARNESS_SOURCES),
+        "headers": [*headers, "semihost.h"],
+        "images_name": protocol.IMAGES_NAME,
+        "results_name": protocol.RESULTS_NAME,
+        "systick_hz": systick_hz,
+        "instructions_per_tick": f"{per_tick:g}",
+        "calib_short": protocol.CALIB_SHORT,
+        "calib_long": protocol.CALIB_LONG,
+        "magic_header": protocol.MAGIC_HEADER,
+        "magic_trailer": protocol.MAGIC_TRAILER,
+        "format_version": protocol.FORMAT_VERSION,
+        "min_stack": MIN_STACK_BYTES,
+        "qemu_flags": " ".join(
+            shlex.quote(arg) if "$" not in arg else arg
+            for arg in protocol.qemu_flags("$(MACHINE)", "firmware.elf", "$(IMAGES)", "$(RESULTS)")
+        ),
+    }
+    env = environment()
+    files = {name: env.get_template(template).render(context).encode("utf-8") for name, template in sorted(HARNESS_FILES.items())}
+    report = {
+        "baremetal": {
+            "qemu_machine": core.qemu_machine,
+            "cpu_flags": list(core.gcc_flags),
+            "opt": opt,
+            "engine_sources": sources,
+            "harness_sources": list(_HARNESS_SOURCES),
+            "systick_hz": systick_hz,
+            "instructions_per_tick": per_tick,
+            "flash_region": {"origin": core.flash.origin, "length": core.flash.length},
+            "ram_region": {"origin": core.ram.origin, "length": core.ram.length},
+            "board": board.name if board is not None else None,
+        }
+    }
+    return EngineOutput(files=files, report=report)
