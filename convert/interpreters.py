@@ -100,13 +100,16 @@ def _check_input_shape(shape: tuple[int, ...], kind: str) -> None:
         raise InputError(f"{kind} model input has shape {tuple(shape)}, which does not take one 28x28 image")
 
 
-def run_tflite(model_bytes: bytes, images: np.ndarray, num_threads: int = 1) -> np.ndarray:
+def run_tflite(model_bytes: bytes, images: np.ndarray, num_threads: int = 1, *, delegates: bool = True) -> np.ndarray:
     """Run a builtin-ops flatbuffer in TensorFlow Lite's interpreter, one image per invoke.
 
     Args:
         model_bytes: the ``.tflite`` file's bytes (float or int8 input/output).
         images: raw pixels, see :func:`prepare_images`.
         num_threads: interpreter threads.
+        delegates: use TFLite's default delegates (XNNPACK). ``False`` runs TFLite's builtin
+            kernels only: int8 results are then bit-exact with TFLite-Micro's, and TFLite
+            prints no "Created XNNPACK delegate" line on stderr.
 
     Returns:
         float32 scores ``(N, classes)``, dequantized when the output tensor is int8.
@@ -119,7 +122,12 @@ def run_tflite(model_bytes: bytes, images: np.ndarray, num_threads: int = 1) -> 
     import tensorflow as tf
 
     try:
-        interpreter = tf.lite.Interpreter(model_content=bytes(model_bytes), num_threads=num_threads)
+        resolver = tf.lite.experimental.OpResolverType
+        interpreter = tf.lite.Interpreter(
+            model_content=bytes(model_bytes),
+            num_threads=num_threads,
+            experimental_op_resolver_type=resolver.AUTO if delegates else resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as err:
         raise InputError(f"TFLite interpreter cannot load the model ({_first_line(err)})") from None
