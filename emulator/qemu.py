@@ -28,12 +28,22 @@ from typing import Any
 import numpy as np
 
 from emulator.backend_result import BackendRun
-from firmware_gen.baremetal import instructions_per_tick, measure_footprint, parse_results, qemu_flags
+from firmware_gen.baremetal import Footprint, instructions_per_tick, measure_footprint, parse_results, qemu_flags
 from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME, HarnessResults, calibration_tolerance
 from firmware_gen.targets import get_core
 from train.errors import CheckError, InputError
 
-__all__ = ["TOOLS", "QemuError", "QemuTimeoutError", "missing_tools", "default_timeout", "run_qemu", "check_calibration"]
+__all__ = [
+    "TOOLS",
+    "QemuError",
+    "QemuTimeoutError",
+    "QemuRun",
+    "missing_tools",
+    "default_timeout",
+    "check_calibration",
+    "run_harness",
+    "run_qemu",
+]
 
 TOOLS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
 _BUILD_TIMEOUT = 600.0
@@ -177,8 +187,31 @@ def check_calibration(results: HarnessResults, machine: str) -> dict[str, Any]:
     return summary
 
 
-def run_qemu(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: float | None = None) -> BackendRun:
-    """Build a bare-metal firmware folder and run ``images`` through it in QEMU.
+@dataclass
+class QemuRun:
+    """Everything one harness run produced (what :func:`run_qemu` summarises).
+
+    Attributes:
+        core: core registry name.
+        machine: QEMU machine.
+        results: the decoded results file (predictions, scores, SysTick ticks per image).
+        instructions: ``(N,)`` instructions per inference (ticks times instructions per tick).
+        calibration: from :func:`check_calibration`.
+        footprint: deployable flash/RAM (:class:`firmware_gen.baremetal.Footprint`).
+        seconds: QEMU wall time.
+    """
+
+    core: str
+    machine: str
+    results: HarnessResults
+    instructions: np.ndarray
+    calibration: dict[str, Any]
+    footprint: Footprint
+    seconds: float
+
+
+def run_harness(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: float | None = None) -> QemuRun:
+    """Build a bare-metal firmware folder in a temporary copy and run ``images`` through it.
 
     Args:
         firmware_dir: folder written by ``python -m firmware_gen --engine bnn`` (engine C plus
@@ -188,13 +221,12 @@ def run_qemu(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: floa
         timeout: seconds before the guest is killed; ``None`` means :func:`default_timeout`.
 
     Returns:
-        :class:`BackendRun` with the predictions, deployable ``flash_bytes``/``ram_bytes``
-        (``ram_source="elf"``), ``instructions_per_inference`` (the mean over the images) and
-        ``extra`` (instruction statistics, calibration, stack detail, QEMU wall time).
+        The :class:`QemuRun`.
 
     Raises:
         InputError: not a firmware folder, bad images, unknown core, or missing tools.
-        QemuError: build failure, non-zero exit of the firmware, calibration or results error.
+        QemuError: build failure, non-zero exit of the firmware, calibration or results error,
+            or a class outside 0..9.
         QemuTimeoutError: the guest hung and was killed.
     """
     firmware_dir = Path(firmware_dir)
@@ -215,27 +247,52 @@ def run_qemu(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: floa
     bad = np.flatnonzero((results.predictions < 0) | (results.predictions > 9))
     if bad.size:
         raise QemuError(f"bnn_predict returned {int(results.predictions[bad[0]])} for image {int(bad[0])} (classes are 0..9)")
-    counts = results.ticks.astype(np.float64) * calibration["instructions_per_tick"]
+    instructions = results.ticks.astype(np.float64) * calibration["instructions_per_tick"]
+    return QemuRun(spec.name, spec.qemu_machine, results, instructions, calibration, footprint, seconds)
+
+
+def run_qemu(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: float | None = None) -> BackendRun:
+    """Build a bare-metal firmware folder and run ``images`` through it in QEMU.
+
+    Args:
+        firmware_dir: folder written by ``python -m firmware_gen --engine bnn`` (engine C plus
+            the bare-metal project); it is copied, never built in place.
+        images: raw pixels, uint8 ``(N, 28, 28)``.
+        core: core name (``cortex-m4``; ``cortex-m`` works); selects the QEMU machine.
+        timeout: seconds before the guest is killed; ``None`` means :func:`default_timeout`.
+
+    Returns:
+        :class:`BackendRun` with the predictions, deployable ``flash_bytes``/``ram_bytes``
+        (``ram_source="elf"``), ``instructions_per_inference`` (the mean over the images) and
+        ``extra`` (instruction statistics, calibration, stack detail, QEMU wall time).
+
+    Raises:
+        InputError: not a firmware folder, bad images, unknown core, or missing tools.
+        QemuError: build failure, non-zero exit of the firmware, calibration or results error.
+        QemuTimeoutError: the guest hung and was killed.
+    """
+    run = run_harness(firmware_dir, images, core=core, timeout=timeout)
+    counts = run.instructions
     extra = {
-        "qemu_machine": spec.qemu_machine,
-        "core": spec.name,
+        "qemu_machine": run.machine,
+        "core": run.core,
         "instructions_statistic": "mean",
         "instructions": {
             "mean": float(counts.mean()),
             "median": float(np.median(counts)),
             "min": float(counts.min()),
             "max": float(counts.max()),
-            "resolution": calibration["instructions_per_tick"],
+            "resolution": run.calibration["instructions_per_tick"],
         },
-        "calibration": calibration,
-        "stack_measured_peak_bytes": results.stack_peak_bytes,
-        "footprint": footprint.detail,
-        "qemu_seconds": seconds,
+        "calibration": run.calibration,
+        "stack_measured_peak_bytes": run.results.stack_peak_bytes,
+        "footprint": run.footprint.detail,
+        "qemu_seconds": run.seconds,
     }
     return BackendRun(
-        predictions=results.predictions,
-        flash_bytes=footprint.flash_bytes,
-        ram_bytes=footprint.ram_bytes,
+        predictions=run.results.predictions,
+        flash_bytes=run.footprint.flash_bytes,
+        ram_bytes=run.footprint.ram_bytes,
         ram_source="elf",
         instructions_per_inference=float(counts.mean()),
         extra=extra,
