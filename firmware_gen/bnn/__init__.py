@@ -1,0 +1,120 @@
+"""The ``bnn`` engine: compile an LCE flatbuffer to standalone, bit-packed, integer C99.
+
+Pipeline (a small compiler): :mod:`.graph` reads the flatbuffer into a checked op chain,
+:mod:`.lower` folds batch norm, pooling and sign into integer thresholds and packs weights
+(:mod:`.fold` holds the maths, :mod:`.contract` the bit layout), :mod:`.emit` resolves each
+layer for its template, :mod:`.planner` lays out the static activation buffers, and the Jinja
+templates in ``firmware_gen/templates/bnn/`` write the C.
+
+Generated files: ``bnn_model.h`` (API and memory figures), ``bnn_model.c`` (const weights,
+thresholds, final affine, one static function per layer, ``bnn_predict``) and ``bnn_kernels.h``
+(popcount variants and bit helpers). API::
+
+    int bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from convert.flatbuffer import Model, read_model, read_model_bytes
+from firmware_gen.bnn.emit import LayerCode, resolve_layer
+from firmware_gen.bnn.graph import load_graph
+from firmware_gen.bnn.lower import lower
+from firmware_gen.bnn.planner import Buffer, plan_buffers
+from firmware_gen.engine import EngineOutput
+
+__all__ = ["generate", "FILES", "popcount_for"]
+
+FILES = ("bnn_kernels.h", "bnn_model.c", "bnn_model.h")
+POPCOUNT_NAMES = {1: "builtin", 2: "swar", 3: "thumb1"}
+
+
+def popcount_for(core: Any) -> int:
+    """Default ``BNN_POPCOUNT_IMPL`` for a core: 3 (shifts/adds, no multiply) on Thumb-1-only
+    cores, else 2 (SWAR with one multiply). Cortex-M has no popcount instruction; hosts override
+    with ``-DBNN_POPCOUNT_IMPL=1`` (``__builtin_popcount``)."""
+    return 3 if getattr(core, "thumb1_only", False) else 2
+
+
+def _as_model(model: Model | bytes | str | os.PathLike[str]) -> Model:
+    if isinstance(model, Model):
+        return model
+    if isinstance(model, bytes | bytearray):
+        return read_model_bytes(bytes(model))
+    return read_model(Path(model))
+
+
+def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: Any = None) -> EngineOutput:
+    """Compile an LCE flatbuffer to C.
+
+    Args:
+        model: the parsed flatbuffer (or its bytes, or a path).
+        core: the target core (anything with ``.name`` and ``.thumb1_only``).
+        board: the board or ``None`` (only named in the banner).
+
+    Returns:
+        :class:`~firmware_gen.engine.EngineOutput` with ``bnn_model.h``, ``bnn_model.c``,
+        ``bnn_kernels.h`` and a report (``model_data_bytes``, ``activation_ram_bytes``,
+        ``layers``, ``buffer_plan``, ``popcount``).
+
+    Raises:
+        InputError: the model uses an op or option outside the supported set (one line naming
+            the layer index and op), or is not a readable flatbuffer.
+    """
+    from firmware_gen.render import render
+
+    parsed = _as_model(model)
+    graph = load_graph(parsed)
+    layers = lower(graph)
+    codes: list[LayerCode] = [resolve_layer(layer, i) for i, layer in enumerate(layers)]
+    buffers = [Buffer(f"layer{i}_out", code.out_words, i, i + 1) for i, code in enumerate(codes[:-1])]
+    plan = plan_buffers(buffers)
+    calls = []
+    for i, code in enumerate(codes):
+        source = "pixels" if i == 0 else f"bnn_arena + {plan.offsets[i - 1]}"
+        target = "scores" if i == len(codes) - 1 else f"bnn_arena + {plan.offsets[i]}"
+        calls.append(f"{code.context['fn']}({source}, {target})")
+    arrays = [array for code in codes for array in code.arrays]
+    model_data_bytes = sum(array.nbytes for array in arrays)
+    scale_log2 = codes[-1].context["scale_log2"]
+    common = {
+        "engine": "bnn",
+        "core": core,
+        "board": board,
+        "model_name": Path(graph.name).name,
+        "model_bytes": graph.size,
+        "model_sha256": graph.sha256,
+        "model_data_bytes": model_data_bytes,
+        "arena_bytes": plan.total_bytes,
+    }
+    layer_rows = [
+        f"{c.context['title']}: weights {c.weight_bytes} B, thresholds {c.threshold_bytes} B, out {4 * c.out_words} B"
+        for c in codes
+    ]
+    popcount = popcount_for(core)
+    files = {
+        "bnn_kernels.h": render("bnn/bnn_kernels.h.j2", popcount_default=popcount, **common),
+        "bnn_model.h": render("bnn/bnn_model.h.j2", layer_rows=layer_rows, scale_log2=scale_log2, **common),
+        "bnn_model.c": render(
+            "bnn/bnn_model.c.j2",
+            arrays=arrays,
+            arena_words=max(plan.total_words, 1),
+            plan_lines=plan.describe(),
+            layers=[c.context | {"template": c.template} for c in codes],
+            calls=calls,
+            **common,
+        ),
+    }
+    report = {
+        "engine": "bnn",
+        "model_data_bytes": model_data_bytes,
+        "activation_ram_bytes": plan.total_bytes,
+        "layers": [c.report for c in codes],
+        "buffer_plan": plan.describe(),
+        "popcount": POPCOUNT_NAMES[popcount],
+        "score_scale_log2": scale_log2,
+    }
+    return EngineOutput({name: text.encode("utf-8") for name, text in files.items()}, report)

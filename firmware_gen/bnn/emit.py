@@ -1,0 +1,234 @@
+"""Per-layer emission: pack each lowered layer's constants and build its template context.
+
+Each layer kind has a ``_resolve_*`` function (shapes, packing, C types, the per-layer report
+row) and a template ``firmware_gen/templates/bnn/layer_*.c.j2`` that only lays the code out.
+Packing follows :mod:`firmware_gen.bnn.contract`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from firmware_gen.bnn.contract import WORD_BITS, flat_storage_bit, pack_bitstream, pack_signs, words_for
+from firmware_gen.bnn.graph import refuse
+from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, Layer, PixelConv, Scores, Threshold, Window
+
+__all__ = ["CArray", "LayerCode", "resolve_layer", "MAX_PIXEL_TAPS"]
+
+MAX_PIXEL_TAPS = 30
+_INT16 = (-(2**15), 2**15 - 1)
+
+
+@dataclass
+class CArray:
+    """A constant array in flash: C type, name, values."""
+
+    ctype: str
+    name: str
+    values: np.ndarray
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element."""
+        return {"uint32_t": 4, "int32_t": 4, "int16_t": 2}[self.ctype]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes in flash."""
+        return self.itemsize * int(self.values.size)
+
+    @property
+    def body(self) -> str:
+        """Initializer lines."""
+        if self.ctype == "uint32_t":
+            items = [f"0x{int(v) & 0xFFFFFFFF:08x}u" for v in self.values.reshape(-1)]
+            per_line = 6
+        else:
+            items = [str(int(v)) for v in self.values.reshape(-1)]
+            per_line = 12
+        lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+        return ",\n".join("    " + line for line in lines)
+
+
+@dataclass
+class LayerCode:
+    """Everything the templates and the report need for one layer."""
+
+    template: str
+    context: dict[str, Any]
+    arrays: list[CArray]
+    weight_bytes: int
+    threshold_bytes: int
+    out_words: int
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _pool_context(pool: Window | None) -> dict[str, int]:
+    if pool is None:
+        return {"pkh": 1, "pkw": 1, "psh": 1, "psw": 1, "ppt": 0, "ppl": 0, "pool_n": 1}
+    return {
+        "pkh": pool.kh,
+        "pkw": pool.kw,
+        "psh": pool.sh,
+        "psw": pool.sw,
+        "ppt": pool.pad_top,
+        "ppl": pool.pad_left,
+        "pool_n": pool.kh * pool.kw,
+    }
+
+
+def _threshold_array(prefix: str, epilogue: Threshold) -> CArray:
+    t = epilogue.thresholds
+    fits = _INT16[0] <= min(epilogue.s_min, int(t.min())) and max(epilogue.s_max + 1, int(t.max())) <= _INT16[1]
+    return CArray("int16_t" if fits else "int32_t", f"{prefix}thresholds", t.astype(np.int64))
+
+
+def _conv_context(conv: Window) -> dict[str, int]:
+    return {
+        "kh": conv.kh,
+        "kw": conv.kw,
+        "sh": conv.sh,
+        "sw": conv.sw,
+        "pt": conv.pad_top,
+        "pl": conv.pad_left,
+        "ih": conv.in_h,
+        "iw": conv.in_w,
+        "ch": conv.out_h,
+        "cw": conv.out_w,
+    }
+
+
+def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
+    out_c, kh, kw, in_c = layer.signs.shape
+    taps = kh * kw * in_c
+    if taps > MAX_PIXEL_TAPS:
+        raise refuse(layer.index, "CONV_2D", f"{taps} taps per output; the pixel kernel supports up to {MAX_PIXEL_TAPS}")
+    signs = CArray("uint32_t", f"{prefix}signs", pack_bitstream(layer.signs.reshape(out_c, taps) < 0))
+    thresholds = _threshold_array(prefix, layer.epilogue)
+    q_max = max(255 * layer.unit, abs(layer.pad_q))
+    groups = -(-taps // 3)
+    context = {
+        **_conv_context(layer.conv),
+        **_pool_context(layer.epilogue.pool),
+        "taps": taps,
+        "groups": groups,
+        "unit": layer.unit,
+        "pad_q": layer.pad_q,
+        "qtype": "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t",
+        "oh": layer.out.h,
+        "ow": layer.out.w,
+        "c": layer.out.c,
+        "wo": layer.out.words,
+    }
+    arrays = [signs, thresholds]
+    return LayerCode("bnn/layer_pixel_conv.c.j2", context, arrays, signs.nbytes, thresholds.nbytes, layer.out.total_words)
+
+
+def _resolve_binary_conv(layer: BinaryConv, prefix: str) -> LayerCode:
+    out_c, kh, kw, in_c = layer.signs.shape
+    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(layer.signs < 0))
+    thresholds = _threshold_array(prefix, layer.epilogue)
+    arrays = [weights, thresholds]
+    if layer.pad_mode == "one":
+        arrays.append(CArray("uint32_t", f"{prefix}pad", pack_signs(layer.pad_bits)))
+    context = {
+        **_conv_context(layer.conv),
+        **_pool_context(layer.epilogue.pool),
+        "wi": layer.inp.words,
+        "cin": in_c,
+        "n_full": kh * kw * in_c,
+        "pad_mode": layer.pad_mode,
+        "oh": layer.out.h,
+        "ow": layer.out.w,
+        "c": out_c,
+        "wo": layer.out.words,
+    }
+    extra = 4 * layer.inp.words if layer.pad_mode == "one" else 0
+    weight_bytes = weights.nbytes + extra
+    return LayerCode("bnn/layer_binary_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
+
+
+def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
+    out_n, n = layer.signs.shape
+    inp = layer.inp
+    storage_words = inp.total_words
+    negative = np.zeros((out_n, storage_words * WORD_BITS), dtype=bool)
+    negative[:, flat_storage_bit(np.arange(n), inp.c)] = layer.signs < 0
+    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative))
+    context: dict[str, Any] = {"o": out_n, "n": n, "nw": storage_words, "scores": isinstance(layer.epilogue, Scores)}
+    if isinstance(layer.epilogue, Scores):
+        mul = CArray("int32_t", f"{prefix}score_mul", layer.epilogue.mul)
+        add = CArray("int32_t", f"{prefix}score_add", layer.epilogue.add)
+        arrays, tail_bytes, out_words = [weights, mul, add], mul.nbytes + add.nbytes, 0
+        context["scale_log2"] = layer.epilogue.scale_log2
+    else:
+        thresholds = _threshold_array(prefix, layer.epilogue)
+        arrays, tail_bytes, out_words = [weights, thresholds], thresholds.nbytes, words_for(out_n)
+    return LayerCode("bnn/layer_binary_dense.c.j2", context, arrays, weights.nbytes, tail_bytes, out_words)
+
+
+def _resolve_bit_maxpool(layer: BitMaxPool, prefix: str) -> LayerCode:
+    pool = layer.pool
+    arrays = []
+    has_or = bool(np.any(layer.or_mask))
+    if has_or:
+        arrays.append(CArray("uint32_t", f"{prefix}or_mask", pack_signs(layer.or_mask)))
+    context = {
+        "pkh": pool.kh,
+        "pkw": pool.kw,
+        "psh": pool.sh,
+        "psw": pool.sw,
+        "ppt": pool.pad_top,
+        "ppl": pool.pad_left,
+        "ih": pool.in_h,
+        "iw": pool.in_w,
+        "oh": pool.out_h,
+        "ow": pool.out_w,
+        "wi": layer.inp.words,
+        "has_or": has_or,
+    }
+    mask_bytes = sum(a.nbytes for a in arrays)
+    return LayerCode("bnn/layer_bit_maxpool.c.j2", context, arrays, 0, mask_bytes, layer.out.total_words)
+
+
+def resolve_layer(layer: Layer, position: int) -> LayerCode:
+    """Pack one layer's constants and build its template context.
+
+    Args:
+        layer: a lowered layer.
+        position: its position in the program (names ``bnn_layerN`` and the ``lN_`` arrays).
+
+    Returns:
+        The :class:`LayerCode`; ``context`` also carries ``fn``, ``prefix`` and ``title``.
+
+    Raises:
+        InputError: the layer exceeds a kernel limit.
+    """
+    prefix = f"l{position}_"
+    if isinstance(layer, PixelConv):
+        code = _resolve_pixel_conv(layer, prefix)
+    elif isinstance(layer, BinaryConv):
+        code = _resolve_binary_conv(layer, prefix)
+    elif isinstance(layer, BinaryDense):
+        code = _resolve_binary_dense(layer, prefix)
+    else:
+        code = _resolve_bit_maxpool(layer, prefix)
+    out = getattr(layer, "out", None)
+    shape = f"{out.h}x{out.w}x{out.c} bits" if out is not None else f"{layer.signs.shape[0]} int32 scores"
+    title = f"layer {position}: {' + '.join(layer.ops)} (flatbuffer op {layer.index}) -> {shape}"
+    code.context.update({"fn": f"bnn_layer{position}", "prefix": prefix, "title": title})
+    code.report = {
+        "position": position,
+        "op_index": layer.index,
+        "ops": list(layer.ops),
+        "kind": type(layer).__name__,
+        "output": shape,
+        "packed_weight_bytes": code.weight_bytes,
+        "threshold_bytes": code.threshold_bytes,
+        "activation_bytes": 4 * code.out_words,
+        "notes": list(layer.notes),
+    }
+    return code
