@@ -1,0 +1,226 @@
+"""Command line for firmware generation.
+
+``python -m firmware_gen --target CORE [--board NAME] [--engine auto|tflm|bnn] [--model PATH]
+[--out DIR]`` writes ``artifacts/firmware/NAME-TARGET/`` (NAME: the flatbuffer's file name
+without ``.tflite``): the engine's files plus ``firmware.json``. The folder is written as a
+whole: files go to a temporary sibling folder that then replaces OUT, so a failed run leaves
+the previous tree (or nothing). Over a board's budget the tree is still written (it is useful
+to see what does not fit) and the command exits 3 with one line naming the budget.
+
+Exit codes: 0 ok, 2 bad usage or input, 3 over the board's flash or RAM budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from firmware_gen.targets import BOARDS, CORE_ALIASES, CORES, Board, Core, check_budget, get_board, get_core
+from train.artifacts import TOOL_VERSION, sha256_bytes
+from train.errors import BudgetError, InputError, OneLineArgumentParser, run_cli
+
+__all__ = ["main", "build_parser", "list_targets", "write_tree", "DEFAULT_MODEL", "ARTIFACTS"]
+
+PROG = "python -m firmware_gen"
+ARTIFACTS = Path("artifacts")
+DEFAULT_MODEL = ARTIFACTS / "bcnn.lce.tflite"
+REPORT_NAME = "firmware.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m firmware_gen`` argument parser."""
+    parser = OneLineArgumentParser(
+        prog=PROG,
+        description="Generate Cortex-M firmware sources for a .tflite flatbuffer.",
+        epilog="exit codes: 0 ok, 2 bad usage or input, 3 over the board's flash or RAM budget",
+    )
+    parser.add_argument("--target", help="core: " + ", ".join([*CORES, *CORE_ALIASES]) + " (default: the board's core)")
+    parser.add_argument("--board", help="board whose flash/RAM budget is checked: " + ", ".join(BOARDS))
+    parser.add_argument(
+        "--engine", default="auto", choices=("auto", "tflm", "bnn"), help="auto: bnn for LCE flatbuffers, else tflm"
+    )
+    parser.add_argument("--model", help=f"the .tflite flatbuffer (default: {DEFAULT_MODEL})")
+    parser.add_argument("--out", help="output folder (default: artifacts/firmware/NAME-TARGET/)")
+    parser.add_argument("--list-targets", action="store_true", help="print every core and board, then exit")
+    return parser
+
+
+def _size_text(count: int) -> str:
+    if count % (1024 * 1024) == 0:
+        return f"{count // (1024 * 1024)} MiB"
+    if count % 1024 == 0:
+        return f"{count // 1024} KiB"
+    return f"{count:,} B"
+
+
+def list_targets() -> str:
+    """Every core (flags, QEMU machine and memory map) and every board (core, flash, RAM)."""
+    lines = ["cores (--target):"]
+    for core in CORES.values():
+        features = ", ".join(
+            name
+            for name, present in (("FPU", core.has_fpu), ("DSP", core.has_dsp), ("Thumb-1 only", core.thumb1_only))
+            if present
+        )
+        lines.append(
+            f"  {core.name:<14} {' '.join(core.gcc_flags):<62} qemu {core.qemu_machine:<11} "
+            f"code 0x{core.flash.origin:08x}+{_size_text(core.flash.length):<8} "
+            f"ram 0x{core.ram.origin:08x}+{_size_text(core.ram.length):<8} {features}".rstrip()
+        )
+    for alias, name in CORE_ALIASES.items():
+        lines.append(f"  {alias:<14} alias of {name}")
+    lines.append("boards (--board):")
+    for board in BOARDS.values():
+        lines.append(
+            f"  {board.name:<14} {board.core:<14} flash {_size_text(board.flash_bytes):>8}  "
+            f"RAM {_size_text(board.ram_bytes):>8}  {board.description}"
+        )
+    return "\n".join(lines)
+
+
+def _resolve_targets(args: argparse.Namespace) -> tuple[Core, Board | None]:
+    board = get_board(args.board) if args.board else None
+    if args.target:
+        core = get_core(args.target)
+    elif board is not None:
+        core = get_core(board.core)
+    else:
+        raise InputError("--target is required (or --board, whose core is then the target); see --list-targets")
+    if board is not None and board.core != core.name:
+        raise InputError(f"board {board.name} has a {board.core}, not a {core.name}: drop --target or pick a matching board")
+    return core, board
+
+
+def _resolve_model(args: argparse.Namespace) -> Path:
+    if args.model:
+        path = Path(args.model)
+        if not path.is_file():
+            raise InputError(f"model not found: {path}")
+        return path
+    if DEFAULT_MODEL.is_file():
+        print(f"no --model given: using {DEFAULT_MODEL}")
+        return DEFAULT_MODEL
+    found = sorted(str(p) for p in ARTIFACTS.rglob("*.tflite")) if ARTIFACTS.is_dir() else []
+    listing = f"found: {', '.join(found)}" if found else f"no .tflite files under {ARTIFACTS}/ (run python -m convert first)"
+    raise InputError(f"no --model given and {DEFAULT_MODEL} does not exist; {listing}; pass one with --model")
+
+
+def _check_relpath(rel: str) -> PurePosixPath:
+    path = PurePosixPath(rel)
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise InputError(f"engine produced an invalid output path {rel!r}")
+    return path
+
+
+def write_tree(out: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (relative path -> bytes) as the whole content of folder ``out``.
+
+    The files are written into a temporary sibling folder, which then takes ``out``'s place
+    (the previous folder is moved aside first and deleted only once the new one is in place;
+    on failure it is moved back). A non-empty ``out`` without ``firmware.json`` is refused,
+    so a mistyped ``--out`` cannot wipe an unrelated folder.
+
+    Raises:
+        InputError: ``out`` is a file, or a non-empty folder that is not a firmware_gen output.
+    """
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_NAME).is_file():
+        raise InputError(f"refusing to replace {out}: it is not empty and holds no {REPORT_NAME} (not a firmware_gen output)")
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    old: Path | None = None
+    try:
+        os.chmod(tmp, 0o777 & ~umask)
+        for rel in sorted(files):
+            dest = tmp.joinpath(*_check_relpath(rel).parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(files[rel])
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+            os.rmdir(old)
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not out.exists():
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _report(
+    engine: str, core: Core, board: Board | None, model_path: Path, model: Any, output: Any, verdict: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "version": TOOL_VERSION,
+        "engine": engine,
+        "target": core.name,
+        "gcc_flags": list(core.gcc_flags),
+        "board": None
+        if board is None
+        else {"name": board.name, "core": board.core, "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes},
+        "model": {"path": str(model_path), "sha256": model.sha256, "bytes": model.size},
+        "report": output.report,
+        "files": [
+            {"path": rel, "bytes": len(output.files[rel]), "sha256": sha256_bytes(output.files[rel])}
+            for rel in sorted(output.files)
+        ],
+        "budget": verdict,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m firmware_gen``; returns the exit status."""
+    return run_cli(PROG, _main, argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    import json
+
+    args = build_parser().parse_args(argv)
+    if args.list_targets:
+        print(list_targets())
+        return 0
+    core, board = _resolve_targets(args)
+    model_path = _resolve_model(args)
+
+    from convert.flatbuffer import read_model
+    from firmware_gen.engines import choose_engine, run_engine
+
+    model = read_model(model_path)
+    engine = choose_engine(args.engine, model)
+    name = model_path.name.removesuffix(".tflite")
+    out = Path(args.out) if args.out else ARTIFACTS / "firmware" / f"{name}-{core.name}"
+    output = run_engine(engine, model, core, board)
+    verdict = None
+    if board is not None:
+        verdict = check_budget(
+            output.report.get("flash_bytes"),
+            output.report.get("ram_bytes"),
+            board.flash_bytes,
+            board.ram_bytes,
+            label=f"board {board.name}",
+        )
+    report = _report(engine, core, board, model_path, model, output, verdict)
+    files = dict(output.files)
+    if REPORT_NAME in files:
+        raise InputError(f"the {engine} engine must not produce {REPORT_NAME} itself")
+    files[REPORT_NAME] = (json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    write_tree(out, files)
+    figures = ", ".join(
+        f"{key} {output.report[key]:,}" for key in ("flash_bytes", "ram_bytes") if isinstance(output.report.get(key), int)
+    )
+    print(f"wrote {out}/ ({engine} engine, {core.name}, {len(files)} files){': ' + figures if figures else ''}")
+    if verdict is not None and not verdict["ok"]:
+        raise BudgetError(f"{verdict['message']} (firmware written to {out})")
+    return 0

@@ -1,0 +1,205 @@
+"""python -m firmware_gen: arguments, defaults, errors (one line, exit 2/3), the atomic tree, firmware.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, stderr_lines
+
+from firmware_gen import engines
+from firmware_gen.cli import main, write_tree
+from firmware_gen.engine import EngineOutput
+from firmware_gen.targets import BOARDS, CORES, get_core
+from train.errors import InputError
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_error_line(result, code: int) -> str:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = stderr_lines(result)
+    assert len(lines) == 1, lines
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_list_targets_prints_every_core_and_board():
+    result = run_cli("firmware_gen", "--list-targets")
+    assert result.returncode == 0, result.stderr
+    for name in [*CORES, "cortex-m", *BOARDS]:
+        assert re.search(rf"^  {re.escape(name)} ", result.stdout, re.MULTILINE), name
+    for core in CORES.values():
+        assert core.qemu_machine in result.stdout
+
+
+def test_bad_target_exits_2_with_the_valid_names(tmp_path):
+    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m9", "--model", tmp_path / "x.tflite"), 2)
+    assert "cortex-m9" in line and "cortex-m0plus" in line and "cortex-m55" in line
+
+
+def test_unknown_board_exits_2_with_the_valid_names():
+    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m4", "--board", "arduino-uno"), 2)
+    assert "arduino-uno" in line and "stm32f030f4" in line and "nrf52840" in line
+
+
+def test_board_of_another_core_exits_2():
+    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m4", "--board", "stm32f030f4"), 2)
+    assert "cortex-m0" in line
+
+
+def test_missing_model_exits_2(tmp_path):
+    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m4", "--model", tmp_path / "nope.tflite"), 2)
+    assert "nope.tflite" in line
+
+
+def test_no_target_and_no_board_exits_2():
+    _one_error_line(run_cli("firmware_gen"), 2)
+
+
+def _main_error_line(argv: list[str], capsys, code: int = 2) -> str:
+    assert main(argv) == code
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_default_model_missing_lists_what_is_there(tmp_path, monkeypatch, capsys):
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "mlp.tflite").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    line = _main_error_line(["--target", "cortex-m4"], capsys)
+    assert "artifacts/bcnn.lce.tflite" in line and "artifacts/mlp.tflite" in line
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    line = _main_error_line(["--target", "cortex-m4"], capsys)
+    assert "no .tflite files" in line
+
+
+def test_corrupt_flatbuffers_exit_2(tiny_cnn_tflite, tmp_path, capsys):
+    garbage = tmp_path / "garbage.tflite"
+    garbage.write_bytes(b"this is not a flatbuffer at all")
+    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m4", "--model", garbage, "--out", tmp_path / "o1"), 2)
+    assert "garbage.tflite" in line
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(tiny_cnn_tflite["int8"].read_bytes()[:4000])
+    line = _main_error_line(["--target", "cortex-m4", "--model", str(truncated), "--out", str(tmp_path / "o2")], capsys)
+    assert "truncated.tflite" in line
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_default_model_is_used_and_announced(tiny_cnn_tflite, tmp_path, monkeypatch, capsys):
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "bcnn.lce.tflite").write_bytes(tiny_cnn_tflite["int8"].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(["--target", "cortex-m"]) == 0
+    out = capsys.readouterr().out
+    assert "no --model given: using artifacts/bcnn.lce.tflite" in out
+    report = json.loads((tmp_path / "artifacts/firmware/bcnn.lce-cortex-m4/firmware.json").read_text())
+    assert report["engine"] == "tflm"  # auto: no LCE ops in this flatbuffer
+    assert report["target"] == "cortex-m4"
+
+
+def test_two_runs_give_identical_trees_and_a_consistent_report(tiny_cnn_tflite, tmp_path, capsys):
+    model = tiny_cnn_tflite["int8"]
+    args = ["--target", "cortex-m0", "--model", str(model)]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    first = _tree(tmp_path / "a")
+    assert first == _tree(tmp_path / "b")
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0  # replaces the previous tree
+    assert _tree(tmp_path / "a") == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temporary folders left
+
+    report = json.loads(first["firmware.json"])
+    assert set(first) == {"firmware.json", "Makefile", "README.md", "main.cc", "model_data.c", "model_data.h"}
+    assert [entry["path"] for entry in report["files"]] == sorted(set(first) - {"firmware.json"})
+    for entry in report["files"]:
+        assert entry["sha256"] == hashlib.sha256(first[entry["path"]]).hexdigest()
+        assert entry["bytes"] == len(first[entry["path"]])
+    data = model.read_bytes()
+    assert report["model"] == {"path": str(model), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert report["engine"] == "tflm" and report["target"] == "cortex-m0" and report["board"] is None
+    assert report["budget"] is None and report["version"]
+    assert report["gcc_flags"] == list(get_core("cortex-m0").gcc_flags)
+    arena = int(re.search(rb"kArenaSize = (\d+);", first["main.cc"]).group(1))
+    assert report["report"]["arena_bytes"] == report["report"]["ram_bytes"] == arena
+    assert "-mcpu=cortex-m0" in first["Makefile"].decode()
+
+
+def test_over_budget_exits_3_naming_the_budgets(tiny_cnn_tflite, tmp_path):
+    """Acceptance 4: --board stm32f030f4 with cnn.int8.tflite is over budget (exit 3) with the numbers."""
+    model = tiny_cnn_tflite["int8"]
+    out = tmp_path / "fw"
+    line = _one_error_line(run_cli("firmware_gen", "--board", "stm32f030f4", "--model", model, "--out", out), 3)
+    size = model.stat().st_size
+    arena = int(re.search(r"kArenaSize = (\d+);", (out / "main.cc").read_text()).group(1))
+    assert f"over flash budget of board stm32f030f4: needs {size:,} bytes, has 16,384 (over by {size - 16384:,})" in line
+    assert f"over RAM budget of board stm32f030f4: needs {arena:,} bytes, has 4,096 (over by {arena - 4096:,})" in line
+    assert f"firmware written to {out}" in line
+    budget = json.loads((out / "firmware.json").read_text())["budget"]
+    assert budget["ok"] is False
+    assert budget["flash"]["over"] == size - 16384 and budget["ram"]["over"] == arena - 4096
+
+
+def test_a_board_that_fits_exits_0(tiny_cnn_tflite, tmp_path, capsys):
+    out = tmp_path / "fw"
+    assert main(["--board", "nrf52840", "--model", str(tiny_cnn_tflite["int8"]), "--out", str(out)]) == 0
+    report = json.loads((out / "firmware.json").read_text())
+    assert report["target"] == "cortex-m4" and report["board"]["name"] == "nrf52840"
+    assert report["budget"]["ok"] is True
+
+
+def test_write_tree_failure_keeps_the_previous_tree(tmp_path):
+    out = tmp_path / "fw"
+    write_tree(out, {"firmware.json": b"{}", "a.c": b"old"})
+    with pytest.raises(InputError):
+        write_tree(out, {"firmware.json": b"{}", "b.c": b"new", "../escape.c": b"bad"})
+    assert _tree(out) == {"firmware.json": b"{}", "a.c": b"old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fw"]
+    write_tree(out, {"firmware.json": b"{}", "sub/b.c": b"new"})
+    assert _tree(out) == {"firmware.json": b"{}", "sub/b.c": b"new"}  # a.c is gone: the tree is replaced
+
+
+def test_write_tree_refuses_an_unrelated_folder(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(InputError, match="refusing"):
+        write_tree(tmp_path, {"firmware.json": b"{}"})
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_bnn_engine_missing_is_a_clear_error(tiny_cnn_tflite, monkeypatch):
+    from convert.flatbuffer import read_model
+
+    monkeypatch.setitem(sys.modules, "firmware_gen.bnn", None)  # import fails as if absent
+    with pytest.raises(InputError, match="the bnn engine is not available yet"):
+        engines.run_engine("bnn", read_model(tiny_cnn_tflite["int8"]), get_core("cortex-m4"), None)
+
+
+def test_bnn_engine_dispatch_merges_baremetal(tiny_cnn_tflite, monkeypatch):
+    from convert.flatbuffer import read_model
+
+    calls = []
+    bnn = types.ModuleType("firmware_gen.bnn")
+    bnn.generate = lambda model, core, board: calls.append("bnn") or EngineOutput({"bnn.c": b"1"}, {"flash_bytes": 10})
+    baremetal = types.ModuleType("firmware_gen.baremetal")
+    baremetal.generate = lambda model, core, board, out: (
+        calls.append(("baremetal", sorted(out.files))) or EngineOutput({"startup.c": b"2"}, {"elf": True})
+    )
+    monkeypatch.setitem(sys.modules, "firmware_gen.bnn", bnn)
+    monkeypatch.setitem(sys.modules, "firmware_gen.baremetal", baremetal)
+    model = read_model(tiny_cnn_tflite["int8"])
+    output = engines.run_engine("bnn", model, get_core("cortex-m0"), None)
+    assert calls == ["bnn", ("baremetal", ["bnn.c"])]
+    assert output.files == {"bnn.c": b"1", "startup.c": b"2"}
+    assert output.report == {"flash_bytes": 10, "elf": True}
+    assert engines.choose_engine("auto", model) == "tflm"
+    assert engines.choose_engine("bnn", model) == "bnn"
