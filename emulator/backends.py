@@ -1,0 +1,355 @@
+"""Emulator backends: load an artifact, pick what runs it, run it over images, find its reference.
+
+An artifact is a Keras ``.h5``, a ``.tflite`` flatbuffer (builtin or LCE ops), or a firmware
+folder (one holding ``firmware.json``). Backends and what they measure:
+
+========  =========================  ==============================  ===========================
+backend   runs                       flash_bytes                     ram_bytes (ram_source)
+========  =========================  ==============================  ===========================
+keras     ``.h5`` in Keras           ``None``                        ``None``
+tflite    TFLite interpreter (*)     flatbuffer bytes                TFLM arena (``tflm-arena``)
+tflm      TFLite-Micro interpreter   flatbuffer bytes                TFLM arena (``tflm-arena``)
+lce       LCE interpreter            flatbuffer bytes                see below
+host      generated C, host gcc      from ``emulator.host``          from ``emulator.host``
+qemu      firmware on a Cortex-M     from ``emulator.qemu``          from ``emulator.qemu``
+========  =========================  ==============================  ===========================
+
+(*) with TFLite's builtin kernels, no XNNPACK delegate: int8 results are then bit-exact with
+TFLite-Micro's (checked by the ``auto`` cross-check), float results equal up to rounding.
+
+RAM of a flatbuffer depends on its ops, not on the interpreter: builtin-op flatbuffers get the
+arena TFLite-Micro allocates (:func:`firmware_gen.arena.measure_arena`); LCE flatbuffers, which
+TFLM cannot run, get the activation RAM of :mod:`emulator.planner` (``planner``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convert.flatbuffer import Model, read_model_bytes
+from emulator.backend_result import BackendRun
+from train.artifacts import sha256_bytes, sha256_file
+from train.errors import InputError
+
+__all__ = [
+    "BACKENDS",
+    "Artifact",
+    "load_artifact",
+    "choose_backend",
+    "run_backend",
+    "run_tflm",
+    "flatbuffer_ram",
+    "keras_scores",
+    "input_range_for",
+    "progress_scores",
+]
+
+BACKENDS = ("keras", "tflite", "lce", "tflm", "host", "qemu")
+_KINDS = {"keras": ("keras",), "flatbuffer": ("tflite", "lce", "tflm"), "firmware": ("host", "qemu")}
+_MODEL_SUFFIXES = (".lce.tflite", ".int8.tflite", ".tflite", ".h5")
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An artifact as loaded for emulation.
+
+    Attributes:
+        path: the file or folder given.
+        kind: ``keras``, ``flatbuffer`` or ``firmware``.
+        name: model name (file name without ``.lce.tflite``/``.int8.tflite``/``.tflite``/``.h5``).
+        sha256: of the file; for a firmware folder, of its ``firmware.json``.
+        data: flatbuffer bytes (``flatbuffer`` only).
+        model: parsed flatbuffer (``flatbuffer`` only).
+        firmware: the parsed ``firmware.json`` (``firmware`` only).
+    """
+
+    path: Path
+    kind: str
+    name: str
+    sha256: str
+    data: bytes | None = None
+    model: Model | None = None
+    firmware: dict[str, Any] = field(default_factory=dict)
+
+
+def model_name(path: Path) -> str:
+    """``artifacts/bcnn.lce.tflite`` -> ``bcnn`` (the name convert and train use)."""
+    name = path.name
+    for suffix in _MODEL_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Identify and load an artifact.
+
+    Args:
+        path: a ``.h5``, a ``.tflite`` file, or a firmware folder with ``firmware.json``.
+
+    Returns:
+        The :class:`Artifact`.
+
+    Raises:
+        InputError: missing path, a folder without ``firmware.json``, an unreadable
+            ``firmware.json``, or a file that is neither HDF5 nor a valid flatbuffer.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        manifest = path / "firmware.json"
+        if not manifest.is_file():
+            raise InputError(
+                f"{path}: a folder but not a firmware folder (no firmware.json); pass a .h5, a .tflite or a firmware folder"
+            )
+        try:
+            firmware = json.loads(manifest.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InputError(f"{manifest}: not valid JSON ({err})") from None
+        if not isinstance(firmware, dict):
+            raise InputError(f"{manifest}: expected a JSON object")
+        recorded = firmware.get("model")
+        recorded_path = recorded.get("path") if isinstance(recorded, dict) else recorded
+        name = model_name(Path(recorded_path)) if isinstance(recorded_path, str) and recorded_path else path.name
+        return Artifact(path, "firmware", name, sha256_file(manifest), firmware=firmware)
+    data = path.read_bytes()
+    if data[:8] == b"\x89HDF\r\n\x1a\n":
+        return Artifact(path, "keras", model_name(path), sha256_bytes(data))
+    if path.suffix == ".h5":
+        raise InputError(f"{path}: not an HDF5 file (expected a Keras .h5 model)")
+    model = read_model_bytes(data, str(path))
+    return Artifact(path, "flatbuffer", model_name(path), model.sha256, data=data, model=model)
+
+
+def choose_backend(artifact: Artifact, requested: str, target: str | None) -> str:
+    """Resolve ``auto`` and check that the backend can run the artifact.
+
+    ``auto``: ``.h5`` -> keras; flatbuffer with LCE ops -> lce; other flatbuffer -> tflite
+    (with the TFLM cross-check); firmware folder -> host, or qemu when a target is given.
+
+    Raises:
+        InputError: the backend cannot run this kind of artifact (the message says which can).
+    """
+    if requested == "auto":
+        if artifact.kind == "keras":
+            return "keras"
+        if artifact.kind == "flatbuffer":
+            return "lce" if artifact.model is not None and artifact.model.has_lce_ops else "tflite"
+        return "qemu" if target else "host"
+    if requested not in BACKENDS:
+        raise InputError(f"unknown backend {requested!r}: valid backends are auto, {', '.join(BACKENDS)}")
+    if requested not in _KINDS[artifact.kind]:
+        valid = ", ".join(_KINDS[artifact.kind])
+        raise InputError(f"{artifact.path}: backend {requested} cannot run a {artifact.kind} artifact (use {valid})")
+    if requested in ("tflite", "tflm") and artifact.model is not None and artifact.model.has_lce_ops:
+        ops = ", ".join(artifact.model.custom_ops)
+        raise InputError(f"{artifact.path}: has LCE custom ops ({ops}) that {requested} cannot run; use --backend lce")
+    return requested
+
+
+def progress_scores(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray, desc: str) -> np.ndarray:
+    """Run a batch scorer over ``images`` in chunks with a tqdm bar (shown on terminals only)."""
+    from tqdm import tqdm
+
+    parts = []
+    with tqdm(total=len(images), desc=desc, unit="img", disable=None, leave=False) as bar:
+        for start in range(0, len(images), _CHUNK):
+            chunk = images[start : start + _CHUNK]
+            parts.append(np.asarray(run(chunk)))
+            bar.update(len(chunk))
+    return np.concatenate(parts)
+
+
+def input_range_for(h5_path: Path) -> tuple[float, float] | None:
+    """The ``input_range`` recorded in the sibling ``NAME.convert.json``, or ``None``.
+
+    If ``python -m convert --input-range LO,HI`` was used, the ``.h5`` expects pixels already
+    scaled to ``[LO, HI]`` (the flatbuffers take raw pixels); Keras must get the same scaling.
+
+    Raises:
+        InputError: the convert report exists but is unreadable or its range is malformed.
+    """
+    report = h5_path.with_name(f"{model_name(h5_path)}.convert.json")
+    if not report.is_file():
+        return None
+    try:
+        value = json.loads(report.read_text(encoding="utf-8")).get("input_range")
+    except (ValueError, UnicodeDecodeError, AttributeError) as err:
+        raise InputError(f"{report}: not a valid convert report ({err})") from None
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value)):
+        raise InputError(f"{report}: input_range must be [lo, hi], got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def keras_scores(h5_path: Path, images: np.ndarray, desc: str = "keras") -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Scores of a ``.h5`` on raw images, with its recorded input range applied.
+
+    Returns:
+        ``(scores, input_range)``.
+
+    Raises:
+        InputError: the file is not a loadable Keras model taking one 28x28 image.
+    """
+    from convert.interpreters import run_keras
+    from convert.keras_io import check_image_model, load_keras_model, with_input_range
+
+    model = load_keras_model(h5_path)
+    check_image_model(model, str(h5_path))
+    scaling = input_range_for(h5_path)
+    if scaling is not None:
+        model = with_input_range(model, *scaling)
+    return progress_scores(lambda part: run_keras(model, part), images, desc), scaling
+
+
+def flatbuffer_ram(artifact: Artifact) -> tuple[int, str, dict[str, Any]]:
+    """RAM of a flatbuffer: TFLM's arena for builtin ops, the planner's activations for LCE ops.
+
+    Returns:
+        ``(ram_bytes, ram_source, extra)``; ``extra`` holds ``planner_bytes`` always and, when
+        TFLM cannot allocate a builtin-op model, ``ram_note`` saying why the planner was used.
+    """
+    from emulator.planner import plan_memory
+
+    if artifact.model is None or artifact.data is None:
+        raise InputError(f"{artifact.path}: not a flatbuffer, its RAM cannot be planned")
+    planned = plan_memory(artifact.model).total_bytes
+    extra: dict[str, Any] = {"planner_bytes": planned}
+    if artifact.model.has_lce_ops:
+        return planned, "planner", extra
+    from firmware_gen.arena import measure_arena
+
+    try:
+        return int(measure_arena(artifact.data)), "tflm-arena", extra
+    except (InputError, RuntimeError, ValueError) as err:
+        extra["ram_note"] = f"TFLite-Micro cannot allocate this model ({err}); RAM from the planner"
+        return planned, "planner", extra
+
+
+def run_tflm(model_bytes: bytes, images: np.ndarray, desc: str = "tflm") -> np.ndarray:
+    """Run a builtin-op flatbuffer in the real TFLite-Micro interpreter, one image per invoke.
+
+    Args:
+        model_bytes: the ``.tflite`` bytes (float or int8 input/output).
+        images: raw pixels ``(N, 28, 28)``.
+        desc: progress bar label.
+
+    Returns:
+        float32 scores ``(N, classes)``, dequantized for int8 outputs.
+
+    Raises:
+        InputError: TFLM cannot load or run the model.
+    """
+    from tflite_micro.python.tflite_micro import runtime
+    from tqdm import tqdm
+
+    from convert.interpreters import dequantize, prepare_images, quantize
+
+    pixels = prepare_images(images)
+    try:
+        interpreter = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=len(model_bytes) * 10 + (1 << 20))
+    except (RuntimeError, ValueError) as err:
+        raise InputError(
+            f"TFLite-Micro cannot load the model ({str(err).strip().splitlines()[0] if str(err).strip() else err})"
+        ) from None
+    inp, out = interpreter.get_input_details(0), interpreter.get_output_details(0)
+    in_dtype, out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+    in_q, out_q = inp["quantization_parameters"], out["quantization_parameters"]
+    shape = tuple(int(d) for d in inp["shape"])
+    if in_dtype.kind in "iu":
+        feed = quantize(pixels, float(in_q["scales"][0]), int(in_q["zero_points"][0]), in_dtype)
+    else:
+        feed = pixels.astype(in_dtype)
+    scores = []
+    for image in tqdm(feed, desc=desc, unit="img", disable=None, leave=False):
+        interpreter.set_input(image.reshape(shape), 0)
+        interpreter.invoke()
+        scores.append(np.asarray(interpreter.get_output(0)).reshape(-1))
+    raw = np.stack(scores)
+    if out_dtype.kind in "iu" and len(out_q["scales"]):
+        return dequantize(raw, float(out_q["scales"][0]), int(out_q["zero_points"][0]))
+    return raw.astype(np.float32)
+
+
+def _timed(run: Callable[[], np.ndarray], count: int) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    scores = run()
+    return scores, 1000.0 * (time.perf_counter() - start) / max(count, 1)
+
+
+def _run_firmware(backend: str, artifact: Artifact, images: np.ndarray, core: str | None, timeout: float | None) -> BackendRun:
+    import importlib
+
+    if backend == "qemu" and core is None:
+        raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
+    try:
+        module = importlib.import_module(f"emulator.{backend}")
+    except ModuleNotFoundError as err:
+        if err.name != f"emulator.{backend}":
+            raise
+        raise InputError(
+            f"the {backend} backend is not available yet (emulator/{backend}.py is delivered by its own issue)"
+        ) from None
+    if backend == "host":
+        return module.run_host(artifact.path, images)
+    return module.run_qemu(artifact.path, images, core=core, timeout=timeout)
+
+
+def run_backend(
+    backend: str,
+    artifact: Artifact,
+    images: np.ndarray,
+    *,
+    core: str | None = None,
+    timeout: float | None = None,
+) -> BackendRun:
+    """Run ``artifact`` with ``backend`` over ``images`` and measure what the backend can.
+
+    Args:
+        backend: a name from :data:`BACKENDS` (already checked by :func:`choose_backend`).
+        artifact: the loaded artifact.
+        images: raw pixels ``(N, 28, 28)`` uint8.
+        core: the Cortex-M core (qemu only).
+        timeout: seconds before a hung qemu guest is killed (``None``: the qemu backend's default).
+
+    Returns:
+        The :class:`BackendRun`; ``extra`` carries ``latency_ms`` (host wall time per image,
+        Python overhead included) and backend-specific figures.
+
+    Raises:
+        InputError: the artifact cannot run on this backend, or the backend is not available.
+    """
+    from convert.interpreters import run_lce, run_tflite
+
+    count = len(images)
+    if artifact.kind == "firmware":
+        start = time.perf_counter()
+        result = _run_firmware(backend, artifact, images, core, timeout)
+        result.extra.setdefault("latency_ms", 1000.0 * (time.perf_counter() - start) / max(count, 1))
+        return result
+    if backend == "keras":
+        (scores, scaling), latency = _timed(lambda: keras_scores(artifact.path, images), count)
+        return BackendRun(np.argmax(scores, axis=1), extra={"latency_ms": latency, "input_range": scaling})
+    if artifact.data is None or artifact.model is None:
+        raise InputError(f"{artifact.path}: backend {backend} needs a flatbuffer")
+    data = artifact.data
+    ram, source, extra = flatbuffer_ram(artifact)
+    if backend == "tflm":
+        scores, latency = _timed(lambda: run_tflm(data, images), count)
+    elif backend == "lce":
+        scores, latency = _timed(lambda: progress_scores(lambda part: run_lce(data, part), images, "lce"), count)
+    else:
+        run = progress_scores
+        scores, latency = _timed(lambda: run(lambda part: run_tflite(data, part, delegates=False), images, "tflite"), count)
+    extra["latency_ms"] = latency
+    return BackendRun(np.argmax(scores, axis=1), flash_bytes=artifact.model.size, ram_bytes=ram, ram_source=source, extra=extra)

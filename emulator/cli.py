@@ -1,0 +1,200 @@
+"""Command line of the emulator: run an artifact on the test set, measure it, judge it.
+
+``python -m emulator ARTIFACT`` runs a ``.h5``, a ``.tflite`` or a firmware folder over the
+MNIST test images (or any dataset in the same IDX layout, ``--data``), prints a table and
+writes ``NAME.BACKEND.emulate.json`` (see :mod:`emulator.report`). Exit status: 0 fits,
+2 bad usage or input, 3 over the flash or RAM budget (the JSON is still written, ``ok`` false).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from train.errors import InputError, OneLineArgumentParser, run_cli
+
+__all__ = ["main", "build_parser", "emulate"]
+
+_BACKEND_CHOICES = ("auto", "keras", "tflite", "lce", "tflm", "host", "qemu")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m emulator`` argument parser."""
+    parser = OneLineArgumentParser(
+        prog="python -m emulator",
+        description=(
+            "Run an artifact (.h5, .tflite or firmware folder) on the MNIST test images: accuracy, "
+            "agreement with its reference, flash and RAM, judged against a budget."
+        ),
+        epilog=(
+            "auto backend: .h5 -> keras; flatbuffer with LCE ops -> lce; other flatbuffers -> tflite "
+            "(plus a TFLite-Micro run); firmware folder -> host, or qemu with --target.\n"
+            "exit status: 0 ok, 2 bad usage or input, 3 over budget (the JSON is still written)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("artifact", help="a .h5, a .tflite, or a firmware folder (holding firmware.json)")
+    parser.add_argument("--backend", default="auto", choices=_BACKEND_CHOICES, help="what runs the artifact (default auto)")
+    parser.add_argument("--target", help="Cortex-M core for the qemu backend (cortex-m0 ... cortex-m55; cortex-m = m4)")
+    parser.add_argument("--board", help="board whose flash and RAM are the budget (e.g. stm32f030f4, nrf52840)")
+    parser.add_argument("--limit", type=_positive_int, help="use the first N test images (default all)")
+    parser.add_argument("--data", help="dataset folder with the four IDX files (default: $MNIST_DIR, keras cache)")
+    parser.add_argument("--reference", help="artifact to measure agreement against (default: see README)")
+    parser.add_argument("--flash-budget", help="flash budget, bytes or with a unit: 16KiB, 1MiB, 64KB")
+    parser.add_argument("--ram-budget", help="RAM budget, bytes or with a unit: 4KiB, 256KB")
+    parser.add_argument("--json", help="report path (default ARTIFACT_STEM.BACKEND.emulate.json beside the artifact)")
+    parser.add_argument("--layers", action="store_true", help="print (and record) the per-layer table")
+    parser.add_argument("--timeout", type=_positive_float, help="seconds before a hung qemu guest is killed")
+    return parser
+
+
+def _budgets(args: argparse.Namespace) -> tuple[int | None, int | None, str, str | None]:
+    """(flash budget, RAM budget, label, core of the board) from --board and the explicit flags."""
+    from firmware_gen.targets import get_board, get_core, parse_size
+
+    flash = ram = None
+    label = ""
+    board_core = None
+    if args.board:
+        board = get_board(args.board)
+        flash, ram, label, board_core = board.flash_bytes, board.ram_bytes, f"board {board.name}", board.core
+    if args.flash_budget is not None:
+        flash = parse_size(args.flash_budget)
+    if args.ram_budget is not None:
+        ram = parse_size(args.ram_budget)
+    core = None
+    if args.target:
+        core = get_core(args.target).name
+        if board_core is not None and board_core != core:
+            raise InputError(f"--board {args.board} has a {board_core}, not the --target {core}")
+    return flash, ram, label, core or board_core
+
+
+def _layer_rows(artifact: Any) -> list[Any] | None:
+    """Per-layer rows of the artifact's flatbuffer (the recorded model for firmware), or None."""
+    from convert.flatbuffer import read_model
+    from emulator.layers import layer_table
+    from emulator.reference import firmware_model_path
+
+    if artifact.model is not None:
+        return layer_table(artifact.model)
+    if artifact.kind == "firmware":
+        path = firmware_model_path(artifact)
+        if path is not None and path.is_file():
+            return layer_table(read_model(path))
+    return None
+
+
+def _tflm_cross_check(artifact: Any, images: Any, labels: Any, tflite_predictions: Any) -> dict[str, Any]:
+    """Run the flatbuffer in TFLite-Micro too and compare with the TFLite interpreter."""
+    import numpy as np
+
+    from emulator.backends import run_tflm
+
+    predictions = np.argmax(run_tflm(artifact.data, images), axis=1)
+    same = int(np.sum(predictions == tflite_predictions))
+    return {
+        "accuracy": float(np.mean(predictions == labels)),
+        "agreeing_with_tflite": same,
+        "agreement_with_tflite": same / len(labels),
+    }
+
+
+def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """Run one emulation as parsed from the command line; write the JSON; return it and its path.
+
+    Raises:
+        InputError: bad input, an artifact the backend cannot run, a missing dataset.
+    """
+    from emulator.backends import choose_backend, load_artifact
+
+    flash_budget, ram_budget, label, core = _budgets(args)
+    artifact = load_artifact(args.artifact)
+    backend = choose_backend(artifact, args.backend, core if args.target else None)
+    if args.backend == "auto" and artifact.kind == "firmware" and core is not None and args.target is None:
+        backend = "host"
+
+    from emulator.backends import run_backend
+    from emulator.reference import default_reference_path, run_reference
+    from emulator.report import build_report, default_json_path
+    from firmware_gen.targets import check_budget
+    from train.artifacts import write_json
+    from train.data import load_mnist
+
+    dataset = load_mnist(args.data)
+    count = min(args.limit or len(dataset.y_test), len(dataset.y_test))
+    images, labels = dataset.x_test[:count], dataset.y_test[:count]
+    result = run_backend(backend, artifact, images, core=core, timeout=args.timeout)
+    reference_path = Path(args.reference) if args.reference else default_reference_path(artifact)
+    reference = run_reference(reference_path, images) if reference_path is not None else None
+    tflm = None
+    if args.backend == "auto" and backend == "tflite":
+        tflm = _tflm_cross_check(artifact, images, labels, result.predictions)
+    rows = _layer_rows(artifact) if args.layers else None
+    verdict = check_budget(result.flash_bytes, result.ram_bytes, flash_budget, ram_budget, label=label)
+    verdict["label"] = label or None
+    report = build_report(
+        artifact=artifact,
+        backend=backend,
+        result=result,
+        labels=labels,
+        reference=reference,
+        verdict=verdict,
+        data={"source": dataset.source, "sha256": dataset.sha256},
+        tflm=tflm,
+        layers=[row.to_json() for row in rows] if rows is not None else None,
+    )
+    path = Path(args.json) if args.json else default_json_path(artifact.path, artifact.kind, backend)
+    write_json(path, report)
+    return report, path
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    from emulator.report import format_report
+    from firmware_gen.targets import raise_if_over
+
+    report, path = emulate(args)
+    print(format_report(report))
+    if args.layers:
+        from emulator.layers import LayerRow, format_layers
+
+        if "layers" in report and report["layers"] is not None:
+            rows = [LayerRow(**{**row, "output_shape": tuple(row["output_shape"])}) for row in report["layers"]]
+            print(format_layers(rows))
+        else:
+            print("layers: no flatbuffer to tabulate for this artifact (run python -m convert first)")
+    for key, title in (("flash", "flash"), ("ram", "RAM")):
+        entry = report["budget"][key]
+        if entry["budget"] is not None and entry["need"] is None:
+            print(f"note: the {report['backend']} backend does not measure {title}; the {title} budget was not checked")
+    print(f"wrote {path}")
+    raise_if_over(report["budget"])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m emulator``; returns the exit status."""
+    return run_cli("python -m emulator", _main, argv)

@@ -1,0 +1,111 @@
+"""The reference an artifact's predictions are compared with (argmax agreement).
+
+Defaults:
+
+* a flatbuffer (``artifacts/bcnn.lce.tflite``): the sibling ``.h5`` (``artifacts/bcnn.h5``)
+  run through Keras, with the input range recorded in ``NAME.convert.json`` applied;
+* a firmware folder: the flatbuffer it was generated from (the model path recorded in
+  ``firmware.json``) in its interpreter (LCE's for LCE ops, TFLite's otherwise);
+* a ``.h5``: none (it is the top of the verification ladder).
+
+``--reference PATH`` overrides the default with any ``.h5`` or ``.tflite``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emulator.backends import Artifact, keras_scores, load_artifact, progress_scores
+from train.errors import InputError
+
+__all__ = ["Reference", "default_reference_path", "firmware_model_path", "run_reference"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Predictions of the reference over the same images.
+
+    Attributes:
+        path: the reference artifact.
+        backend: what ran it (``keras``, ``lce`` or ``tflite``).
+        predictions: ``(N,)`` argmax classes.
+        input_range: the scaling fed to a Keras reference, or ``None``.
+    """
+
+    path: Path
+    backend: str
+    predictions: np.ndarray
+    input_range: tuple[float, float] | None = None
+
+    def to_json(self, labels: np.ndarray) -> dict[str, Any]:
+        """JSON entry: path, backend, its own accuracy on ``labels``, input range."""
+        return {
+            "path": str(self.path),
+            "backend": self.backend,
+            "accuracy": float(np.mean(self.predictions == labels)),
+            "input_range": list(self.input_range) if self.input_range is not None else None,
+        }
+
+
+def firmware_model_path(artifact: Artifact) -> Path | None:
+    """The flatbuffer a firmware folder was generated from, as recorded in ``firmware.json``.
+
+    Looks at ``model_path``, then ``model`` (a path string, or an object with ``path``), then
+    ``source``; a relative path is tried against the folder, then the working directory.
+    """
+    manifest = artifact.firmware
+    candidates: list[Any] = [manifest.get("model_path"), manifest.get("model"), manifest.get("source")]
+    for value in candidates:
+        if isinstance(value, dict):
+            value = value.get("path")
+        if not isinstance(value, str) or not value.endswith(".tflite"):
+            continue
+        path = Path(value)
+        for option in (path, artifact.path / path, Path.cwd() / path):
+            if option.is_file():
+                return option
+        return path
+    return None
+
+
+def default_reference_path(artifact: Artifact) -> Path | None:
+    """The default reference of ``artifact`` (see the module docstring), or ``None``.
+
+    Raises:
+        InputError: a firmware folder whose recorded model file is missing.
+    """
+    if artifact.kind == "flatbuffer":
+        sibling = artifact.path.with_name(f"{artifact.name}.h5")
+        return sibling if sibling.is_file() else None
+    if artifact.kind == "firmware":
+        path = firmware_model_path(artifact)
+        if path is not None and not path.is_file():
+            raise InputError(f"{artifact.path}/firmware.json names model {path}, which does not exist (pass --reference PATH)")
+        return path
+    return None
+
+
+def run_reference(path: Path, images: np.ndarray) -> Reference:
+    """Run the reference artifact at ``path`` over ``images``.
+
+    Raises:
+        InputError: the reference is missing, corrupt, a firmware folder, or cannot run.
+    """
+    from convert.interpreters import run_lce, run_tflite
+
+    reference = load_artifact(path)
+    if reference.kind == "keras":
+        scores, scaling = keras_scores(reference.path, images, desc="reference (keras)")
+        return Reference(reference.path, "keras", np.argmax(scores, axis=1), scaling)
+    if reference.kind == "flatbuffer" and reference.data is not None and reference.model is not None:
+        data = reference.data
+        if reference.model.has_lce_ops:
+            scores = progress_scores(lambda part: run_lce(data, part), images, "reference (lce)")
+            return Reference(reference.path, "lce", np.argmax(scores, axis=1))
+        scores = progress_scores(lambda part: run_tflite(data, part, delegates=False), images, "reference (tflite)")
+        return Reference(reference.path, "tflite", np.argmax(scores, axis=1))
+    raise InputError(f"{path}: a reference must be a .h5 or a .tflite, not a firmware folder")
