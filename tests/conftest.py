@@ -116,3 +116,26 @@ def tiny_cnn_tflite(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[
     paths["float"].write_bytes(to_tflite_float(model))
     paths["int8"].write_bytes(to_tflite_int8(model, mnist.x_train[:100]))
     return paths
+
+
+@pytest.fixture(scope="session")
+def emulator_artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], mnist) -> Path:
+    """One folder with the tiny models and their flatbuffers, as ``python -m convert`` lays them out.
+
+    ``bcnn.h5`` + ``bcnn.lce.tflite``; ``cnn.h5`` + ``cnn.tflite`` + ``cnn.int8.tflite``;
+    ``mlp.h5`` + ``mlp.tflite`` + ``mlp.int8.tflite`` (int8 calibrated on 200 training images).
+    Converted in-process with :mod:`convert.converter`; no ``NAME.convert.json`` (no input range).
+    """
+    from convert.converter import to_lce, to_tflite_float, to_tflite_int8
+    from convert.keras_io import load_keras_model
+
+    out = tmp_path_factory.mktemp("emulator_artifacts")
+    for name, h5 in tiny_models.items():
+        shutil.copy(h5, out / f"{name}.h5")
+        model = load_keras_model(h5)
+        if name == "bcnn":
+            (out / "bcnn.lce.tflite").write_bytes(to_lce(model))
+            continue
+        (out / f"{name}.tflite").write_bytes(to_tflite_float(model))
+        (out / f"{name}.int8.tflite").write_bytes(to_tflite_int8(model, mnist.x_train[:200]))
+    return out
