@@ -140,13 +140,13 @@ def test_results_errors_are_explicit() -> None:
 SU = """bnn_model.c:10:5:bnn_predict\t48\tstatic
 bnn_kernels.c:3:13:conv\t120\tstatic
 bnn_kernels.c:30:13:dense\t16\tstatic
-bnn_kernels.c:50:13:pop\t0\tstatic
+bnn_kernels.c:50:13:pop\t8\tstatic
 """
 CI = """graph: { title: "bnn_kernels.c"
 node: { title: "conv" label: "conv\\nbnn_kernels.c:3:13\\n120 bytes (static)" }
 node: { title: "dense" label: "dense\\nbnn_kernels.c:30:13\\n16 bytes (static)" }
-node: { title: "pop" label: "pop\\nbnn_kernels.c:50:13\\n0 bytes (static)" }
-edge: { sourcename: "conv" targetname: "pop" label: "bnn_kernels.c:9:3" }
+node: { title: "bnn_kernels.c:pop" label: "pop\\nbnn_kernels.c:50:13\\n8 bytes (static)" }
+edge: { sourcename: "conv" targetname: "bnn_kernels.c:pop" label: "bnn_kernels.c:9:3" }
 node: { title: "memset" label: "__builtin_memset\\n<built-in>" shape : ellipse }
 edge: { sourcename: "dense" targetname: "memset" }
 }
@@ -166,9 +166,11 @@ def test_stack_path_from_gcc_outputs(tmp_path: Path) -> None:
     assert usage["conv"] == (120, "static")
     assert defined == {"bnn_predict", "conv", "dense", "pop"}
     path = deepest_path("bnn_predict", usage, edges)
-    # conv branch: 48 + 120 + 0 = 168; dense branch: 48 + 16 + unknown memset.
-    assert path.bytes == max(168, 48 + 16 + UNKNOWN_CALLEE_BYTES)
-    assert path.bounded
+    # conv branch: 48 + 120 + 8 = 176 (the static pop is titled "bnn_kernels.c:pop" in the
+    # graph, "pop" in the .su file); dense branch: 48 + 16 + unknown memset.
+    assert path.bytes == max(176, 48 + 16 + UNKNOWN_CALLEE_BYTES)
+    assert path.path == ["bnn_predict", "conv", "pop"]
+    assert path.bounded and path.unknown_callees == ["memset"]
 
 
 def test_stack_path_flags_recursion_and_dynamic_frames() -> None:

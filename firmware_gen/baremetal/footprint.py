@@ -117,18 +117,26 @@ def read_stack_usage(paths: list[Path]) -> dict[str, tuple[int, str]]:
 def read_callgraph(paths: list[Path]) -> tuple[dict[str, set[str]], set[str]]:
     """Read gcc ``-fcallgraph-info`` ``.ci`` files.
 
+    gcc titles a ``static`` function ``unit.c:name`` in the graph but ``name`` in the ``.su``
+    file; titles are mapped back to the name on the node's label so both files agree.
+
     Returns:
         (caller -> callees, names of functions defined in these files).
     """
     edges: dict[str, set[str]] = {}
     defined: set[str] = set()
-    for path in paths:
-        text = path.read_text()
+    texts = [path.read_text() for path in paths]
+    alias: dict[str, str] = {}
+    for text in texts:
         for match in _CI_NODE.finditer(text):
             if _CI_BYTES.search(match["label"]):
-                defined.add(match["title"])
+                name = match["label"].split("\\n", 1)[0]
+                alias[match["title"]] = name
+                defined.add(name)
+    for text in texts:
         for match in _CI_EDGE.finditer(text):
-            edges.setdefault(match["src"], set()).add(match["dst"])
+            source, target = alias.get(match["src"], match["src"]), alias.get(match["dst"], match["dst"])
+            edges.setdefault(source, set()).add(target)
     return edges, defined
 
 

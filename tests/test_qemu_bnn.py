@@ -1,0 +1,128 @@
+"""The bnn engine's C on every Cortex-M core under QEMU, against the same C built for the host.
+
+A tiny trained BCNN (``tiny_models``) is converted to LCE, compiled by ``firmware_gen.bnn``
+and wrapped by ``firmware_gen.baremetal``; each core is built once. The reference is the same
+engine output compiled with the host gcc (a ten-line driver written here) and the LCE
+interpreter: scores must be identical to the host build's (integers, so exactly), classes
+must agree with LCE on nearly every image.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emulator.qemu import missing_tools, run_harness
+from firmware_gen.targets import CORES, get_core
+
+pytestmark = pytest.mark.toolchain
+
+FULL_CORES = ("cortex-m0", "cortex-m4")  # 500 images; the others run 50
+FULL, SHORT = 500, 50
+HOST_DRIVER = r"""
+#include <stdio.h>
+#include "bnn_model.h"
+int main(int argc, char **argv) {
+    uint8_t pixels[28 * 28];
+    int32_t scores[10];
+    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");
+    if (argc != 3 || in == NULL || out == NULL) return 2;
+    while (fread(pixels, 1, sizeof(pixels), in) == sizeof(pixels)) {
+        bnn_predict(pixels, scores);
+        if (fwrite(scores, sizeof(scores), 1, out) != 1) return 3;
+    }
+    return fclose(out) != 0;
+}
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def toolchain() -> None:
+    missing = missing_tools() + ([] if shutil.which("gcc") else ["gcc"])
+    if missing:
+        message = f"missing {', '.join(missing)}: install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def lce_bytes(tiny_models: dict[str, Path]) -> bytes:
+    from convert.converter import to_lce
+    from convert.keras_io import load_keras_model
+
+    return to_lce(load_keras_model(tiny_models["bcnn"]))
+
+
+@pytest.fixture(scope="module")
+def firmware(tmp_path_factory: pytest.TempPathFactory, lce_bytes: bytes) -> dict[str, Path]:
+    """One generated firmware folder per core (engine files + bare-metal project)."""
+    from convert.flatbuffer import read_model_bytes
+    from firmware_gen import baremetal, bnn
+
+    model = read_model_bytes(lce_bytes, "bcnn.lce.tflite")
+    folders = {}
+    root = tmp_path_factory.mktemp("bnn_firmware")
+    for name in sorted(CORES):
+        core = get_core(name)
+        engine = bnn.generate(model, core, None)
+        project = baremetal.generate(model, core, None, engine)
+        folder = root / name
+        folder.mkdir()
+        for file_name, data in {**engine.files, **project.files}.items():
+            (folder / file_name).write_bytes(data)
+        folders[name] = folder
+    return folders
+
+
+@pytest.fixture(scope="module")
+def images(mnist) -> np.ndarray:
+    return mnist.x_test[:FULL]
+
+
+@pytest.fixture(scope="module")
+def host_scores(tmp_path_factory: pytest.TempPathFactory, firmware: dict[str, Path], images: np.ndarray) -> np.ndarray:
+    """Scores of the cortex-m4 engine output compiled for the host."""
+    work = tmp_path_factory.mktemp("host")
+    source = firmware["cortex-m4"]
+    (work / "driver.c").write_text(HOST_DRIVER)
+    sources = [str(p) for p in sorted(source.glob("bnn_*.c"))]
+    command = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{source}", str(work / "driver.c"), *sources]
+    build = subprocess.run([*command, "-o", str(work / "host")], capture_output=True, text=True, check=False)
+    assert build.returncode == 0, build.stderr
+    (work / "images.bin").write_bytes(images.tobytes())
+    run = subprocess.run([str(work / "host"), str(work / "images.bin"), str(work / "scores.bin")], check=False, timeout=120)
+    assert run.returncode == 0
+    return np.fromfile(work / "scores.bin", dtype="<i4").reshape(len(images), 10)
+
+
+@pytest.fixture(scope="module")
+def lce_classes(lce_bytes: bytes, images: np.ndarray) -> np.ndarray:
+    from convert.interpreters import run_lce
+
+    return np.argmax(run_lce(lce_bytes, images), axis=1)
+
+
+@pytest.mark.parametrize("core", sorted(CORES))
+def test_core_agrees_with_the_host_build(
+    core: str, firmware: dict[str, Path], images: np.ndarray, host_scores: np.ndarray, lce_classes: np.ndarray
+) -> None:
+    count = FULL if core in FULL_CORES else SHORT
+    run = run_harness(firmware[core], images[:count], core=core)
+    np.testing.assert_array_equal(run.results.scores, host_scores[:count])
+    # Classes: the first maximal score, as the host's argmax.
+    np.testing.assert_array_equal(run.results.predictions, np.argmax(host_scores[:count], axis=1))
+    agreement = float((run.results.predictions == lce_classes[:count]).mean())
+    assert agreement >= 0.99, f"{core}: agreement with the LCE interpreter {agreement:.4f}"
+    detail = run.footprint.detail
+    assert 0 < run.results.stack_peak_bytes <= detail["stack_bytes"], detail
+    assert run.footprint.flash_bytes > detail["deployable_elf"]["text"] // 2
+    print(
+        f"{core}: {run.instructions.mean():,.0f} instructions/inference, flash {run.footprint.flash_bytes:,} B, "
+        f"RAM {run.footprint.ram_bytes:,} B (stack {detail['stack_bytes']} B, measured {run.results.stack_peak_bytes} B)"
+    )
