@@ -221,6 +221,12 @@ def _main(argv: Sequence[str] | None) -> int:
         f"{key} {output.report[key]:,}" for key in ("flash_bytes", "ram_bytes") if isinstance(output.report.get(key), int)
     )
     print(f"wrote {out}/ ({engine} engine, {core.name}, {len(files)} files){': ' + figures if figures else ''}")
-    if verdict is not None and not verdict["ok"]:
+    if verdict is not None and board is not None:
+        unchecked = [key for key in ("flash", "ram") if key not in verdict["checked"]]
+        if unchecked:
+            keys = " and ".join(f"{key}_bytes" for key in unchecked)
+            what = " and ".join(unchecked)
+            print(f"note: {what} budget of board {board.name} not checked: the {engine} engine reports no {keys}")
+    if verdict is not None and verdict["ok"] is False:
         raise BudgetError(f"{verdict['message']} (firmware written to {out})")
     return 0

@@ -276,10 +276,12 @@ def check_budget(
 
     Returns:
         A JSON-ready verdict: ``{"flash": {"need", "budget", "over", "ok"}, "ram": {...},
-        "ok": bool, "message": str | None}``. ``over`` is ``need - budget`` (negative means
-        headroom); ``message`` is one line naming each budget that is exceeded, the need
-        and the overshoot, e.g. ``over RAM budget of board stm32f030f4: needs 5,120 bytes,
-        has 4,096 (over by 1,024)``.
+        "checked": ["flash", "ram"], "ok": bool | None, "message": str | None}``. ``over`` is
+        ``need - budget`` (negative means headroom); a pair with a ``None`` side has ``ok``
+        ``None`` and is left out of ``checked``. ``ok`` is False when any budget is exceeded,
+        None when nothing could be checked, True otherwise. ``message`` is one line naming
+        each budget that is exceeded, the need and the overshoot, e.g. ``over RAM budget of
+        board stm32f030f4: needs 5,120 bytes, has 4,096 (over by 1,024)``.
     """
     verdict: dict[str, Any] = {}
     problems = []
@@ -298,7 +300,9 @@ def check_budget(
                 f"over {title} budget{owner}: needs {format_bytes(need)} bytes, "
                 f"has {format_bytes(budget)} (over by {format_bytes(over)})"
             )
-    verdict["ok"] = not problems
+    checked = [key for key in ("flash", "ram") if verdict[key]["ok"] is not None]
+    verdict["checked"] = checked
+    verdict["ok"] = False if problems else (True if checked else None)
     verdict["message"] = "; ".join(problems) if problems else None
     return verdict
 
@@ -310,7 +314,7 @@ def raise_if_over(verdict: dict[str, Any]) -> None:
         verdict: a dict from :func:`check_budget`.
 
     Raises:
-        BudgetError: the verdict is not ok.
+        BudgetError: a budget is exceeded (a verdict that could check nothing passes).
     """
-    if not verdict["ok"]:
+    if verdict["ok"] is False:
         raise BudgetError(verdict["message"])

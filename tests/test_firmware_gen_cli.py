@@ -203,3 +203,30 @@ def test_bnn_engine_dispatch_merges_baremetal(tiny_cnn_tflite, monkeypatch):
     assert output.report == {"flash_bytes": 10, "elf": True}
     assert engines.choose_engine("auto", model) == "tflm"
     assert engines.choose_engine("bnn", model) == "bnn"
+
+
+def _fake_bnn(monkeypatch, report: dict) -> None:
+    bnn = types.ModuleType("firmware_gen.bnn")
+    bnn.generate = lambda model, core, board: EngineOutput({"bnn_model.c": b"int x;\n"}, dict(report))
+    monkeypatch.setitem(sys.modules, "firmware_gen.bnn", bnn)
+    monkeypatch.setitem(sys.modules, "firmware_gen.baremetal", None)
+
+
+def test_engine_without_figures_is_not_reported_as_fitting(tiny_cnn_tflite, tmp_path, monkeypatch, capsys):
+    _fake_bnn(monkeypatch, {"model_data_bytes": 12_000})
+    out = tmp_path / "fw"
+    assert main(["--board", "stm32f030f4", "--engine", "bnn", "--model", str(tiny_cnn_tflite["int8"]), "--out", str(out)]) == 0
+    assert "note: flash and ram budget of board stm32f030f4 not checked" in capsys.readouterr().out
+    budget = json.loads((out / "firmware.json").read_text())["budget"]
+    assert budget["ok"] is None and budget["checked"] == []
+
+
+def test_engine_figures_drive_the_verdict(tiny_cnn_tflite, tmp_path, monkeypatch, capsys):
+    _fake_bnn(monkeypatch, {"flash_bytes": 16_385, "ram_bytes": 4_096})
+    args = ["--board", "stm32f030f4", "--engine", "bnn", "--model", str(tiny_cnn_tflite["int8"]), "--out", str(tmp_path / "fw")]
+    line = _main_error_line(args, capsys, code=3)
+    assert line.endswith(
+        "over flash budget of board stm32f030f4: needs 16,385 bytes, has 16,384 (over by 1) "
+        f"(firmware written to {tmp_path / 'fw'})"
+    )
+    assert "RAM" not in line  # 4,096 of 4,096 fits exactly

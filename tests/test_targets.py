@@ -150,11 +150,14 @@ def test_check_budget_both_over_is_still_one_line():
 
 
 def test_check_budget_exact_fit_and_unknowns_pass():
-    assert check_budget(16_384, 4_096, 16_384, 4_096)["ok"] is True
+    fits = check_budget(16_384, 4_096, 16_384, 4_096)
+    assert fits["ok"] is True and fits["checked"] == ["flash", "ram"] and fits["message"] is None
     verdict = check_budget(None, 100, 16_384, None)
-    assert verdict["ok"] is True
+    assert verdict["ok"] is None and verdict["checked"] == []  # nothing could be checked: not "fits"
     assert verdict["flash"]["ok"] is None and verdict["ram"]["ok"] is None
     raise_if_over(verdict)  # does not raise
+    partial = check_budget(None, 100, 16_384, 4_096)
+    assert partial["ok"] is True and partial["checked"] == ["ram"]
 
 
 @pytest.mark.toolchain
