@@ -9,6 +9,7 @@ TensorFlow is imported lazily, so :func:`check_h5_file` answers before it loads.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,7 +78,10 @@ def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
     try:
         model = tf.keras.models.load_model(str(path), compile=False)
     except Exception as err:  # h5py, Keras and TF raise many types for a bad file
-        raise InputError(f"{path}: not a loadable Keras model ({_first_line(err)})") from None
+        detail = re.sub(r" at <[^>]*>", "", _first_line(err))
+        if "No model config found" in detail:
+            detail = "an HDF5 file without a Keras model config; save the model with model.save(PATH, save_format='h5')"
+        raise InputError(f"{path}: not a loadable Keras model ({detail})") from None
     finally:
         logger.setLevel(level)
     if not isinstance(model, tf.keras.Model):

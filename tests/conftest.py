@@ -99,6 +99,53 @@ def copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
+class _TinyFlatbuffers(dict):
+    """name -> {"float"|"int8"|"lce": flatbuffer Path, "report": NAME.convert.json Path}.
+
+    Each tiny model is converted by ``python -m convert`` on first access, once per session.
+    """
+
+    def __init__(self, models: dict[str, Path], out: Path, data: Path) -> None:
+        super().__init__()
+        self._models, self._out, self._data = models, out, data
+
+    def __missing__(self, name: str) -> dict[str, Path]:
+        import json
+
+        result = run_cli(
+            "convert",
+            self._models[name],
+            "--out",
+            self._out,
+            "--data",
+            self._data,
+            "--check",
+            "200",
+            "--calibration",
+            "100",
+        )
+        if result.returncode != 0:
+            pytest.fail(f"python -m convert {name} failed ({result.returncode}): {result.stderr[-2000:]}")
+        report_path = self._out / f"{name}.convert.json"
+        report = json.loads(report_path.read_text())
+        paths = {fmt: Path(entry["path"]) for fmt, entry in report["formats"].items() if not entry.get("skipped")}
+        paths["report"] = report_path
+        self[name] = paths
+        return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_flatbuffers(
+    tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], mnist_path: Path
+) -> dict[str, dict[str, Path]]:
+    """The tiny models converted by ``python -m convert --check 200 --calibration 100``, lazily.
+
+    ``tiny_flatbuffers["cnn"]["int8"]`` is the tiny cnn's ``cnn.int8.tflite``; keys per model:
+    ``float``, ``lce``, ``int8`` (not for bcnn: binary models skip it) and ``report``.
+    """
+    return _TinyFlatbuffers(tiny_models, tmp_path_factory.mktemp("tiny_flatbuffers"), mnist_path)
+
+
 @pytest.fixture(scope="session")
 def tiny_cnn_tflite(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], mnist) -> dict[str, Path]:
     """The tiny cnn converted in-process with :mod:`convert.converter`, once per session.
