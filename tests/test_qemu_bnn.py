@@ -1,17 +1,16 @@
 """The bnn engine's C on every Cortex-M core under QEMU, against the same C built for the host.
 
 A tiny trained BCNN (``tiny_models``) is converted to LCE, compiled by ``firmware_gen.bnn``
-and wrapped by ``firmware_gen.baremetal``; each core is built once. The reference is the same
-engine output compiled with the host gcc (a ten-line driver written here) and the LCE
-interpreter: scores must be identical to the host build's (integers, so exactly), classes
-must agree with LCE on nearly every image.
+and wrapped by ``firmware_gen.baremetal``; each core is built once. The references are the
+same engine output built for the host by ``emulator.host.run_host`` (gcc, the compiler's
+builtin popcount) and the LCE interpreter: scores must equal the host build's (integers, so
+exactly), classes must agree with LCE on nearly every image.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +23,6 @@ pytestmark = pytest.mark.toolchain
 
 FULL_CORES = ("cortex-m0", "cortex-m4")  # 500 images; the others run 50
 FULL, SHORT = 500, 50
-HOST_DRIVER = r"""
-#include <stdio.h>
-#include "bnn_model.h"
-int main(int argc, char **argv) {
-    uint8_t pixels[28 * 28];
-    int32_t scores[10];
-    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "wb");
-    if (argc != 3 || in == NULL || out == NULL) return 2;
-    while (fread(pixels, 1, sizeof(pixels), in) == sizeof(pixels)) {
-        bnn_predict(pixels, scores);
-        if (fwrite(scores, sizeof(scores), 1, out) != 1) return 3;
-    }
-    return fclose(out) != 0;
-}
-"""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -86,19 +70,12 @@ def images(mnist) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def host_scores(tmp_path_factory: pytest.TempPathFactory, firmware: dict[str, Path], images: np.ndarray) -> np.ndarray:
-    """Scores of the cortex-m4 engine output compiled for the host."""
-    work = tmp_path_factory.mktemp("host")
-    source = firmware["cortex-m4"]
-    (work / "driver.c").write_text(HOST_DRIVER)
-    sources = [str(p) for p in sorted(source.glob("bnn_*.c"))]
-    command = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{source}", str(work / "driver.c"), *sources]
-    build = subprocess.run([*command, "-o", str(work / "host")], capture_output=True, text=True, check=False)
-    assert build.returncode == 0, build.stderr
-    (work / "images.bin").write_bytes(images.tobytes())
-    run = subprocess.run([str(work / "host"), str(work / "images.bin"), str(work / "scores.bin")], check=False, timeout=120)
-    assert run.returncode == 0
-    return np.fromfile(work / "scores.bin", dtype="<i4").reshape(len(images), 10)
+def host_scores(firmware: dict[str, Path], images: np.ndarray) -> np.ndarray:
+    """Scores of the cortex-m4 engine output built for the host (emulator.host, builtin popcount)."""
+    from emulator.host import run_host
+
+    run = run_host(firmware["cortex-m4"], images)
+    return np.asarray(run.extra["scores"], dtype=np.int32)
 
 
 @pytest.fixture(scope="module")
