@@ -489,3 +489,19 @@ def test_sources_cross_compile_for_every_core(generated, tmp_path, core):
     symbols = _run(["arm-none-eabi-nm", tmp_path / "model_data.o"]).stdout
     name = _array_name(folder)
     assert re.search(rf"^[0-9a-f]+ R {name}$", symbols, re.MULTILINE), symbols
+
+
+def test_makefile_needs_tflm_dir_and_uses_the_core_flags(generated, tmp_path):
+    """make without TFLM_DIR stops with a clear message; with it, the commands carry the core's flags."""
+    _require("make")
+    folder = generated["int8"]
+    result = subprocess.run(["make", "-C", str(folder)], capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "TFLM_DIR is not set" in result.stderr
+    library = tmp_path / "libtensorflow-microlite.a"
+    library.write_bytes(b"")
+    dry = _run(["make", "-n", "-C", folder, f"TFLM_DIR={tmp_path}", f"TFLM_LIB={library}", f"BUILD={tmp_path / 'build'}"]).stdout
+    flags = " ".join(get_core("cortex-m4").gcc_flags)
+    compile_main = next(line for line in dry.splitlines() if " -c main.cc " in line)
+    assert compile_main.startswith("arm-none-eabi-g++ ") and flags in compile_main and "-DTF_LITE_STATIC_MEMORY" in compile_main
+    link = next(line for line in dry.splitlines() if "_tflm.elf" in line and " -o " in line)
+    assert flags in link and str(library) in link
