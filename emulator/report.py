@@ -19,7 +19,7 @@ import numpy as np
 from emulator.backend_result import BackendRun
 from train.artifacts import TOOL_VERSION
 
-__all__ = ["default_json_path", "build_report", "format_report"]
+__all__ = ["default_json_path", "build_report", "format_report", "jsonable"]
 
 
 def default_json_path(artifact_path: Path, kind: str, backend: str) -> Path:
@@ -32,6 +32,25 @@ def default_json_path(artifact_path: Path, kind: str, backend: str) -> Path:
     if kind == "firmware":
         return artifact_path / f"{artifact_path.name}.{backend}.emulate.json"
     return artifact_path.with_name(f"{artifact_path.stem}.{backend}.emulate.json")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars, paths and tuples turned into plain JSON types.
+
+    Backends put whatever they measured into :attr:`BackendRun.extra`; the report must still
+    serialize, so arrays become lists and numpy scalars Python numbers.
+    """
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def _fraction(count: int, total: int) -> float:
@@ -102,7 +121,7 @@ def build_report(
         report["tflm"] = tflm
     if layers is not None:
         report["layers"] = layers
-    return report
+    return jsonable(report)
 
 
 def _bytes(value: int | None) -> str:

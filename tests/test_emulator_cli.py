@@ -50,7 +50,7 @@ def test_lce_flatbuffer_agrees_with_its_h5(emulator_artifacts: Path, tmp_path: P
     assert required <= set(lce) and required <= set(keras)
     assert lce["sha256"] == sha256_file(emulator_artifacts / "bcnn.lce.tflite")
     assert lce["images"] == int(LIMIT) and lce["instructions_per_inference"] is None
-    assert lce["budget"]["ok"] is True
+    assert lce["budget"]["ok"] is None  # no budget given: nothing judged
 
 
 def test_float_model_tflm_equals_tflite(emulator_artifacts: Path, tmp_path: Path) -> None:
@@ -158,7 +158,8 @@ def test_firmware_folder_uses_host_backend_and_lce_reference(emulator_artifacts:
         calls["dir"] = Path(firmware_dir)
         predictions = run_lce(model.read_bytes(), images).argmax(axis=1)
         predictions[:1] = (predictions[:1] + 1) % 10  # one disagreement, to see it counted
-        return BackendRun(predictions, flash_bytes=12000, ram_bytes=1500, ram_source="elf")
+        extra = {"per_layer": np.arange(3), "seconds": np.float32(0.5), "dir": Path(firmware_dir)}  # numpy in extra
+        return BackendRun(predictions, flash_bytes=12000, ram_bytes=1500, ram_source="elf", extra=extra)
 
     monkeypatch.setitem(sys.modules, "emulator.host", types.SimpleNamespace(run_host=run_host))
     assert emulate(folder, "--limit", "50", "--board", "stm32f030f4") == 0
@@ -168,6 +169,7 @@ def test_firmware_folder_uses_host_backend_and_lce_reference(emulator_artifacts:
     assert report["sha256"] == sha256_file(folder / "firmware.json") and report["model_sha256"] == "ab"
     assert report["reference"]["backend"] == "lce" and report["reference"]["path"] == str(model)
     assert report["agreeing"] == 49
+    assert report["extra"] == {"per_layer": [0, 1, 2], "seconds": 0.5, "dir": str(folder)}
     assert report["budget"]["ok"] is True and report["budget"]["ram"]["over"] == 1500 - 4096
 
 
