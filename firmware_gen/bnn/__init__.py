@@ -77,9 +77,10 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
         source = "pixels" if i == 0 else f"bnn_arena + {plan.offsets[i - 1]}"
         target = "scores" if i == len(codes) - 1 else f"bnn_arena + {plan.offsets[i]}"
         calls.append(f"{code.context['fn']}({source}, {target})")
+    final_call = calls.pop()
     arrays = [array for code in codes for array in code.arrays]
     model_data_bytes = sum(array.nbytes for array in arrays)
-    scale_log2 = codes[-1].context["scale_log2"]
+    scale_log2 = codes[-1].context["scale_log2"] - codes[-1].context["view_shift"]
     common = {
         "engine": "bnn",
         "core": core,
@@ -105,6 +106,7 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
             plan_lines=plan.describe(),
             layers=[c.context | {"template": c.template} for c in codes],
             calls=calls,
+            final_call=final_call,
             **common,
         ),
     }
@@ -116,5 +118,6 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
         "buffer_plan": plan.describe(),
         "popcount": POPCOUNT_NAMES[popcount],
         "score_scale_log2": scale_log2,
+        "score_int64": bool(codes[-1].context["wide"]),
     }
     return EngineOutput({name: text.encode("utf-8") for name, text in files.items()}, report)

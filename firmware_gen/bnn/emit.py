@@ -33,7 +33,7 @@ class CArray:
     @property
     def itemsize(self) -> int:
         """Bytes per element."""
-        return {"uint32_t": 4, "int32_t": 4, "int16_t": 2}[self.ctype]
+        return {"uint32_t": 4, "int32_t": 4, "int16_t": 2, "int64_t": 8}[self.ctype]
 
     @property
     def nbytes(self) -> int:
@@ -108,7 +108,7 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
         raise refuse(layer.index, "CONV_2D", f"{taps} taps per output; the pixel kernel supports up to {MAX_PIXEL_TAPS}")
     signs = CArray("uint32_t", f"{prefix}signs", pack_bitstream(layer.signs.reshape(out_c, taps) < 0))
     thresholds = _threshold_array(prefix, layer.epilogue)
-    q_max = max(255 * layer.unit, abs(layer.pad_q))
+    q_max = max(abs(layer.zero), abs(255 * layer.unit - layer.zero))
     groups = -(-taps // 3)
     context = {
         **_conv_context(layer.conv),
@@ -116,7 +116,7 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
         "taps": taps,
         "groups": groups,
         "unit": layer.unit,
-        "pad_q": layer.pad_q,
+        "zero": layer.zero,
         "qtype": "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t",
         "oh": layer.out.h,
         "ow": layer.out.w,
@@ -160,10 +160,11 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative))
     context: dict[str, Any] = {"o": out_n, "n": n, "nw": storage_words, "scores": isinstance(layer.epilogue, Scores)}
     if isinstance(layer.epilogue, Scores):
-        mul = CArray("int32_t", f"{prefix}score_mul", layer.epilogue.mul)
-        add = CArray("int32_t", f"{prefix}score_add", layer.epilogue.add)
+        ctype = "int64_t" if layer.epilogue.wide else "int32_t"
+        mul = CArray(ctype, f"{prefix}score_mul", layer.epilogue.mul)
+        add = CArray(ctype, f"{prefix}score_add", layer.epilogue.add)
         arrays, tail_bytes, out_words = [weights, mul, add], mul.nbytes + add.nbytes, 0
-        context["scale_log2"] = layer.epilogue.scale_log2
+        context.update(scale_log2=layer.epilogue.scale_log2, wide=layer.epilogue.wide, view_shift=layer.epilogue.view_shift)
     else:
         thresholds = _threshold_array(prefix, layer.epilogue)
         arrays, tail_bytes, out_words = [weights, thresholds], thresholds.nbytes, words_for(out_n)

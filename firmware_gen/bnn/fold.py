@@ -115,7 +115,7 @@ def threshold_epilogue(evaluate: Evaluator, steps: Sequence[Step], s_min: int, s
     hi = np.full(channels, s_max, dtype=np.int64)
     ends = np.stack([lo, hi], axis=1)
     pre_ends = pre(ends)
-    min_pool = pre_ends[:, 0] > pre_ends[:, 1]
+    min_pool = (pre_ends[:, 0] > pre_ends[:, 1]) if pool is not None else np.zeros(channels, dtype=bool)
     neg_ends = negative(ends)
     neg_lo, neg_hi = neg_ends[:, 0], neg_ends[:, 1]
     # Channels where the decision is constant: always -1 (bit 1) or always +1 (bit 0).
@@ -139,18 +139,39 @@ def threshold_epilogue(evaluate: Evaluator, steps: Sequence[Step], s_min: int, s
     return Threshold(thresholds, negate, complement, pool, s_min, s_max)
 
 
-def _fraction(value: float) -> Fraction:
-    return Fraction(float(value))
+def _fixed_point(exact: list, mul: list[Fraction], add: list[Fraction], bound: Fraction, bits: int) -> tuple | None:
+    """Largest power-of-two scale whose rounded affine keeps ``(score, -j)`` strictly increasing."""
+    limit = 2**bits - 1
+    if bound == 0:
+        return [0] * len(mul), [0] * len(add), 0
+    top = 0
+    while Fraction(2) ** (top + 1) * bound + 2 < limit:
+        top += 1
+    while top > -200 and Fraction(2) ** top * bound + 2 >= limit:
+        top -= 1
+    for shift in range(top, top - 8, -1):
+        scale = Fraction(2) ** shift
+        int_mul = [round(m * scale) for m in mul]
+        int_add = [round(a * scale) for a in add]
+        keys = [(int_mul[-j] * s + int_add[-j], j) for _, j, s in exact]
+        if max(abs(k[0]) for k in keys) > limit:
+            continue
+        if all(keys[i] < keys[i + 1] for i in range(len(keys) - 1)):
+            return int_mul, int_add, shift
+    return None
 
 
 def score_epilogue(mul: Sequence[Fraction], add: Sequence[Fraction], s_values: np.ndarray) -> Scores:
-    """Exact int32 fixed point of ``mul[j] * S + add[j]`` that preserves every comparison.
+    """Integer fixed point of the exact affine ``mul[j] * S + add[j]`` that preserves every comparison.
 
     The scale is the largest power of two that keeps every reachable score inside int32; the
     result is then checked by sorting all reachable ``(j, S)`` values exactly by ``(value, -j)``
     (the order ``argmax`` with its first-index tie-break sees) and requiring the integer keys
     ``(score, -j)`` to be strictly increasing along it, which proves that the argmax over the
-    integer scores equals the argmax over the exact values for every input.
+    integer scores equals the argmax over the exact values for every input. When int32 has
+    too little resolution (many reachable sums whose values come closer than 2^-31 of their
+    range), the same construction runs in int64 (``wide``): the class comes from the int64
+    scores and the int32 scores the API returns are those divided by ``2**view_shift``.
 
     Args:
         mul: exact per-class multipliers.
@@ -161,7 +182,7 @@ def score_epilogue(mul: Sequence[Fraction], add: Sequence[Fraction], s_values: n
         The :class:`Scores` epilogue.
 
     Raises:
-        ValueError: no scale makes int32 scores order-exact.
+        ValueError: not even int64 fixed point keeps the order exact.
     """
     mul = [Fraction(m) for m in mul]
     add = [Fraction(a) for a in add]
@@ -171,19 +192,14 @@ def score_epilogue(mul: Sequence[Fraction], add: Sequence[Fraction], s_values: n
     exact = sorted(
         (m * s + a, -j, s) for j, (m, a) in enumerate(zip(mul, add, strict=True)) for s in (s_values if m != 0 else s_values[:1])
     )
-    scale_log2 = 0
-    if bound > 0:
-        while Fraction(2 ** (scale_log2 + 1)) * bound + 2 < _INT32_MAX:
-            scale_log2 += 1
-        while scale_log2 > -64 and Fraction(2) ** scale_log2 * bound + 2 >= _INT32_MAX:
-            scale_log2 -= 1
-    for shift in range(scale_log2, scale_log2 - 8, -1):
-        scale = Fraction(2) ** shift
-        int_mul = [round(m * scale) for m in mul]
-        int_add = [round(a * scale) for a in add]
-        keys = [(int_mul[-j] * s + int_add[-j], j) for _, j, s in exact]
-        if max(abs(k[0]) for k in keys) > _INT32_MAX:
-            continue
-        if all(keys[i] < keys[i + 1] for i in range(len(keys) - 1)):
-            return Scores(np.array(int_mul, dtype=np.int64), np.array(int_add, dtype=np.int64), shift)
-    raise ValueError("no int32 fixed-point scale keeps the final scores' order exact")
+    found = _fixed_point(exact, mul, add, bound, 31)
+    if found is not None:
+        int_mul, int_add, shift = found
+        return Scores(np.array(int_mul, dtype=np.int64), np.array(int_add, dtype=np.int64), shift)
+    found = _fixed_point(exact, mul, add, bound, 63)
+    if found is None:
+        raise ValueError("no int32 or int64 fixed-point scale keeps the final scores' order exact")
+    int_mul, int_add, shift = found
+    peak = max(abs(m) * s_abs + abs(a) for m, a in zip(int_mul, int_add, strict=True))
+    view_shift = max(0, peak.bit_length() - 31)
+    return Scores(np.array(int_mul, dtype=np.int64), np.array(int_add, dtype=np.int64), shift, True, view_shift)

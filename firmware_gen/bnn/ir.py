@@ -103,24 +103,28 @@ class Threshold:
 
 @dataclass
 class Scores:
-    """Final epilogue: ``scores[o] = mul[o] * S[o] + add[o]`` in int32, order-exact.
+    """Final epilogue: ``scores[o] = mul[o] * S[o] + add[o]``, order-exact, and their argmax.
 
     Attributes:
         mul: ``(10,)`` int64.
         add: ``(10,)`` int64.
         scale_log2: the fixed-point scale ``2**scale_log2`` of the exact affine.
+        wide: scores need int64 (the argmax is taken in int64).
+        view_shift: for ``wide``, the int32 scores returned are the int64 ones over ``2**view_shift``.
     """
 
     mul: np.ndarray
     add: np.ndarray
     scale_log2: int
+    wide: bool = False
+    view_shift: int = 0
 
 
 @dataclass
 class PixelConv:
-    """CONV_2D on raw pixels with ``+-c`` weights: ``S = sum(sign * q)``, ``q = unit * pixel``.
+    """CONV_2D on raw pixels with ``+-c`` weights: ``S = sum(sign * q)``, ``q = unit * pixel - zero``.
 
-    Taps in the padding read ``q = pad_q`` (the raw-pixel value that rescales to 0, times unit).
+    Taps in the padding read ``q = 0`` (``zero / unit`` is the raw pixel that rescales to 0).
     """
 
     index: int
@@ -128,7 +132,7 @@ class PixelConv:
     conv: Window
     signs: np.ndarray
     unit: int
-    pad_q: int
+    zero: int
     epilogue: Threshold
     out: BitShape
     notes: list[str] = field(default_factory=list)

@@ -104,6 +104,7 @@ def _resolve_pixel_affine(node: Node, state: _State) -> None:
         state.alpha, state.beta = state.alpha * value, state.beta * value
     else:
         state.beta += value
+    state.carried.append(node.name)
 
 
 def _resolve_pixel_conv(node: Node, state: _State) -> _Pending:
@@ -120,18 +121,27 @@ def _resolve_pixel_conv(node: Node, state: _State) -> _Pending:
     alpha, beta = state.alpha, state.beta
     if alpha == 0:
         raise refuse(node.index, node.name, "the input rescaling multiplies pixels by 0")
-    unit, pad_q = 1, 0
+    # Taps read q = unit * pixel - zero (0 in the padding), so the rescaled input is
+    # alpha / unit * q + residual with residual = beta + alpha * zero / unit. Padding is the
+    # rescaled value 0, so with SAME padding `zero / unit` must be the pixel that rescales to 0:
+    # a half-integer up to float32 rounding of the rescaling constants (127.5 for [-1, 1]).
+    unit, zero = 1, 0
+    notes = []
     if conv.padded and beta != 0:
-        pad_pixel = -beta / alpha  # the raw pixel value that rescales to the padding value 0
-        unit = 1 if pad_pixel.denominator == 1 else 2
-        if (pad_pixel * unit).denominator != 1:
-            raise refuse(node.index, node.name, f"SAME padding needs the rescaled 0 at a half-integer pixel, got {pad_pixel}")
-        pad_q = int(pad_pixel * unit)
+        pad_pixel = -beta / alpha
+        unit = 1 if abs(pad_pixel - round(pad_pixel)) < Fraction(1, 1000) else 2
+        zero = round(pad_pixel * unit)
+        if abs(pad_pixel * unit - zero) > Fraction(1, 1000):
+            what = f"SAME padding needs the rescaled 0 at a half-integer pixel, got {float(pad_pixel)}"
+            raise refuse(node.index, node.name, what)
+        if zero != pad_pixel * unit:
+            notes.append(f"border taps: the rescaled 0 is pixel {float(pad_pixel)!r}, taken as {zero}/{unit}")
+    residual = beta + alpha * zero / unit
     taps = kh * kw
-    bound = taps * max(255 * unit, abs(pad_q))
-    # y_o = c_o * alpha / unit * S + c_o * beta * sum(s_o) + b_o, exactly.
+    bound = taps * max(abs(zero), abs(255 * unit - zero))
+    # Interior outputs: y_o = c_o * alpha / unit * S + c_o * residual * sum(s_o) + b_o, exactly.
     mul = [_exact(m) * alpha / unit for m in mags]
-    add = [_exact(m) * beta * int(signs[o].sum()) + _exact(bias[o]) for o, m in enumerate(mags)]
+    add = [_exact(m) * residual * int(signs[o].sum()) + _exact(bias[o]) for o, m in enumerate(mags)]
 
     def evaluate(s: np.ndarray) -> np.ndarray:
         out = np.empty(s.shape, dtype=np.float32)
@@ -140,7 +150,7 @@ def _resolve_pixel_conv(node: Node, state: _State) -> _Pending:
                 out[o, i] = np.float32(float(mul[o] * int(s[o, i]) + add[o]))
         return out
 
-    layer = PixelConv(node.index, [node.name], conv, signs, unit, pad_q, None, None)  # type: ignore[arg-type]
+    layer = PixelConv(node.index, [*state.carried, node.name], conv, signs, unit, zero, None, None, notes)  # type: ignore[arg-type]
     pending = _Pending(layer, evaluate, (mul, add), -bound, bound, (conv.out_h, conv.out_w, out_c))
     pending.steps += _clamp_step(_activation(node))
     return pending

@@ -1,0 +1,287 @@
+"""The bnn engine end to end: tiny Larq models -> LCE flatbuffer -> C -> host gcc, against LCE.
+
+The truth is the LCE interpreter. Every model takes 28x28x1 raw pixels and has random binary
+weights and batch norms set from the statistics of real MNIST activations (so signs vary),
+with about 40% negative scales. Each spec also asserts that the lowering took the path it is
+meant to cover (bitpacked output, one-/zero-padding, LceBMaxPool2d, min-pool, ...), so a
+converter change cannot silently turn a test into a duplicate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import train  # noqa: F401  (legacy Keras before TensorFlow)
+from convert.flatbuffer import read_model_bytes
+from emulator.host import run_host
+from firmware_gen.bnn import generate
+from firmware_gen.bnn.graph import load_graph
+from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, PixelConv
+from firmware_gen.bnn.lower import lower
+
+HOST = SimpleNamespace(name="host", thumb1_only=False)
+N_IMAGES = 200
+
+
+def _layers(kind: str, *args, **kwargs):
+    import larq as lq
+    import tensorflow as tf
+
+    binary = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "use_bias": False}
+    factories = {
+        "rescale": lambda: tf.keras.layers.Rescaling(2 / 255.0, -1.0),
+        "pixconv": lambda c, **kw: lq.layers.QuantConv2D(c, 3, kernel_quantizer="ste_sign", use_bias=False, **kw),
+        "bconv": lambda c, **kw: lq.layers.QuantConv2D(c, 3, **binary, **kw),
+        "bdense": lambda n: lq.layers.QuantDense(n, **binary),
+        "bn": lambda: tf.keras.layers.BatchNormalization(),
+        "pool": lambda k=2, **kw: tf.keras.layers.MaxPooling2D(k, **kw),
+        "flatten": lambda: tf.keras.layers.Flatten(),
+        "softmax": lambda: tf.keras.layers.Activation("softmax"),
+    }
+    return factories[kind](*args, **kwargs)
+
+
+def lay(kind: str, *args, **kwargs) -> tuple:
+    """One layer of a spec: factory name, positional and keyword arguments."""
+    return kind, args, kwargs
+
+
+def head(*hidden: int) -> list[tuple]:
+    out = [lay("flatten")]
+    for n in hidden:
+        out += [lay("bdense", n), lay("bn")]
+    return [*out, lay("bdense", 10), lay("bn"), lay("softmax")]
+
+
+SAME1 = {"padding": "same", "pad_values": 1.0}
+SAME0 = {"padding": "same", "pad_values": 0.0}
+
+
+def _kinds(layers) -> list[str]:
+    return [type(layer).__name__ for layer in layers]
+
+
+def expect_seedlike(layers) -> None:
+    assert _kinds(layers) == ["PixelConv", "BinaryConv", "BinaryConv", "BinaryDense", "BinaryDense"]
+    assert layers[0].epilogue.pool is not None and layers[1].epilogue.pool is not None
+    assert layers[1].out.c == 33 and layers[2].inp.words == 2  # 33 channels: two words per pixel
+
+
+def expect_same_strided(layers) -> None:
+    pixel, one, zero = layers[0], layers[1], layers[2]
+    assert isinstance(pixel, PixelConv) and pixel.unit == 2 and pixel.zero == 255  # SAME on [-1, 1] pixels
+    assert isinstance(one, BinaryConv) and one.pad_mode == "one" and one.conv.sh == 2
+    assert one.ops == ["LceBconv2d"]  # bitpacked output with LCE's own thresholds
+    assert isinstance(zero, BinaryConv) and zero.pad_mode == "zero" and zero.epilogue.pool is not None
+
+
+def expect_bit_pool(layers) -> None:
+    pools = [layer for layer in layers if isinstance(layer, BitMaxPool)]
+    assert pools and any(p.or_mask.any() for p in pools)  # OR on complemented channels
+    min_pooled = [x for x in layers if isinstance(x, BinaryConv) and x.epilogue.pool is not None and x.epilogue.negate.any()]
+    assert min_pooled, "no max-pool after a negative scale (min-pool path) was exercised"
+
+
+def expect_odd_channels(layers) -> None:
+    assert isinstance(layers[0], PixelConv) and layers[0].unit == 1 and layers[0].zero == 0
+    assert layers[0].conv.sh == 2 and layers[0].out.c == 3
+    pool = layers[1].epilogue.pool  # 7x7 -> SAME max-pool 2x2 -> 4x4: the last row and column are padding
+    assert pool.padded and (pool.in_h, pool.out_h) == (7, 4)
+    dense = [x for x in layers if isinstance(x, BinaryDense)]
+    assert dense[0].out.c == 33 and dense[0].out.words == 2
+
+
+SPECS: dict[str, tuple[list[tuple], Callable]] = {
+    "seedlike": (
+        [
+            lay("rescale"),
+            lay("pixconv", 8),
+            lay("pool"),
+            lay("bn"),
+            lay("bconv", 33),
+            lay("pool"),
+            lay("bn"),
+            lay("bconv", 40),
+            lay("bn"),
+            *head(20),
+        ],
+        expect_seedlike,
+    ),
+    "same_strided": (
+        [
+            lay("rescale"),
+            lay("pixconv", 8, padding="same"),
+            lay("bn"),
+            lay("bconv", 40, strides=2, **SAME1),
+            lay("bn"),
+            lay("bconv", 33, **SAME0),
+            lay("pool"),
+            lay("bn"),
+            *head(),
+        ],
+        expect_same_strided,
+    ),
+    "bit_pool": (
+        [
+            *[lay("rescale"), lay("pixconv", 6), lay("bn"), lay("pool")],  # -> LceBMaxPool2d
+            *[lay("bconv", 40, **SAME1), lay("bn"), lay("pool"), lay("bn")],  # negative fused scale, then MAX_POOL_2D
+            *[lay("bconv", 16, **SAME0), lay("bn"), lay("pool")],  # float bconv -> sign -> LceBMaxPool2d
+            *[lay("bconv", 20), lay("bn"), *head(16)],
+        ],
+        expect_bit_pool,
+    ),
+    "odd_channels": (
+        [
+            *[lay("pixconv", 3, strides=2, padding="same"), lay("bn"), lay("bconv", 3, strides=2, **SAME1), lay("bn")],
+            *[lay("pool", 2, padding="same"), lay("bn"), *head(33)],
+        ],
+        expect_odd_channels,
+    ),
+}
+
+
+def build_model(spec: list[tuple], seed: int, calibration: np.ndarray):
+    """A Sequential model from ``spec`` with random binary weights and data-driven batch norms."""
+    import larq as lq
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    layers = [_layers(kind, *args, **kwargs) for kind, args, kwargs in spec]
+    model = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), *layers])
+    x = tf.constant(calibration.astype(np.float32)[..., None])
+    for layer in layers:
+        if isinstance(layer, lq.layers.QuantConv2D | lq.layers.QuantDense):
+            kernel = layer.get_weights()[0]
+            layer.set_weights([rng.normal(size=kernel.shape).astype(np.float32)])
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            acts = x.numpy()
+            axes = tuple(range(acts.ndim - 1))
+            mean, var = acts.mean(axis=axes), acts.var(axis=axes) + 1e-3
+            n = mean.shape[0]
+            gamma = rng.uniform(0.5, 1.5, n) * np.where(rng.random(n) < 0.4, -1.0, 1.0)
+            beta = rng.normal(size=n) * 0.2
+            mean = mean + rng.normal(size=n) * np.sqrt(var) * 0.3
+            layer.set_weights([a.astype(np.float32) for a in (gamma, beta, mean, var)])
+        x = layer(x, training=False)
+    return model
+
+
+def lce_outputs(flatbuffer: bytes, images: np.ndarray) -> np.ndarray:
+    from larq_compute_engine.tflite.python.interpreter import Interpreter
+
+    return Interpreter(flatbuffer, num_threads=1).predict(images.astype(np.float32)[..., None])
+
+
+def write_firmware(flatbuffer: bytes, folder: Path, core=HOST) -> dict:
+    out = generate(flatbuffer, core)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in out.files.items():
+        (folder / name).write_bytes(data)
+    return out.report
+
+
+def assert_scores_match(scores: np.ndarray, probabilities: np.ndarray, scale_log2: int) -> None:
+    """C scores / 2^scale equal LCE's logits up to a per-image constant (log-softmax differences)."""
+    top = probabilities.argmax(axis=1)
+    rows = np.arange(len(top))
+    logits = np.log(np.maximum(probabilities, 1e-30)) - np.log(probabilities[rows, top])[:, None]
+    ours = (scores.astype(np.float64) - scores[rows, top][:, None].astype(np.float64)) / 2.0**scale_log2
+    usable = probabilities > 1e-20
+    np.testing.assert_allclose(ours[usable], logits[usable], atol=2e-3)
+
+
+@pytest.fixture(scope="module")
+def images(mnist) -> np.ndarray:
+    return mnist.x_test[:N_IMAGES]
+
+
+@pytest.fixture(scope="module")
+def calibration(mnist) -> np.ndarray:
+    return mnist.x_train[:200]
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_tiny_random_model_matches_lce(name: str, images, calibration, tmp_path: Path) -> None:
+    from convert.converter import to_lce
+
+    spec, expect = SPECS[name]
+    flatbuffer = to_lce(build_model(spec, seed=len(name), calibration=calibration))
+    expect(lower(load_graph(read_model_bytes(flatbuffer))))
+    report = write_firmware(flatbuffer, tmp_path)
+    run = run_host(tmp_path, images)
+    reference = lce_outputs(flatbuffer, images)
+    assert len(set(reference.argmax(axis=1).tolist())) >= 4, "degenerate model: too few classes predicted"
+    mismatches = np.flatnonzero(run.predictions != reference.argmax(axis=1))
+    assert mismatches.size == 0, f"{mismatches.size} of {len(images)} predictions differ from LCE: {mismatches[:10]}"
+    assert_scores_match(run.extra["scores"], reference, report["score_scale_log2"])
+
+
+@pytest.fixture(scope="module")
+def trained_bcnn(tiny_models) -> bytes:
+    from convert.converter import to_lce
+    from convert.keras_io import load_keras_model
+
+    return to_lce(load_keras_model(tiny_models["bcnn"]))
+
+
+def test_trained_bcnn_matches_lce(trained_bcnn: bytes, mnist, tmp_path: Path) -> None:
+    test_images = mnist.x_test[:2000]
+    report = write_firmware(trained_bcnn, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    run = run_host(tmp_path, test_images)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before, "the host build wrote into the firmware folder"
+    reference = lce_outputs(trained_bcnn, test_images)
+    np.testing.assert_array_equal(run.predictions, reference.argmax(axis=1))
+    assert_scores_match(run.extra["scores"], reference, report["score_scale_log2"])
+    assert (run.predictions == mnist.y_test[:2000]).mean() > 0.25  # one epoch on 2,000 images: far above chance
+    assert run.flash_bytes > report["model_data_bytes"] and run.ram_bytes >= report["activation_ram_bytes"]
+    assert run.ram_source == "elf" and run.extra["latency_us_median"] > 0
+    kinds = [row["kind"] for row in report["layers"]]
+    assert kinds == ["PixelConv", "BinaryConv", "BinaryConv", "BinaryDense", "BinaryDense"]
+    assert report["model_data_bytes"] == sum(r["packed_weight_bytes"] + r["threshold_bytes"] for r in report["layers"])
+    assert report["model_data_bytes"] <= 12_300 and report["activation_ram_bytes"] <= 2048
+
+
+def test_sanitizer_build_is_clean(trained_bcnn: bytes, mnist, tmp_path: Path) -> None:
+    write_firmware(trained_bcnn, tmp_path)
+    plain = run_host(tmp_path, mnist.x_test[:300])
+    checked = run_host(tmp_path, mnist.x_test[:300], sanitize=True)  # any ASan/UBSan report aborts the run
+    np.testing.assert_array_equal(checked.predictions, plain.predictions)
+    np.testing.assert_array_equal(checked.extra["scores"], plain.extra["scores"])
+
+
+@pytest.mark.parametrize("popcount", [2, 3])
+def test_popcount_variants_agree(trained_bcnn: bytes, mnist, tmp_path: Path, popcount: int) -> None:
+    write_firmware(trained_bcnn, tmp_path)
+    builtin = run_host(tmp_path, mnist.x_test[:200])
+    variant = run_host(tmp_path, mnist.x_test[:200], popcount=popcount)
+    np.testing.assert_array_equal(variant.extra["scores"], builtin.extra["scores"])
+
+
+def test_generation_is_deterministic(trained_bcnn: bytes) -> None:
+    first, second = generate(trained_bcnn, HOST), generate(trained_bcnn, HOST)
+    assert first.files == second.files and first.report == second.report
+    assert sorted(first.files) == ["bnn_kernels.h", "bnn_model.c", "bnn_model.h"]
+    m0 = generate(trained_bcnn, SimpleNamespace(name="cortex-m0", thumb1_only=True))
+    assert m0.files["bnn_model.c"].split(b"\n", 1)[1] == first.files["bnn_model.c"].split(b"\n", 1)[1]
+    for name, data in first.files.items():
+        text = data.decode()
+        assert read_model_bytes(trained_bcnn).sha256 in text.splitlines()[1], f"{name} banner lacks the model sha256"
+        code = re.sub(r"//[^\n]*", "", text)
+        assert not re.search(r"\b(float|double|malloc|free)\b", code), f"{name} uses float or the heap"
+
+
+def test_header_documents_generated_sizes(trained_bcnn: bytes) -> None:
+    out = generate(trained_bcnn, HOST)
+    header = out.files["bnn_model.h"].decode()
+    assert f"#define BNN_MODEL_DATA_BYTES {out.report['model_data_bytes']}" in header
+    assert f"#define BNN_ACTIVATION_BYTES {out.report['activation_ram_bytes']}" in header
+    assert "int bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);" in header
+    includes = {line.split()[1] for f in out.files.values() for line in f.decode().splitlines() if line.startswith("#include")}
+    assert includes <= {"<stdint.h>", "<string.h>", '"bnn_kernels.h"', '"bnn_model.h"'}
