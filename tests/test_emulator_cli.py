@@ -218,3 +218,24 @@ def test_bad_inputs_exit_2_with_one_line(emulator_artifacts: Path, tmp_path: Pat
         assert code == 2, (args, lines)
         assert len(lines) == 1 and message in lines[0], (args, lines)
     assert not list(tmp_path.glob("*.emulate.json"))
+
+
+def test_input_range_from_convert_json_is_fed_to_keras(emulator_artifacts: Path, tmp_path: Path, mnist) -> None:
+    """A .h5 converted with --input-range expects scaled pixels: the emulator scales them the same way."""
+    from convert.keras_io import load_keras_model
+
+    for name in ("cnn.h5", "cnn.tflite"):
+        (tmp_path / name).write_bytes((emulator_artifacts / name).read_bytes())
+    (tmp_path / "cnn.convert.json").write_text(json.dumps({"input_range": [0.0, 1.0]}))
+    images, labels = mnist.x_test[:100], mnist.y_test[:100]
+    # independent reference: the model fed pixels / 255 (what [0, 1] means), no emulator code
+    model = load_keras_model(tmp_path / "cnn.h5")
+    expected = np.argmax(model.predict(images.reshape(-1, 28, 28, 1).astype(np.float32) / 255.0, verbose=0), axis=1)
+    assert emulate(tmp_path / "cnn.h5", "--limit", "100") == 0
+    keras = load(tmp_path / "cnn.keras.emulate.json")
+    assert keras["extra"]["input_range"] == [0.0, 1.0]
+    assert keras["correct"] == int(np.sum(expected == labels))
+    assert emulate(tmp_path / "cnn.tflite", "--limit", "100") == 0
+    lite = load(tmp_path / "cnn.tflite.emulate.json")
+    assert lite["reference"]["input_range"] == [0.0, 1.0]
+    assert lite["reference"]["accuracy"] == keras["accuracy"]
