@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,8 +23,10 @@ from firmware_gen.bnn import generate
 from firmware_gen.bnn.graph import load_graph
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, PixelConv
 from firmware_gen.bnn.lower import lower
+from firmware_gen.targets import get_core
 
-HOST = SimpleNamespace(name="host", thumb1_only=False)
+M4 = get_core("cortex-m4")
+M0 = get_core("cortex-m0")
 N_IMAGES = 200
 
 
@@ -178,7 +179,7 @@ def lce_outputs(flatbuffer: bytes, images: np.ndarray) -> np.ndarray:
     return Interpreter(flatbuffer, num_threads=1).predict(images.astype(np.float32)[..., None])
 
 
-def write_firmware(flatbuffer: bytes, folder: Path, core=HOST) -> dict:
+def write_firmware(flatbuffer: bytes, folder: Path, core=M4) -> dict:
     out = generate(flatbuffer, core)
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in out.files.items():
@@ -256,32 +257,55 @@ def test_sanitizer_build_is_clean(trained_bcnn: bytes, mnist, tmp_path: Path) ->
     np.testing.assert_array_equal(checked.extra["scores"], plain.extra["scores"])
 
 
-@pytest.mark.parametrize("popcount", [2, 3])
-def test_popcount_variants_agree(trained_bcnn: bytes, mnist, tmp_path: Path, popcount: int) -> None:
-    write_firmware(trained_bcnn, tmp_path)
+@pytest.mark.parametrize("core", ["cortex-m0", "cortex-m4"])
+def test_target_popcount_variants_agree(trained_bcnn: bytes, mnist, tmp_path: Path, core: str) -> None:
+    """The C the target runs (lut8 per word on Armv6-M, byte-count blocks on Thumb-2), on the host."""
+    write_firmware(trained_bcnn, tmp_path, get_core(core))
     builtin = run_host(tmp_path, mnist.x_test[:200])
-    variant = run_host(tmp_path, mnist.x_test[:200], popcount=popcount)
-    np.testing.assert_array_equal(variant.extra["scores"], builtin.extra["scores"])
+    target = run_host(tmp_path, mnist.x_test[:200], builtin_popcount=False)
+    assert "BNN_POPCOUNT_BUILTIN" not in target.extra["c_flags"]
+    np.testing.assert_array_equal(target.extra["scores"], builtin.extra["scores"])
 
 
 def test_generation_is_deterministic(trained_bcnn: bytes) -> None:
-    first, second = generate(trained_bcnn, HOST), generate(trained_bcnn, HOST)
+    first, second = generate(trained_bcnn, M4), generate(trained_bcnn, M4)
     assert first.files == second.files and first.report == second.report
-    assert sorted(first.files) == ["bnn_kernels.h", "bnn_model.c", "bnn_model.h"]
-    m0 = generate(trained_bcnn, SimpleNamespace(name="cortex-m0", thumb1_only=True))
+    assert sorted(first.files) == ["bnn_kernels.h", "bnn_model.c", "bnn_model.h", "bnn_popcount.h"]
+    m0 = generate(trained_bcnn, M0)
     assert m0.files["bnn_model.c"].split(b"\n", 1)[1] == first.files["bnn_model.c"].split(b"\n", 1)[1]
+    assert b"lut8" in m0.files["bnn_popcount.h"] and b"define BNN_WORD_POPCOUNT" in m0.files["bnn_kernels.h"]
     for name, data in first.files.items():
         text = data.decode()
-        assert read_model_bytes(trained_bcnn).sha256 in text.splitlines()[1], f"{name} banner lacks the model sha256"
+        assert read_model_bytes(trained_bcnn).sha256 in "\n".join(text.splitlines()[:3]), f"{name} banner lacks the sha256"
         code = re.sub(r"//[^\n]*", "", text)
         assert not re.search(r"\b(float|double|malloc|free)\b", code), f"{name} uses float or the heap"
 
 
 def test_header_documents_generated_sizes(trained_bcnn: bytes) -> None:
-    out = generate(trained_bcnn, HOST)
+    out = generate(trained_bcnn, M4)
     header = out.files["bnn_model.h"].decode()
     assert f"#define BNN_MODEL_DATA_BYTES {out.report['model_data_bytes']}" in header
     assert f"#define BNN_ACTIVATION_BYTES {out.report['activation_ram_bytes']}" in header
     assert "int bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);" in header
     includes = {line.split()[1] for f in out.files.values() for line in f.decode().splitlines() if line.startswith("#include")}
-    assert includes <= {"<stdint.h>", "<string.h>", '"bnn_kernels.h"', '"bnn_model.h"'}
+    assert includes <= {"<stdint.h>", "<string.h>", '"bnn_kernels.h"', '"bnn_model.h"', '"bnn_popcount.h"'}
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("core", ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"])
+def test_cross_compiles_without_warnings(trained_bcnn: bytes, tmp_path: Path, core: str) -> None:
+    import os
+    import shutil
+    import subprocess
+
+    gcc = shutil.which("arm-none-eabi-gcc")
+    if gcc is None:
+        message = "arm-none-eabi-gcc not found: install it with `make toolchain`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    spec = get_core(core)
+    write_firmware(trained_bcnn, tmp_path, spec)
+    cmd = [gcc, *spec.gcc_flags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-c", "bnn_model.c", "-o", "bnn_model.o"]
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
