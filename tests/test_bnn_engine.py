@@ -80,6 +80,8 @@ def expect_same_strided(layers) -> None:
     assert isinstance(one, BinaryConv) and one.pad_mode == "one" and one.conv.sh == 2
     assert one.ops == ["LceBconv2d"]  # bitpacked output with LCE's own thresholds
     assert isinstance(zero, BinaryConv) and zero.pad_mode == "zero" and zero.epilogue.pool is not None
+    final = layers[-1]  # 7 * 7 * 33 = 1,617 inputs: int32 lacks the resolution, scores go int64
+    assert final.signs.shape[1] == 1617 and final.epilogue.wide
 
 
 def expect_bit_pool(layers) -> None:
@@ -96,6 +98,11 @@ def expect_odd_channels(layers) -> None:
     assert pool.padded and (pool.in_h, pool.out_h) == (7, 4)
     dense = [x for x in layers if isinstance(x, BinaryDense)]
     assert dense[0].out.c == 33 and dense[0].out.words == 2
+
+
+def expect_long_windows(layers) -> None:
+    wide = [x for x in layers if isinstance(x, BinaryConv) and x.inp.c == 130]
+    assert wide and wide[0].pad_mode == "zero" and 9 * wide[0].inp.words > 36  # the looped XOR-popcount
 
 
 SPECS: dict[str, tuple[list[tuple], Callable]] = {
@@ -143,6 +150,13 @@ SPECS: dict[str, tuple[list[tuple], Callable]] = {
             *[lay("pool", 2, padding="same"), lay("bn"), *head(33)],
         ],
         expect_odd_channels,
+    ),
+    "long_windows": (
+        [
+            *[lay("rescale"), lay("pixconv", 8, strides=2), lay("bn"), lay("bconv", 130), lay("bn")],
+            *[lay("bconv", 8, **SAME0), lay("pool"), lay("bn"), *head()],
+        ],
+        expect_long_windows,
     ),
 }
 
@@ -221,6 +235,8 @@ def test_tiny_random_model_matches_lce(name: str, images, calibration, tmp_path:
     mismatches = np.flatnonzero(run.predictions != reference.argmax(axis=1))
     assert mismatches.size == 0, f"{mismatches.size} of {len(images)} predictions differ from LCE: {mismatches[:10]}"
     assert_scores_match(run.extra["scores"], reference, report["score_scale_log2"])
+    target = run_host(tmp_path, images[:50], builtin_popcount=False)  # the C the Cortex-M4 runs
+    np.testing.assert_array_equal(target.extra["scores"], run.extra["scores"][:50])
 
 
 @pytest.fixture(scope="module")
