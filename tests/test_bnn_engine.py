@@ -105,6 +105,11 @@ def expect_long_windows(layers) -> None:
     assert wide and wide[0].pad_mode == "zero" and 9 * wide[0].inp.words > 36  # the looped XOR-popcount
 
 
+def expect_fused_relu(layers) -> None:
+    assert layers[0].ops == ["CONV_2D", "MUL", "ADD", "LceQuantize"]  # RELU keeps the batch norm out of the conv
+    assert layers[3].ops == ["LceBconv2d", "RESHAPE", "LceQuantize"]  # RELU clamp + batch norm in LCE's transform
+
+
 SPECS: dict[str, tuple[list[tuple], Callable]] = {
     "seedlike": (
         [
@@ -157,6 +162,13 @@ SPECS: dict[str, tuple[list[tuple], Callable]] = {
             *[lay("bconv", 8, **SAME0), lay("pool"), lay("bn"), *head()],
         ],
         expect_long_windows,
+    ),
+    "fused_relu": (
+        [
+            *[lay("rescale"), lay("pixconv", 8, activation="relu"), lay("bn"), lay("bconv", 16, activation="relu")],
+            *[lay("bn"), lay("pool"), lay("bconv", 16, activation="relu"), lay("bn"), *head(20)],
+        ],
+        expect_fused_relu,
     ),
 }
 
