@@ -61,6 +61,14 @@ class _State:
     carried: list[str] = field(default_factory=list)
 
 
+def _option(node: Node, key: str) -> int:
+    """A positive integer option (stride, filter size); refuse a missing or invalid one."""
+    value = node.options.get(key)
+    if not isinstance(value, int) or value < 1:
+        raise refuse(node.index, node.name, f"option {key} is {value!r}, expected a positive integer")
+    return value
+
+
 def _exact(value: float) -> Fraction:
     return Fraction(float(value))
 
@@ -73,6 +81,8 @@ def _shape3(node: Node, shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 def _binary_rows(node: Node, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split float weights ``(O, ...)`` into signs and per-row magnitudes; refuse non-binary rows."""
+    if node.inputs[1].dtype != "FLOAT32":
+        raise refuse(node.index, node.name, f"weights of type {node.inputs[1].dtype}; only float32 +-c weights are supported")
     flat = weights.reshape(weights.shape[0], -1).astype(np.float32)
     mags = np.abs(flat[:, 0])
     if np.any(mags == 0) or not np.all(np.abs(flat) == mags[:, None]):
@@ -117,7 +127,7 @@ def _resolve_pixel_conv(node: Node, state: _State) -> _Pending:
     signs, mags = _binary_rows(node, weights)
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
     same = node.options.get("padding") == "SAME"
-    conv = Window.make(28, 28, kh, kw, int(node.options["strideH"]), int(node.options["strideW"]), same)
+    conv = Window.make(28, 28, kh, kw, _option(node, "strideH"), _option(node, "strideW"), same)
     alpha, beta = state.alpha, state.beta
     if alpha == 0:
         raise refuse(node.index, node.name, "the input rescaling multiplies pixels by 0")
@@ -160,6 +170,8 @@ def _resolve_bconv(node: Node, state: _State) -> _Pending | BinaryConv:
     opts = node.options
     inp = state.bits
     filt = node.const(1, "filter")
+    if node.inputs[1].dtype != "INT32" or filt.ndim != 4:
+        raise refuse(node.index, node.name, f"filter of type {node.inputs[1].dtype} {filt.shape}, expected packed INT32 OHWI")
     out_c, kh, kw, _ = filt.shape
     channels_in = int(opts.get("channels_in", inp.c))
     if channels_in != inp.c:
@@ -171,7 +183,7 @@ def _resolve_bconv(node: Node, state: _State) -> _Pending | BinaryConv:
     padding, pad_value = int(opts.get("padding", 1)), int(opts.get("pad_values", 0))
     if padding not in (0, 1) or pad_value not in (0, 1):
         raise refuse(node.index, node.name, f"padding {padding} / pad_values {pad_value} not supported")
-    conv = Window.make(inp.h, inp.w, kh, kw, int(opts["stride_height"]), int(opts["stride_width"]), padding == 0)
+    conv = Window.make(inp.h, inp.w, kh, kw, _option(node, "stride_height"), _option(node, "stride_width"), padding == 0)
     pad_mode = "valid" if not conv.padded else ("one" if pad_value == 1 else "zero")
     signs = unpack_lce_filter(filt, inp.c) * np.where(state.complement, -1, 1).astype(np.int8)
     layer = BinaryConv(node.index, [node.name], inp, conv, pad_mode, state.complement.copy(), signs, None, None)  # type: ignore[arg-type]
@@ -211,6 +223,8 @@ def _resolve_dense(node: Node, state: _State) -> _Pending:
     out_n, n = weights.shape
     if n != inp.h * inp.w * inp.c:
         raise refuse(node.index, node.name, f"{n} inputs do not match the {inp.h * inp.w * inp.c} binary activations")
+    if node.options.get("weightsFormat", 0) != 0 or node.options.get("keepNumDims", False):
+        raise refuse(node.index, node.name, "only the default weights format without keep_num_dims is supported")
     signs, mags = _binary_rows(node, weights)
     comp = np.tile(state.complement, inp.h * inp.w)
     signs = signs * np.where(comp, -1, 1).astype(np.int8)[None, :]
@@ -242,8 +256,8 @@ def _resolve_tail(node: Node, pending: _Pending) -> None:
         if pending.flat or any(step.kind == "pool" for step in pending.steps):
             raise refuse(node.index, node.name, "only one max-pool between two binary layers is supported")
         opts = node.options
-        same = opts["padding"] == "SAME"
-        pool = Window.make(h, w, opts["filterHeight"], opts["filterWidth"], opts["strideH"], opts["strideW"], same)
+        kernel = _option(node, "filterHeight"), _option(node, "filterWidth")
+        pool = Window.make(h, w, *kernel, _option(node, "strideH"), _option(node, "strideW"), opts.get("padding") == "SAME")
         pending.steps.append(Step("pool", pool=pool))
         pending.steps += _clamp_step(_activation(node))
         pending.shape = (pool.out_h, pool.out_w, c)
@@ -364,8 +378,8 @@ def lower(graph: Graph) -> list[Layer]:
 def _resolve_bit_pool(node: Node, state: _State) -> None:
     inp, opts = state.bits, node.options
     padding = int(opts.get("padding", 1))
-    kernel = int(opts["filter_height"]), int(opts["filter_width"])
-    pool = Window.make(inp.h, inp.w, *kernel, int(opts["stride_height"]), int(opts["stride_width"]), padding == 0)
+    kernel = _option(node, "filter_height"), _option(node, "filter_width")
+    pool = Window.make(inp.h, inp.w, *kernel, _option(node, "stride_height"), _option(node, "stride_width"), padding == 0)
     if _activation(node, "fused_activation_function") != "NONE":
         raise refuse(node.index, node.name, "fused activations on LceBMaxPool2d are not supported")
     out = BitShape(pool.out_h, pool.out_w, inp.c)
