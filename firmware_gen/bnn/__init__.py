@@ -12,6 +12,20 @@ thresholds, final affine, one static function per layer, ``bnn_predict``), ``bnn
 measured fastest on the core, from :mod:`firmware_gen.baremetal.popcount`). API::
 
     int bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);
+
+Supported: sequential models of CONV_2D with +-c weights on (rescaled) pixels, LceBconv2d
+(VALID, SAME with pad value 0 or 1, strides, fused RELU/RELU6/RELU_N1_TO_1, float or
+bitpacked output), LceBMaxPool2d, MAX_POOL_2D, per-channel MUL/ADD (batch norm), RESHAPE
+(flatten), LceQuantize/LceDequantize, FULLY_CONNECTED with +-c weights on +-1 inputs, and a
+final SOFTMAX. Anything else is refused with one line naming the layer (operator index).
+
+Exactness: LCE's own float arithmetic is replayed where its order is fixed (the bconv output
+transform, MUL/ADD, clamps, the sign ``x < 0``), so those thresholds are bit-exact. Where LCE
+sums floats in an unspecified order (the first CONV_2D, binary FULLY_CONNECTED, the float
+correction of zero-padded borders) the exact real value decides; results can differ only on
+float near-ties. The final scores are an int32 (int64 if needed) fixed point of the exact
+affine, proven order-preserving at generation time. Non-goals: no malloc, no float, no
+stdio, no branching graphs, no int8 activations.
 """
 
 from __future__ import annotations
