@@ -21,10 +21,13 @@ HEADER_NAME = "bnn_popcount.h"
 # Single-word variants in bnn_popcount.h (function bnn_popcount_<name>).
 VARIANTS = ("swar_mul", "swar_shift", "lut8", "lut4", "builtin")
 # Fastest single-word variant per core: instructions per ``acc += popcount(a ^ w)`` word, QEMU
-# 7.2, arm-none-eabi-gcc 12.2 -O2 (popcount part only, loop overhead subtracted):
-#   Armv6-M (M0, M0+): lut8 17.0, swar_mul 19.0, swar_shift 21.1, builtin 22.0, lut4 68.0
-#   Armv7-M / v8-M (M3, M4, M7, M33, M55): swar_mul 11.0, lut8 11.0-11.1, swar_shift 12.0,
-#   builtin 14.0-15.0, lut4 53-58. Ties go to swar_mul (no 256-byte table, no loads).
+# 7.2, arm-none-eabi-gcc 12.2 -Os (the project default), popcount part only (loop overhead
+# subtracted), 256-word loop / 8-word calls:
+#   Armv6-M (M0, M0+): lut8 18.0/18.5, swar_mul 22.0/22.6, builtin 22.0/22.5, swar_shift
+#   27.0/27.6, lut4 77/78; the multi-word byte-count block 20.9/22.9.
+#   Armv7-M / v8-M (M3, M4, M7, M33, M55): swar_mul 10.0/10.1, lut8 11.0/11.1, swar_shift 12.0,
+#   builtin 14.0/14.4, lut4 52-58; the block 7.6/9.0 (6.7/8.3 on M55) beats them all.
+# At -O2 the order is the same (M0: lut8 17.0, swar_mul 19.0; v7-M: swar_mul 11.0, lut8 11.0).
 # On Armv6-M gcc expands swar_mul's multiply into shifts and adds (it assumes a slow multiplier).
 POPCOUNT_CHOICE: dict[str, str] = {
     "cortex-m0": "lut8",
