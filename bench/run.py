@@ -1,0 +1,254 @@
+"""``python -m bench``: every model and engine side by side, measured in one run.
+
+Trains or reuses ``bcnn``, ``cnn`` and ``mlp`` (:mod:`bench.prepare`), converts them, then on the
+same test images (all 10,000 by default) runs Keras, TFLite float and int8 (XNNPACK), the LCE
+interpreter, TFLite-Micro, the ``bnn`` engine's C on the host and its firmware on QEMU's
+Cortex-M4 (:mod:`bench.measure`); generates the ``bnn`` firmware for every core and counts
+instructions per inference under QEMU; and derives latency ratios, the acceptance figures and
+the board table (:mod:`bench.summary`). Writes, each atomically and only at the end:
+
+* ``OUT/results.json``: everything, machine-readable (commit, CPU, versions, date);
+* ``OUT/RESULTS.md``: the same figures as markdown tables (:mod:`bench.tables`);
+* ``OUT/accuracy_vs_flash.png``: accuracy against flash bytes (:mod:`bench.plot`).
+
+Exit codes: 0 written, 1 a stage failed (a build, a conversion check, QEMU), 2 bad usage or
+input. Acceptance figures that miss their bar are reported, not turned into a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from train.artifacts import TOOL_VERSION, write_bytes, write_json, write_text
+from train.errors import InputError, OneLineArgumentParser, run_cli
+
+__all__ = ["PROG", "DEFAULT_CORE_IMAGES", "build_parser", "parse_cores", "main"]
+
+PROG = "python -m bench"
+DEFAULT_CORE_IMAGES = 200
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def parse_cores(text: str) -> list[str]:
+    """``"cortex-m4,cortex-m0"`` -> canonical core names in registry order, no duplicates.
+
+    Raises:
+        argparse.ArgumentTypeError: empty, or an unknown core (the message lists the valid ones).
+    """
+    from firmware_gen.targets import CORES, get_core
+
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of cores, got {text!r}")
+    try:
+        wanted = {get_core(name).name for name in names}
+    except InputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return [name for name in CORES if name in wanted]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m bench`` argument parser."""
+    parser = OneLineArgumentParser(
+        prog=PROG,
+        description=(
+            "Benchmark every model (bcnn, cnn, mlp) on every engine in one run: accuracy, agreement with Keras, "
+            "host latency, flash and RAM, instructions per inference on every Cortex-M core under QEMU, board fit."
+        ),
+        epilog="Writes OUT/results.json, OUT/RESULTS.md and OUT/accuracy_vs_flash.png. Exit 1: a stage failed; 2: bad input.",
+    )
+    parser.add_argument("--limit", type=_positive_int, help="use the first N test images (default: all 10,000)")
+    parser.add_argument("--out", default="bench", help="folder for the three result files (default: bench/)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take artifacts/NAME.h5 as it is, never train (default: reuse only a full training on the same data)",
+    )
+    parser.add_argument("--data", help="MNIST folder or mnist.npz (default: $MNIST_DIR, keras cache)")
+    parser.add_argument("--artifacts", default="artifacts", help="models and flatbuffers folder (default: artifacts/)")
+    parser.add_argument("--cores", type=parse_cores, help="cores for the instruction counts (default: every core)")
+    parser.add_argument(
+        "--core-images",
+        type=_positive_int,
+        default=DEFAULT_CORE_IMAGES,
+        help=f"images per core for the instruction counts (default {DEFAULT_CORE_IMAGES})",
+    )
+    parser.add_argument(
+        "--qemu-images", type=_positive_int, help="images the Cortex-M4 firmware runs for accuracy (default: all of them)"
+    )
+    return parser
+
+
+class _Clock:
+    """Elapsed-time prefix for progress lines and per-stage seconds."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.stages: dict[str, float] = {}
+        self._mark = self.start
+
+    def log(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self.start:7.1f} s] {text}", flush=True)
+
+    def stage(self, name: str) -> None:
+        now = time.perf_counter()
+        self.stages[name] = round(now - self._mark, 2)
+        self._mark = now
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    """Observations computed from the results (no number typed in)."""
+    notes = []
+    machine, images = results["machine"], results["images"]
+    load = results["load_average"]["start"]
+    cpus = machine.get("cpu_count") or 0
+    if load and cpus and load[0] >= 0.5 * cpus:
+        notes.append(
+            f"The machine was shared (1-minute load average {load[0]} at the start on {cpus} CPUs): absolute latencies "
+            "are noisy; compare the ratios measured within this run."
+        )
+    if results["qemu_images"] < images:
+        notes.append(f"The Cortex-M4 firmware ran the first {results['qemu_images']:,} of the {images:,} images.")
+    speed = results["acceptance"]["c_vs_lce"]
+    if speed["ok"] is False:
+        notes.append(
+            f"The generated C is {speed['ratio']:.1f}x faster than the LCE interpreter per image, below the "
+            f"{speed['bar']:g}x bar (see the README for what limits it)."
+        )
+    for row in results["runs"]:
+        if row["accuracy"] is None and (row["note"] or "").startswith("cannot run"):
+            notes.append(f"{row['model']} / {row['label']}: {row['note']}")
+    return notes
+
+
+def _bench(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    clock = _Clock()
+    from firmware_gen.targets import BOARDS, CORES
+    from train.data import load_mnist
+
+    data = load_mnist(args.data)
+    artifacts, out = Path(args.artifacts), Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    if args.reuse and not artifacts.is_dir():
+        raise InputError(f"--reuse: {artifacts} is not a folder with trained models")
+    count = min(args.limit or len(data.x_test), len(data.x_test))
+    images, labels = data.x_test[:count], data.y_test[:count]
+    cores = args.cores or list(CORES)
+    qemu_images = min(args.qemu_images or count, count)
+    core_images = min(args.core_images, count)
+
+    from bench.machine import load_average, machine_info
+    from bench.measure import M4, bnn_rows, core_run, generate_firmware, interpreter_rows, keras_row
+    from bench.prepare import MODELS, prepare_model
+    from bench.summary import acceptance, add_ratios, board_rows, deployables
+
+    machine = machine_info(_REPO)
+    load_start = machine["load_average"]
+    clock.log(f"{count:,} test images from {data.source}; {machine['cpu']}, load average {load_start}")
+    prepared = {
+        name: prepare_model(
+            name,
+            artifacts,
+            data_sha256=data.sha256,
+            data_dir=args.data,
+            reuse=args.reuse,
+            check_images=min(1000, count),
+            log=clock.log,
+        )
+        for name in MODELS
+    }
+    clock.stage("prepare (train/convert or reuse)")
+
+    rows: list[dict[str, Any]] = []
+    cores_out: list[dict[str, Any]] = []
+    for name, prep in prepared.items():
+        row, reference = keras_row(prep, images, labels)
+        clock.log(f"{name} keras: accuracy {100 * row['accuracy']:.2f}%")
+        rows.append(row)
+        rows.extend(interpreter_rows(prep, images, labels, reference, log=clock.log))
+        clock.stage(f"{name}: keras and interpreters")
+        if not prep.convert_report.get("binary_layers"):
+            continue
+        with tempfile.TemporaryDirectory(prefix="bench-firmware-") as tmp:
+            work = Path(tmp)
+            lce = prep.flatbuffers["lce"]
+            generate_firmware(lce, M4, work / M4)
+            bnn, host_predictions = bnn_rows(prep, work / M4, images, labels, reference, qemu_images, log=clock.log)
+            rows.extend(bnn)
+            clock.stage(f"{name}: bnn engine on the host and on QEMU {M4}")
+            for core in cores:
+                folder = work / core
+                if core != M4:
+                    generate_firmware(lce, core, folder)
+                entry = core_run(folder, core, images[:core_images], labels, host_predictions)
+                entry["model"] = name
+                cores_out.append(entry)
+                clock.log(
+                    f"{name} {core}: {entry['instructions_per_inference']:,.0f} instructions/inference, "
+                    f"flash {entry['firmware_flash_bytes']:,} B, RAM {entry['ram_bytes']:,} B"
+                )
+            clock.stage(f"{name}: bnn firmware on {len(cores)} cores")
+
+    c_latency = add_ratios(rows)
+    items = deployables(rows, [entry for entry in cores_out if entry["model"] == "bcnn"])
+    boards = board_rows(items, BOARDS.values())
+    results: dict[str, Any] = {
+        "version": TOOL_VERSION,
+        "command": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
+        "machine": machine,
+        "load_average": {"start": load_start, "end": load_average()},
+        "data": {"source": data.source, "sha256": data.sha256},
+        "images": count,
+        "qemu_images": qemu_images,
+        "core_images": core_images,
+        "models": {name: prep.summary() for name, prep in prepared.items()},
+        "runs": rows,
+        "c_latency_us": c_latency,
+        "cores": cores_out,
+        "deployables": items,
+        "boards": boards,
+    }
+    clock.stage("summaries")
+    results["seconds"] = {**clock.stages, "total": round(clock.total(), 2)}
+    results["acceptance"] = acceptance(rows, results["seconds"]["total"])
+    results["notes"] = _notes(results)
+    _write(out, results)
+    clock.log(f"wrote {out}/results.json, {out}/RESULTS.md, {out}/accuracy_vs_flash.png")
+    return 0
+
+
+def _write(out: Path, results: dict[str, Any]) -> None:
+    from bench.plot import accuracy_vs_flash_png
+    from bench.tables import render_markdown
+
+    png = accuracy_vs_flash_png(results["runs"], f"MNIST, {results['images']:,} test images: accuracy vs bytes in flash")
+    markdown = render_markdown(results)
+    write_bytes(out / "accuracy_vs_flash.png", png)
+    write_text(out / "RESULTS.md", markdown)
+    write_json(out / "results.json", results)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench``; returns the exit status."""
+    return run_cli(PROG, _bench, argv)

@@ -1,0 +1,189 @@
+"""Figures derived from the measured rows: latency ratios, the acceptance checks, the board table.
+
+Pure functions over the rows of :mod:`bench.measure` and the per-core runs; nothing here runs a
+model, so every derived number can be traced to measured ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from firmware_gen.targets import Board, check_budget
+
+__all__ = [
+    "BUDGET_SECONDS",
+    "BARS",
+    "find_row",
+    "add_ratios",
+    "acceptance",
+    "deployables",
+    "board_rows",
+]
+
+BUDGET_SECONDS = 30 * 60
+BARS = {"c_vs_lce": 20.0, "model_data": 8.0, "ram": 10.0}
+_REFERENCE = ("bcnn", "bnn-host")
+
+
+def find_row(rows: Iterable[Mapping[str, Any]], model: str, engine: str) -> Mapping[str, Any] | None:
+    """The row of ``(model, engine)``, or ``None``."""
+    for row in rows:
+        if row["model"] == model and row["engine"] == engine:
+            return row
+    return None
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> float | None:
+    """Set ``latency_vs_c`` on every timed row: its median latency over the generated C's (bcnn, bnn-host).
+
+    Returns:
+        The generated C's median microseconds, or ``None`` (then every ratio is ``None``).
+    """
+    reference = find_row(rows, *_REFERENCE)
+    base = reference["latency_us_median"] if reference else None
+    for row in rows:
+        latency = row.get("latency_us_median")
+        row["latency_vs_c"] = latency / base if latency is not None and base else None
+    return base
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def _check(value: float | None, bar: float) -> bool | None:
+    return None if value is None else value >= bar
+
+
+def acceptance(rows: list[dict[str, Any]], total_seconds: float | None) -> dict[str, Any]:
+    """The issue's acceptance figures, each with its bar and verdict (``ok`` ``None``: not measured).
+
+    * ``runtime``: the whole run in under :data:`BUDGET_SECONDS`.
+    * ``c_vs_lce``: LCE interpreter latency / generated C latency for bcnn, >= 20.
+    * ``model_data``: int8 cnn flatbuffer bytes / bcnn ``bnn`` model data bytes, >= 8.
+    * ``ram``: int8 cnn TFLite-Micro arena / bcnn ``bnn`` firmware RAM on Cortex-M4, >= 10.
+    """
+    lce, host = find_row(rows, "bcnn", "lce"), find_row(rows, "bcnn", "bnn-host")
+    qemu = find_row(rows, "bcnn", "bnn-qemu")
+    int8_flat, int8_tflm = find_row(rows, "cnn", "tflite-int8"), find_row(rows, "cnn", "tflm-int8")
+    lce_us = lce["latency_us_median"] if lce else None
+    c_us = host["latency_us_median"] if host else None
+    model_data = qemu["model_bytes"] if qemu else None
+    flat_bytes = int8_flat["model_bytes"] if int8_flat else None
+    bnn_ram = qemu["ram_bytes"] if qemu else None
+    arena = int8_tflm["ram_bytes"] if int8_tflm else None
+    speedup = _ratio(lce_us, c_us)
+    data_ratio = _ratio(flat_bytes, model_data)
+    ram_ratio = _ratio(arena, bnn_ram)
+    return {
+        "runtime": {
+            "seconds": total_seconds,
+            "budget_seconds": BUDGET_SECONDS,
+            "ok": None if total_seconds is None else total_seconds < BUDGET_SECONDS,
+        },
+        "c_vs_lce": {
+            "lce_us_median": lce_us,
+            "c_us_median": c_us,
+            "ratio": speedup,
+            "bar": BARS["c_vs_lce"],
+            "ok": _check(speedup, BARS["c_vs_lce"]),
+        },
+        "model_data": {
+            "bnn_model_data_bytes": model_data,
+            "cnn_int8_flatbuffer_bytes": flat_bytes,
+            "bnn_firmware_flash_bytes": qemu["firmware_flash_bytes"] if qemu else None,
+            "ratio": data_ratio,
+            "bar": BARS["model_data"],
+            "ok": _check(data_ratio, BARS["model_data"]),
+        },
+        "ram": {
+            "bnn_ram_bytes": bnn_ram,
+            "cnn_int8_tflm_arena_bytes": arena,
+            "ratio": ram_ratio,
+            "bar": BARS["ram"],
+            "ok": _check(ram_ratio, BARS["ram"]),
+        },
+    }
+
+
+def deployables(rows: list[dict[str, Any]], cores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What can be flashed, with its flash and RAM needs (per core where the build depends on it).
+
+    * ``bnn`` (a binary model): the deployable ELF of each core's QEMU build: flash = model +
+      code (text + data), RAM = data + bss + deepest stack.
+    * ``tflm`` / ``tflm-int8`` rows that ran: flash = flatbuffer bytes, RAM = measured arena
+      (TFLite-Micro's own code, about tens of KiB, is not included).
+
+    Returns:
+        ``[{"model", "engine", "label", "flash": {core: bytes} | bytes, "ram": ..., "note"}]``.
+    """
+    found: list[dict[str, Any]] = []
+    for row in rows:
+        if row["engine"] == "bnn-qemu" and cores:
+            found.append(
+                {
+                    "model": row["model"],
+                    "engine": "bnn",
+                    "label": f"{row['model']} bnn",
+                    "flash": {entry["core"]: entry["firmware_flash_bytes"] for entry in cores},
+                    "ram": {entry["core"]: entry["ram_bytes"] for entry in cores},
+                    "note": "whole deployable firmware of that core (model + code), RAM incl. stack",
+                }
+            )
+        elif row["engine"] in ("tflm", "tflm-int8") and row["accuracy"] is not None:
+            found.append(
+                {
+                    "model": row["model"],
+                    "engine": row["engine"],
+                    "label": f"{row['model']} {row['engine']}",
+                    "flash": row["model_bytes"],
+                    "ram": row["ram_bytes"],
+                    "note": "flatbuffer + measured arena; TFLite-Micro code not counted",
+                }
+            )
+    return found
+
+
+def _need(value: int | Mapping[str, int] | None, core: str) -> int | None:
+    if isinstance(value, Mapping):
+        return value.get(core)
+    return value
+
+
+def board_rows(items: list[dict[str, Any]], boards: Iterable[Board]) -> list[dict[str, Any]]:
+    """Which deployable fits which board, with the margin (budget - need; negative: over).
+
+    Args:
+        items: from :func:`deployables`.
+        boards: the boards (``firmware_gen.targets.BOARDS.values()``).
+
+    Returns:
+        One entry per (board, deployable): board, core, budgets, needs, margins, ``fits``
+        (``None`` when a need was not measured for the board's core).
+    """
+    out = []
+    for board in boards:
+        for item in items:
+            flash, ram = _need(item["flash"], board.core), _need(item["ram"], board.core)
+            verdict = check_budget(flash, ram, board.flash_bytes, board.ram_bytes, label=f"board {board.name}")
+            complete = flash is not None and ram is not None
+            out.append(
+                {
+                    "board": board.name,
+                    "core": board.core,
+                    "flash_budget": board.flash_bytes,
+                    "ram_budget": board.ram_bytes,
+                    "model": item["model"],
+                    "engine": item["engine"],
+                    "label": item["label"],
+                    "flash_need": flash,
+                    "ram_need": ram,
+                    "flash_margin": None if flash is None else board.flash_bytes - flash,
+                    "ram_margin": None if ram is None else board.ram_bytes - ram,
+                    "fits": verdict["ok"] if complete or verdict["ok"] is False else None,
+                }
+            )
+    return out

@@ -1,0 +1,312 @@
+"""``bench/RESULTS.md``: the results document rendered as markdown tables.
+
+:func:`render_markdown` takes the same dict that is written to ``results.json`` and prints only
+what is in it, so the two files never disagree and no number is typed in by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["markdown_table", "fmt_bytes", "fmt_pct", "fmt_us", "fmt_ratio", "fmt_count", "render_markdown"]
+
+DASH = "—"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
+    """A GitHub markdown table.
+
+    Args:
+        header: column titles.
+        rows: cells (converted with ``str``; ``|`` is escaped).
+        align: one character per column, ``l`` or ``r`` (default: all left).
+
+    Raises:
+        ValueError: a row or ``align`` does not have one entry per column.
+    """
+    align = align or "l" * len(header)
+    if len(align) != len(header):
+        raise ValueError(f"align has {len(align)} entries for {len(header)} columns")
+
+    def line(cells: Sequence[Any]) -> str:
+        if len(cells) != len(header):
+            raise ValueError(f"row has {len(cells)} cells for {len(header)} columns: {cells!r}")
+        return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
+
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def fmt_bytes(value: int | None) -> str:
+    """``12164`` -> ``12,164``; ``None`` -> a dash."""
+    return DASH if value is None else f"{int(value):,}"
+
+
+def fmt_count(value: float | None) -> str:
+    """A large count rounded to an integer with separators."""
+    return DASH if value is None else f"{round(value):,}"
+
+
+def fmt_pct(value: float | None) -> str:
+    """``0.9793`` -> ``97.93%``."""
+    return DASH if value is None else f"{100 * value:.2f}%"
+
+
+def fmt_us(value: float | None) -> str:
+    """Microseconds with a precision that suits the magnitude."""
+    if value is None:
+        return DASH
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def fmt_ratio(value: float | None) -> str:
+    """``12.345`` -> ``12.3x``."""
+    return DASH if value is None else f"{value:.1f}x" if value >= 10 else f"{value:.2f}x"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "not measured" if ok is None else "holds" if ok else "does NOT hold"
+
+
+def _header(results: dict[str, Any]) -> list[str]:
+    machine = results["machine"]
+    git = machine.get("git", {})
+    dirty = " (with uncommitted changes)" if git.get("dirty") else ""
+    load = results.get("load_average", {})
+    return [
+        "# Benchmark results",
+        "",
+        "Written by `python -m bench` (`make bench`); every number below comes from that run. "
+        "Do not edit by hand: run it again.",
+        "",
+        f"- date: {machine.get('date')}, commit `{git.get('commit')}`{dirty}",
+        f"- machine: {machine.get('cpu')}, {machine.get('cpu_count')} CPUs, {machine.get('platform')}; "
+        f"load average at start {load.get('start')}, at end {load.get('end')}",
+        f"- software: Python {machine.get('python')}, "
+        + ", ".join(f"{name} {version}" for name, version in machine.get("packages", {}).items())
+        + "; "
+        + ", ".join(f"{version}" for version in machine.get("tools", {}).values() if version),
+        f"- data: {results['images']:,} MNIST test images from `{results['data']['source']}`; "
+        f"QEMU Cortex-M4 run: {results['qemu_images']:,} images; per-core runs: {results['core_images']:,} images",
+        f"- whole run: {results['seconds']['total']:.0f} s",
+    ]
+
+
+def _acceptance(results: dict[str, Any]) -> list[str]:
+    acc = results["acceptance"]
+    runtime, speed, data, ram = acc["runtime"], acc["c_vs_lce"], acc["model_data"], acc["ram"]
+    rows = [
+        (
+            "whole run under 30 minutes",
+            f"{runtime['seconds']:.0f} s" if runtime["seconds"] is not None else DASH,
+            f"< {runtime['budget_seconds']} s",
+            _verdict(runtime["ok"]),
+        ),
+        (
+            "generated C vs LCE interpreter, bcnn, median per image on the host",
+            f"{fmt_us(speed['lce_us_median'])} us / {fmt_us(speed['c_us_median'])} us = {fmt_ratio(speed['ratio'])}",
+            f">= {speed['bar']:g}x",
+            _verdict(speed["ok"]),
+        ),
+        (
+            "int8 cnn flatbuffer vs bcnn model data under the bnn engine (packed weights + thresholds)",
+            f"{fmt_bytes(data['cnn_int8_flatbuffer_bytes'])} B / {fmt_bytes(data['bnn_model_data_bytes'])} B = "
+            f"{fmt_ratio(data['ratio'])} (whole bnn firmware, model + code, Cortex-M4: "
+            f"{fmt_bytes(data['bnn_firmware_flash_bytes'])} B)",
+            f">= {data['bar']:g}x",
+            _verdict(data["ok"]),
+        ),
+        (
+            "int8 cnn TFLite-Micro arena vs bcnn bnn firmware RAM (Cortex-M4, data + bss + stack)",
+            f"{fmt_bytes(ram['cnn_int8_tflm_arena_bytes'])} B / {fmt_bytes(ram['bnn_ram_bytes'])} B = {fmt_ratio(ram['ratio'])}",
+            f">= {ram['bar']:g}x",
+            _verdict(ram["ok"]),
+        ),
+    ]
+    return ["## Acceptance", "", markdown_table(("check", "measured", "bar", "verdict"), rows)]
+
+
+def _accuracy(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for row in results["runs"]:
+        latency = fmt_us(row["latency_us_median"])
+        if row["instructions_per_inference"] is not None:
+            latency = f"{DASH} ({fmt_count(row['instructions_per_inference'])} instructions/inference)"
+        rows.append(
+            (
+                row["model"],
+                row["label"],
+                row["runs_on"],
+                fmt_bytes(row["images"]) if row["images"] else DASH,
+                fmt_pct(row["accuracy"]),
+                fmt_pct(row["agreement_keras"]),
+                latency,
+                fmt_ratio(row.get("latency_vs_c")),
+                row["note"] or "",
+            )
+        )
+    base = results.get("c_latency_us")
+    return [
+        "## Accuracy and host latency",
+        "",
+        "Agreement: the share of images whose predicted class equals Keras'. Latency: median over the images "
+        "after a warm-up, one thread, one image per call (interpreters: set input, invoke, read output; "
+        f"generated C: `bnn_predict` timed by the host harness). `x C`: latency over the generated C's "
+        f"({fmt_us(base)} us per image, bcnn) in this same run.",
+        "",
+        markdown_table(
+            ("model", "engine", "runs on", "images", "accuracy", "agreement", "median us/image", "x C", "note"),
+            rows,
+            "lllrrrrrl",
+        ),
+    ]
+
+
+def _footprint(results: dict[str, Any]) -> list[str]:
+    rows = [
+        (
+            row["model"],
+            row["label"],
+            fmt_bytes(row["model_bytes"]),
+            row["flash_source"] or DASH,
+            fmt_bytes(row["firmware_flash_bytes"]),
+            fmt_bytes(row["ram_bytes"]),
+            row["ram_source"] or DASH,
+        )
+        for row in results["runs"]
+        if row["model_bytes"] is not None
+    ]
+    return [
+        "## Flash and RAM",
+        "",
+        "Model bytes: what the model itself occupies in flash. Whole firmware: model + code of the deployable "
+        "part (the bnn engine's ELF). TFLite-Micro rows count the flatbuffer and the arena the real "
+        "TFLite-Micro interpreter allocates, not TFLite-Micro's code.",
+        "",
+        markdown_table(
+            ("model", "engine", "model bytes", "model bytes from", "whole firmware flash", "RAM bytes", "RAM from"),
+            rows,
+            "llrlrrl",
+        ),
+    ]
+
+
+def _cores(results: dict[str, Any]) -> list[str]:
+    rows = [
+        (
+            entry["core"],
+            entry["qemu_machine"],
+            fmt_bytes(entry["images"]),
+            fmt_count(entry["instructions"]["mean"]),
+            fmt_count(entry["instructions"]["median"]),
+            f"{fmt_count(entry['instructions']['min'])} .. {fmt_count(entry['instructions']['max'])}",
+            fmt_bytes(entry["firmware_flash_bytes"]),
+            fmt_bytes(entry["ram_bytes"]),
+            fmt_pct(entry["accuracy"]),
+            fmt_pct(entry["agreement_host"]),
+            entry.get("popcount") or DASH,
+        )
+        for entry in results["cores"]
+    ]
+    return [
+        "## Instructions per inference on every emulated core (bcnn, bnn engine)",
+        "",
+        "QEMU with `-icount shift=0` counts executed instructions, not the cycles of a real part: wait states, "
+        "pipeline stalls and multi-cycle instructions are not in these figures.",
+        "",
+        markdown_table(
+            (
+                "core",
+                "QEMU machine",
+                "images",
+                "instructions (mean)",
+                "median",
+                "min .. max",
+                "firmware flash",
+                "RAM",
+                "accuracy",
+                "agreement with host C",
+                "popcount",
+            ),
+            rows,
+            "llrrrrrrrrl",
+        ),
+    ]
+
+
+def _margin(value: int | None) -> str:
+    if value is None:
+        return "?"
+    return f"+{value / 1024:,.1f}" if value >= 0 else f"{value / 1024:,.1f}"
+
+
+def _boards(results: dict[str, Any]) -> list[str]:
+    entries = results["boards"]
+    labels = list(dict.fromkeys(entry["label"] for entry in entries))
+    boards = list(dict.fromkeys(entry["board"] for entry in entries))
+    cells: dict[tuple[str, str], str] = {}
+    info: dict[str, str] = {}
+    for entry in entries:
+        info[entry["board"]] = (
+            f"{entry['board']} ({entry['core']}, {entry['flash_budget'] // 1024:,} KiB / {entry['ram_budget'] // 1024:,} KiB)"
+        )
+        mark = "not measured" if entry["fits"] is None else "fits" if entry["fits"] else "**no**"
+        cells[entry["board"], entry["label"]] = f"{mark} ({_margin(entry['flash_margin'])} / {_margin(entry['ram_margin'])})"
+    rows = [(info[board], *(cells.get((board, label), DASH) for label in labels)) for board in boards]
+    return [
+        "## Which model fits which board",
+        "",
+        "Cells: verdict (flash margin / RAM margin in KiB; negative = over budget). bnn: the whole deployable "
+        "firmware built for the board's core; TFLite-Micro: flatbuffer + arena only (its code would add more).",
+        "",
+        markdown_table(("board (core, flash / RAM)", *labels), rows, "l" + "r" * len(labels)),
+    ]
+
+
+def _models(results: dict[str, Any]) -> list[str]:
+    rows = [
+        (
+            name,
+            model.get("recipe") or DASH,
+            model.get("epochs") if model.get("epochs") is not None else DASH,
+            f"`{model['h5_sha256'][:12]}`",
+            "trained" if model.get("trained_this_run") else "reused",
+            "converted" if model.get("converted_this_run") else "reused",
+            ", ".join(f"{fmt}: {fmt_bytes(entry['bytes'])} B" for fmt, entry in model["flatbuffers"].items()),
+        )
+        for name, model in results["models"].items()
+    ]
+    return [
+        "## Models",
+        "",
+        markdown_table(("model", "recipe", "epochs", ".h5 sha256", ".h5", "flatbuffers", "flatbuffer bytes"), rows),
+    ]
+
+
+def _seconds(results: dict[str, Any]) -> list[str]:
+    rows = [(stage, f"{seconds:.1f}") for stage, seconds in results["seconds"].items()]
+    return ["## Time per stage", "", markdown_table(("stage", "seconds"), rows, "lr")]
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The whole ``RESULTS.md`` for a results dict (as written to ``results.json``).
+
+    Returns:
+        Markdown text ending with a newline.
+    """
+    parts = [
+        _header(results),
+        _acceptance(results),
+        _accuracy(results),
+        _footprint(results),
+        _cores(results),
+        _boards(results),
+        _models(results),
+        _seconds(results),
+    ]
+    notes = results.get("notes") or []
+    if notes:
+        parts.append(["## Notes", "", *(f"- {note}" for note in notes)])
+    parts.append(["![accuracy vs flash bytes](accuracy_vs_flash.png)"])
+    return "\n\n".join("\n".join(part) for part in parts) + "\n"

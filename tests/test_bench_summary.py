@@ -1,0 +1,201 @@
+"""bench.summary, bench.tables and bench.plot on small hand-made results (no model runs)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from bench.measure import ENGINES, make_row
+from bench.plot import accuracy_vs_flash_png, plot_points
+from bench.summary import BUDGET_SECONDS, acceptance, add_ratios, board_rows, deployables, find_row
+from bench.tables import fmt_bytes, fmt_pct, fmt_ratio, fmt_us, markdown_table, render_markdown
+from firmware_gen.targets import Board
+
+
+def _rows() -> list[dict]:
+    """A fake run: numbers chosen so every ratio is easy to check by hand."""
+    labels = [0, 1, 2, 3]
+    ref = [0, 1, 2, 0]
+    return [
+        make_row("bcnn", "keras", artifact="bcnn.h5", predictions=[0, 1, 2, 0], labels=labels, reference=ref),
+        make_row(
+            "bcnn", "lce", artifact="bcnn.lce.tflite", predictions=[0, 1, 2, 0], labels=labels, reference=ref,
+            latency_us_median=300.0, model_bytes=160_000, ram_bytes=100_000, ram_source="planner",
+        ),
+        make_row(
+            "bcnn", "bnn-host", artifact="bcnn.lce.tflite", predictions=[0, 1, 2, 0], labels=labels, reference=ref,
+            latency_us_median=10.0, model_bytes=12_000, firmware_flash_bytes=14_000, ram_bytes=1_100,
+        ),
+        make_row(
+            "bcnn", "bnn-qemu", artifact="bcnn.lce.tflite", predictions=[0, 1, 2, 3], labels=labels, reference=ref,
+            model_bytes=12_000, firmware_flash_bytes=15_000, ram_bytes=1_000, instructions_per_inference=1.5e6,
+            runs_on="QEMU mps2-an386",
+        ),
+        make_row("bcnn", "tflm", artifact="bcnn.tflite", model_bytes=380_000, note="cannot run: no SIGN kernel"),
+        make_row(
+            "cnn", "tflite-int8", artifact="cnn.int8.tflite", predictions=[0, 1, 2, 3], labels=labels, reference=ref,
+            latency_us_median=30.0, model_bytes=96_000,
+        ),
+        make_row(
+            "cnn", "tflm-int8", artifact="cnn.int8.tflite", predictions=[0, 1, 2, 3], labels=labels, reference=ref,
+            latency_us_median=2000.0, model_bytes=96_000, ram_bytes=30_000, ram_source="tflm-arena",
+        ),
+    ]  # fmt: skip
+
+
+CORES_RUN = [
+    {"core": "cortex-m0", "firmware_flash_bytes": 15_500, "ram_bytes": 1_000},
+    {"core": "cortex-m4", "firmware_flash_bytes": 15_000, "ram_bytes": 1_000},
+]
+
+
+def test_make_row_computes_accuracy_and_agreement_and_rejects_unknown_figures():
+    row = make_row("m", "tflite", artifact="x", predictions=[1, 2, 3, 4], labels=[1, 2, 0, 0], reference=[1, 0, 3, 4])
+    assert row["images"] == 4 and row["accuracy"] == 0.5 and row["agreement_keras"] == 0.75
+    assert row["label"] == ENGINES["tflite"] and row["latency_us_median"] is None
+    skipped = make_row("m", "tflm", artifact=None, note="why")
+    assert skipped["accuracy"] is None and skipped["images"] == 0 and skipped["note"] == "why"
+    with pytest.raises(ValueError, match="latency_ms"):
+        make_row("m", "tflite", artifact="x", latency_ms=3)
+
+
+def test_ratios_are_relative_to_the_generated_c_of_the_same_run():
+    rows = _rows()
+    assert add_ratios(rows) == 10.0
+    assert find_row(rows, "bcnn", "lce")["latency_vs_c"] == 30.0
+    assert find_row(rows, "cnn", "tflm-int8")["latency_vs_c"] == 200.0
+    assert find_row(rows, "bcnn", "bnn-host")["latency_vs_c"] == 1.0
+    assert find_row(rows, "bcnn", "keras")["latency_vs_c"] is None
+    without_c = [row for row in _rows() if row["engine"] != "bnn-host"]
+    assert add_ratios(without_c) is None
+    assert all(row["latency_vs_c"] is None for row in without_c)
+
+
+def test_acceptance_figures_and_verdicts():
+    rows = _rows()
+    acc = acceptance(rows, 100.0)
+    assert acc["runtime"] == {"seconds": 100.0, "budget_seconds": BUDGET_SECONDS, "ok": True}
+    assert acc["c_vs_lce"]["ratio"] == 30.0 and acc["c_vs_lce"]["ok"] is True
+    assert acc["model_data"]["ratio"] == 8.0 and acc["model_data"]["ok"] is True  # 96,000 / 12,000: exactly the bar
+    assert acc["model_data"]["bnn_firmware_flash_bytes"] == 15_000
+    assert acc["ram"]["ratio"] == 30.0 and acc["ram"]["ok"] is True
+    slow = copy.deepcopy(rows)
+    find_row(slow, "bcnn", "bnn-host")["latency_us_median"] = 20.0  # 300 / 20 = 15x < 20x
+    assert acceptance(slow, BUDGET_SECONDS + 1.0)["c_vs_lce"]["ok"] is False
+    assert acceptance(slow, BUDGET_SECONDS + 1.0)["runtime"]["ok"] is False
+    partial = acceptance([row for row in rows if row["model"] != "cnn"], None)
+    assert partial["model_data"]["ok"] is None and partial["ram"]["ok"] is None and partial["runtime"]["ok"] is None
+
+
+def test_deployables_and_board_margins():
+    items = deployables(_rows(), CORES_RUN)
+    assert [(i["model"], i["engine"]) for i in items] == [("bcnn", "bnn"), ("cnn", "tflm-int8")]  # bcnn tflm did not run
+    boards = [
+        Board("tiny", "a small part", "cortex-m0", 16 * 1024, 4 * 1024),
+        Board("mid", "a mid part", "cortex-m3", 64 * 1024, 20 * 1024),
+        Board("big", "a big part", "cortex-m4", 512 * 1024, 128 * 1024),
+    ]
+    table = {(r["board"], r["engine"]): r for r in board_rows(items, boards)}
+    tiny = table["tiny", "bnn"]
+    assert (tiny["flash_need"], tiny["flash_margin"], tiny["ram_margin"], tiny["fits"]) == (15_500, 16_384 - 15_500, 3_096, True)
+    assert table["tiny", "tflm-int8"]["fits"] is False
+    assert table["tiny", "tflm-int8"]["flash_margin"] == 16_384 - 96_000
+    assert table["mid", "bnn"]["fits"] is None and table["mid", "bnn"]["flash_need"] is None  # m3 not measured
+    assert table["mid", "tflm-int8"]["fits"] is False  # flash over even though RAM fits
+    assert table["big", "bnn"]["flash_need"] == 15_000 and table["big", "tflm-int8"]["fits"] is True
+
+
+def _results() -> dict:
+    rows = _rows()
+    add_ratios(rows)
+    items = deployables(rows, CORES_RUN)
+    return {
+        "machine": {
+            "date": "2026-01-01T00:00:00+00:00",
+            "git": {"commit": "abc123", "dirty": False},
+            "cpu": "Test CPU",
+            "cpu_count": 2,
+            "platform": "Linux",
+            "python": "3.11",
+            "packages": {"tensorflow": "2.16.2"},
+            "tools": {"gcc": "gcc 12"},
+        },
+        "load_average": {"start": [0.1, 0.1, 0.1], "end": [0.2, 0.2, 0.2]},
+        "data": {"source": "/data/mnist"},
+        "images": 4,
+        "qemu_images": 4,
+        "core_images": 4,
+        "runs": rows,
+        "c_latency_us": 10.0,
+        "cores": [
+            {
+                "core": "cortex-m4",
+                "qemu_machine": "mps2-an386",
+                "images": 4,
+                "instructions": {"mean": 1_500_000.4, "median": 1_499_999.0, "min": 1_400_000.0, "max": 1_600_000.0},
+                "firmware_flash_bytes": 15_000,
+                "ram_bytes": 1_000,
+                "accuracy": 0.75,
+                "agreement_host": 1.0,
+                "popcount": "swar",
+            }
+        ],
+        "boards": board_rows(items, [Board("tiny", "a small part", "cortex-m0", 16 * 1024, 4 * 1024)]),
+        "models": {
+            "bcnn": {
+                "recipe": "seed",
+                "epochs": 6,
+                "h5_sha256": "f" * 64,
+                "trained_this_run": False,
+                "converted_this_run": True,
+                "flatbuffers": {"lce": {"bytes": 160_000}},
+            }
+        },
+        "seconds": {"prepare": 1.0, "total": 100.0},
+        "acceptance": acceptance(rows, 100.0),
+        "notes": ["a computed note"],
+    }
+
+
+def test_render_markdown_shows_the_results_figures():
+    results = _results()
+    text = render_markdown(results)
+    json.dumps(results)  # the same dict must be JSON-ready
+    for heading in ("## Acceptance", "## Accuracy and host latency", "## Flash and RAM", "## Instructions per inference"):
+        assert heading in text
+    assert "300.0 us / 10.0 us = 30.0x" in text  # LCE vs generated C
+    assert "96,000 B / 12,000 B = 8.00x" in text and "15,000 B" in text
+    assert "30,000 B / 1,000 B = 30.0x" in text
+    assert "| cortex-m4 | mps2-an386 | 4 | 1,500,000 | 1,499,999 | 1,400,000 .. 1,600,000 |" in text
+    assert "tiny (cortex-m0, 16 KiB / 4 KiB)" in text and "**no**" in text and "fits (+0.9 / +3.0)" in text
+    assert "cannot run: no SIGN kernel" in text and "- a computed note" in text
+    assert "(1,500,000 instructions/inference)" in text
+    assert text.count("| does NOT hold |") == 0 and text.count("| holds |") == 4
+    assert text.endswith("\n") and "accuracy_vs_flash.png" in text
+
+
+def test_markdown_table_and_formatters():
+    table = markdown_table(("a", "b"), [(1, "x|y")], "lr")
+    assert table.splitlines() == ["| a | b |", "|---|---:|", "| 1 | x\\|y |"]
+    with pytest.raises(ValueError):
+        markdown_table(("a", "b"), [(1,)])
+    with pytest.raises(ValueError):
+        markdown_table(("a", "b"), [], "l")
+    assert (fmt_bytes(12164), fmt_bytes(None)) == ("12,164", "—")
+    assert (fmt_pct(0.9793), fmt_pct(None)) == ("97.93%", "—")
+    assert (fmt_us(1933.9), fmt_us(54.31), fmt_us(2.591)) == ("1,934", "54.3", "2.59")
+    assert (fmt_ratio(26.04), fmt_ratio(3.517)) == ("26.0x", "3.52x")
+
+
+def test_plot_points_and_png():
+    rows = _rows()
+    points = plot_points(rows)
+    engines = [(p["engine"], p["hollow"], p["bytes"]) for p in points]
+    assert ("bnn-qemu", False, 12_000) in engines and ("bnn-qemu", True, 15_000) in engines
+    assert all(p["engine"] not in ("keras", "tflm") for p in points)  # no flash figure / did not run
+    png = accuracy_vs_flash_png(rows, "test")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    with pytest.raises(ValueError, match="nothing to plot"):
+        accuracy_vs_flash_png([rows[0]], "empty")
