@@ -337,3 +337,28 @@ def test_cross_compiles_without_warnings(trained_bcnn: bytes, tmp_path: Path, co
     cmd = [gcc, *spec.gcc_flags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-c", "bnn_model.c", "-o", "bnn_model.o"]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_first_layer_bits_match_lce(tiny_models, mnist) -> None:
+    """Every bit of the folded first layer (conv + max-pool + batch norm + sign) equals the sign of
+    LCE's float output of the same layers, on 2,000 images (numpy integer conv, no C)."""
+    import tensorflow as tf
+
+    from convert.converter import to_lce
+    from convert.keras_io import load_keras_model
+
+    model = load_keras_model(tiny_models["bcnn"])
+    first_bn = next(layer for layer in model.layers if isinstance(layer, tf.keras.layers.BatchNormalization))
+    head_only = to_lce(tf.keras.Model(model.inputs, first_bn.output))
+    images = mnist.x_test[:2000]
+    floats = lce_outputs(head_only, images).reshape(len(images), 13, 13, -1)
+    layer = lower(load_graph(read_model_bytes(to_lce(model))))[0]
+    assert isinstance(layer, PixelConv) and layer.signs.shape[1:] == (3, 3, 1)
+    q = images.astype(np.int64) * layer.unit - layer.zero
+    s = np.zeros((len(images), 26, 26, layer.signs.shape[0]), dtype=np.int64)
+    for ky in range(3):
+        for kx in range(3):
+            s += q[:, ky : ky + 26, kx : kx + 26, None] * layer.signs[None, None, None, :, ky, kx, 0]
+    pooled = s.reshape(len(images), 13, 2, 13, 2, -1).max(axis=(2, 4))
+    bits = (pooled < layer.epilogue.thresholds) ^ layer.epilogue.complement
+    np.testing.assert_array_equal(bits, floats < 0)
