@@ -312,7 +312,7 @@ def bnn_rows(
         instructions_per_inference=qemu.instructions_per_inference,
         runs_on=f"QEMU {qemu.extra['qemu_machine']}",
         seconds=round(seconds, 2),
-        note=f"QEMU wall time {qemu.extra['qemu_seconds']:.1f} s for {count} images (build included: {seconds:.1f} s)",
+        note=f"QEMU wall time {qemu.extra['qemu_seconds']:.1f} s for {count:,} images (with the build: {seconds:.1f} s)",
     )
     log(f"{prep.name} bnn-qemu ({M4}): {count} images in {seconds:.1f} s, accuracy {100 * qemu_row['accuracy']:.2f}%")
     return [host_row, qemu_row], host.predictions

@@ -69,6 +69,13 @@ def _verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else "holds" if ok else "does NOT hold"
 
 
+def _qemu_time(results: dict[str, Any]) -> str:
+    for row in results["runs"]:
+        if row["engine"] == "bnn-qemu" and row.get("seconds") is not None:
+            return f" in {row['seconds']:.1f} s (build included)"
+    return ""
+
+
 def _header(results: dict[str, Any]) -> list[str]:
     machine = results["machine"]
     git = machine.get("git", {})
@@ -88,7 +95,8 @@ def _header(results: dict[str, Any]) -> list[str]:
         + "; "
         + ", ".join(f"{version}" for version in machine.get("tools", {}).values() if version),
         f"- data: {results['images']:,} MNIST test images from `{results['data']['source']}`; "
-        f"QEMU Cortex-M4 run: {results['qemu_images']:,} images; per-core runs: {results['core_images']:,} images",
+        f"firmware on QEMU Cortex-M4: {results['qemu_images']:,} images{_qemu_time(results)}; "
+        f"instruction counts on every core: {results['core_images']:,} images each",
         f"- whole run: {results['seconds']['total']:.0f} s",
     ]
 
@@ -152,7 +160,8 @@ def _accuracy(results: dict[str, Any]) -> list[str]:
         "",
         "Agreement: the share of images whose predicted class equals Keras'. Latency: median over the images "
         "after a warm-up, one thread, one image per call (interpreters: set input, invoke, read output; "
-        f"generated C: `bnn_predict` timed by the host harness). `x C`: latency over the generated C's "
+        "generated C: each `bnn_predict` timed with `clock_gettime` by the host harness, median over all images). "
+        "`x C`: latency over the generated C's "
         f"({fmt_us(base)} us per image, bcnn) in this same run.",
         "",
         markdown_table(
