@@ -40,8 +40,22 @@ toolchain:
 	  echo "         install them with: sudo apt-get install --no-install-recommends$$missing"; \
 	fi
 
+# The demo: train (reused when artifacts/bcnn.h5 exists; `make demo RETRAIN=1` retrains), convert,
+# generate the bnn firmware, then climb the verification ladder and print one summary table.
+DEMO_TARGET ?= cortex-m4
+DEMO_FIRMWARE := $(ARTIFACTS)/firmware/bcnn.lce-$(DEMO_TARGET)
+
 demo: install
-	$(PY) -m train --model bcnn --out $(ARTIFACTS)
+	@if [ -n "$(RETRAIN)" ] || [ ! -f $(ARTIFACTS)/bcnn.h5 ]; then \
+	  $(PY) -m train --model bcnn --out $(ARTIFACTS); \
+	else echo "reusing $(ARTIFACTS)/bcnn.h5 (make demo RETRAIN=1 to train again)"; fi
+	$(PY) -m convert $(ARTIFACTS)/bcnn.h5
+	$(PY) -m firmware_gen --target $(DEMO_TARGET) --model $(ARTIFACTS)/bcnn.lce.tflite
+	$(PY) -m emulator $(ARTIFACTS)/bcnn.h5
+	$(PY) -m emulator $(ARTIFACTS)/bcnn.lce.tflite
+	$(PY) -m emulator $(DEMO_FIRMWARE) --backend host
+	$(PY) -m emulator $(DEMO_FIRMWARE) --backend qemu --target $(DEMO_TARGET)
+	$(PY) -m emulator.summary $(ARTIFACTS)
 
 test: install lint
 	$(PY) -m pytest
