@@ -34,25 +34,19 @@ def test_median_us():
         median_us(np.array([]))
 
 
-def test_timed_runners_equal_the_untimed_ones(emulator_artifacts, mnist):
+def test_timed_runners_equal_the_untimed_ones(tiny_cnn_tflite, mnist):
     from convert.interpreters import run_lce, run_tflite
     from emulator.backends import run_tflm
 
     images = mnist.x_test[:N]
-    for name in ("cnn.tflite", "cnn.int8.tflite", "mlp.int8.tflite"):
-        data = (emulator_artifacts / name).read_bytes()
+    for path in (tiny_cnn_tflite["float"], tiny_cnn_tflite["int8"]):
+        data = path.read_bytes()
         timed = time_tflite(data, images, warmup=2)
         assert timed.scores.shape == (N, 10) and timed.scores.dtype == np.float32 and timed.nanoseconds.shape == (N,)
         np.testing.assert_array_equal(timed.scores, run_tflite(data, images))  # XNNPACK, one thread, both
         builtin = time_tflite(data, images, delegates=False).scores
         np.testing.assert_array_equal(builtin, run_tflite(data, images, delegates=False))
         np.testing.assert_array_equal(time_tflm(data, images).scores, run_tflm(data, images))
-    lce = (emulator_artifacts / "bcnn.lce.tflite").read_bytes()
-    np.testing.assert_array_equal(time_lce(lce, images).scores, run_lce(lce, images))
+        np.testing.assert_array_equal(time_lce(data, images).scores, run_lce(data, images))  # LCE runs builtins too
     with pytest.raises(InputError, match="cannot load"):
-        time_tflite(lce, images[:2])  # LCE custom ops
-
-
-def test_tflm_refuses_a_model_it_has_no_kernels_for(emulator_artifacts, mnist):
-    with pytest.raises(InputError, match="TFLite-Micro"):
-        time_tflm((emulator_artifacts / "bcnn.lce.tflite").read_bytes(), mnist.x_test[:2])
+        time_tflite(b"TFL3 but not a model", images[:2])
