@@ -18,6 +18,7 @@ latencies per image, flash, RAM, a sanitizer build on 1,000 images).
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -34,9 +35,25 @@ import numpy as np
 from emulator.backend_result import BackendRun
 from train.errors import CheckError, InputError, OneLineArgumentParser, run_cli
 
-__all__ = ["C_FLAGS", "SANITIZE_FLAGS", "run_host", "compiler", "popcount_flags", "lce_latency", "compare_with_lce", "main"]
+__all__ = [
+    "C_FLAGS",
+    "SANITIZE_FLAGS",
+    "FAST_FLAGS",
+    "run_host",
+    "compiler",
+    "popcount_flags",
+    "fast_flags",
+    "lce_latency",
+    "compare_with_lce",
+    "main",
+]
 
 C_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror")
+# The fast host build (only for a binary that runs on the machine that builds it): the
+# channel-inner kernels of the generated C (their channel loops vectorize; with -march=native
+# on an AVX-512 VPOPCNTDQ CPU every 16 channels take one popcount instruction), -O3 to
+# vectorize them, and the build machine's instruction set.
+FAST_FLAGS = ("-O3", "-DBNN_CHANNEL_INNER")
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g")
 _ENTRY = "bnn_predict"
 AGREEMENT_BAR = 99.98  # percent of test images on which host C must equal the LCE interpreter
@@ -48,14 +65,34 @@ def popcount_flags(builtin: bool = True) -> list[str]:
     if not builtin:
         return []
     flags = ["-DBNN_POPCOUNT_BUILTIN"]
-    if platform.machine() in ("x86_64", "AMD64"):
-        try:
-            cpu = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpu = ""
-        if " popcnt" in cpu:
-            flags.append("-mpopcnt")
+    if platform.machine() in ("x86_64", "AMD64") and " popcnt" in _cpu_flags():
+        flags.append("-mpopcnt")
     return flags
+
+
+@functools.cache
+def _accepts(cc: str, flag: str) -> bool:
+    probe = subprocess.run([cc, flag, "-E", "-x", "c", os.devnull], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def fast_flags(cc: str) -> list[str]:
+    """Flags of the fast host build: :data:`FAST_FLAGS`, plus ``-march=native`` when ``cc`` takes
+    it and ``-mprefer-vector-width=512`` when the CPU has AVX-512 (gcc otherwise stops at 256-bit
+    vectors; measured on the seed BCNN: 4.5 against 6.3 us per image)."""
+    flags = list(FAST_FLAGS)
+    if _accepts(cc, "-march=native"):
+        flags.append("-march=native")
+        if "avx512f" in _cpu_flags() and _accepts(cc, "-mprefer-vector-width=512"):
+            flags.append("-mprefer-vector-width=512")
+    return flags
+
+
+def _cpu_flags() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
 
 
 def compiler() -> str:
@@ -120,7 +157,14 @@ def _footprint(cc: str, sources: list[Path], firmware_dir: Path, build: Path, ex
     }
 
 
-def run_host(firmware_dir: Path, images: np.ndarray, *, sanitize: bool = False, builtin_popcount: bool = True) -> BackendRun:
+def run_host(
+    firmware_dir: Path,
+    images: np.ndarray,
+    *,
+    sanitize: bool = False,
+    builtin_popcount: bool = True,
+    fast: bool | None = None,
+) -> BackendRun:
     """Compile the folder's engine for the host and classify ``images`` in one process.
 
     Args:
@@ -129,6 +173,10 @@ def run_host(firmware_dir: Path, images: np.ndarray, *, sanitize: bool = False, 
         sanitize: build with AddressSanitizer and UndefinedBehaviorSanitizer.
         builtin_popcount: use ``__builtin_popcount`` (see :func:`popcount_flags`); ``False``
             keeps the variant ``bnn_popcount.h`` selects for the target core.
+        fast: add :func:`fast_flags` (the channel-inner kernels, ``-O3``, ``-march=native``);
+            ``False`` builds the portable path, the kernels the targets run, with
+            :data:`C_FLAGS` only. ``None`` (default) means ``builtin_popcount``: with
+            ``builtin_popcount=False`` the build is exactly the C a Cortex-M core runs.
 
     Returns:
         :class:`BackendRun` with predictions, flash and RAM (``ram_source`` ``elf``) and
@@ -151,6 +199,8 @@ def run_host(firmware_dir: Path, images: np.ndarray, *, sanitize: bool = False, 
     with tempfile.TemporaryDirectory(prefix="bnn-host-") as tmp:
         build = Path(tmp)
         variant = popcount_flags(builtin_popcount)
+        if builtin_popcount if fast is None else fast:
+            variant += fast_flags(cc)
         footprint = _footprint(cc, sources, firmware_dir, build, variant)
         harness = build / "harness.c"
         harness.write_text(render("bnn/host_harness.c.j2"))

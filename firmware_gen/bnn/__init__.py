@@ -123,9 +123,10 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
         "bnn_model.c": render(
             "bnn/bnn_model.c.j2",
             arrays=arrays,
+            inner_arrays=[array for code in codes for array in code.inner_arrays],
             arena_words=max(plan.total_words, 1),
             plan_lines=plan.describe(),
-            layers=[c.context | {"template": c.template} for c in codes],
+            layers=[c.context | {"template": c.template, "inner_template": c.inner_template} for c in codes],
             calls=calls,
             final_call=final_call,
             **common,

@@ -12,28 +12,35 @@ from typing import Any
 
 import numpy as np
 
-from firmware_gen.bnn.contract import WORD_BITS, flat_storage_bit, pack_bitstream, pack_signs, words_for
+from firmware_gen.bnn.contract import WORD_BITS, flat_storage_bit, pack_signs, words_for
+from firmware_gen.bnn.csa import PopcountTree, popcount_tree
 from firmware_gen.bnn.graph import refuse
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, Layer, PixelConv, Scores, Threshold, Window
 
 __all__ = ["CArray", "LayerCode", "resolve_layer", "MAX_PIXEL_TAPS"]
 
 MAX_PIXEL_TAPS = 30
+# XOR-popcounts over at most this many words are one straight carry-save tree; longer ones loop
+# over trees of TREE_CHUNK words.
+MAX_STRAIGHT_TREE = 36
+TREE_CHUNK = 16
 _INT16 = (-(2**15), 2**15 - 1)
 
 
 @dataclass
 class CArray:
-    """A constant array in flash: C type, name, values."""
+    """A constant array in flash: C type, name, values; ``target_only`` arrays are read only by the
+    target kernels (the channel-inner host build has its own layouts, ``LayerCode.inner_arrays``)."""
 
     ctype: str
     name: str
     values: np.ndarray
+    target_only: bool = False
 
     @property
     def itemsize(self) -> int:
         """Bytes per element."""
-        return {"uint32_t": 4, "int32_t": 4, "int16_t": 2, "int64_t": 8}[self.ctype]
+        return {"uint32_t": 4, "int32_t": 4, "int16_t": 2, "int64_t": 8, "uint8_t": 1, "int8_t": 1}[self.ctype]
 
     @property
     def nbytes(self) -> int:
@@ -64,6 +71,8 @@ class LayerCode:
     threshold_bytes: int
     out_words: int
     report: dict[str, Any] = field(default_factory=dict)
+    inner_template: str | None = None
+    inner_arrays: list[CArray] = field(default_factory=list)
 
 
 def _pool_context(pool: Window | None) -> dict[str, int]:
@@ -106,10 +115,19 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
     taps = kh * kw * in_c
     if taps > MAX_PIXEL_TAPS:
         raise refuse(layer.index, "CONV_2D", f"{taps} taps per output; the pixel kernel supports up to {MAX_PIXEL_TAPS}")
-    signs = CArray("uint32_t", f"{prefix}signs", pack_bitstream(layer.signs.reshape(out_c, taps) < 0))
-    thresholds = _threshold_array(prefix, layer.epilogue)
-    q_max = max(abs(layer.zero), abs(255 * layer.unit - layer.zero))
     groups = -(-taps // 3)
+    negative = np.zeros((out_c, groups * 3), dtype=np.int64)
+    negative[:, :taps] = layer.signs.reshape(out_c, taps) < 0
+    # Entry of each group's 8-entry table: 8 * group + (bit j set when tap 3 * group + j is -1).
+    entries = 8 * np.arange(groups)[None, :] + (negative.reshape(out_c, groups, 3) << np.arange(3)).sum(axis=2)
+    offsets = CArray("uint8_t", f"{prefix}offsets", entries, target_only=True)
+    thresholds = _threshold_array(prefix, layer.epilogue)
+    arrays = [offsets, thresholds]
+    # q = 0 exactly when the pixel is 0 (and in the padding): such windows have S = 0.
+    skip_zero = layer.zero == 0
+    if skip_zero:
+        arrays.append(CArray("uint32_t", f"{prefix}zero_bits", pack_signs(layer.epilogue.thresholds > 0)))
+    q_max = max(abs(layer.zero), abs(255 * layer.unit - layer.zero))
     context = {
         **_conv_context(layer.conv),
         **_pool_context(layer.epilogue.pool),
@@ -118,19 +136,47 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
         "padded": layer.conv.padded,
         "unit": layer.unit,
         "zero": layer.zero,
+        "skip_zero": skip_zero,
+        "band_type": "uint32_t" if layer.conv.in_w + layer.conv.pad_left <= 32 else "uint64_t",
+        "kmask": f"0x{(1 << kw) - 1:x}u",
         "qtype": "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t",
         "oh": layer.out.h,
         "ow": layer.out.w,
         "c": layer.out.c,
         "wo": layer.out.words,
     }
-    arrays = [signs, thresholds]
-    return LayerCode("bnn/layer_pixel_conv.c.j2", context, arrays, signs.nbytes, thresholds.nbytes, layer.out.total_words)
+    # Channel-inner form: +-1 weights [tap][channel] in the accumulator type.
+    bound = taps * q_max
+    acc = "int16_t" if bound + 1 <= _INT16[1] else "int32_t"
+    signs_t = layer.signs.reshape(out_c, taps).T.astype(np.int64)
+    context.update(acc_type=acc, s_floor=-bound - 1)
+    weight_bytes = offsets.nbytes + (4 * layer.out.words if skip_zero else 0)
+    code = LayerCode("bnn/layer_pixel_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
+    code.inner_template = "bnn/layer_pixel_conv_inner.c.j2"
+    code.inner_arrays = [CArray(acc, f"{prefix}signs_t", signs_t)]
+    return code
+
+
+def _xor_terms(offsets: range, masked: bool, base: str = "") -> list[str]:
+    if masked:
+        return [f"(a[{base}{k}] ^ b[{base}{k}]) & m[{base}{k}]" for k in offsets]
+    return [f"a[{base}{k}] ^ b[{base}{k}]" for k in offsets]
+
+
+def _xor_trees(words: int, masked: bool) -> dict[str, PopcountTree | int | None]:
+    """Context of ``_xor_popcount.j2``: one straight tree, or a chunk tree in a loop plus a tail."""
+    if words <= MAX_STRAIGHT_TREE:
+        tree = popcount_tree(_xor_terms(range(words), masked), "total")
+        return {"tree": tree, "chunk_tree": None, "tail_tree": None, "chunk": 0}
+    chunk = popcount_tree(_xor_terms(range(TREE_CHUNK), masked, "i + "), "count")
+    full = words // TREE_CHUNK * TREE_CHUNK
+    tail = popcount_tree(_xor_terms(range(full, words), masked), "count") if words > full else None
+    return {"tree": None, "chunk_tree": chunk, "tail_tree": tail, "chunk": TREE_CHUNK}
 
 
 def _resolve_binary_conv(layer: BinaryConv, prefix: str) -> LayerCode:
     out_c, kh, kw, in_c = layer.signs.shape
-    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(layer.signs < 0))
+    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(layer.signs < 0), target_only=True)
     thresholds = _threshold_array(prefix, layer.epilogue)
     arrays = [weights, thresholds]
     if layer.pad_mode == "one":
@@ -143,6 +189,7 @@ def _resolve_binary_conv(layer: BinaryConv, prefix: str) -> LayerCode:
         "n_full": kh * kw * in_c,
         "taps_words": kh * kw * layer.inp.words,
         "pad_mode": layer.pad_mode,
+        **_xor_trees(kh * kw * layer.inp.words, layer.pad_mode == "zero"),
         "oh": layer.out.h,
         "ow": layer.out.w,
         "c": out_c,
@@ -150,7 +197,10 @@ def _resolve_binary_conv(layer: BinaryConv, prefix: str) -> LayerCode:
     }
     extra = 4 * layer.inp.words if layer.pad_mode == "one" else 0
     weight_bytes = weights.nbytes + extra
-    return LayerCode("bnn/layer_binary_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
+    code = LayerCode("bnn/layer_binary_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
+    code.inner_template = "bnn/layer_binary_conv_inner.c.j2"
+    code.inner_arrays = [CArray("uint32_t", f"{prefix}weights_t", weights.values.reshape(out_c, -1).T)]
+    return code
 
 
 def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
@@ -159,7 +209,7 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     storage_words = inp.total_words
     negative = np.zeros((out_n, storage_words * WORD_BITS), dtype=bool)
     negative[:, flat_storage_bit(np.arange(n), inp.c)] = layer.signs < 0
-    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative))
+    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative), target_only=True)
     context: dict[str, Any] = {"o": out_n, "n": n, "nw": storage_words, "scores": isinstance(layer.epilogue, Scores)}
     if isinstance(layer.epilogue, Scores):
         ctype = "int64_t" if layer.epilogue.wide else "int32_t"
@@ -170,7 +220,9 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     else:
         thresholds = _threshold_array(prefix, layer.epilogue)
         arrays, tail_bytes, out_words = [weights, thresholds], thresholds.nbytes, words_for(out_n)
-    return LayerCode("bnn/layer_binary_dense.c.j2", context, arrays, weights.nbytes, tail_bytes, out_words)
+    code = LayerCode("bnn/layer_binary_dense.c.j2", context, arrays, weights.nbytes, tail_bytes, out_words)
+    code.inner_arrays = [CArray("uint32_t", f"{prefix}weights_t", weights.values.reshape(out_n, -1).T)]
+    return code
 
 
 def _resolve_bit_maxpool(layer: BitMaxPool, prefix: str) -> LayerCode:
