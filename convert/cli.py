@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from convert.report import FILE_SUFFIXES, FORMATS, MIN_AGREEMENT, FormatResult, build_report, render_table
 from train.artifacts import atomic_path, sha256_file
-from train.errors import CheckError, InputError, OneLineArgumentParser, run_cli
+from train.errors import CheckError, InputError, OneLineArgumentParser, positive_int, run_cli
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,16 +72,6 @@ def parse_input_range(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m convert`` argument parser."""
     parser = OneLineArgumentParser(
@@ -105,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="MNIST folder or mnist.npz (default: $MNIST_DIR, keras cache)")
     parser.add_argument(
         "--calibration",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CALIBRATION,
         help=f"training images used to calibrate int8 (default {DEFAULT_CALIBRATION})",
     )
     parser.add_argument(
         "--check",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CHECK,
         help=f"first N test images run in each interpreter and in Keras (default {DEFAULT_CHECK})",
     )

@@ -13,31 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from train.errors import InputError, OneLineArgumentParser, run_cli
+from train.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
 
 __all__ = ["main", "build_parser", "emulate"]
 
 _BACKEND_CHOICES = ("auto", "keras", "tflite", "lce", "tflm", "host", "qemu")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,14 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="auto", choices=_BACKEND_CHOICES, help="what runs the artifact (default auto)")
     parser.add_argument("--target", help="Cortex-M core for the qemu backend (cortex-m0 ... cortex-m55; cortex-m = m4)")
     parser.add_argument("--board", help="board whose flash and RAM are the budget (e.g. stm32f030f4, nrf52840)")
-    parser.add_argument("--limit", type=_positive_int, help="use the first N test images (default all)")
+    parser.add_argument("--limit", type=positive_int, help="use the first N test images (default all)")
     parser.add_argument("--data", help="dataset folder with the four IDX files (default: $MNIST_DIR, keras cache)")
     parser.add_argument("--reference", help="artifact to measure agreement against (default: see README)")
     parser.add_argument("--flash-budget", help="flash budget, bytes or with a unit: 16KiB, 1MiB, 64KB")
     parser.add_argument("--ram-budget", help="RAM budget, bytes or with a unit: 4KiB, 256KB")
     parser.add_argument("--json", help="report path (default ARTIFACT_STEM.BACKEND.emulate.json beside the artifact)")
     parser.add_argument("--layers", action="store_true", help="print (and record) the per-layer table")
-    parser.add_argument("--timeout", type=_positive_float, help="seconds before a hung qemu guest is killed")
+    parser.add_argument("--timeout", type=positive_float, help="seconds before a hung qemu guest is killed")
     return parser
 
 

@@ -19,6 +19,11 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 TINY_TRAIN_IMAGES = 2000
 
+# Running pytest directly (not through make) still finds the shared MNIST copy, in-process
+# CLIs included.
+if not os.environ.get("MNIST_DIR") and SHARED_MNIST.is_dir():
+    os.environ["MNIST_DIR"] = str(SHARED_MNIST)
+
 
 def mnist_dir() -> Path:
     """The folder with the four MNIST IDX files ($MNIST_DIR, else ../shared/data/mnist)."""

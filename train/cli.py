@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from train.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
-from train.errors import InputError, OneLineArgumentParser, run_cli
+from train.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
 from train.recipes import RECIPES, default_recipe, get_recipe
 
 __all__ = ["main", "build_parser"]
@@ -24,20 +24,6 @@ _MODEL_HELP = {
     "cnn": "same topology in full precision (ReLU, biases), the float/int8 baseline",
     "mlp": "full-precision MLP: Dense128-ReLU, Dense128-ReLU, Dropout 0.25, Dense10",
 }
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,11 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True, choices=sorted(_MODEL_HELP), help="zoo model to train")
     parser.add_argument("--recipe", choices=sorted(RECIPES), help="training recipe (default: the model's)")
-    parser.add_argument("--epochs", type=_positive_int, help="override the recipe's epochs")
-    parser.add_argument("--batch-size", type=_positive_int, help="override the recipe's batch size")
-    parser.add_argument("--lr", type=_positive_float, help="override the recipe's learning rate")
+    parser.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
+    parser.add_argument("--batch-size", type=positive_int, help="override the recipe's batch size")
+    parser.add_argument("--lr", type=positive_float, help="override the recipe's learning rate")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--limit", type=_positive_int, help="use only the first N training images")
+    parser.add_argument("--limit", type=positive_int, help="use only the first N training images")
     parser.add_argument("--data", help="MNIST folder (IDX files) or mnist.npz (default: $MNIST_DIR, keras cache)")
     parser.add_argument("--out", default="artifacts", help="output folder (default: artifacts/)")
     parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
