@@ -86,7 +86,9 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
     parsed = _as_model(model)
     graph = load_graph(parsed)
     layers = lower(graph)
-    codes: list[LayerCode] = [resolve_layer(layer, i) for i, layer in enumerate(layers)]
+    codes: list[LayerCode] = []
+    for i, layer in enumerate(layers):
+        codes.append(resolve_layer(layer, i, codes[-1].background if codes else None))
     buffers = [Buffer(f"layer{i}_out", code.out_words, i, i + 1) for i, code in enumerate(codes[:-1])]
     plan = plan_buffers(buffers)
     calls = []

@@ -43,12 +43,14 @@ class PopcountTree:
 
 
 def _reduce(terms: Sequence[str], prefix: str) -> tuple[list[str], list[str]]:
-    """Carry-save reduction of ``terms`` to one word per weight; returns (lines, word names)."""
+    """Carry-save reduction of ``terms`` to one word per weight; returns (lines, word names).
+
+    Streaming order (Harley-Seal): each input is defined just before it is added, and a weight
+    is reduced as soon as it holds three words, so at most two words per weight are alive and
+    a compiler that keeps the statement order (gcc -Os on Arm) needs few registers.
+    """
     lines: list[str] = []
     levels: list[list[str]] = [[]]
-    for i, term in enumerate(terms):
-        lines.append(f"const uint32_t {prefix}x{i} = {term};")
-        levels[0].append(f"{prefix}x{i}")
     count = 0
 
     def fresh() -> str:
@@ -56,26 +58,38 @@ def _reduce(terms: Sequence[str], prefix: str) -> tuple[list[str], list[str]]:
         count += 1
         return f"{prefix}t{count}"
 
+    def full_adder(j: int) -> None:
+        a, b, c = levels[j]
+        u, s, k = fresh(), fresh(), fresh()
+        lines.extend(
+            [
+                f"const uint32_t {u} = {a} ^ {b};",
+                f"const uint32_t {s} = {u} ^ {c};",
+                f"const uint32_t {k} = ({a} & {b}) | ({u} & {c});",
+            ]
+        )
+        levels[j] = []
+        push(j, s)
+        push(j + 1, k)
+
+    def push(j: int, word: str) -> None:
+        if j == len(levels):
+            levels.append([])
+        levels[j].append(word)
+        if len(levels[j]) == 3:
+            full_adder(j)
+
+    for i, term in enumerate(terms):
+        lines.append(f"const uint32_t {prefix}x{i} = {term};")
+        push(0, f"{prefix}x{i}")
     j = 0
     while j < len(levels):
-        queue = levels[j]
-        while len(queue) >= 2:
-            if j + 1 == len(levels):
-                levels.append([])
-            if len(queue) >= 3:
-                a, b, c = queue.pop(0), queue.pop(0), queue.pop(0)
-                u, s, k = fresh(), fresh(), fresh()
-                lines += [
-                    f"const uint32_t {u} = {a} ^ {b};",
-                    f"const uint32_t {s} = {u} ^ {c};",
-                    f"const uint32_t {k} = ({a} & {b}) | ({u} & {c});",
-                ]
-            else:
-                a, b = queue.pop(0), queue.pop(0)
-                s, k = fresh(), fresh()
-                lines += [f"const uint32_t {s} = {a} ^ {b};", f"const uint32_t {k} = {a} & {b};"]
-            queue.append(s)
-            levels[j + 1].append(k)
+        if len(levels[j]) == 2:  # half adder
+            a, b = levels[j]
+            s, k = fresh(), fresh()
+            lines.extend([f"const uint32_t {s} = {a} ^ {b};", f"const uint32_t {k} = {a} & {b};"])
+            levels[j] = [s]
+            push(j + 1, k)
         j += 1
     return lines, [level[0] for level in levels]
 
@@ -96,6 +110,13 @@ def _block(words: list[str], n: int, result: str, prefix: str) -> list[str]:
         lines.append(f"uint32_t {b} = {merged};")
         lines.append(f"{b} = ({b} & {_M4}) + (({b} >> 4) & {_M4});")
         bytes_.append(b)
+    # A byte word sums to <= 4 * 24 = 96: one multiply per byte word adds its four bytes.
+    if 32 * n > 255 and len(bytes_) <= 2:
+        sums = [
+            f"((({b} * 0x01010101u) >> 24) << {2 * i})" if i else f"(({b} * 0x01010101u) >> 24)" for i, b in enumerate(bytes_)
+        ]
+        lines.append(f"{result} = (int32_t)({' + '.join(sums)});")
+        return lines
     # Every byte (16-bit half) of the weighted sum counts 8 (16) input bit positions: <= 8 n (16 n).
     if 8 * n > 255:
         halves = []

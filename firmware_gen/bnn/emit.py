@@ -40,7 +40,7 @@ class CArray:
     @property
     def itemsize(self) -> int:
         """Bytes per element."""
-        return {"uint32_t": 4, "int32_t": 4, "int16_t": 2, "int64_t": 8, "uint8_t": 1, "int8_t": 1}[self.ctype]
+        return {"uint32_t": 4, "int32_t": 4, "int16_t": 2, "int64_t": 8, "uint8_t": 1, "int8_t": 1, "uint16_t": 2}[self.ctype]
 
     @property
     def nbytes(self) -> int:
@@ -62,7 +62,12 @@ class CArray:
 
 @dataclass
 class LayerCode:
-    """Everything the templates and the report need for one layer."""
+    """Everything the templates and the report need for one layer.
+
+    ``background`` is the layer's output pixel (``words`` uint32) when its whole input is the
+    background (pixels 0 for the pixel conv, the previous background for the others), or ``None``:
+    the next layer may test its windows against it (an exact shortcut, whatever the input).
+    """
 
     template: str
     context: dict[str, Any]
@@ -73,6 +78,7 @@ class LayerCode:
     report: dict[str, Any] = field(default_factory=dict)
     inner_template: str | None = None
     inner_arrays: list[CArray] = field(default_factory=list)
+    background: np.ndarray | None = None
 
 
 def _pool_context(pool: Window | None) -> dict[str, int]:
@@ -120,14 +126,18 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
     negative[:, :taps] = layer.signs.reshape(out_c, taps) < 0
     # Entry of each group's 8-entry table: 8 * group + (bit j set when tap 3 * group + j is -1).
     entries = 8 * np.arange(groups)[None, :] + (negative.reshape(out_c, groups, 3) << np.arange(3)).sum(axis=2)
-    offsets = CArray("uint8_t", f"{prefix}offsets", entries, target_only=True)
+    q_max = max(abs(layer.zero), abs(255 * layer.unit - layer.zero))
+    qtype = "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t"
+    byte_offsets = entries * (2 if qtype == "int16_t" else 4)
+    offset_type = "uint8_t" if byte_offsets.max() <= 255 else "uint16_t"
+    offsets = CArray(offset_type, f"{prefix}offsets", byte_offsets, target_only=True)
     thresholds = _threshold_array(prefix, layer.epilogue)
     arrays = [offsets, thresholds]
     # q = 0 exactly when the pixel is 0 (and in the padding): such windows have S = 0.
     skip_zero = layer.zero == 0
+    zero_bits = pack_signs(layer.epilogue.thresholds > 0)
     if skip_zero:
-        arrays.append(CArray("uint32_t", f"{prefix}zero_bits", pack_signs(layer.epilogue.thresholds > 0)))
-    q_max = max(abs(layer.zero), abs(255 * layer.unit - layer.zero))
+        arrays.append(CArray("uint32_t", f"{prefix}zero_bits", zero_bits))
     context = {
         **_conv_context(layer.conv),
         **_pool_context(layer.epilogue.pool),
@@ -139,7 +149,8 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
         "skip_zero": skip_zero,
         "band_type": "uint32_t" if layer.conv.in_w + layer.conv.pad_left <= 32 else "uint64_t",
         "kmask": f"0x{(1 << kw) - 1:x}u",
-        "qtype": "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t",
+        "qtype": qtype,
+        "offset_type": offset_type,
         "oh": layer.out.h,
         "ow": layer.out.w,
         "c": layer.out.c,
@@ -154,7 +165,16 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
     code = LayerCode("bnn/layer_pixel_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
     code.inner_template = "bnn/layer_pixel_conv_inner.c.j2"
     code.inner_arrays = [CArray(acc, f"{prefix}signs_t", signs_t)]
+    code.background = zero_bits if skip_zero else None
     return code
+
+
+def _all_ones(channels: int) -> str:
+    """C expression (in a loop over output words ``w``) of the word with every channel bit set."""
+    tail = channels % WORD_BITS
+    if tail == 0:
+        return "0xffffffffu"
+    return f"(w == {words_for(channels) - 1} ? 0x{(1 << tail) - 1:x}u : 0xffffffffu)"
 
 
 def _xor_terms(offsets: range, masked: bool, base: str = "") -> list[str]:
@@ -174,21 +194,39 @@ def _xor_trees(words: int, masked: bool) -> dict[str, PopcountTree | int | None]
     return {"tree": None, "chunk_tree": chunk, "tail_tree": tail, "chunk": TREE_CHUNK}
 
 
-def _resolve_binary_conv(layer: BinaryConv, prefix: str) -> LayerCode:
+def _resolve_binary_conv(layer: BinaryConv, prefix: str, background: np.ndarray | None) -> LayerCode:
     out_c, kh, kw, in_c = layer.signs.shape
-    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(layer.signs < 0), target_only=True)
+    packed = pack_signs(layer.signs < 0).reshape(out_c, -1)
+    weights = CArray("uint32_t", f"{prefix}weights", packed, target_only=True)
+    n_full = kh * kw * in_c
     thresholds = _threshold_array(prefix, layer.epilogue)
+    if layer.pad_mode != "zero":  # every window has n_full bits: S >= T is popcount <= (n_full - T) // 2
+        limits = (n_full - layer.epilogue.thresholds.astype(np.int64)) // 2
+        thresholds = CArray("int16_t" if n_full <= _INT16[1] else "int32_t", f"{prefix}limits", limits)
     arrays = [weights, thresholds]
     if layer.pad_mode == "one":
         arrays.append(CArray("uint32_t", f"{prefix}pad", pack_signs(layer.pad_bits)))
+    # Windows made only of background pixels have a known S per channel: S_bg = K - 2 popcount.
+    memo = layer.pad_mode == "valid" and background is not None and background.size == layer.inp.words
+    bg_open = None
+    if memo:
+        window = np.tile(np.asarray(background, dtype=np.uint32), kh * kw)
+        s_bg = n_full - 2 * np.array([sum(bin(int(v)).count("1") for v in row ^ window) for row in packed])
+        bg_open = pack_signs(s_bg < layer.epilogue.thresholds)
+        arrays += [
+            CArray("uint32_t", f"{prefix}bg_in", np.asarray(background, dtype=np.uint32), target_only=True),
+            CArray("uint32_t", f"{prefix}bg_open", bg_open, target_only=True),
+        ]
     context = {
         **_conv_context(layer.conv),
         **_pool_context(layer.epilogue.pool),
         "wi": layer.inp.words,
         "cin": in_c,
-        "n_full": kh * kw * in_c,
+        "n_full": n_full,
         "taps_words": kh * kw * layer.inp.words,
         "pad_mode": layer.pad_mode,
+        "memo": memo,
+        "all_ones": _all_ones(layer.out.c),
         **_xor_trees(kh * kw * layer.inp.words, layer.pad_mode == "zero"),
         "oh": layer.out.h,
         "ow": layer.out.w,
@@ -196,10 +234,11 @@ def _resolve_binary_conv(layer: BinaryConv, prefix: str) -> LayerCode:
         "wo": layer.out.words,
     }
     extra = 4 * layer.inp.words if layer.pad_mode == "one" else 0
-    weight_bytes = weights.nbytes + extra
+    weight_bytes = weights.nbytes + extra + (4 * (layer.inp.words + layer.out.words) if memo else 0)
     code = LayerCode("bnn/layer_binary_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
     code.inner_template = "bnn/layer_binary_conv_inner.c.j2"
-    code.inner_arrays = [CArray("uint32_t", f"{prefix}weights_t", weights.values.reshape(out_c, -1).T)]
+    code.inner_arrays = [CArray("uint32_t", f"{prefix}weights_t", packed.T)]
+    code.background = bg_open
     return code
 
 
@@ -210,7 +249,15 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     negative = np.zeros((out_n, storage_words * WORD_BITS), dtype=bool)
     negative[:, flat_storage_bit(np.arange(n), inp.c)] = layer.signs < 0
     weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative), target_only=True)
-    context: dict[str, Any] = {"o": out_n, "n": n, "nw": storage_words, "scores": isinstance(layer.epilogue, Scores)}
+    context: dict[str, Any] = {
+        "o": out_n,
+        "n": n,
+        "nw": storage_words,
+        "scores": isinstance(layer.epilogue, Scores),
+        "taps_words": storage_words,
+        "pad_mode": "valid",
+        **_xor_trees(storage_words, False),
+    }
     if isinstance(layer.epilogue, Scores):
         ctype = "int64_t" if layer.epilogue.wide else "int32_t"
         mul = CArray(ctype, f"{prefix}score_mul", layer.epilogue.mul)
@@ -249,12 +296,13 @@ def _resolve_bit_maxpool(layer: BitMaxPool, prefix: str) -> LayerCode:
     return LayerCode("bnn/layer_bit_maxpool.c.j2", context, arrays, 0, mask_bytes, layer.out.total_words)
 
 
-def resolve_layer(layer: Layer, position: int) -> LayerCode:
+def resolve_layer(layer: Layer, position: int, background: np.ndarray | None = None) -> LayerCode:
     """Pack one layer's constants and build its template context.
 
     Args:
         layer: a lowered layer.
         position: its position in the program (names ``bnn_layerN`` and the ``lN_`` arrays).
+        background: the previous layer's :attr:`LayerCode.background`, or ``None``.
 
     Returns:
         The :class:`LayerCode`; ``context`` also carries ``fn``, ``prefix`` and ``title``.
@@ -266,11 +314,12 @@ def resolve_layer(layer: Layer, position: int) -> LayerCode:
     if isinstance(layer, PixelConv):
         code = _resolve_pixel_conv(layer, prefix)
     elif isinstance(layer, BinaryConv):
-        code = _resolve_binary_conv(layer, prefix)
+        code = _resolve_binary_conv(layer, prefix, background)
     elif isinstance(layer, BinaryDense):
         code = _resolve_binary_dense(layer, prefix)
     else:
         code = _resolve_bit_maxpool(layer, prefix)
+        code.background = background  # AND/OR of equal pixels is that pixel
     out = getattr(layer, "out", None)
     shape = f"{out.h}x{out.w}x{out.c} bits" if out is not None else f"{layer.signs.shape[0]} int32 scores"
     title = f"layer {position}: {' + '.join(layer.ops)} (flatbuffer op {layer.index}) -> {shape}"
