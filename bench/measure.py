@@ -12,7 +12,9 @@ tflite-int8     ``NAME.int8.tflite`` likewise
 lce             ``NAME.lce.tflite`` in Larq Compute Engine's interpreter
 tflm            ``NAME.tflite`` in the TFLite-Micro interpreter (flatbuffer + measured arena)
 tflm-int8       ``NAME.int8.tflite`` likewise
-bnn-host        the ``bnn`` engine's C, built with the host gcc, timed in-process
+bnn-host        the ``bnn`` engine's C, host gcc, the host backend's default (fast) build, timed in-process
+bnn-host-       the same C built the portable way (the kernels the Cortex-M cores run, ``-O2``)
+portable
 bnn-qemu        the ``bnn`` firmware on QEMU's Cortex-M4 (instructions per inference)
 ==============  ==========================================================================
 
@@ -52,7 +54,8 @@ ENGINES: dict[str, str] = {
     "lce": "LCE interpreter",
     "tflm": "TFLite-Micro float",
     "tflm-int8": "TFLite-Micro int8",
-    "bnn-host": "bnn engine: generated C, host",
+    "bnn-host": "bnn engine: generated C, host (fast build)",
+    "bnn-host-portable": "bnn engine: generated C, host (portable build)",
     "bnn-qemu": "bnn engine: firmware, QEMU Cortex-M4",
 }
 M4 = "cortex-m4"
@@ -252,7 +255,7 @@ def bnn_rows(
     qemu_images: int,
     log: Callable[[str], None] = print,
 ) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """The ``bnn`` engine's C on the host (timed in-process) and its firmware on QEMU's Cortex-M4.
+    """The ``bnn`` engine's C on the host (fast and portable builds, timed in-process) and its firmware on QEMU's Cortex-M4.
 
     Args:
         prep: the prepared binary model.
@@ -264,7 +267,7 @@ def bnn_rows(
         log: progress printer.
 
     Returns:
-        ``([host row, qemu row], host predictions)``.
+        ``([host row, portable host row, qemu row], host predictions)``.
     """
     import json
     import time
@@ -274,25 +277,29 @@ def bnn_rows(
 
     report = json.loads((firmware / "firmware.json").read_text(encoding="utf-8"))["report"]
     model_data = int(report["model_data_bytes"])
-    start = time.perf_counter()
-    host = run_host(firmware, images)
-    host_row = make_row(
-        prep.name,
-        "bnn-host",
-        artifact=str(prep.flatbuffers["lce"]),
-        predictions=host.predictions,
-        labels=labels,
-        reference=reference,
-        latency_us_median=host.extra["latency_us_median"],
-        model_bytes=model_data,
-        flash_source="packed weights + thresholds (firmware.json model_data_bytes)",
-        firmware_flash_bytes=host.flash_bytes,
-        ram_bytes=host.ram_bytes,
-        ram_source="elf (x86-64 host build: data + bss + deepest stack)",
-        seconds=round(time.perf_counter() - start, 2),
-        note=f"host clock_gettime per bnn_predict; {host.extra['c_flags']}",
-    )
-    log(f"{prep.name} bnn-host: accuracy {100 * host_row['accuracy']:.2f}%, median {host_row['latency_us_median']:.1f} us/image")
+    host_rows = []
+    for engine, fast in (("bnn-host", None), ("bnn-host-portable", False)):
+        start = time.perf_counter()
+        host = run_host(firmware, images) if fast is None else run_host(firmware, images, fast=fast)
+        row = make_row(
+            prep.name,
+            engine,
+            artifact=str(prep.flatbuffers["lce"]),
+            predictions=host.predictions,
+            labels=labels,
+            reference=reference,
+            latency_us_median=host.extra["latency_us_median"],
+            model_bytes=model_data,
+            flash_source="packed weights + thresholds (firmware.json model_data_bytes)",
+            firmware_flash_bytes=host.flash_bytes,
+            ram_bytes=host.ram_bytes,
+            ram_source="elf (x86-64 host build: data + bss + deepest stack)",
+            seconds=round(time.perf_counter() - start, 2),
+            note=f"gcc {host.extra['c_flags']}",
+        )
+        log(f"{prep.name} {engine}: accuracy {100 * row['accuracy']:.2f}%, median {row['latency_us_median']:.2f} us/image")
+        host_rows.append((row, host.predictions))
+    (host_row, predictions), (portable_row, _) = host_rows
     count = min(qemu_images, len(images))
     start = time.perf_counter()
     qemu = run_qemu(firmware, images[:count], core=M4)
@@ -315,7 +322,7 @@ def bnn_rows(
         note=f"QEMU wall time {qemu.extra['qemu_seconds']:.1f} s for {count:,} images (with the build: {seconds:.1f} s)",
     )
     log(f"{prep.name} bnn-qemu ({M4}): {count} images in {seconds:.1f} s, accuracy {100 * qemu_row['accuracy']:.2f}%")
-    return [host_row, qemu_row], host.predictions
+    return [host_row, portable_row, qemu_row], predictions
 
 
 def core_run(firmware: Path, core: str, images: np.ndarray, labels: np.ndarray, host_predictions: np.ndarray) -> dict[str, Any]:

@@ -19,6 +19,7 @@ _MARKERS = {
     "tflm": "v",
     "tflm-int8": "D",
     "bnn-host": "*",
+    "bnn-host-portable": "X",
     "bnn-qemu": "P",
 }
 _COLORS = {"bcnn": "tab:red", "cnn": "tab:blue", "mlp": "tab:green"}

@@ -26,23 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from train.artifacts import TOOL_VERSION, write_bytes, write_json, write_text
-from train.errors import InputError, OneLineArgumentParser, run_cli
+from train.errors import InputError, OneLineArgumentParser, positive_int, run_cli
 
 __all__ = ["PROG", "DEFAULT_CORE_IMAGES", "build_parser", "parse_cores", "main"]
 
 PROG = "python -m bench"
 DEFAULT_CORE_IMAGES = 200
 _REPO = Path(__file__).resolve().parent.parent
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def parse_cores(text: str) -> list[str]:
@@ -73,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Writes OUT/results.json, OUT/RESULTS.md and OUT/accuracy_vs_flash.png. Exit 1: a stage failed; 2: bad input.",
     )
-    parser.add_argument("--limit", type=_positive_int, help="use the first N test images (default: all 10,000)")
+    parser.add_argument("--limit", type=positive_int, help="use the first N test images (default: all 10,000)")
     parser.add_argument("--out", default="bench", help="folder for the three result files (default: bench/)")
     parser.add_argument(
         "--reuse",
@@ -85,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cores", type=parse_cores, help="cores for the instruction counts (default: every core)")
     parser.add_argument(
         "--core-images",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CORE_IMAGES,
         help=f"images per core for the instruction counts (default {DEFAULT_CORE_IMAGES})",
     )
     parser.add_argument(
-        "--qemu-images", type=_positive_int, help="images the Cortex-M4 firmware runs for accuracy (default: all of them)"
+        "--qemu-images", type=positive_int, help="images the Cortex-M4 firmware runs for accuracy (default: all of them)"
     )
     return parser
 

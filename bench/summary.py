@@ -62,11 +62,14 @@ def acceptance(rows: list[dict[str, Any]], total_seconds: float | None) -> dict[
     """The issue's acceptance figures, each with its bar and verdict (``ok`` ``None``: not measured).
 
     * ``runtime``: the whole run in under :data:`BUDGET_SECONDS`.
-    * ``c_vs_lce``: LCE interpreter latency / generated C latency for bcnn, >= 20.
+    * ``c_vs_lce``: LCE interpreter latency / generated C latency for bcnn (the host backend's
+      default build), >= 20; the portable build's ratio is given beside it.
     * ``model_data``: int8 cnn flatbuffer bytes / bcnn ``bnn`` model data bytes, >= 8.
     * ``ram``: int8 cnn TFLite-Micro arena / bcnn ``bnn`` firmware RAM on Cortex-M4, >= 10.
     """
     lce, host = find_row(rows, "bcnn", "lce"), find_row(rows, "bcnn", "bnn-host")
+    portable = find_row(rows, "bcnn", "bnn-host-portable")
+    portable_us = portable["latency_us_median"] if portable else None
     qemu = find_row(rows, "bcnn", "bnn-qemu")
     int8_flat, int8_tflm = find_row(rows, "cnn", "tflite-int8"), find_row(rows, "cnn", "tflm-int8")
     lce_us = lce["latency_us_median"] if lce else None
@@ -88,6 +91,8 @@ def acceptance(rows: list[dict[str, Any]], total_seconds: float | None) -> dict[
             "lce_us_median": lce_us,
             "c_us_median": c_us,
             "ratio": speedup,
+            "c_portable_us_median": portable_us,
+            "ratio_portable": _ratio(lce_us, portable_us),
             "bar": BARS["c_vs_lce"],
             "ok": _check(speedup, BARS["c_vs_lce"]),
         },

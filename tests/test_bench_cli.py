@@ -72,6 +72,8 @@ def test_tiny_run_writes_consistent_results(tmp_path, tiny_models, mnist_path):
     assert "SIGN" in runs["bcnn", "tflm"]["note"]  # TFLite-Micro has no SIGN kernel
     host, qemu = runs["bcnn", "bnn-host"], runs["bcnn", "bnn-qemu"]
     assert host["latency_vs_c"] == 1.0 and host["accuracy"] == qemu["accuracy"]
+    portable = runs["bcnn", "bnn-host-portable"]
+    assert portable["accuracy"] == host["accuracy"] and "-O2" in portable["note"]
     assert qemu["instructions_per_inference"] > 10_000 and qemu["model_bytes"] < qemu["firmware_flash_bytes"]
     (core,) = results["cores"]
     assert core["core"] == "cortex-m4" and core["images"] == 10 and core["agreement_host"] == 1.0
