@@ -3,8 +3,8 @@
 * Python packing: explicit bit positions, round trips, flatten storage positions.
 * LCE: the packed filter of a converted QuantConv2D unpacks to the signs of the Keras kernel
   (40 input channels: two words, the second one partial).
-* C: a probe compiled with the generated ``bnn_kernels.h`` evaluates ``bnn_bits`` and the
-  XOR-popcount variants on random words; Python computes the same from the contract.
+* C: a probe compiled with the generated ``bnn_kernels.h`` evaluates the popcount helpers under
+  every build switch on random words; Python computes the same.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from firmware_gen.bnn import generate
 from firmware_gen.bnn.contract import (
     activation_word_index,
     flat_storage_bit,
-    pack_bitstream,
     pack_signs,
+    pixel_group_entries,
     unpack_lce_filter,
     unpack_words,
     words_for,
@@ -57,9 +57,18 @@ def test_flatten_storage_matches_activation_index() -> None:
         assert flat_storage_bit(index, c) == 32 * word + bit
 
 
-def test_bitstream_packs_taps_per_channel() -> None:
-    signs = np.array([[1, 0, 1], [0, 0, 1]], dtype=bool).reshape(-1)
-    assert pack_bitstream(signs).tolist() == [0b100101]
+def test_pixel_entries_index_the_group_tables() -> None:
+    negative = np.array([[1, 0, 1, 0, 0, 1, 1], [0, 0, 0, 1, 1, 1, 0]], dtype=bool)  # 7 taps: 3 groups
+    entries = pixel_group_entries(negative)
+    assert entries.tolist() == [[0b101, 8 + 0b100, 16 + 0b001], [0, 8 + 0b111, 16]]
+    # Entry 8 g + p of a table holds the group's sum with tap 3 g + j negated for bit j of p.
+    rng = np.random.default_rng(3)
+    q = rng.integers(0, 256, 9)
+    signs = rng.random((4, 9)) < 0.5
+    tables = [[sum((-1 if (p >> j) & 1 else 1) * q[3 * g + j] for j in range(3)) for p in range(8)] for g in range(3)]
+    for o, entry in enumerate(pixel_group_entries(signs)):
+        s = sum(tables[e // 8][e % 8] for e in entry)
+        assert s == int(np.where(signs[o], -q, q).sum())
 
 
 def test_lce_filter_unpacks_to_keras_kernel_signs() -> None:
@@ -87,26 +96,18 @@ PROBE = r"""
 #include "bnn_kernels.h"
 int main(void) {
     static uint32_t a[64], b[64];
-    unsigned i, n;
+    unsigned i;
     FILE *f = fopen("words.bin", "rb");
     if (!f || fread(a, 4, 64, f) != 64 || fread(b, 4, 64, f) != 64) return 1;
     fclose(f);
-    for (n = 1; n <= 64; n += 9) printf("%d\n", (int)bnn_xor_popcount(a, b, n));
-    for (i = 0; i < 200; i += 7) printf("%u\n", (unsigned)bnn_bits(a, i * 5u, 1u + i % 32u));
-    for (i = 0; i < 8; ++i) printf("%d\n", (int)bnn_sum_bytes(bnn_byte_counts(a[i]) + bnn_byte_counts(b[i])));
+    for (i = 0; i < 64; ++i) printf("%u\n", (unsigned)(bnn_popcount_lanes(a[i] ^ b[i]) + bnn_popcount32(a[i])));
     return 0;
 }
 """
 
 
 def _expected(a: np.ndarray, b: np.ndarray) -> list[int]:
-    stream = unpack_words(a, 64 * 32).reshape(-1)
-    out = [sum(bin(int(x) ^ int(y)).count("1") for x, y in zip(a[:n], b[:n], strict=True)) for n in range(1, 65, 9)]
-    for i in range(0, 200, 7):
-        start, count = i * 5, 1 + i % 32
-        out.append(int(sum(int(bit) << k for k, bit in enumerate(stream[start : start + count]))))
-    out += [bin(int(a[i])).count("1") + bin(int(b[i])).count("1") for i in range(8)]
-    return out
+    return [bin(int(x) ^ int(y)).count("1") + bin(int(x)).count("1") for x, y in zip(a, b, strict=True)]
 
 
 @pytest.fixture(scope="module")

@@ -223,9 +223,20 @@ def assert_scores_match(scores: np.ndarray, probabilities: np.ndarray, scale_log
     np.testing.assert_allclose(ours[usable], logits[usable], atol=2e-3)
 
 
+def edge_images() -> np.ndarray:
+    """Blank, one lit pixel, all 255, random noise: the zero-window and background shortcuts at
+    their extremes (every window skipped, one window not skipped, none skipped)."""
+    blank = np.zeros((28, 28), np.uint8)
+    dot = blank.copy()
+    dot[13, 14] = 200
+    full = np.full((28, 28), 255, np.uint8)
+    noise = np.random.default_rng(5).integers(0, 256, (28, 28)).astype(np.uint8)
+    return np.stack([blank, dot, full, noise])
+
+
 @pytest.fixture(scope="module")
 def images(mnist) -> np.ndarray:
-    return mnist.x_test[:N_IMAGES]
+    return np.concatenate([mnist.x_test[:N_IMAGES], edge_images()])
 
 
 @pytest.fixture(scope="module")
@@ -247,8 +258,10 @@ def test_tiny_random_model_matches_lce(name: str, images, calibration, tmp_path:
     mismatches = np.flatnonzero(run.predictions != reference.argmax(axis=1))
     assert mismatches.size == 0, f"{mismatches.size} of {len(images)} predictions differ from LCE: {mismatches[:10]}"
     assert_scores_match(run.extra["scores"], reference, report["score_scale_log2"])
-    target = run_host(tmp_path, images[:50], builtin_popcount=False)  # the C the Cortex-M4 runs
-    np.testing.assert_array_equal(target.extra["scores"], run.extra["scores"][:50])
+    assert "-DBNN_CHANNEL_INNER" in run.extra["c_flags"]  # the fast host build: channel-inner kernels
+    target = run_host(tmp_path, images, builtin_popcount=False)  # the C the Cortex-M4 runs
+    assert "BNN_CHANNEL_INNER" not in target.extra["c_flags"]
+    np.testing.assert_array_equal(target.extra["scores"], run.extra["scores"])
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +273,7 @@ def trained_bcnn(tiny_models) -> bytes:
 
 
 def test_trained_bcnn_matches_lce(trained_bcnn: bytes, mnist, tmp_path: Path) -> None:
-    test_images = mnist.x_test[:2000]
+    test_images = np.concatenate([mnist.x_test[:2000], edge_images()])
     report = write_firmware(trained_bcnn, tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     run = run_host(tmp_path, test_images)
@@ -268,7 +281,7 @@ def test_trained_bcnn_matches_lce(trained_bcnn: bytes, mnist, tmp_path: Path) ->
     reference = lce_outputs(trained_bcnn, test_images)
     np.testing.assert_array_equal(run.predictions, reference.argmax(axis=1))
     assert_scores_match(run.extra["scores"], reference, report["score_scale_log2"])
-    assert (run.predictions == mnist.y_test[:2000]).mean() > 0.25  # one epoch on 2,000 images: far above chance
+    assert (run.predictions[:2000] == mnist.y_test[:2000]).mean() > 0.25  # one epoch on 2,000 images: far above chance
     assert run.flash_bytes > report["model_data_bytes"] and run.ram_bytes >= report["activation_ram_bytes"]
     assert run.ram_source == "elf" and run.extra["latency_us_median"] > 0
     kinds = [row["kind"] for row in report["layers"]]
@@ -277,22 +290,33 @@ def test_trained_bcnn_matches_lce(trained_bcnn: bytes, mnist, tmp_path: Path) ->
     assert report["model_data_bytes"] <= 12_300 and report["activation_ram_bytes"] <= 2048
 
 
-def test_sanitizer_build_is_clean(trained_bcnn: bytes, mnist, tmp_path: Path) -> None:
+@pytest.mark.parametrize("builtin", [True, False], ids=["channel-inner", "target"])
+def test_sanitizer_build_is_clean(trained_bcnn: bytes, mnist, tmp_path: Path, builtin: bool) -> None:
     write_firmware(trained_bcnn, tmp_path)
-    plain = run_host(tmp_path, mnist.x_test[:300])
-    checked = run_host(tmp_path, mnist.x_test[:300], sanitize=True)  # any ASan/UBSan report aborts the run
+    images = np.concatenate([mnist.x_test[:300], edge_images()])
+    plain = run_host(tmp_path, images, builtin_popcount=builtin)
+    checked = run_host(tmp_path, images, sanitize=True, builtin_popcount=builtin)  # any ASan/UBSan report aborts
     np.testing.assert_array_equal(checked.predictions, plain.predictions)
     np.testing.assert_array_equal(checked.extra["scores"], plain.extra["scores"])
 
 
 @pytest.mark.parametrize("core", ["cortex-m0", "cortex-m4"])
 def test_target_popcount_variants_agree(trained_bcnn: bytes, mnist, tmp_path: Path, core: str) -> None:
-    """The C the target runs (lut8 per word on Armv6-M, byte-count blocks on Thumb-2), on the host."""
+    """The C the target runs (trees + one SWAR pass), the same loops with the builtin popcount and
+    with bnn_popcount32 per weighted word, and the channel-inner host build agree on every score."""
     write_firmware(trained_bcnn, tmp_path, get_core(core))
-    builtin = run_host(tmp_path, mnist.x_test[:200])
-    target = run_host(tmp_path, mnist.x_test[:200], builtin_popcount=False)
+    images = np.concatenate([mnist.x_test[:200], edge_images()])
+    fast = run_host(tmp_path, images)
+    portable = run_host(tmp_path, images, fast=False)
+    target = run_host(tmp_path, images, builtin_popcount=False)
     assert "BNN_POPCOUNT_BUILTIN" not in target.extra["c_flags"]
-    np.testing.assert_array_equal(target.extra["scores"], builtin.extra["scores"])
+    assert "BNN_CHANNEL_INNER" not in portable.extra["c_flags"] and "BNN_POPCOUNT_BUILTIN" in portable.extra["c_flags"]
+    np.testing.assert_array_equal(target.extra["scores"], fast.extra["scores"])
+    np.testing.assert_array_equal(portable.extra["scores"], fast.extra["scores"])
+    kernels = tmp_path / "bnn_kernels.h"
+    kernels.write_text(kernels.read_text().replace("#define BNN_BLOCK_POPCOUNT", "#define BNN_WORD_POPCOUNT"))
+    word = run_host(tmp_path, images, builtin_popcount=False)
+    np.testing.assert_array_equal(word.extra["scores"], fast.extra["scores"])
 
 
 def test_generation_is_deterministic(trained_bcnn: bytes) -> None:
@@ -301,7 +325,9 @@ def test_generation_is_deterministic(trained_bcnn: bytes) -> None:
     assert sorted(first.files) == ["bnn_kernels.h", "bnn_model.c", "bnn_model.h", "bnn_popcount.h"]
     m0 = generate(trained_bcnn, M0)
     assert m0.files["bnn_model.c"].split(b"\n", 1)[1] == first.files["bnn_model.c"].split(b"\n", 1)[1]
-    assert b"lut8" in m0.files["bnn_popcount.h"] and b"define BNN_WORD_POPCOUNT" in m0.files["bnn_kernels.h"]
+    assert b"lut8" in m0.files["bnn_popcount.h"] and b"define BNN_BLOCK_POPCOUNT" in m0.files["bnn_kernels.h"]
+    code = first.files["bnn_model.c"].decode()
+    assert "l0_zero_bits" in code and "l1_bg_open" in code  # zero windows and background windows are skipped
     for name, data in first.files.items():
         text = data.decode()
         assert read_model_bytes(trained_bcnn).sha256 in "\n".join(text.splitlines()[:3]), f"{name} banner lacks the sha256"

@@ -6,6 +6,12 @@ per ``acc += popcount(a[i] ^ w[i])`` word) and checks that :data:`POPCOUNT_CHOIC
 fastest one on each core. The header also offers ``bnn_xor_popcount_words``, a multi-word
 XOR-popcount that sums byte counts over blocks of up to 31 words (cheaper per word when a dot
 product spans several words).
+
+The ``bnn`` engine's kernels now reduce a window's XOR words with carry-save trees first
+(:mod:`firmware_gen.bnn.csa`) and count only the few weighted words left, in one SWAR pass on
+every core (measured on the seed BCNN, cortex-m0: 1.11 M instructions per inference against
+1.21 M with :data:`POPCOUNT_CHOICE` per weighted word). ``bnn_popcount32`` serves the
+``BNN_WORD_POPCOUNT`` build, ``bnn_popcount_swar_shift`` the vectorizable channel-inner loops.
 """
 
 from __future__ import annotations

@@ -8,10 +8,18 @@ templates in ``firmware_gen/templates/bnn/`` write the C.
 
 Generated files: ``bnn_model.h`` (API and memory figures), ``bnn_model.c`` (const weights,
 thresholds, final affine, one static function per layer, ``bnn_predict``), ``bnn_kernels.h``
-(XOR-popcount over word runs, bit helpers) and ``bnn_popcount.h`` (the popcount variant
-measured fastest on the core, from :mod:`firmware_gen.baremetal.popcount`). API::
+(build switches, helpers) and ``bnn_popcount.h`` (single-word popcount variants, from
+:mod:`firmware_gen.baremetal.popcount`). API::
 
     int bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);
+
+Kernels (what makes them fast, all exact): the pixel conv sums each group of 3 taps with one
+lookup in an 8-entry table built per position, and skips windows of zero pixels (bit masks
+of the nonzero pixels; S = 0 there). Binary convs count ``popcount(patch ^ w)`` with a
+carry-save tree (:mod:`.csa`), go position by position over the channels still alive (a
+channel is dropped at the first pool position with S >= threshold), and skip windows made of
+the previous layer's background pixel. Each layer function also has a channel-inner form
+(``BNN_CHANNEL_INNER``) whose innermost loop runs over output channels: SIMD hosts vectorize it.
 
 Supported: sequential models of CONV_2D with +-c weights on (rescaled) pixels, LceBconv2d
 (VALID, SAME with pad value 0 or 1, strides, fused RELU/RELU6/RELU_N1_TO_1, float or
@@ -115,12 +123,8 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
         for c in codes
     ]
     popcount_h, popcount = _popcount_header(parsed, core)
-    # Measured under QEMU on the seed BCNN: per-word popcount with the core's measured variant
-    # is faster on Armv6-M (lut8: 2.06 M vs 2.24 M instructions per image on the M0), byte-count
-    # blocks on Thumb-2 cores (1.58 M vs 1.68 M on the M4).
-    word = bool(getattr(core, "thumb1_only", False))
     files = {
-        "bnn_kernels.h": render("bnn/bnn_kernels.h.j2", popcount_choice=popcount, word_popcount=word, **common),
+        "bnn_kernels.h": render("bnn/bnn_kernels.h.j2", popcount_choice=popcount, **common),
         "bnn_model.h": render("bnn/bnn_model.h.j2", layer_rows=layer_rows, scale_log2=scale_log2, **common),
         "bnn_model.c": render(
             "bnn/bnn_model.c.j2",
@@ -140,7 +144,7 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
         "activation_ram_bytes": plan.total_bytes,
         "layers": [c.report for c in codes],
         "buffer_plan": plan.describe(),
-        "popcount": f"{popcount} per word" if word else "byte-count blocks (SWAR)",
+        "popcount": "carry-save trees, then one SWAR pass over the weighted words",
         "score_scale_log2": scale_log2,
         "score_int64": bool(codes[-1].context["wide"]),
     }

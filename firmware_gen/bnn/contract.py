@@ -18,8 +18,12 @@ functions, and the generated C kernels read activations with the index formulas 
   the same bit order; padding bits ``0``.
 * **Dense weights**: ``[o][word]`` over the flattened storage of the input (pixel padding
   bits included, always ``0``).
-* **First-layer (pixel) conv signs**: one bitstream per output channel of ``KH*KW*C_in`` bits,
-  tap ``k = (ky * KW + kx) * C_in + c`` at stream bit ``o * taps + k`` (LSB first), bit 1 = -1.
+* **First-layer (pixel) conv signs**: taps ``k = (ky * KW + kx) * C_in + c`` go in groups of 3
+  (``g = k // 3``); per position the kernel builds an 8-entry table per group whose entry ``p``
+  is the group's sum with tap ``3 g + j`` negated when bit ``j`` of ``p`` is set. Channel ``o``
+  stores, per group, its entry ``8 g + p`` (:func:`pixel_group_entries`; bit ``j`` of ``p`` set
+  when the weight of tap ``3 g + j`` is -1, taps past the last read 0). The channel-inner host
+  form stores the signs ``+-1`` as ``[tap][channel]``.
 * **Complement**: a stored activation bit may be the complement of LCE's bit for some channels
   (a compile-time per-channel mask); consumers absorb it into their weights, so it never costs
   a run-time instruction.
@@ -39,7 +43,7 @@ __all__ = [
     "unpack_lce_filter",
     "activation_word_index",
     "flat_storage_bit",
-    "pack_bitstream",
+    "pixel_group_entries",
     "words_to_bytes",
 ]
 
@@ -94,9 +98,16 @@ def flat_storage_bit(index: np.ndarray | int, channels: int) -> np.ndarray | int
     return pixel * words_for(channels) * WORD_BITS + channel
 
 
-def pack_bitstream(negative: np.ndarray) -> np.ndarray:
-    """Pack a 1-D bool stream (True = -1) into uint32 words, LSB first, zero padded."""
-    return pack_signs(np.asarray(negative, dtype=bool).reshape(-1))
+def pixel_group_entries(negative: np.ndarray) -> np.ndarray:
+    """Table entries of the pixel conv: ``(C, taps)`` bools (True = -1) -> ``(C, ceil(taps / 3))``
+    int64 entries ``8 * g + p``, bit ``j`` of ``p`` set when tap ``3 g + j`` is -1."""
+    negative = np.asarray(negative, dtype=bool)
+    channels, taps = negative.shape
+    groups = -(-taps // 3)
+    padded = np.zeros((channels, groups * 3), dtype=np.int64)
+    padded[:, :taps] = negative
+    patterns = (padded.reshape(channels, groups, 3) << np.arange(3)).sum(axis=2)
+    return 8 * np.arange(groups)[None, :] + patterns
 
 
 def words_to_bytes(words: np.ndarray) -> bytes:

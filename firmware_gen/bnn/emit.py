@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware_gen.bnn.contract import WORD_BITS, flat_storage_bit, pack_signs, words_for
+from firmware_gen.bnn.contract import WORD_BITS, flat_storage_bit, pack_signs, pixel_group_entries, words_for
 from firmware_gen.bnn.csa import PopcountTree, popcount_tree
 from firmware_gen.bnn.graph import refuse
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, Layer, PixelConv, Scores, Threshold, Window
@@ -122,10 +122,7 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
     if taps > MAX_PIXEL_TAPS:
         raise refuse(layer.index, "CONV_2D", f"{taps} taps per output; the pixel kernel supports up to {MAX_PIXEL_TAPS}")
     groups = -(-taps // 3)
-    negative = np.zeros((out_c, groups * 3), dtype=np.int64)
-    negative[:, :taps] = layer.signs.reshape(out_c, taps) < 0
-    # Entry of each group's 8-entry table: 8 * group + (bit j set when tap 3 * group + j is -1).
-    entries = 8 * np.arange(groups)[None, :] + (negative.reshape(out_c, groups, 3) << np.arange(3)).sum(axis=2)
+    entries = pixel_group_entries(layer.signs.reshape(out_c, taps) < 0)
     q_max = max(abs(layer.zero), abs(255 * layer.unit - layer.zero))
     qtype = "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t"
     byte_offsets = entries * (2 if qtype == "int16_t" else 4)
