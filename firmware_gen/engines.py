@@ -49,7 +49,9 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> En
 
     For ``bnn`` the output of ``firmware_gen.baremetal.generate(model, core, board, output)`` is
     merged in when that module exists: its files are added (a path both produce is an error
-    unless the bytes agree) and its report entries are added, winning on a shared key.
+    unless the bytes agree) and its report entries are added, winning on a shared key. The
+    deployable part is then built with arm-none-eabi-gcc (when installed) and its ELF
+    ``flash_bytes``/``ram_bytes`` added to the report, so ``--board`` can judge it.
 
     Raises:
         InputError: the engine is unknown or not available yet, or the engine rejects the model.
@@ -75,4 +77,25 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> En
         if path in files and files[path] != data:
             raise InputError(f"engines disagree on {path}: bnn and baremetal both generate it with different content")
         files[path] = data
-    return EngineOutput(files=files, report={**output.report, **extra.report})
+    report = {**output.report, **extra.report}
+    report.update(_deployable_figures(files, report))
+    return EngineOutput(files=files, report=report)
+
+
+def _deployable_figures(files: dict[str, bytes], report: dict) -> dict:
+    """``flash_bytes``/``ram_bytes`` of the deployable part, built with the Arm toolchain.
+
+    Without the toolchain the figures are absent and the CLI says the budget was not checked.
+    """
+    from firmware_gen.baremetal.footprint import measure_generated
+
+    sources = list(report.get("baremetal", {}).get("engine_sources", []))
+    footprint = measure_generated(files, sources) if sources else None
+    if footprint is None:
+        return {}
+    return {
+        "flash_bytes": footprint.flash_bytes,
+        "ram_bytes": footprint.ram_bytes,
+        "ram_source": "elf",
+        "footprint": {key: footprint.detail[key] for key in ("flash_source", "ram_source", "static_ram_bytes", "stack_bytes")},
+    }

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,12 @@ __all__ = [
     "read_callgraph",
     "deepest_path",
     "measure_footprint",
+    "measure_generated",
+    "FOOTPRINT_TOOLS",
 ]
+
+FOOTPRINT_TOOLS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-size")
+_BUILD_TIMEOUT = 300.0
 
 # Charged for a callee outside the engine's objects (libgcc/newlib helpers such as __aeabi_idivmod
 # or memset push at most a few registers; 64 bytes is a conservative bound).
@@ -243,3 +250,44 @@ def measure_footprint(project: Path, engine_sources: list[str], *, size_tool: st
         "stack_notes": stack.notes,
     }
     return Footprint(flash_bytes=flash, ram_bytes=static_ram + stack.bytes, detail=detail)
+
+
+def measure_generated(files: dict[str, bytes], engine_sources: list[str]) -> Footprint | None:
+    """Build the deployable part of a generated project in a scratch folder and measure it.
+
+    ``firmware_gen`` calls this right after generating, so ``firmware.json`` and the board
+    verdict carry the same ELF figures the QEMU backend reports later.
+
+    Args:
+        files: the generated project (relative path -> bytes), engine and bare-metal files.
+        engine_sources: the engine's ``.c`` files (the deployable part).
+
+    Returns:
+        The :class:`Footprint`, or ``None`` when the Arm toolchain is not installed.
+
+    Raises:
+        CheckError: the build fails (generated C that does not compile is a bug, not bad input).
+    """
+    if any(shutil.which(tool) is None for tool in FOOTPRINT_TOOLS):
+        return None
+    with tempfile.TemporaryDirectory(prefix="bnn-footprint-") as tmp:
+        folder = Path(tmp)
+        for rel, data in files.items():
+            dest = folder / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+        try:
+            result = subprocess.run(
+                ["make", "-s", "build/deployable.elf"],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=_BUILD_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise CheckError(f"building the deployable part took over {_BUILD_TIMEOUT:g} s") from None
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
+            raise CheckError(f"building the deployable part failed:\n{tail}")
+        return measure_footprint(folder, engine_sources)
