@@ -6,6 +6,13 @@ with a small harness that reads all images from a file, times each ``bnn_predict
 ``clock_gettime`` and writes predictions, scores and latencies back. Everything is built in a
 temporary folder, so the firmware tree stays byte-identical.
 
+Three builds of the same C: the default is the fast host build, only meant to run on the
+machine that compiles it (``-DBNN_POPCOUNT_BUILTIN -mpopcnt`` and :func:`fast_flags`:
+``-O3 -DBNN_CHANNEL_INNER -march=native``, ``-mprefer-vector-width=512`` on AVX-512 CPUs: the
+layers' channel loops are innermost and vectorize); ``fast=False`` is the portable build (the
+target's loops, the builtin popcount, ``-O2``); ``builtin_popcount=False`` is exactly the C a
+Cortex-M core runs. All three give the same scores (tests/test_bnn_engine.py).
+
 Flash and RAM come from a separate plain build of the engine objects: flash = ``text + data``
 of ``size``; RAM = ``data + bss`` plus the deepest stack path below ``bnn_predict`` from gcc's
 ``-fstack-usage`` / ``-fcallgraph-info`` (the host's x86-64 frames, an estimate of the
