@@ -152,22 +152,12 @@ def tiny_flatbuffers(
 
 
 @pytest.fixture(scope="session")
-def tiny_cnn_tflite(tmp_path_factory: pytest.TempPathFactory, tiny_models: dict[str, Path], mnist) -> dict[str, Path]:
-    """The tiny cnn converted in-process with :mod:`convert.converter`, once per session.
+def tiny_cnn_tflite(emulator_artifacts: Path) -> dict[str, Path]:
+    """The tiny cnn as float and int8 flatbuffers: ``{"float": ..., "int8": ...}``.
 
-    ``{"float": .../cnn.tflite, "int8": .../cnn.int8.tflite}`` (int8 calibrated on 100 training
-    images). Loaded with plain ``tf.keras`` (the cnn has no Larq layers).
+    The files of :func:`emulator_artifacts` (converted once per session).
     """
-    import tensorflow as tf
-
-    from convert.converter import to_tflite_float, to_tflite_int8
-
-    out = tmp_path_factory.mktemp("tiny_cnn_tflite")
-    model = tf.keras.models.load_model(str(tiny_models["cnn"]), compile=False)
-    paths = {"float": out / "cnn.tflite", "int8": out / "cnn.int8.tflite"}
-    paths["float"].write_bytes(to_tflite_float(model))
-    paths["int8"].write_bytes(to_tflite_int8(model, mnist.x_train[:100]))
-    return paths
+    return {"float": emulator_artifacts / "cnn.tflite", "int8": emulator_artifacts / "cnn.int8.tflite"}
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """The bnn engine's C on every Cortex-M core under QEMU, against the same C built for the host.
 
-A tiny trained BCNN (``tiny_models``) is converted to LCE, compiled by ``firmware_gen.bnn``
-and wrapped by ``firmware_gen.baremetal``; each core is built once. The references are the
+A tiny trained BCNN (``tiny_models``, converted to LCE by ``emulator_artifacts``) is compiled
+by ``firmware_gen.bnn`` and wrapped by ``firmware_gen.baremetal``; each core is built once. The references are the
 same engine output built for the host by ``emulator.host.run_host`` (gcc, the compiler's
 builtin popcount) and the LCE interpreter: scores must equal the host build's (integers, so
 exactly), classes must agree with LCE on nearly every image.
@@ -36,11 +36,8 @@ def toolchain() -> None:
 
 
 @pytest.fixture(scope="module")
-def lce_bytes(tiny_models: dict[str, Path]) -> bytes:
-    from convert.converter import to_lce
-    from convert.keras_io import load_keras_model
-
-    return to_lce(load_keras_model(tiny_models["bcnn"]))
+def lce_bytes(emulator_artifacts: Path) -> bytes:
+    return (emulator_artifacts / "bcnn.lce.tflite").read_bytes()
 
 
 @pytest.fixture(scope="module")
