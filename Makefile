@@ -16,7 +16,7 @@ endif
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install toolchain demo test lint format clean
+.PHONY: install toolchain demo test bench lint format clean
 
 install: $(STAMP) toolchain
 
@@ -56,6 +56,12 @@ demo: install
 	$(PY) -m emulator $(DEMO_FIRMWARE) --backend host
 	$(PY) -m emulator $(DEMO_FIRMWARE) --backend qemu --target $(DEMO_TARGET)
 	$(PY) -m emulator.summary $(ARTIFACTS)
+
+# Benchmarks: every model and engine in one run (trains or converts only what is missing or stale).
+# Writes bench/results.json, bench/RESULTS.md and bench/accuracy_vs_flash.png; BENCH_ARGS="--limit 500" for a quick look.
+BENCH_ARGS ?=
+bench: install
+	$(PY) -m bench --artifacts $(ARTIFACTS) --out bench $(BENCH_ARGS)
 
 test: install lint
 	$(PY) -m pytest
