@@ -1,7 +1,7 @@
-"""Training recipes: optimizer, learning rate, batch size, epochs, per model.
+"""Training recipes: optimizer, learning-rate schedule, batch size, epochs, augmentation, per model.
 
-``seed`` reproduces the seed study (Adam, batch 64, 6 epochs). A recipe is data; the
-trainer reads it, and ``NAME.train.json`` records it.
+``seed`` reproduces the seed study (Adam, batch 64, 6 epochs, constant learning rate). A recipe
+is data; the trainer reads it, and ``NAME.train.json`` records every field of it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-__all__ = ["Recipe", "RECIPES", "default_recipe", "get_recipe"]
+__all__ = ["Recipe", "RECIPES", "OPTIMIZERS", "SCHEDULES", "default_recipe", "get_recipe"]
+
+OPTIMIZERS = ("adam", "bop")
+SCHEDULES = ("constant", "cosine", "exponential")
 
 
 @dataclass(frozen=True)
@@ -17,12 +20,30 @@ class Recipe:
     """How to train: every field lands in ``NAME.train.json``.
 
     Attributes:
-        name: recipe name (``seed``, ...).
-        optimizer: ``adam``.
-        lr: initial learning rate.
+        name: recipe name (``seed``, ``best``, ...).
+        optimizer: ``adam`` (every weight), or ``bop`` (Larq's Bop flips the binary weights,
+            Adam with ``lr`` trains the rest).
+        lr: initial Adam learning rate.
         batch_size: images per step.
         epochs: passes over the training slice.
-        schedule: ``constant`` or ``cosine`` (decay to 0 over all steps).
+        schedule: ``constant``, ``cosine`` (cosine decay from ``lr`` to ``lr * final_lr_fraction``)
+            or ``exponential`` (exponential decay to ``lr * final_lr_fraction`` at the last step).
+        final_lr_fraction: learning rate at the last step as a fraction of ``lr`` (decaying schedules).
+        bn_momentum: moving-average momentum set on every BatchNormalization layer after build
+            (``None``: keep the model's own, 0.99 in Keras). Changes no weight and no parameter count.
+        augment_shift: largest random shift in pixels per axis, drawn per image and epoch (0: none).
+        augment_rotation: largest random rotation in degrees, drawn per image and epoch (0: none).
+        logit_scale: the loss is the cross-entropy of ``logit_scale`` times the logits (1: plain;
+            see :mod:`train.losses`). The model and its argmax predictions are unchanged.
+        bn_recalibration_images: after training, set every batch-norm layer's moving mean and
+            variance to the exact statistics of this many (unaugmented) training images
+            (0: keep the training-time moving averages; see :mod:`train.batchnorm`).
+        distill_teacher: name of the recipe that first trains the float ``cnn`` as a teacher
+            ("": no distillation). The student then learns from soft targets (:mod:`train.distill`).
+        distill_alpha: weight of the teacher's predictions in the targets, in [0, 1].
+        distill_temperature: softening of the teacher's predictions (1: as they are).
+        bop_threshold: Bop's flip threshold (``optimizer == "bop"`` only).
+        bop_gamma: Bop's initial adaptivity rate; it follows the same schedule as ``lr``.
         description: one line for ``--help``.
     """
 
@@ -32,7 +53,45 @@ class Recipe:
     batch_size: int
     epochs: int
     schedule: str = "constant"
+    final_lr_fraction: float = 0.0
+    bn_momentum: float | None = None
+    augment_shift: float = 0.0
+    augment_rotation: float = 0.0
+    logit_scale: float = 1.0
+    bn_recalibration_images: int = 0
+    distill_teacher: str = ""
+    distill_alpha: float = 0.0
+    distill_temperature: float = 1.0
+    bop_threshold: float = 1e-8
+    bop_gamma: float = 1e-4
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"recipe {self.name!r}: optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"recipe {self.name!r}: schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if not 0.0 <= self.final_lr_fraction <= 1.0:
+            raise ValueError(f"recipe {self.name!r}: final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}")
+        if self.schedule == "exponential" and self.final_lr_fraction <= 0.0:
+            raise ValueError(f"recipe {self.name!r}: the exponential schedule needs final_lr_fraction > 0")
+        if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
+            raise ValueError(f"recipe {self.name!r}: bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        if self.augment_shift < 0 or self.augment_rotation < 0:
+            raise ValueError(f"recipe {self.name!r}: augmentation limits must be >= 0")
+        if not self.logit_scale > 0:
+            raise ValueError(f"recipe {self.name!r}: logit_scale must be positive, got {self.logit_scale}")
+        if self.bn_recalibration_images < 0:
+            raise ValueError(f"recipe {self.name!r}: bn_recalibration_images must be >= 0")
+        if not 0.0 <= self.distill_alpha <= 1.0 or not self.distill_temperature > 0:
+            raise ValueError(f"recipe {self.name!r}: distill_alpha must be in [0, 1] and distill_temperature > 0")
+        if self.distill_teacher and self.distill_teacher == self.name:
+            raise ValueError(f"recipe {self.name!r}: a recipe cannot be its own distillation teacher")
+
+    @property
+    def augments(self) -> bool:
+        """True when the recipe shifts or rotates training images."""
+        return self.augment_shift > 0 or self.augment_rotation > 0
 
     def with_overrides(self, **changes: Any) -> Recipe:
         """Return a copy with the non-``None`` entries of ``changes`` applied."""
@@ -45,6 +104,34 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "seed": Recipe("seed", "adam", 1e-3, 64, 6, description="the seed study: Adam 1e-3, batch 64, 6 epochs"),
+    "teacher": Recipe(
+        "teacher",
+        "adam",
+        1e-3,
+        64,
+        8,
+        schedule="cosine",
+        augment_shift=2.0,
+        augment_rotation=10.0,
+        description="float teacher for distillation: Adam 1e-3 cosine, 8 epochs, +-2 px / +-10 deg",
+    ),
+    "best": Recipe(
+        "best",
+        "adam",
+        2e-3,
+        64,
+        40,
+        schedule="cosine",
+        bn_momentum=0.9,
+        augment_shift=1.0,
+        augment_rotation=5.0,
+        logit_scale=3.0,
+        distill_teacher="teacher",
+        distill_alpha=0.5,
+        distill_temperature=2.0,
+        description="bcnn >= 99%: Adam 2e-3 cosine, 40 epochs, BN momentum 0.9, +-1 px / +-5 deg, "
+        "logit scale 3, distilled from the teacher-recipe cnn",
+    ),
 }
 
 _DEFAULT_BY_MODEL = {"bcnn": "seed", "cnn": "seed", "mlp": "seed"}

@@ -9,9 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from train.augment import augment_images
+from train.batchnorm import recalibrate_batchnorm
 from train.data import Dataset
+from train.distill import soft_targets
+from train.losses import scaled_categorical_crossentropy, scaled_sparse_crossentropy
 from train.models import ZOO
-from train.recipes import Recipe
+from train.optim import make_optimizer, prepare_model
+from train.recipes import Recipe, get_recipe
 
 __all__ = ["TrainResult", "seed_everything", "fit", "validation_split"]
 
@@ -27,6 +32,7 @@ class TrainResult:
     train_seconds: float
     train_images: int
     val_images: int
+    teacher_test_accuracy: float | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -41,18 +47,69 @@ def validation_split(count: int) -> int:
     return min(5000, count // 10)
 
 
-def _optimizer(recipe: Recipe, steps: int) -> tf.keras.optimizers.Optimizer:
-    lr: float | tf.keras.optimizers.schedules.LearningRateSchedule = recipe.lr
-    if recipe.schedule == "cosine":
-        lr = tf.keras.optimizers.schedules.CosineDecay(recipe.lr, decay_steps=max(1, steps))
-    elif recipe.schedule != "constant":
-        raise ValueError(f"unknown schedule {recipe.schedule!r}")
-    if recipe.optimizer != "adam":
-        raise ValueError(f"unknown optimizer {recipe.optimizer!r}")
-    return tf.keras.optimizers.Adam(learning_rate=lr)
+def _as_input(images: np.ndarray) -> np.ndarray:
+    """uint8 ``(N, 28, 28)`` -> float32 ``(N, 28, 28, 1)`` raw pixels (the model rescales)."""
+    return images.astype(np.float32)[..., None]
 
 
-def fit(model_name: str, recipe: Recipe, data: Dataset, *, seed: int, limit: int | None, verbose: int = 1) -> TrainResult:
+def _fit_per_epoch(
+    model: tf.keras.Model,
+    recipe: Recipe,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    teacher: tf.keras.Model | None,
+    seed: int,
+    verbose: int,
+    callbacks: list[tf.keras.callbacks.Callback],
+) -> dict[str, list[float]]:
+    """Train one epoch at a time, each on a fresh shifted/rotated copy of the images
+    (if the recipe augments) with fresh teacher targets (if it distills)."""
+    rng = np.random.default_rng(seed)
+    history: dict[str, list[float]] = {}
+    for epoch in range(recipe.epochs):
+        images = train[0]
+        if recipe.augments:
+            images = augment_images(images, rng, max_shift=recipe.augment_shift, max_rotation=recipe.augment_rotation)
+        targets = train[1]
+        if teacher is not None:
+            predicted = teacher.predict(_as_input(images), batch_size=1000, verbose=0)
+            targets = soft_targets(train[1], predicted, alpha=recipe.distill_alpha, temperature=recipe.distill_temperature)
+        step = model.fit(
+            _as_input(images),
+            targets,
+            batch_size=recipe.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            validation_data=validation,
+            shuffle=True,
+            verbose=verbose,
+            callbacks=callbacks,
+        )
+        for key, values in step.history.items():
+            history.setdefault(key, []).extend(values)
+    return history
+
+
+def _loss(recipe: Recipe) -> str | object:
+    """The Keras loss: sparse labels, or target distributions when distilling."""
+    if recipe.distill_teacher:
+        return scaled_categorical_crossentropy(recipe.logit_scale)
+    if recipe.logit_scale == 1.0:
+        return "sparse_categorical_crossentropy"
+    return scaled_sparse_crossentropy(recipe.logit_scale)
+
+
+def fit(
+    model_name: str,
+    recipe: Recipe,
+    data: Dataset,
+    *,
+    seed: int,
+    limit: int | None,
+    verbose: int = 1,
+    callbacks: list[tf.keras.callbacks.Callback] | None = None,
+) -> TrainResult:
     """Build, compile and train ``model_name`` with ``recipe``, then evaluate on the test set.
 
     Args:
@@ -62,6 +119,7 @@ def fit(model_name: str, recipe: Recipe, data: Dataset, *, seed: int, limit: int
         seed: seed for every random source.
         limit: use only the first ``limit`` training images (``None``: all).
         verbose: Keras progress verbosity.
+        callbacks: extra Keras callbacks (for example, per-epoch measurements).
 
     Returns:
         The trained model, its history, test accuracy, predictions and timing.
@@ -74,31 +132,49 @@ def fit(model_name: str, recipe: Recipe, data: Dataset, *, seed: int, limit: int
     x_fit, y_fit = x[: len(x) - held], y[: len(y) - held]
     x_val, y_val = x[len(x) - held :], y[len(y) - held :]
 
-    model = ZOO[model_name].build()
-    steps = int(np.ceil(len(x_fit) / recipe.batch_size)) * recipe.epochs
-    model.compile(optimizer=_optimizer(recipe, steps), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
-    as_input = lambda images: images.astype(np.float32)[..., None]
     start = time.perf_counter()
-    history = model.fit(
-        as_input(x_fit),
-        y_fit,
-        batch_size=recipe.batch_size,
-        epochs=recipe.epochs,
-        validation_data=(as_input(x_val), y_val) if held else None,
-        shuffle=True,
-        verbose=verbose,
-    )
+    teacher = teacher_accuracy = None
+    if recipe.distill_teacher:
+        taught = fit("cnn", get_recipe(recipe.distill_teacher), data, seed=seed, limit=limit, verbose=verbose)
+        teacher, teacher_accuracy = taught.model, taught.test_accuracy
+        seed_everything(seed)
+
+    model = prepare_model(ZOO[model_name].build(), recipe)
+    steps = int(np.ceil(len(x_fit) / recipe.batch_size)) * recipe.epochs
+    model.compile(optimizer=make_optimizer(recipe, steps), loss=_loss(recipe), metrics=["accuracy"])
+
+    validation = None
+    if held:
+        validation = (_as_input(x_val), np.eye(10, dtype=np.float32)[y_val] if teacher is not None else y_val)
+    callbacks = list(callbacks or [])
+    if recipe.augments or teacher is not None:
+        history = _fit_per_epoch(
+            model, recipe, (x_fit, y_fit), validation, teacher=teacher, seed=seed, verbose=verbose, callbacks=callbacks
+        )
+    else:
+        history = model.fit(
+            _as_input(x_fit),
+            y_fit,
+            batch_size=recipe.batch_size,
+            epochs=recipe.epochs,
+            validation_data=validation,
+            shuffle=True,
+            verbose=verbose,
+            callbacks=callbacks,
+        ).history
+    if recipe.bn_recalibration_images:
+        recalibrate_batchnorm(model, _as_input(x_fit[: recipe.bn_recalibration_images]))
     seconds = time.perf_counter() - start
-    probabilities = model.predict(as_input(data.x_test), batch_size=500, verbose=0)
+    probabilities = model.predict(_as_input(data.x_test), batch_size=500, verbose=0)
     predictions = probabilities.argmax(axis=1).astype(np.uint8)
     accuracy = float((predictions == data.y_test).mean()) if len(data.y_test) else 0.0
     return TrainResult(
         model=model,
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        history={key: [float(v) for v in values] for key, values in history.items()},
         test_accuracy=accuracy,
         test_predictions=predictions,
         train_seconds=seconds,
         train_images=len(x_fit),
         val_images=held,
+        teacher_test_accuracy=teacher_accuracy,
     )
