@@ -81,6 +81,22 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, mnist_path: Path) -> d
     return paths
 
 
+def require_toolchain(*extra: str) -> None:
+    """Fail (under ``CI=true``) or skip unless the Arm toolchain, QEMU and ``extra`` tools are installed.
+
+    On-target tests must run in CI, never skip there: a missing tool is a failure with the
+    install hint.
+    """
+    from emulator.qemu import missing_tools
+
+    missing = missing_tools() + [tool for tool in extra if shutil.which(tool) is None]
+    if missing:
+        message = f"missing {', '.join(missing)}: install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 def python_m(module: str) -> list[str]:
     """Command prefix that runs ``python -m MODULE`` with this interpreter."""
     import sys

@@ -9,13 +9,13 @@ variant on that core (ties within 0.05 instructions per word allowed).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_toolchain
 
-from emulator.qemu import missing_tools, run_harness
+from emulator.qemu import run_harness
 from firmware_gen.baremetal import generate
 from firmware_gen.baremetal.popcount import HEADER_NAME, POPCOUNT_CHOICE, VARIANTS, popcount_header
 from firmware_gen.engine import EngineOutput
@@ -36,12 +36,7 @@ class FakeModel:
 
 @pytest.fixture(scope="module", autouse=True)
 def toolchain() -> None:
-    missing = missing_tools()
-    if missing:
-        message = f"missing {', '.join(missing)}: install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_toolchain()
 
 
 def words() -> tuple[np.ndarray, np.ndarray]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 
 import pytest
+from conftest import require_toolchain
 
-from emulator.qemu import missing_tools
 from tests.conftest import run_cli, stderr_lines
 
 
@@ -41,12 +40,7 @@ def test_reuse_needs_the_models(tmp_path, mnist_path):
 @pytest.mark.slow
 @pytest.mark.toolchain
 def test_tiny_run_writes_consistent_results(tmp_path, tiny_models, mnist_path):
-    missing = missing_tools() + ([] if shutil.which("gcc") else ["gcc"])
-    if missing:
-        message = f"missing tools for the bench run: {', '.join(missing)} (make toolchain)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_toolchain("gcc")
     artifacts = tmp_path / "artifacts"
     artifacts.mkdir()
     for h5 in tiny_models.values():

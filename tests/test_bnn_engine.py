@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_toolchain
 
 import train  # noqa: F401  (legacy Keras before TensorFlow)
 from convert.flatbuffer import read_model_bytes
@@ -348,16 +349,11 @@ def test_header_documents_generated_sizes(trained_bcnn: bytes) -> None:
 @pytest.mark.toolchain
 @pytest.mark.parametrize("core", ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"])
 def test_cross_compiles_without_warnings(trained_bcnn: bytes, tmp_path: Path, core: str) -> None:
-    import os
     import shutil
     import subprocess
 
+    require_toolchain()
     gcc = shutil.which("arm-none-eabi-gcc")
-    if gcc is None:
-        message = "arm-none-eabi-gcc not found: install it with `make toolchain`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
     spec = get_core(core)
     write_firmware(trained_bcnn, tmp_path, spec)
     cmd = [gcc, *spec.gcc_flags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-c", "bnn_model.c", "-o", "bnn_model.o"]

@@ -7,11 +7,11 @@ flatbuffer; its reference is that flatbuffer in the LCE interpreter (recorded in
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import require_toolchain
 
 import emulator  # noqa: F401  (legacy Keras before TensorFlow loads)
 from emulator.cli import main
@@ -46,14 +46,7 @@ def test_host_backend_on_a_firmware_folder(bnn_firmware: Path, emulator_artifact
 
 @pytest.mark.toolchain
 def test_qemu_backend_on_cortex_m4(bnn_firmware: Path) -> None:
-    from emulator.qemu import missing_tools
-
-    missing = missing_tools()
-    if missing:
-        message = f"missing {', '.join(missing)}: install with `make toolchain`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_toolchain()
     out = bnn_firmware.parent / "qemu.json"
     assert main([str(bnn_firmware), "--target", "cortex-m4", "--limit", "20", "--board", "nrf52840", "--json", str(out)]) == 0
     report = json.loads(out.read_text())

@@ -7,25 +7,19 @@ and must be the same ones the QEMU backend reports for that folder later.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, stderr_lines
+from conftest import require_toolchain, run_cli, stderr_lines
 
-from emulator.qemu import missing_tools, run_qemu
+from emulator.qemu import run_qemu
 
 pytestmark = pytest.mark.toolchain
 
 
 @pytest.fixture(scope="module", autouse=True)
 def toolchain() -> None:
-    missing = missing_tools()
-    if missing:
-        message = f"missing {', '.join(missing)}: install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_toolchain()
 
 
 def test_board_verdict_uses_elf_figures(emulator_artifacts: Path, tmp_path: Path, mnist) -> None:

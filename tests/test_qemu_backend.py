@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_toolchain
 
-from emulator.qemu import QemuError, QemuTimeoutError, missing_tools, run_qemu
+from emulator.qemu import QemuError, QemuTimeoutError, run_qemu
 from firmware_gen.baremetal import generate, instructions_per_tick
 from firmware_gen.baremetal.protocol import parse_results
 from firmware_gen.engine import EngineOutput
@@ -71,12 +72,7 @@ LOOP_STEP = 1000
 
 @pytest.fixture(scope="module", autouse=True)
 def toolchain() -> None:
-    missing = missing_tools()
-    if missing:
-        message = f"missing {', '.join(missing)}: install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_toolchain()
 
 
 class FakeModel:

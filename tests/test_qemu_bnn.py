@@ -9,14 +9,13 @@ exactly), classes must agree with LCE on nearly every image.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_toolchain
 
-from emulator.qemu import missing_tools, run_harness
+from emulator.qemu import run_harness
 from firmware_gen.targets import CORES, get_core
 
 pytestmark = pytest.mark.toolchain
@@ -27,12 +26,7 @@ FULL, SHORT = 500, 50
 
 @pytest.fixture(scope="module", autouse=True)
 def toolchain() -> None:
-    missing = missing_tools() + ([] if shutil.which("gcc") else ["gcc"])
-    if missing:
-        message = f"missing {', '.join(missing)}: install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_toolchain("gcc")
 
 
 @pytest.fixture(scope="module")
