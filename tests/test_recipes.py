@@ -80,8 +80,9 @@ def test_seed_recipe_is_the_seed_study():
     assert seed.bn_momentum is None and not seed.augments
 
 
-def test_best_recipe_is_registered():
-    assert "best" in RECIPES and RECIPES["best"].distill_teacher in RECIPES
+def test_best_is_the_bcnn_default():
+    assert default_recipe("bcnn") == "best"
+    assert RECIPES["best"].distill_teacher in RECIPES
     assert default_recipe("cnn") == "seed"
 
 

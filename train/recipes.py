@@ -134,7 +134,7 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 
-_DEFAULT_BY_MODEL = {"bcnn": "seed", "cnn": "seed", "mlp": "seed"}
+_DEFAULT_BY_MODEL = {"bcnn": "best", "cnn": "seed", "mlp": "seed"}
 
 
 def default_recipe(model: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from dataclasses import dataclass
@@ -68,6 +69,9 @@ def _fit_per_epoch(
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {}
     for epoch in range(recipe.epochs):
+        # Each fit() leaves reference cycles that hold its copy of the images: without this,
+        # memory grows by ~100-400 MB per epoch (5 GB after 40 epochs instead of 1.5 GB).
+        gc.collect()
         images = train[0]
         if recipe.augments:
             images = augment_images(images, rng, max_shift=recipe.augment_shift, max_rotation=recipe.augment_rotation)
