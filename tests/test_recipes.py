@@ -208,6 +208,8 @@ def test_best_recipe_end_to_end_on_a_slice(tmp_path, mnist_path):
     expected = get_recipe("best").with_overrides(epochs=1).to_json()
     assert report["recipe"] == expected
     assert set(report["recipe"]) == {field.name for field in fields(Recipe)}
+    assert report["teacher_recipe"] == get_recipe(get_recipe("best").distill_teacher).to_json()
+    assert 0.0 <= report["teacher_test_accuracy"] <= 1.0
     assert report["params"] == BCNN_PARAMS
     assert report["train_images"] == 450 and report["val_images"] == 50
     assert len(report["history"]["loss"]) == 1

@@ -97,6 +97,7 @@ def _train(argv: Sequence[str] | None) -> int:
         "test_images": int(len(data.y_test)),
         "confusion_matrix": matrix.tolist(),
         "train_seconds": round(result.train_seconds, 2),
+        "teacher_recipe": get_recipe(recipe.distill_teacher).to_json() if recipe.distill_teacher else None,
         "teacher_test_accuracy": result.teacher_test_accuracy,
         "data": {"source": data.source, "sha256": data.sha256},
     }
