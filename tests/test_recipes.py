@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import run_cli, stderr_lines
 from train.augment import augment_images, transform_images
-from train.recipes import RECIPES, Recipe, default_recipe, get_recipe
+from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
 
 BCNN_PARAMS = 93_790
 
@@ -215,3 +215,80 @@ def test_best_recipe_end_to_end_on_a_slice(tmp_path, mnist_path):
     assert len(report["history"]["loss"]) == 1
     assert 0.0 <= report["test_accuracy"] <= 1.0
     assert (out / "bcnn.h5").stat().st_size > 0
+
+
+# --- --set KEY=VALUE and --track-test ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("epochs=30", ("epochs", 30)),
+        ("lr=1e-3", ("lr", 1e-3)),
+        ("batch-size=128", ("batch_size", 128)),
+        ("bn_momentum=none", ("bn_momentum", None)),
+        ("bn_momentum=0.99", ("bn_momentum", 0.99)),
+        ("distill_teacher=", ("distill_teacher", "")),
+        ("distill_teacher=teacher", ("distill_teacher", "teacher")),
+        ("schedule=constant", ("schedule", "constant")),
+    ],
+)
+def test_parse_override_types_the_value(text, expected):
+    key, value = parse_override(text)
+    assert (key, value) == expected and type(value) is type(expected[1])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("epochs", "expected KEY=VALUE"),
+        ("depth=3", "unknown recipe field 'depth'"),
+        ("name=mine", "unknown recipe field 'name'"),
+        ("epochs=2.5", "epochs takes an integer"),
+        ("lr=fast", "lr takes a number"),
+        ("distill_teacher=oracle", "no recipe named 'oracle'"),
+        ("epochs=none", "epochs takes an integer"),
+    ],
+)
+def test_parse_override_refuses(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_override(text)
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["--set", "depth=3"], "unknown recipe field 'depth'"),
+        (["--set", "bn_momentum=1.5"], "bn_momentum must be in [0, 1)"),
+        (["--set", "schedule=step"], "schedule 'step' is not one of"),
+        (["--set", "epochs=0"], "epochs and batch_size must be >= 1 and lr > 0"),
+        (["--set", "lr=-1"], "epochs and batch_size must be >= 1 and lr > 0"),
+        (["--recipe", "seed", "--set", "distill_teacher=seed"], "cannot be its own distillation teacher"),
+    ],
+)
+def test_cli_refuses_a_bad_override_before_loading_data(tmp_path, args, expect):
+    out = tmp_path / "out"
+    # --data points nowhere: the override is refused first, with one line and exit 2.
+    result = run_cli("train", "--model", "bcnn", *args, "--data", tmp_path / "absent", "--out", out)
+    assert result.returncode == 2, result.stderr
+    lines = stderr_lines(result)
+    assert len(lines) == 1 and expect in lines[0], lines
+    assert not out.exists()
+
+
+def test_overrides_and_test_tracking_are_recorded(tmp_path, mnist_path):
+    """--set changes the recorded recipe; --track-test's last epoch equals the final test figure."""
+    out = tmp_path / "out"
+    result = run_cli(
+        "train", "--model", "bcnn", "--recipe", "seed", "--epochs", "2", "--limit", "400",
+        "--set", "schedule=cosine", "--set", "bn_momentum=0.9", "--set", "augment_shift=1",
+        "--track-test", "--data", mnist_path, "--out", out, "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, stderr_lines(result)
+    report = json.loads((out / "bcnn.train.json").read_text())
+    expected = get_recipe("seed").with_overrides(epochs=2, schedule="cosine", bn_momentum=0.9, augment_shift=1.0)
+    assert report["recipe"] == expected.to_json()
+    assert report["recipe_overrides"] == {"schedule": "cosine", "bn_momentum": 0.9, "augment_shift": 1.0, "epochs": 2}
+    tracked = report["history"]["test_accuracy"]
+    assert len(tracked) == 2 and all(0.0 <= value <= 1.0 for value in tracked)
+    assert tracked[-1] == report["test_accuracy"]  # nothing happens to the model after the last epoch

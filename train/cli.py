@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from train.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
 from train.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
-from train.recipes import RECIPES, default_recipe, get_recipe
+from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
 
 __all__ = ["main", "build_parser"]
 
@@ -41,30 +43,69 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     parser.add_argument("--batch-size", type=positive_int, help="override the recipe's batch size")
     parser.add_argument("--lr", type=positive_float, help="override the recipe's learning rate")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any recipe field, e.g. --set epochs=30 --set distill_teacher=none (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--limit", type=positive_int, help="use only the first N training images")
     parser.add_argument("--data", help="MNIST folder (IDX files) or mnist.npz (default: $MNIST_DIR, keras cache)")
     parser.add_argument("--out", default="artifacts", help="output folder (default: artifacts/)")
+    parser.add_argument(
+        "--track-test",
+        action="store_true",
+        help="also measure the test set after every epoch (history test_accuracy; observation only)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
     return parser
 
 
+def _recipe(args: argparse.Namespace) -> tuple[Recipe, dict[str, Any]]:
+    """The recipe to train with and the overrides applied to it (checked before any import)."""
+    changes: dict[str, Any] = {}
+    for text in args.overrides:
+        try:
+            key, value = parse_override(text)
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        changes[key] = value
+    for key in ("epochs", "batch_size", "lr"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    base = get_recipe(args.recipe or default_recipe(args.model))
+    try:
+        return replace(base, **changes), changes
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
 def _train(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    recipe, overrides = _recipe(args)
     from train.data import load_mnist
 
     data = load_mnist(args.data)
     if args.limit and args.limit < 20:
         raise InputError(f"--limit {args.limit} is too small to train on (need at least 20 images)")
-    recipe_name = args.recipe or default_recipe(args.model)
-    recipe = get_recipe(recipe_name).with_overrides(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
 
     import larq as lq
 
     from train.plots import confusion_matrix, confusion_png, history_png
     from train.trainer import fit
 
-    result = fit(args.model, recipe, data, seed=args.seed, limit=args.limit, verbose=0 if args.quiet else 1)
+    result = fit(
+        args.model,
+        recipe,
+        data,
+        seed=args.seed,
+        limit=args.limit,
+        verbose=0 if args.quiet else 1,
+        track_test=args.track_test,
+    )
     lq.models.summary(result.model)
     params = int(result.model.count_params())
     trainable = int(sum(int(w.shape.num_elements()) for w in result.model.trainable_weights))
@@ -85,6 +126,7 @@ def _train(argv: Sequence[str] | None) -> int:
         "params": params,
         "trainable_params": trainable,
         "recipe": recipe.to_json(),
+        "recipe_overrides": overrides,
         "epochs": recipe.epochs,
         "batch_size": recipe.batch_size,
         "lr": recipe.lr,

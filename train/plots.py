@@ -24,7 +24,7 @@ def history_png(history: dict[str, list[float]], title: str) -> bytes:
     """Accuracy and loss per epoch, train and validation side by side.
 
     Args:
-        history: Keras history with ``accuracy``, ``loss`` and optional ``val_*`` lists.
+        history: Keras history with ``accuracy``, ``loss`` and optional ``val_*`` and ``test_*`` lists.
         title: figure title.
     """
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -33,6 +33,8 @@ def history_png(history: dict[str, list[float]], title: str) -> bytes:
         axis.plot(epochs, history.get(metric, []), marker="o", label="train")
         if f"val_{metric}" in history:
             axis.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
+        if f"test_{metric}" in history:
+            axis.plot(epochs, history[f"test_{metric}"], marker="o", label="test (observed, not selected on)")
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.grid(True, alpha=0.3)

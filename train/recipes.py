@@ -6,10 +6,10 @@ is data; the trainer reads it, and ``NAME.train.json`` records every field of it
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-__all__ = ["Recipe", "RECIPES", "OPTIMIZERS", "SCHEDULES", "default_recipe", "get_recipe"]
+__all__ = ["Recipe", "RECIPES", "OPTIMIZERS", "SCHEDULES", "default_recipe", "get_recipe", "parse_override"]
 
 OPTIMIZERS = ("adam", "bop")
 SCHEDULES = ("constant", "cosine", "exponential")
@@ -67,6 +67,8 @@ class Recipe:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError(f"recipe {self.name!r}: epochs and batch_size must be >= 1 and lr > 0")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"recipe {self.name!r}: optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -149,3 +151,39 @@ def get_recipe(name: str) -> Recipe:
         KeyError: unknown recipe.
     """
     return RECIPES[name]
+
+
+# Field types as written in the dataclass (annotations are strings under `from __future__`).
+_FIELD_TYPES = {field.name: str(field.type) for field in fields(Recipe)}
+_NONE_WORDS = ("", "none")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one ``--set KEY=VALUE`` into a :class:`Recipe` field name and a typed value.
+
+    ``KEY`` is any field but ``name``; the value is read as the field's type (``int``,
+    ``float``, ``str``; ``none`` or nothing clears ``bn_momentum`` and ``distill_teacher``).
+
+    Raises:
+        ValueError: no ``=``, an unknown or read-only key, or a value of the wrong type.
+    """
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip().replace("-", "_"), raw.strip()
+    if not sep:
+        raise ValueError(f"--set {text!r}: expected KEY=VALUE")
+    if key not in _FIELD_TYPES or key == "name":
+        known = ", ".join(name for name in _FIELD_TYPES if name != "name")
+        raise ValueError(f"--set {text!r}: unknown recipe field {key!r} (one of: {known})")
+    kind = _FIELD_TYPES[key]
+    if kind == "str":
+        if key == "distill_teacher" and raw.lower() in _NONE_WORDS:
+            return key, ""
+        if key == "distill_teacher" and raw not in RECIPES:
+            raise ValueError(f"--set {text!r}: no recipe named {raw!r} (one of: {', '.join(RECIPES)})")
+        return key, raw
+    if "None" in kind and raw.lower() in _NONE_WORDS:
+        return key, None
+    try:
+        return key, int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        raise ValueError(f"--set {text!r}: {key} takes {'an integer' if kind == 'int' else 'a number'}") from None

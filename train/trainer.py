@@ -95,6 +95,20 @@ def _fit_per_epoch(
     return history
 
 
+class TestAccuracyPerEpoch(tf.keras.callbacks.Callback):
+    """Keras callback: test-set accuracy after every epoch, in ``accuracies``."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+        super().__init__()
+        self.images, self.labels = images, labels
+        self.accuracies: list[float] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        """Predict the whole test set and record the accuracy."""
+        predicted = self.model.predict(self.images, batch_size=1000, verbose=0).argmax(axis=1)
+        self.accuracies.append(float((predicted == self.labels).mean()) if len(self.labels) else 0.0)
+
+
 def _loss(recipe: Recipe) -> str | object:
     """The Keras loss: sparse labels, or target distributions when distilling."""
     if recipe.distill_teacher:
@@ -113,6 +127,7 @@ def fit(
     limit: int | None,
     verbose: int = 1,
     callbacks: list[tf.keras.callbacks.Callback] | None = None,
+    track_test: bool = False,
 ) -> TrainResult:
     """Build, compile and train ``model_name`` with ``recipe``, then evaluate on the test set.
 
@@ -124,6 +139,8 @@ def fit(
         limit: use only the first ``limit`` training images (``None``: all).
         verbose: Keras progress verbosity.
         callbacks: extra Keras callbacks (for example, per-epoch measurements).
+        track_test: also measure the test set after every epoch, as ``history["test_accuracy"]``.
+            An observation (BNN accuracy swings from epoch to epoch); nothing is selected on it.
 
     Returns:
         The trained model, its history, test accuracy, predictions and timing.
@@ -151,6 +168,9 @@ def fit(
     if held:
         validation = (_as_input(x_val), np.eye(10, dtype=np.float32)[y_val] if teacher is not None else y_val)
     callbacks = list(callbacks or [])
+    tracker = TestAccuracyPerEpoch(_as_input(data.x_test), data.y_test) if track_test else None
+    if tracker is not None:
+        callbacks.append(tracker)
     if recipe.augments or teacher is not None:
         history = _fit_per_epoch(
             model, recipe, (x_fit, y_fit), validation, teacher=teacher, seed=seed, verbose=verbose, callbacks=callbacks
@@ -166,6 +186,8 @@ def fit(
             verbose=verbose,
             callbacks=callbacks,
         ).history
+    if tracker is not None:
+        history = {**history, "test_accuracy": tracker.accuracies}
     if recipe.bn_recalibration_images:
         recalibrate_batchnorm(model, _as_input(x_fit[: recipe.bn_recalibration_images]))
     seconds = time.perf_counter() - start
