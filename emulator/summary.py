@@ -18,7 +18,7 @@ __all__ = ["load_reports", "format_summary", "main"]
 
 # Ladder order: the reference first, the chip last.
 _BACKEND_ORDER = {name: rank for rank, name in enumerate(("keras", "tflite", "tflm", "lce", "host", "qemu"))}
-_COLUMNS = ("artifact", "backend", "images", "accuracy", "agreement", "flash", "RAM", "instr/inference", "budget")
+_COLUMNS = ("artifact", "backend", "images", "accuracy", "agreement (with)", "flash", "RAM", "instr/inference", "budget")
 
 
 def load_reports(folder: Path) -> list[dict[str, Any]]:
@@ -53,6 +53,13 @@ def _size(value: Any, source: Any = None) -> str:
     return f"{int(value):,} B" + (f" ({source})" if source else "")
 
 
+def _agreement(report: dict[str, Any]) -> str:
+    """Agreement and what it was measured against: ``100.00% (keras)``."""
+    agreement = _percent(report.get("agreement"))
+    reference = report.get("reference") or {}
+    return f"{agreement} ({reference['backend']})" if report.get("agreement") is not None and reference else agreement
+
+
 def _row(report: dict[str, Any]) -> list[str]:
     instructions = report.get("instructions_per_inference")
     ok = (report.get("budget") or {}).get("ok")
@@ -61,7 +68,7 @@ def _row(report: dict[str, Any]) -> list[str]:
         str(report.get("backend", "?")),
         f"{int(report.get('images', 0)):,}",
         _percent(report.get("accuracy")),
-        _percent(report.get("agreement")),
+        _agreement(report),
         _size(report.get("flash_bytes")),
         _size(report.get("ram_bytes"), report.get("ram_source")),
         "-" if instructions is None else f"{float(instructions):,.0f}",

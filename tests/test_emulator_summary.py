@@ -18,13 +18,16 @@ def write_report(folder: Path, name: str, backend: str, **fields: object) -> Non
 
 
 def test_ladder_order_and_figures(tmp_path: Path) -> None:
-    write_report(tmp_path / "firmware", "bcnn", "qemu", instructions_per_inference=812345.0, budget={"ok": True})
+    write_report(
+        tmp_path / "firmware", "bcnn", "qemu",
+        agreement=0.9999, reference={"backend": "keras"}, instructions_per_inference=812345.0, budget={"ok": True},
+    )  # fmt: skip
     write_report(tmp_path, "bcnn", "lce", agreement=1.0, flash_bytes=165916, ram_bytes=1024, ram_source="planner")
     write_report(tmp_path, "bcnn", "keras")
     table = format_summary(load_reports(tmp_path)).splitlines()
     assert [line.split()[1] for line in table[2:]] == ["keras", "lce", "qemu"]
     assert "165,916 B" in table[3] and "1,024 B (planner)" in table[3] and "100.00%" in table[3]
-    assert "812,345" in table[4] and table[4].rstrip().endswith("fits")
+    assert "812,345" in table[4] and "99.99% (keras)" in table[4] and table[4].rstrip().endswith("fits")
 
 
 def test_bad_inputs_exit_2(tmp_path: Path) -> None:
