@@ -95,7 +95,7 @@ def _fit_per_epoch(
     return history
 
 
-class TestAccuracyPerEpoch(tf.keras.callbacks.Callback):
+class PerEpochTestAccuracy(tf.keras.callbacks.Callback):
     """Keras callback: test-set accuracy after every epoch, in ``accuracies``."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
@@ -168,7 +168,7 @@ def fit(
     if held:
         validation = (_as_input(x_val), np.eye(10, dtype=np.float32)[y_val] if teacher is not None else y_val)
     callbacks = list(callbacks or [])
-    tracker = TestAccuracyPerEpoch(_as_input(data.x_test), data.y_test) if track_test else None
+    tracker = PerEpochTestAccuracy(_as_input(data.x_test), data.y_test) if track_test else None
     if tracker is not None:
         callbacks.append(tracker)
     if recipe.augments or teacher is not None:
