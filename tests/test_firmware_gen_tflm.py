@@ -455,22 +455,25 @@ def test_sources_cross_compile_for_every_core(generated, tmp_path, core):
     include = _fake_tflm(tmp_path)
     folder = generated["int8"]
     cxx = ["-std=c++17", "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics", "-Os", *WARNINGS]
-    _run(
-        [
-            "arm-none-eabi-g++",
-            *flags,
-            *cxx,
-            "-DTFLM_APP_CORTEX_M_GENERIC",
-            "-I",
-            include,
-            "-I",
-            folder,
-            "-c",
-            folder / "main.cc",
-            "-o",
-            tmp_path / "main.o",
-        ]
-    )
+    # As the application (main) and as a library linked into another program (TFLM_APP_NO_MAIN).
+    for variant in ([], ["-DTFLM_APP_NO_MAIN"]):
+        _run(
+            [
+                "arm-none-eabi-g++",
+                *flags,
+                *cxx,
+                *variant,
+                "-DTFLM_APP_CORTEX_M_GENERIC",
+                "-I",
+                include,
+                "-I",
+                folder,
+                "-c",
+                folder / "main.cc",
+                "-o",
+                tmp_path / "main.o",
+            ]
+        )
     _run(
         [
             "arm-none-eabi-gcc",
@@ -505,3 +508,23 @@ def test_makefile_needs_tflm_dir_and_uses_the_core_flags(generated, tmp_path):
     assert compile_main.startswith("arm-none-eabi-g++ ") and flags in compile_main and "-DTF_LITE_STATIC_MEMORY" in compile_main
     link = next(line for line in dry.splitlines() if "_tflm.elf" in line and " -o " in line)
     assert flags in link and str(library) in link
+    assert f"-isystem {tmp_path} " in compile_main  # TFLite-Micro's own warnings are not the app's
+
+
+def _library_command(folder, tmp_path, *args: str) -> str:
+    """The dry-run command that builds libtensorflow-microlite.a with TFLite-Micro's makefile."""
+    # make runs recursive $(MAKE) lines even under -n: MAKE=echo prints that command instead.
+    command = ["make", "-s", "-C", folder, "MAKE=echo", f"TFLM_DIR={tmp_path}", f"BUILD={tmp_path / 'build'}", *args]
+    return _run([*command, "tflm-lib"]).stdout
+
+
+def test_makefile_builds_the_tflm_library_with_its_own_compiler(generated, tmp_path):
+    """CMSIS-NN by default, reference kernels with TFLM_OPTIMIZED_KERNEL_DIR=, this compiler, extra args."""
+    _require("make")
+    folder = generated["int8"]
+    default = _library_command(folder, tmp_path)
+    assert "TARGET=cortex_m_generic" in default and "TARGET_ARCH=cortex-m4+fp" in default
+    assert "OPTIMIZED_KERNEL_DIR=cmsis_nn" in default
+    assert re.search(r"TARGET_TOOLCHAIN_ROOT=\S*/ ", default), default  # the folder of arm-none-eabi-g++
+    reference = _library_command(folder, tmp_path, "TFLM_OPTIMIZED_KERNEL_DIR=", "TFLM_MAKE_ARGS=CMSIS_PATH=/opt/cmsis")
+    assert "OPTIMIZED_KERNEL_DIR" not in reference and "CMSIS_PATH=/opt/cmsis" in reference
