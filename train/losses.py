@@ -19,6 +19,16 @@ __all__ = ["scaled_sparse_crossentropy", "scaled_categorical_crossentropy"]
 _TINY = 1e-7
 
 
+def _check_scale(scale: float) -> None:
+    if not scale > 0:
+        raise ValueError(f"the logit scale must be positive, got {scale}")
+
+
+def _scaled_logits(probabilities: tf.Tensor, scale: float) -> tf.Tensor:
+    """``scale * log(probabilities)``: the logits times ``scale``, up to a per-image constant."""
+    return scale * tf.math.log(tf.clip_by_value(probabilities, _TINY, 1.0))
+
+
 def scaled_sparse_crossentropy(scale: float) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """Sparse categorical cross-entropy of ``softmax(scale * log(probabilities))``.
 
@@ -34,13 +44,11 @@ def scaled_sparse_crossentropy(scale: float) -> Callable[[tf.Tensor, tf.Tensor],
     Raises:
         ValueError: ``scale`` is not positive.
     """
-    if not scale > 0:
-        raise ValueError(f"the logit scale must be positive, got {scale}")
+    _check_scale(scale)
 
     def loss(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
-        logits = scale * tf.math.log(tf.clip_by_value(probabilities, _TINY, 1.0))
         labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=_scaled_logits(probabilities, scale))
 
     loss.__name__ = f"scaled_sparse_crossentropy_{scale:g}"
     return loss
@@ -52,11 +60,10 @@ def scaled_categorical_crossentropy(scale: float) -> Callable[[tf.Tensor, tf.Ten
     Raises:
         ValueError: ``scale`` is not positive.
     """
-    if not scale > 0:
-        raise ValueError(f"the logit scale must be positive, got {scale}")
+    _check_scale(scale)
 
     def loss(targets: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
-        logits = scale * tf.math.log(tf.clip_by_value(probabilities, _TINY, 1.0))
+        logits = _scaled_logits(probabilities, scale)
         return tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(targets, logits.dtype), logits=logits)
 
     loss.__name__ = f"scaled_categorical_crossentropy_{scale:g}"

@@ -95,6 +95,11 @@ def _fit_per_epoch(
     return history
 
 
+def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Share of ``predictions`` equal to ``labels`` (0 for no labels)."""
+    return float((predictions == labels).mean()) if len(labels) else 0.0
+
+
 class PerEpochTestAccuracy(tf.keras.callbacks.Callback):
     """Keras callback: test-set accuracy after every epoch, in ``accuracies``."""
 
@@ -106,7 +111,7 @@ class PerEpochTestAccuracy(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         """Predict the whole test set and record the accuracy."""
         predicted = self.model.predict(self.images, batch_size=1000, verbose=0).argmax(axis=1)
-        self.accuracies.append(float((predicted == self.labels).mean()) if len(self.labels) else 0.0)
+        self.accuracies.append(_accuracy(predicted, self.labels))
 
 
 def _loss(recipe: Recipe) -> str | object:
@@ -193,7 +198,7 @@ def fit(
     seconds = time.perf_counter() - start
     probabilities = model.predict(_as_input(data.x_test), batch_size=500, verbose=0)
     predictions = probabilities.argmax(axis=1).astype(np.uint8)
-    accuracy = float((predictions == data.y_test).mean()) if len(data.y_test) else 0.0
+    accuracy = _accuracy(predictions, data.y_test)
     return TrainResult(
         model=model,
         history={key: [float(v) for v in values] for key, values in history.items()},
