@@ -4,9 +4,6 @@ Not timed tests: the run measures and writes ``bench/results.json``, ``bench/RES
 ``bench/accuracy_vs_flash.png``; nothing here asserts a time.
 """
 
-import os
-
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 
 __all__: list[str] = []

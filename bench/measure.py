@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.latency import TimedRun, time_lce, time_tflite, time_tflm
 from bench.prepare import Prepared
-from train.errors import CheckError, InputError
+from pipeline.errors import CheckError, InputError
+from pipeline.interpreters import TimedRun, time_lce, time_tflite, time_tflm
 
 __all__ = [
-    "ENGINES",
+    "ROW_LABELS",
     "M4",
     "make_row",
     "keras_row",
@@ -47,7 +47,7 @@ __all__ = [
     "core_run",
 ]
 
-ENGINES: dict[str, str] = {
+ROW_LABELS: dict[str, str] = {
     "keras": "Keras (batched reference)",
     "tflite": "TFLite float (XNNPACK)",
     "tflite-int8": "TFLite int8 (XNNPACK)",
@@ -82,7 +82,7 @@ def make_row(
 
     Args:
         model: zoo name.
-        engine: a key of :data:`ENGINES`.
+        engine: a key of :data:`ROW_LABELS` (a row of the benchmark: an engine, or an engine in one build).
         artifact: the file or folder that ran.
         predictions: argmax per image (``None``: the engine did not run).
         labels: true classes of the same images.
@@ -98,7 +98,7 @@ def make_row(
     row: dict[str, Any] = {
         "model": model,
         "engine": engine,
-        "label": ENGINES[engine],
+        "label": ROW_LABELS[engine],
         "artifact": artifact,
         "images": 0,
         "accuracy": None,

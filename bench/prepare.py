@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from train.artifacts import sha256_file
-from train.errors import CheckError, InputError
+from pipeline.artifacts import sha256_file
+from pipeline.errors import CheckError, InputError
 
 __all__ = [
     "MODELS",

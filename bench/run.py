@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from train.artifacts import TOOL_VERSION, write_bytes, write_json, write_text
-from train.errors import InputError, OneLineArgumentParser, positive_int, run_cli
+from pipeline.artifacts import TOOL_VERSION, write_bytes, write_json, write_text
+from pipeline.errors import InputError, OneLineArgumentParser, positive_int, run_cli
 
 __all__ = ["PROG", "DEFAULT_CORE_IMAGES", "build_parser", "parse_cores", "main"]
 
@@ -134,7 +134,7 @@ def _bench(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     clock = _Clock()
     from firmware_gen.targets import BOARDS, CORES
-    from train.data import load_mnist
+    from pipeline.data import load_mnist, portable_source
 
     data = load_mnist(args.data)
     artifacts, out = Path(args.artifacts), Path(args.out)
@@ -155,7 +155,8 @@ def _bench(argv: Sequence[str] | None) -> int:
 
     machine = machine_info(_REPO)
     load_start = machine["load_average"]
-    clock.log(f"{count:,} test images from {data.source}; {machine['cpu']}, load average {load_start}")
+    source = portable_source(data.source, _REPO)
+    clock.log(f"{count:,} test images from {source}; {machine['cpu']}, load average {load_start}")
     prepared = {
         name: prepare_model(
             name,
@@ -208,7 +209,7 @@ def _bench(argv: Sequence[str] | None) -> int:
         "command": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
         "machine": machine,
         "load_average": {"start": load_start, "end": load_average()},
-        "data": {"source": data.source, "sha256": data.sha256},
+        "data": {"source": source, "sha256": data.sha256},
         "images": count,
         "qemu_images": qemu_images,
         "core_images": core_images,

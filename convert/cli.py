@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convert.report import FILE_SUFFIXES, FORMATS, MIN_AGREEMENT, FormatResult, build_report, render_table
-from train.artifacts import atomic_path, sha256_file
-from train.errors import CheckError, InputError, OneLineArgumentParser, positive_int, run_cli
+from pipeline.artifacts import atomic_path, sha256_file
+from pipeline.errors import CheckError, InputError, OneLineArgumentParser, first_line, positive_int, run_cli
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,12 +144,6 @@ def _captured_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = lines[0] if lines else type(err).__name__
-    return text if len(text) <= 240 else text[:237] + "..."
-
-
 def _convert(fmt: str, model: tf.keras.Model, calibration: np.ndarray) -> bytes:
     from convert.converter import to_lce, to_tflite_float, to_tflite_int8
 
@@ -172,15 +166,15 @@ def _run_format(
 ) -> FormatResult:
     """Convert ``model`` to ``fmt`` in memory and check it against Keras."""
     from convert.flatbuffer import read_model_bytes
-    from convert.interpreters import run_lce, run_tflite
     from convert.report import accuracy, agreement
+    from pipeline.interpreters import run_lce, run_tflite
 
     start = time.perf_counter()
     try:
         with _captured_stderr():
             data = _convert(fmt, model, calibration)
     except Exception as err:  # the converters raise many types (ConverterError, ValueError, ...)
-        raise InputError(f"{fmt} conversion failed: {_first_line(err)}") from None
+        raise InputError(f"{fmt} conversion failed: {first_line(err)}") from None
     seconds = time.perf_counter() - start
     parsed = read_model_bytes(data, path.name)
     runner = run_lce if fmt == "lce" else run_tflite
@@ -210,7 +204,7 @@ def _convert_main(argv: Sequence[str] | None) -> int:
         raise InputError(f"--out {out}: exists and is not a folder")
     formats = args.formats or FORMATS
 
-    from train.data import load_mnist
+    from pipeline.data import load_mnist
 
     data = load_mnist(args.data)
     if args.check > len(data.x_test):
@@ -221,9 +215,9 @@ def _convert_main(argv: Sequence[str] | None) -> int:
     calibration = data.x_train[: args.calibration]
 
     from convert.converter import binary_layer_names
-    from convert.interpreters import run_keras
     from convert.keras_io import check_image_model, load_keras_model, with_input_range
     from convert.report import accuracy
+    from pipeline.interpreters import run_keras
 
     model = load_keras_model(source)
     check_image_model(model, source.name)

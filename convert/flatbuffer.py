@@ -2,7 +2,7 @@
 
 The reader checks the ``TFL3`` identifier, that every offset it follows lies inside the file,
 and that every constant tensor's buffer holds exactly ``prod(shape) * itemsize`` bytes; a file
-that fails any check raises :class:`~train.errors.InputError` with one line, never a crash.
+that fails any check raises :class:`~pipeline.errors.InputError` with one line, never a crash.
 firmware_gen and emulator build on :func:`read_model`.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from train.artifacts import sha256_bytes
-from train.errors import InputError
+from pipeline.artifacts import sha256_bytes
+from pipeline.errors import InputError
 
 __all__ = ["Quantization", "Tensor", "Operator", "Model", "read_model", "read_model_bytes", "LCE_OPS"]
 

@@ -2,30 +2,25 @@
 
 Larq is imported before loading so its custom objects (quantized layers, quantizers,
 constraints) are registered and an ``.h5`` reloads without a custom-objects dict. Every way
-a file can fail to be a Keras model ends in :class:`~train.errors.InputError` with one line.
+a file can fail to be a Keras model ends in :class:`~pipeline.errors.InputError` with one line.
 TensorFlow is imported lazily, so :func:`check_h5_file` answers before it loads.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convert.interpreters import IMAGE_PIXELS
-from train.errors import InputError
+from pipeline.data import IMAGE_SHAPE
+from pipeline.errors import InputError, first_line
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
 __all__ = ["check_h5_file", "load_keras_model", "with_input_range", "check_image_model"]
-
-
-def _first_line(err: BaseException, limit: int = 240) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    text = lines[0] if lines else type(err).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def check_h5_file(path: str | os.PathLike[str]) -> Path:
@@ -50,7 +45,7 @@ def check_h5_file(path: str | os.PathLike[str]) -> Path:
     try:
         is_hdf5 = h5py.is_hdf5(str(path))
     except OSError as err:
-        raise InputError(f"{path}: cannot read ({_first_line(err)})") from None
+        raise InputError(f"{path}: cannot read ({first_line(err)})") from None
     if not is_hdf5:
         raise InputError(f"{path}: not an HDF5 file (expected a Keras .h5 model saved with model.save(..., save_format='h5'))")
     return path
@@ -78,7 +73,7 @@ def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
     try:
         model = tf.keras.models.load_model(str(path), compile=False)
     except Exception as err:  # h5py, Keras and TF raise many types for a bad file
-        detail = re.sub(r" at <[^>]*>", "", _first_line(err))
+        detail = re.sub(r" at <[^>]*>", "", first_line(err))
         if "No model config found" in detail:
             detail = "an HDF5 file without a Keras model config; save the model with model.save(PATH, save_format='h5')"
         raise InputError(f"{path}: not a loadable Keras model ({detail})") from None
@@ -104,18 +99,11 @@ def check_image_model(model: tf.keras.Model, name: str, classes: int = 10) -> No
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise InputError(f"{name}: model has {len(model.inputs)} inputs and {len(model.outputs)} outputs, expected 1 and 1")
     in_shape = tuple(model.input_shape[1:])
-    if None in in_shape or _prod(in_shape) != IMAGE_PIXELS:
+    if None in in_shape or math.prod(in_shape) != math.prod(IMAGE_SHAPE):
         raise InputError(f"{name}: model input shape {in_shape} does not take a 28x28 image (784 values)")
     out_shape = tuple(model.output_shape[1:])
-    if None in out_shape or _prod(out_shape) != classes:
+    if None in out_shape or math.prod(out_shape) != classes:
         raise InputError(f"{name}: model output shape {out_shape} is not {classes} class scores")
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    result = 1
-    for dim in shape:
-        result *= int(dim)
-    return result
 
 
 def with_input_range(model: tf.keras.Model, lo: float, hi: float) -> tf.keras.Model:
@@ -136,8 +124,6 @@ def with_input_range(model: tf.keras.Model, lo: float, hi: float) -> tf.keras.Mo
     Raises:
         InputError: ``lo`` or ``hi`` is not finite, or ``lo >= hi``.
     """
-    import math
-
     import tensorflow as tf
 
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from train.artifacts import TOOL_VERSION, sha256_bytes
+from pipeline.artifacts import TOOL_VERSION, sha256_bytes
 
 __all__ = [
     "FORMATS",

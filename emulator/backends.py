@@ -35,8 +35,8 @@ import numpy as np
 
 from convert.flatbuffer import Model, read_model_bytes
 from emulator.backend_result import BackendRun
-from train.artifacts import sha256_bytes, sha256_file
-from train.errors import InputError
+from pipeline.artifacts import sha256_bytes, sha256_file
+from pipeline.errors import InputError
 
 __all__ = [
     "BACKENDS",
@@ -44,7 +44,6 @@ __all__ = [
     "load_artifact",
     "choose_backend",
     "run_backend",
-    "run_tflm",
     "flatbuffer_ram",
     "keras_scores",
     "input_range_for",
@@ -201,8 +200,8 @@ def keras_scores(h5_path: Path, images: np.ndarray, desc: str = "keras") -> tupl
     Raises:
         InputError: the file is not a loadable Keras model taking one 28x28 image.
     """
-    from convert.interpreters import run_keras
     from convert.keras_io import check_image_model, load_keras_model, with_input_range
+    from pipeline.interpreters import run_keras
 
     model = load_keras_model(h5_path)
     check_image_model(model, str(h5_path))
@@ -223,7 +222,7 @@ def flatbuffer_ram(artifact: Artifact) -> tuple[int, str, dict[str, Any]]:
 
     if artifact.model is None or artifact.data is None:
         raise InputError(f"{artifact.path}: not a flatbuffer, its RAM cannot be planned")
-    planned = plan_memory(artifact.model).total_bytes
+    planned = plan_memory(artifact.model).total
     extra: dict[str, Any] = {"planner_bytes": planned}
     if artifact.model.has_lce_ops:
         return planned, "planner", extra
@@ -236,51 +235,6 @@ def flatbuffer_ram(artifact: Artifact) -> tuple[int, str, dict[str, Any]]:
         return planned, "planner", extra
 
 
-def run_tflm(model_bytes: bytes, images: np.ndarray, desc: str = "tflm") -> np.ndarray:
-    """Run a builtin-op flatbuffer in the real TFLite-Micro interpreter, one image per invoke.
-
-    Args:
-        model_bytes: the ``.tflite`` bytes (float or int8 input/output).
-        images: raw pixels ``(N, 28, 28)``.
-        desc: progress bar label.
-
-    Returns:
-        float32 scores ``(N, classes)``, dequantized for int8 outputs.
-
-    Raises:
-        InputError: TFLM cannot load or run the model.
-    """
-    from tflite_micro.python.tflite_micro import runtime
-    from tqdm import tqdm
-
-    from convert.interpreters import dequantize, prepare_images, quantize
-
-    pixels = prepare_images(images)
-    try:
-        interpreter = runtime.Interpreter.from_bytes(bytes(model_bytes), arena_size=len(model_bytes) * 10 + (1 << 20))
-    except (RuntimeError, ValueError) as err:
-        raise InputError(
-            f"TFLite-Micro cannot load the model ({str(err).strip().splitlines()[0] if str(err).strip() else err})"
-        ) from None
-    inp, out = interpreter.get_input_details(0), interpreter.get_output_details(0)
-    in_dtype, out_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
-    in_q, out_q = inp["quantization_parameters"], out["quantization_parameters"]
-    shape = tuple(int(d) for d in inp["shape"])
-    if in_dtype.kind in "iu":
-        feed = quantize(pixels, float(in_q["scales"][0]), int(in_q["zero_points"][0]), in_dtype)
-    else:
-        feed = pixels.astype(in_dtype)
-    scores = []
-    for image in tqdm(feed, desc=desc, unit="img", disable=None, leave=False):
-        interpreter.set_input(image.reshape(shape), 0)
-        interpreter.invoke()
-        scores.append(np.asarray(interpreter.get_output(0)).reshape(-1))
-    raw = np.stack(scores)
-    if out_dtype.kind in "iu" and len(out_q["scales"]):
-        return dequantize(raw, float(out_q["scales"][0]), int(out_q["zero_points"][0]))
-    return raw.astype(np.float32)
-
-
 def _timed(run: Callable[[], np.ndarray], count: int) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     scores = run()
@@ -288,21 +242,15 @@ def _timed(run: Callable[[], np.ndarray], count: int) -> tuple[np.ndarray, float
 
 
 def _run_firmware(backend: str, artifact: Artifact, images: np.ndarray, core: str | None, timeout: float | None) -> BackendRun:
-    import importlib
-
-    if backend == "qemu" and core is None:
-        raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
-    try:
-        module = importlib.import_module(f"emulator.{backend}")
-    except ModuleNotFoundError as err:
-        if err.name != f"emulator.{backend}":
-            raise
-        raise InputError(
-            f"the {backend} backend is not available yet (emulator/{backend}.py is delivered by its own issue)"
-        ) from None
     if backend == "host":
-        return module.run_host(artifact.path, images)
-    return module.run_qemu(artifact.path, images, core=core, timeout=timeout)
+        from emulator.host import run_host
+
+        return run_host(artifact.path, images)
+    if core is None:
+        raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
+    from emulator.qemu import run_qemu
+
+    return run_qemu(artifact.path, images, core=core, timeout=timeout)
 
 
 def run_backend(
@@ -327,9 +275,9 @@ def run_backend(
         Python overhead included) and backend-specific figures.
 
     Raises:
-        InputError: the artifact cannot run on this backend, or the backend is not available.
+        InputError: the artifact cannot run on this backend.
     """
-    from convert.interpreters import run_lce, run_tflite
+    from pipeline.interpreters import run_lce, run_tflite, run_tflm
 
     count = len(images)
     if artifact.kind == "firmware":
@@ -345,11 +293,10 @@ def run_backend(
     data = artifact.data
     ram, source, extra = flatbuffer_ram(artifact)
     if backend == "tflm":
-        scores, latency = _timed(lambda: run_tflm(data, images), count)
+        scores, latency = _timed(lambda: run_tflm(data, images, progress="tflm"), count)
     elif backend == "lce":
-        scores, latency = _timed(lambda: progress_scores(lambda part: run_lce(data, part), images, "lce"), count)
+        scores, latency = _timed(lambda: run_lce(data, images, progress="lce"), count)
     else:
-        run = progress_scores
-        scores, latency = _timed(lambda: run(lambda part: run_tflite(data, part, delegates=False), images, "tflite"), count)
+        scores, latency = _timed(lambda: run_tflite(data, images, delegates=False, progress="tflite"), count)
     extra["latency_ms"] = latency
     return BackendRun(np.argmax(scores, axis=1), flash_bytes=artifact.model.size, ram_bytes=ram, ram_source=source, extra=extra)

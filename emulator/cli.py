@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from train.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
+from emulator.backends import BACKENDS
+from pipeline.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
 
 __all__ = ["main", "build_parser", "emulate"]
 
-_BACKEND_CHOICES = ("auto", "keras", "tflite", "lce", "tflm", "host", "qemu")
+_BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,9 +92,9 @@ def _tflm_cross_check(artifact: Any, images: Any, labels: Any, tflite_prediction
     """Run the flatbuffer in TFLite-Micro too and compare with the TFLite interpreter."""
     import numpy as np
 
-    from emulator.backends import run_tflm
+    from pipeline.interpreters import run_tflm
 
-    predictions = np.argmax(run_tflm(artifact.data, images), axis=1)
+    predictions = np.argmax(run_tflm(artifact.data, images, progress="tflm"), axis=1)
     same = int(np.sum(predictions == tflite_predictions))
     return {
         "accuracy": float(np.mean(predictions == labels)),
@@ -120,8 +121,8 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     from emulator.reference import default_reference_path, run_reference
     from emulator.report import build_report, default_json_path
     from firmware_gen.targets import check_budget
-    from train.artifacts import write_json
-    from train.data import load_mnist
+    from pipeline.artifacts import write_json
+    from pipeline.data import load_mnist
 
     dataset = load_mnist(args.data)
     count = min(args.limit or len(dataset.y_test), len(dataset.y_test))

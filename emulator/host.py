@@ -32,7 +32,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from emulator.backend_result import BackendRun
-from train.errors import CheckError, InputError, OneLineArgumentParser, run_cli
+from firmware_gen.baremetal import protocol
+from pipeline.errors import CheckError, InputError, OneLineArgumentParser, run_cli
 
 __all__ = [
     "C_FLAGS",
@@ -50,7 +50,6 @@ __all__ = [
     "compiler",
     "popcount_flags",
     "fast_flags",
-    "lce_latency",
     "compare_with_lce",
     "main",
 ]
@@ -210,25 +209,30 @@ def run_host(
             variant += fast_flags(cc)
         footprint = _footprint(cc, sources, firmware_dir, build, variant)
         harness = build / "harness.c"
-        harness.write_text(render("bnn/host_harness.c.j2"))
+        harness.write_text(
+            render(
+                "bnn/host_harness.c.j2",
+                magic_header=protocol.MAGIC_HEADER,
+                magic_trailer=protocol.MAGIC_TRAILER,
+                format_version=protocol.FORMAT_VERSION,
+                host_clock_hz=protocol.HOST_CLOCK_HZ,
+            )
+        )
         exe = build / "harness"
         flags = [*C_FLAGS, *variant, *(SANITIZE_FLAGS if sanitize else ())]
         _run([cc, *flags, f"-I{firmware_dir}", str(harness), *map(str, sources), "-o", str(exe)], "host build")
         (build / "images.bin").write_bytes(images.tobytes())
         out = build / "out.bin"
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0", UBSAN_OPTIONS="print_stacktrace=1")
-        cmd = [str(exe), str(build / "images.bin"), str(count), str(out)]
+        cmd = [str(exe), str(build / "images.bin"), str(out)]
         result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
             lines = [line for line in result.stderr.splitlines() if line.strip()]
             raise CheckError(f"host harness failed (exit {result.returncode}): {' | '.join(lines[:3])}")
-        raw = out.read_bytes()
-    predictions = np.frombuffer(raw, dtype="<i4", count=count).astype(np.int64)
-    scores = np.frombuffer(raw, dtype="<i4", count=count * 10, offset=4 * count).reshape(count, 10)
-    nanoseconds = np.frombuffer(raw, dtype="<i8", count=count, offset=44 * count)
+        results = protocol.parse_results(out.read_bytes(), count, "host harness results")
     extra = {
-        "latency_us_median": float(np.median(nanoseconds)) / 1000.0 if count else None,
-        "scores": scores.copy(),
+        "latency_us_median": float(np.median(results.ticks)) / 1000.0 if count else None,
+        "scores": results.scores,
         "sanitize": sanitize,
         "compiler": cc,
         "c_flags": " ".join(flags),
@@ -236,25 +240,7 @@ def run_host(
     }
     flash = int(footprint["flash_bytes"])
     ram = int(footprint["static_ram_bytes"]) + int(footprint["stack_bytes"])
-    return BackendRun(predictions=predictions, flash_bytes=flash, ram_bytes=ram, ram_source="elf", extra=extra)
-
-
-def lce_latency(flatbuffer: bytes, images: np.ndarray) -> tuple[np.ndarray, float]:
-    """Run the LCE interpreter one image per call (one thread) and time each call.
-
-    Returns:
-        (``(N, classes)`` float32 outputs, median microseconds per image).
-    """
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
-
-    interpreter = Interpreter(flatbuffer, num_threads=1)
-    pixels = images.astype(np.float32)[:, None, :, :, None]
-    outputs, spent = [], []
-    for image in pixels:
-        start = time.perf_counter_ns()
-        outputs.append(np.asarray(interpreter.predict(image)).reshape(-1))
-        spent.append(time.perf_counter_ns() - start)
-    return np.stack(outputs), float(np.median(spent)) / 1000.0
+    return BackendRun(predictions=results.predictions, flash_bytes=flash, ram_bytes=ram, ram_source="elf", extra=extra)
 
 
 def compare_with_lce(
@@ -273,9 +259,11 @@ def compare_with_lce(
         JSON-ready figures: agreement count, both accuracies, both median latencies, flash,
         RAM, the sanitizer verdict and the indices of disagreeing images.
     """
+    from pipeline.interpreters import time_lce
+
     run = run_host(firmware_dir, images)
-    reference, lce_us = lce_latency(flatbuffer, images)
-    expected = reference.argmax(axis=1)
+    lce = time_lce(flatbuffer, images, warmup=0)
+    expected = lce.scores.argmax(axis=1)
     agree = run.predictions == expected
     result: dict[str, Any] = {
         "images": len(images),
@@ -285,7 +273,7 @@ def compare_with_lce(
         "accuracy_host": float((run.predictions == labels).mean()),
         "accuracy_lce": float((expected == labels).mean()),
         "latency_us_median_host": run.extra["latency_us_median"],
-        "latency_us_median_lce": lce_us,
+        "latency_us_median_lce": lce.median_us,
         "flash_bytes": run.flash_bytes,
         "ram_bytes": run.ram_bytes,
         "static_ram_bytes": run.extra["static_ram_bytes"],
@@ -317,8 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
 
     def body(args_in: Sequence[str] | None) -> int:
-        from train.artifacts import TOOL_VERSION, sha256_file, write_json
-        from train.data import load_mnist
+        from pipeline.artifacts import TOOL_VERSION, sha256_file, write_json
+        from pipeline.data import load_mnist
 
         args = parser.parse_args(args_in)
         if not args.model.is_file():

@@ -20,6 +20,7 @@ Counting rules:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from convert.flatbuffer import Model, Operator
@@ -58,13 +59,6 @@ class LayerRow:
         return row
 
 
-def _prod(values: tuple[int, ...]) -> int:
-    result = 1
-    for value in values:
-        result *= int(value)
-    return result
-
-
 def _is_binary_dense(model: Model, op: Operator) -> bool:
     if op.name != "FULLY_CONNECTED" or not op.inputs or op.inputs[0] < 0:
         return False
@@ -81,16 +75,16 @@ def _macs(model: Model, op: Operator) -> tuple[int, int]:
             return 0, 0
         if op.name == "LceBconv2d":
             channels_in = int(op.options.get("channels_in", filt[3] * 32))
-            return _prod(out) * filt[1] * filt[2] * channels_in, 0
-        return 0, _prod(out) * filt[1] * filt[2] * filt[3]
+            return math.prod(out) * filt[1] * filt[2] * channels_in, 0
+        return 0, math.prod(out) * filt[1] * filt[2] * filt[3]
     if op.name == "DEPTHWISE_CONV_2D" and len(op.inputs) > 1 and len(out) == 4:
         filt = model.tensors[op.inputs[1]].shape
-        return 0, _prod(out) * filt[1] * filt[2]
+        return 0, math.prod(out) * filt[1] * filt[2]
     if op.name == "FULLY_CONNECTED" and len(op.inputs) > 1:
         weights = model.tensors[op.inputs[1]].shape
         if len(weights) != 2:
             return 0, 0
-        macs = _prod(out) * weights[1]
+        macs = math.prod(out) * weights[1]
         return (macs, 0) if _is_binary_dense(model, op) else (0, macs)
     return 0, 0
 

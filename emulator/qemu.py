@@ -31,7 +31,7 @@ from emulator.backend_result import BackendRun
 from firmware_gen.baremetal import Footprint, instructions_per_tick, measure_footprint, parse_results, qemu_flags
 from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME, HarnessResults, calibration_tolerance
 from firmware_gen.targets import get_core
-from train.errors import CheckError, InputError
+from pipeline.errors import CheckError, InputError
 
 __all__ = [
     "TOOLS",
@@ -50,7 +50,7 @@ _BUILD_TIMEOUT = 600.0
 _STATUS = {
     2: "bad usage",
     3: "cannot open the images file",
-    4: "the images file is not N x 784 bytes",
+    4: "the images file is not a whole number of inputs",
     5: "cannot open the results file",
     6: "cannot write the results file",
     7: "one inference took more than 2^24 SysTick ticks",

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from emulator.backends import Artifact, keras_scores, load_artifact, progress_scores
-from train.errors import InputError
+from emulator.backends import Artifact, keras_scores, load_artifact
+from pipeline.errors import InputError
 
 __all__ = ["Reference", "default_reference_path", "firmware_model_path", "run_reference"]
 
@@ -95,7 +95,7 @@ def run_reference(path: Path, images: np.ndarray) -> Reference:
     Raises:
         InputError: the reference is missing, corrupt, a firmware folder, or cannot run.
     """
-    from convert.interpreters import run_lce, run_tflite
+    from pipeline.interpreters import run_lce, run_tflite
 
     reference = load_artifact(path)
     if reference.kind == "keras":
@@ -104,8 +104,8 @@ def run_reference(path: Path, images: np.ndarray) -> Reference:
     if reference.kind == "flatbuffer" and reference.data is not None and reference.model is not None:
         data = reference.data
         if reference.model.has_lce_ops:
-            scores = progress_scores(lambda part: run_lce(data, part), images, "reference (lce)")
+            scores = run_lce(data, images, progress="reference (lce)")
             return Reference(reference.path, "lce", np.argmax(scores, axis=1))
-        scores = progress_scores(lambda part: run_tflite(data, part, delegates=False), images, "reference (tflite)")
+        scores = run_tflite(data, images, delegates=False, progress="reference (tflite)")
         return Reference(reference.path, "tflite", np.argmax(scores, axis=1))
     raise InputError(f"{path}: a reference must be a .h5 or a .tflite, not a firmware folder")

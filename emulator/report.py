@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from emulator.backend_result import BackendRun
-from train.artifacts import TOOL_VERSION
+from pipeline.artifacts import TOOL_VERSION
 
 __all__ = ["default_json_path", "build_report", "format_report", "jsonable"]
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from train.errors import InputError, OneLineArgumentParser, run_cli
+from pipeline.errors import InputError, OneLineArgumentParser, run_cli
 
 __all__ = ["load_reports", "format_summary", "main"]
 

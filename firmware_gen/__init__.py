@@ -1,8 +1,5 @@
 """Firmware generation: targets and boards, Jinja templates, the tflm and bnn engines."""
 
-import os
-
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 
 __all__: list[str] = []

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-from train.errors import InputError
+from pipeline.errors import InputError
 
 __all__ = ["measure_arena", "arena_report", "tflm_version"]
 

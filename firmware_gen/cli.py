@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from firmware_gen.engines import ENGINE_CHOICES
 from firmware_gen.targets import BOARDS, CORE_ALIASES, CORES, Board, Core, check_budget, get_board, get_core
-from train.artifacts import TOOL_VERSION, sha256_bytes
-from train.errors import BudgetError, InputError, OneLineArgumentParser, run_cli
+from pipeline.artifacts import TOOL_VERSION, sha256_bytes
+from pipeline.errors import BudgetError, InputError, OneLineArgumentParser, run_cli
 
 __all__ = ["main", "build_parser", "list_targets", "write_tree", "DEFAULT_MODEL", "ARTIFACTS"]
 
@@ -41,9 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--target", help="core: " + ", ".join([*CORES, *CORE_ALIASES]) + " (default: the board's core)")
     parser.add_argument("--board", help="board whose flash/RAM budget is checked: " + ", ".join(BOARDS))
-    parser.add_argument(
-        "--engine", default="auto", choices=("auto", "tflm", "bnn"), help="auto: bnn for LCE flatbuffers, else tflm"
-    )
+    parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES, help="auto: bnn for LCE flatbuffers, else tflm")
     parser.add_argument("--model", help=f"the .tflite flatbuffer (default: {DEFAULT_MODEL})")
     parser.add_argument("--out", help="output folder (default: artifacts/firmware/NAME-TARGET/)")
     parser.add_argument("--list-targets", action="store_true", help="print every core and board, then exit")

@@ -1,23 +1,40 @@
-"""Engine dispatch: pick an engine for a flatbuffer and run it (the one place that knows them).
+"""The engines of firmware_gen: their contract with the CLI, and the dispatch (the one place that knows them).
 
-Engines: ``tflm`` (:mod:`firmware_gen.tflm`) and ``bnn`` (``firmware_gen.bnn``, its own issue).
-For ``bnn``, the bare-metal QEMU project (``firmware_gen.baremetal``) adds its files when that
-module exists. Both are imported lazily, so ``tflm`` works while they are being written.
+An engine turns a parsed flatbuffer into files (:class:`EngineOutput`); the CLI writes them
+atomically into the output folder and adds ``firmware.json`` (file list with sha256s, verdict
+against a board). Engines: ``tflm`` (:mod:`firmware_gen.tflm`: the flatbuffer as a C array and a
+TFLite-Micro app) and ``bnn`` (:mod:`firmware_gen.bnn`: standalone C compiled from the LCE
+flatbuffer, plus the bare-metal QEMU project of :mod:`firmware_gen.baremetal`). Both are
+imported when used, so ``--list-targets`` and ``--help`` stay fast.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from dataclasses import dataclass, field
+from typing import Any
 
 from convert.flatbuffer import Model
-from firmware_gen.engine import EngineOutput
 from firmware_gen.targets import Board, Core
-from train.errors import InputError
+from pipeline.errors import InputError
 
-__all__ = ["ENGINES", "choose_engine", "run_engine"]
+__all__ = ["ENGINES", "ENGINE_CHOICES", "EngineOutput", "choose_engine", "run_engine"]
 
-ENGINES = ("auto", "tflm", "bnn")
+ENGINES = ("tflm", "bnn")
+ENGINE_CHOICES = ("auto", *ENGINES)
+
+
+@dataclass
+class EngineOutput:
+    """What an engine generated.
+
+    Attributes:
+        files: relative path -> file content (bytes); written in sorted order.
+        report: engine-specific entries merged into ``firmware.json`` (for example
+            ``model_bytes``, ``arena_bytes``, ``flash_bytes``, ``ram_bytes``, ``layers``).
+    """
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 def choose_engine(requested: str, model: Model) -> str:
@@ -26,52 +43,35 @@ def choose_engine(requested: str, model: Model) -> str:
     Raises:
         InputError: ``requested`` is not one of :data:`ENGINES`.
     """
-    if requested not in ENGINES:
-        raise InputError(f"unknown engine {requested!r}: valid engines are {', '.join(ENGINES)}")
+    if requested not in ENGINE_CHOICES:
+        raise InputError(f"unknown engine {requested!r}: valid engines are {', '.join(ENGINE_CHOICES)}")
     if requested != "auto":
         return requested
     return "bnn" if model.has_lce_ops else "tflm"
-
-
-def _optional_module(name: str) -> ModuleType | None:
-    """Import ``name`` if it exists and defines ``generate``; ``None`` if it is not there (yet)."""
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name is not None and name.startswith(err.name):
-            return None
-        raise
-    return module if callable(getattr(module, "generate", None)) else None
 
 
 def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> EngineOutput:
     """Run ``engine`` (``tflm`` or ``bnn``, already resolved) and return its files and report.
 
     For ``bnn`` the output of ``firmware_gen.baremetal.generate(model, core, board, output)`` is
-    merged in when that module exists: its files are added (a path both produce is an error
+    merged in: its files are added (a path both produce is an error
     unless the bytes agree) and its report entries are added, winning on a shared key. The
     deployable part is then built with arm-none-eabi-gcc (when installed) and its ELF
     ``flash_bytes``/``ram_bytes`` added to the report, so ``--board`` can judge it.
 
     Raises:
-        InputError: the engine is unknown or not available yet, or the engine rejects the model.
+        InputError: the engine is unknown, or the engine rejects the model.
     """
     if engine == "tflm":
         from firmware_gen import tflm
 
         return tflm.generate(model, core, board)
     if engine != "bnn":
-        raise InputError(f"unknown engine {engine!r}: valid engines are tflm, bnn")
-    bnn = _optional_module("firmware_gen.bnn")
-    if bnn is None:
-        raise InputError(
-            f"{model.path}: the bnn engine is not available yet (firmware_gen.bnn); use --engine tflm for models without LCE ops"
-        )
-    output: EngineOutput = bnn.generate(model, core, board)
-    baremetal = _optional_module("firmware_gen.baremetal")
-    if baremetal is None:
-        return output
-    extra: EngineOutput = baremetal.generate(model, core, board, output)
+        raise InputError(f"unknown engine {engine!r}: valid engines are {', '.join(ENGINES)}")
+    from firmware_gen import baremetal, bnn
+
+    output = bnn.generate(model, core, board)
+    extra = baremetal.generate(model, core, board, output)
     files = dict(output.files)
     for path, data in extra.files.items():
         if path in files and files[path] != data:

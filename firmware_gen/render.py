@@ -15,9 +15,9 @@ from typing import Any
 
 import jinja2
 
-from train.artifacts import TOOL_VERSION
+from pipeline.artifacts import TOOL_VERSION
 
-__all__ = ["TEMPLATE_DIR", "environment", "render", "hex_lines", "c_identifier", "round_up"]
+__all__ = ["TEMPLATE_DIR", "environment", "render", "hex_lines", "c_identifier", "comment_text", "banner_context", "round_up"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -59,6 +59,42 @@ def c_identifier(name: str) -> str:
     if not name:
         raise ValueError("empty name cannot become a C identifier")
     return _IDENT_RE.sub("_", name)
+
+
+_UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
+
+
+def comment_text(text: str) -> str:
+    """``text`` made safe inside any generated comment: one line of printable ASCII.
+
+    Control characters (a newline in a file name would end a ``//`` comment and put the rest
+    of the name into the code) and non-ASCII characters become ``?``; ``*/`` and ``/*`` (which
+    would end or nest a block comment) lose their slash.
+    """
+    return _UNPRINTABLE_RE.sub("?", text).replace("*/", "*").replace("/*", "*")
+
+
+def banner_context(model: Any, engine: str, core: Any, board: Any = None) -> dict[str, Any]:
+    """The variables of ``common/banner.j2``, which starts every generated file.
+
+    Args:
+        model: the parsed flatbuffer (``path``, ``size``, ``sha256``).
+        engine: what generated the file (``tflm engine``, ``bnn engine``, ...).
+        core: the target core (``name``).
+        board: the board or ``None``.
+
+    Returns:
+        ``engine``, ``core``, ``board``, ``model_name`` (the file name, made comment-safe),
+        ``model_bytes`` and ``model_sha256``.
+    """
+    return {
+        "engine": engine,
+        "core": core,
+        "board": board,
+        "model_name": comment_text(Path(model.path).name),
+        "model_bytes": int(model.size),
+        "model_sha256": model.sha256,
+    }
 
 
 def round_up(value: int, multiple: int) -> int:

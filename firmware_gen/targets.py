@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from train.errors import BudgetError, InputError
+from pipeline.errors import BudgetError, InputError
 
 __all__ = [
     "Region",
@@ -103,14 +103,6 @@ class Core:
     def cpu_flag(self) -> str:
         """``-mcpu=...``."""
         return f"-mcpu={self.cpu}"
-
-    @property
-    def float_abi(self) -> str:
-        """The ``-mfloat-abi`` value (``soft`` or ``hard``)."""
-        for flag in self.gcc_flags:
-            if flag.startswith("-mfloat-abi="):
-                return flag.split("=", 1)[1]
-        return "soft"
 
 
 def _core(name: str, fpu: str | None, dsp: bool, thumb1: bool, machine: str) -> Core:
@@ -308,7 +300,7 @@ def check_budget(
 
 
 def raise_if_over(verdict: dict[str, Any]) -> None:
-    """Raise :class:`~train.errors.BudgetError` (exit 3) with the verdict's message if over.
+    """Raise :class:`~pipeline.errors.BudgetError` (exit 3) with the verdict's message if over.
 
     Args:
         verdict: a dict from :func:`check_budget`.

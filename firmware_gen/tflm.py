@@ -17,11 +17,11 @@ import numpy as np
 
 from convert.flatbuffer import Model, Tensor
 from firmware_gen.arena import measure_arena, tflm_version
-from firmware_gen.engine import EngineOutput
-from firmware_gen.render import c_identifier, render, round_up
+from firmware_gen.engines import EngineOutput
+from firmware_gen.render import banner_context, c_identifier, render, round_up
 from firmware_gen.targets import Board, Core
-from train.artifacts import sha256_bytes
-from train.errors import InputError
+from pipeline.artifacts import sha256_bytes
+from pipeline.errors import InputError
 
 __all__ = ["ARENA_MARGIN", "ARENA_ALIGN", "TFLM_OPS", "TFLM_ARCH", "resolver_ops", "input_quant_table", "generate"]
 
@@ -218,12 +218,7 @@ def _context(model: Model, data: bytes, core: Core, board: Board | None) -> dict
     ident = c_identifier(name)
     measured = measure_arena(data)
     context: dict[str, Any] = {
-        "engine": "tflm",
-        "core": core,
-        "board": board,
-        "model_name": Path(model.path).name,
-        "model_bytes": len(data),
-        "model_sha256": model.sha256,
+        **banner_context(model, "tflm engine", core, board),
         "data": data,
         "array_name": f"g_{ident}_model_data",
         "guard": f"{ident.upper()}_MODEL_DATA_H_",

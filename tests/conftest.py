@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import train  # noqa: F401  (selects legacy Keras before TensorFlow loads)
+import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -43,7 +43,7 @@ def mnist_path() -> Path:
 @pytest.fixture(scope="session")
 def mnist(mnist_path: Path):
     """The full dataset as uint8 arrays (loads in about a second)."""
-    from train.data import load_mnist
+    from pipeline.data import load_mnist
 
     return load_mnist(mnist_path)
 
@@ -81,20 +81,25 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, mnist_path: Path) -> d
     return paths
 
 
-def require_toolchain(*extra: str) -> None:
-    """Fail (under ``CI=true``) or skip unless the Arm toolchain, QEMU and ``extra`` tools are installed.
+def require_tools(*tools: str, hint: str = "install it") -> None:
+    """Fail (under ``CI=true``) or skip unless every program in ``tools`` is on ``PATH``.
 
-    On-target tests must run in CI, never skip there: a missing tool is a failure with the
-    install hint.
+    Tests that need outside tools must run in CI, never skip there: a missing tool is a
+    failure with the install hint.
     """
-    from emulator.qemu import missing_tools
-
-    missing = missing_tools() + [tool for tool in extra if shutil.which(tool) is None]
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
-        message = f"missing {', '.join(missing)}: install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)"
+        message = f"missing {', '.join(missing)}: {hint}"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+def require_toolchain(*extra: str) -> None:
+    """:func:`require_tools` for the Arm toolchain, QEMU and ``extra`` (the on-target tests)."""
+    from emulator.qemu import TOOLS
+
+    require_tools(*TOOLS, *extra, hint="install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)")
 
 
 def python_m(module: str) -> list[str]:
@@ -104,7 +109,7 @@ def python_m(module: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
-def run_cli(module: str, *args: str | os.PathLike[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_module(module: str, *args: str | os.PathLike[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``python -m MODULE ARGS`` and capture text output (never raises on exit status)."""
     return subprocess.run([*python_m(module), *map(str, args)], capture_output=True, text=True, cwd=cwd, check=False)
 
@@ -112,12 +117,6 @@ def run_cli(module: str, *args: str | os.PathLike[str], cwd: Path | None = None)
 def stderr_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     """Non-empty stderr lines of a finished command."""
     return [line for line in result.stderr.splitlines() if line.strip()]
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    """Copy a folder (for tests that damage artifacts)."""
-    shutil.copytree(src, dst)
-    return dst
 
 
 class _TinyFlatbuffers(dict):
@@ -133,7 +132,7 @@ class _TinyFlatbuffers(dict):
     def __missing__(self, name: str) -> dict[str, Path]:
         import json
 
-        result = run_cli(
+        result = run_module(
             "convert",
             self._models[name],
             "--out",

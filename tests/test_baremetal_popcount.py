@@ -18,7 +18,7 @@ from conftest import require_toolchain
 from emulator.qemu import run_harness
 from firmware_gen.baremetal import generate
 from firmware_gen.baremetal.popcount import HEADER_NAME, POPCOUNT_CHOICE, VARIANTS, popcount_header
-from firmware_gen.engine import EngineOutput
+from firmware_gen.engines import EngineOutput
 from firmware_gen.targets import CORES, get_core
 
 pytestmark = pytest.mark.toolchain
@@ -31,6 +31,10 @@ TIE = 0.05
 
 
 class FakeModel:
+    """What the banner reads of a parsed flatbuffer."""
+
+    path = "fake.lce.tflite"
+    size = 1234
     sha256 = "1" * 64
 
 
@@ -98,7 +102,11 @@ def test_popcount_header_is_deterministic_and_validates() -> None:
 @pytest.mark.parametrize("core", sorted(CORES))
 def test_variants_are_exact_and_the_choice_is_fastest(tmp_path: Path, core: str) -> None:
     a, w = words()
-    header = "#include <stdint.h>\nint bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);\n"
+    header = (
+        "#include <stdint.h>\n#define BNN_INPUT_SIZE 784\n#define BNN_INPUT_TYPE uint8_t\n#define BNN_NUM_CLASSES 10\n"
+        "#define BNN_SCORE_TYPE int32_t\n#define BNN_SCORE_IS_FLOAT 0\n"
+        "int bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);\n"
+    )
     files = {
         "bnn_model.h": header.encode(),
         "bnn_model.c": bench_source(a, w).encode(),

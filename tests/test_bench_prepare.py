@@ -10,8 +10,8 @@ import pytest
 
 from bench.machine import cpu_model, git_commit, machine_info
 from bench.prepare import conversion_mismatch, flatbuffer_path, prepare_model, read_json, training_mismatch
-from train.artifacts import sha256_bytes
-from train.errors import InputError
+from pipeline.artifacts import sha256_bytes
+from pipeline.errors import InputError
 
 DATA = {"t10k-images-idx3-ubyte.gz": "aa", "train-images-idx3-ubyte.gz": "bb"}
 REPO = Path(__file__).resolve().parent.parent
@@ -85,4 +85,4 @@ def test_machine_readings():
     assert info["git"]["commit"] == git["commit"] and info["cpu_count"] >= 1
     assert info["packages"]["tensorflow"] and info["python"].count(".") == 2
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", info["date"])
-    json.dumps(info)
+    assert json.loads(json.dumps(info, allow_nan=False)) == info  # JSON-ready as it is: no tuple, path or NaN

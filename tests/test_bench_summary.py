@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench.measure import ENGINES, make_row
+from bench.measure import ROW_LABELS, make_row
 from bench.plot import accuracy_vs_flash_png, plot_points
 from bench.summary import BUDGET_SECONDS, acceptance, add_ratios, board_rows, deployables, find_row
 from bench.tables import fmt_bytes, fmt_pct, fmt_ratio, fmt_us, markdown_table, render_markdown
@@ -58,7 +58,7 @@ CORES_RUN = [
 def test_make_row_computes_accuracy_and_agreement_and_rejects_unknown_figures():
     row = make_row("m", "tflite", artifact="x", predictions=[1, 2, 3, 4], labels=[1, 2, 0, 0], reference=[1, 0, 3, 4])
     assert row["images"] == 4 and row["accuracy"] == 0.5 and row["agreement_keras"] == 0.75
-    assert row["label"] == ENGINES["tflite"] and row["latency_us_median"] is None
+    assert row["label"] == ROW_LABELS["tflite"] and row["latency_us_median"] is None
     skipped = make_row("m", "tflm", artifact=None, note="why")
     assert skipped["accuracy"] is None and skipped["images"] == 0 and skipped["note"] == "why"
     with pytest.raises(ValueError, match="latency_ms"):
@@ -168,7 +168,7 @@ def _results() -> dict:
 def test_render_markdown_shows_the_results_figures():
     results = _results()
     text = render_markdown(results)
-    json.dumps(results)  # the same dict must be JSON-ready
+    assert json.loads(json.dumps(results, allow_nan=False)) == results  # the same dict is JSON-ready as it is
     for heading in ("## Acceptance", "## Accuracy and host latency", "## Flash and RAM", "## Instructions per inference"):
         assert heading in text
     assert "300.0 us / 10.0 us = 30.0x (portable build: 60.0 us, 5.00x)" in text  # LCE vs generated C

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import train  # noqa: F401  (legacy Keras before TensorFlow)
+import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 from emulator.host import C_FLAGS, compiler
 from firmware_gen.bnn import generate
 from firmware_gen.bnn.contract import (

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import require_toolchain
 
-import train  # noqa: F401  (legacy Keras before TensorFlow)
+import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 from convert.flatbuffer import read_model_bytes
 from emulator.host import run_host
 from firmware_gen.bnn import generate
@@ -341,7 +341,10 @@ def test_header_documents_generated_sizes(trained_bcnn: bytes) -> None:
     header = out.files["bnn_model.h"].decode()
     assert f"#define BNN_MODEL_DATA_BYTES {out.report['model_data_bytes']}" in header
     assert f"#define BNN_ACTIVATION_BYTES {out.report['activation_ram_bytes']}" in header
-    assert "int bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);" in header
+    assert "int bnn_predict(const BNN_INPUT_TYPE input[BNN_INPUT_SIZE], BNN_SCORE_TYPE scores[BNN_NUM_CLASSES]);" in header
+    for macro in ("INPUT_HEIGHT 28", "INPUT_WIDTH 28", "INPUT_CHANNELS 1", "INPUT_TYPE uint8_t", "NUM_CLASSES 10"):
+        assert f"#define BNN_{macro}\n" in header
+    assert "#define BNN_SCORE_TYPE int32_t\n#define BNN_SCORE_IS_FLOAT 0\n" in header
     includes = {line.split()[1] for f in out.files.values() for line in f.decode().splitlines() if line.startswith("#include")}
     assert includes <= {"<stdint.h>", "<string.h>", '"bnn_kernels.h"', '"bnn_model.h"', '"bnn_popcount.h"'}
 

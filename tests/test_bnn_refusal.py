@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, stderr_lines
+from conftest import run_module, stderr_lines
 
-import train  # noqa: F401  (legacy Keras before TensorFlow)
+import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 from firmware_gen.bnn import generate
 from firmware_gen.targets import get_core
-from train.errors import InputError
+from pipeline.errors import InputError
 
 M4 = get_core("cortex-m4")
 BINARY = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "use_bias": False}
@@ -101,7 +101,7 @@ def test_cli_refusal_is_one_line_exit_2(flatbuffers: dict[str, bytes], tmp_path:
     model = tmp_path / "avg.lce.tflite"
     model.write_bytes(flatbuffers["average_pool"])
     out = tmp_path / "fw"
-    result = run_cli("firmware_gen", "--target", "cortex-m4", "--engine", "bnn", "--model", model, "--out", out)
+    result = run_module("firmware_gen", "--target", "cortex-m4", "--engine", "bnn", "--model", model, "--out", out)
     assert result.returncode == 2
     lines = stderr_lines(result)
     assert len(lines) == 1 and "layer" in lines[0] and "AVERAGE_POOL_2D" in lines[0], lines

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, stderr_lines
+from conftest import run_module, stderr_lines
 
 import emulator  # noqa: F401  (legacy Keras before TensorFlow loads)
 from emulator.cli import main
@@ -120,7 +120,7 @@ def test_keras_model_has_no_ram_figure_to_judge(emulator_artifacts: Path, tmp_pa
 def test_over_budget_through_the_real_command(emulator_artifacts: Path, tmp_path: Path) -> None:
     model = tmp_path / "cnn.int8.tflite"
     model.write_bytes((emulator_artifacts / "cnn.int8.tflite").read_bytes())
-    result = run_cli("emulator", model, "--board", "stm32f030f4", "--limit", "10")
+    result = run_module("emulator", model, "--board", "stm32f030f4", "--limit", "10")
     lines = stderr_lines(result)
     assert result.returncode == 3, result.stderr
     assert len(lines) == 1 and lines[0].startswith("python -m emulator: error: over flash budget of board stm32f030f4")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_module, stderr_lines
 
-from tests.conftest import run_cli, stderr_lines
-from train.artifacts import sha256_file
+from pipeline.artifacts import sha256_file
 
 CHECK = 200
 
@@ -36,7 +36,7 @@ def _lce_predict(path: Path, images: np.ndarray) -> np.ndarray:
 
 
 def _tflite_predict(path: Path, images: np.ndarray) -> np.ndarray:
-    """Raw tf.lite API, quantizing by hand: an independent reference for convert.interpreters."""
+    """Raw tf.lite API, quantizing by hand: an independent reference for pipeline.interpreters."""
     import tensorflow as tf
 
     interpreter = tf.lite.Interpreter(model_path=str(path))
@@ -58,14 +58,17 @@ def _tflite_predict(path: Path, images: np.ndarray) -> np.ndarray:
     return np.stack(scores)
 
 
-def _check_written(entry: dict, fmt: str) -> None:
+def _check_written(entry: dict, fmt: str, scores: np.ndarray, labels: np.ndarray, keras: np.ndarray) -> None:
+    """The file as recorded, and its accuracy and agreement as computed here from ``scores``
+    (an independent run of the written flatbuffer on the same CHECK test images)."""
     path = Path(entry["path"])
     assert path.is_file(), fmt
     assert entry["bytes"] == path.stat().st_size
     assert entry["sha256"] == sha256_file(path)
     assert entry["images"] == CHECK
     assert entry["ops"] == sorted(set(entry["ops"]))
-    assert 0.0 <= entry["accuracy"] <= 1.0
+    assert entry["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == labels)), fmt
+    assert entry["agreement"] == pytest.approx(np.mean(scores.argmax(1) == keras.argmax(1))), fmt
 
 
 def test_bcnn_writes_float_and_lce_and_skips_int8(tiny_models, tiny_flatbuffers, mnist):
@@ -78,41 +81,36 @@ def test_bcnn_writes_float_and_lce_and_skips_int8(tiny_models, tiny_flatbuffers,
     assert report["source"]["sha256"] == sha256_file(tiny_models["bcnn"])
     assert report["version"] and report["input_range"] is None
     assert len(report["binary_layers"]) == 5  # QuantConv2D x3 and QuantDense x2
-    for fmt in ("float", "lce"):
+    images, labels = mnist.x_test[:CHECK], mnist.y_test[:CHECK]
+    keras = _keras(tiny_models["bcnn"]).predict(images.astype(np.float32)[..., None], verbose=0)
+    assert report["keras"]["accuracy"] == pytest.approx(np.mean(keras.argmax(1) == labels))
+    independent = {"float": _tflite_predict(paths["float"], images), "lce": _lce_predict(paths["lce"], images)}
+    for fmt, scores in independent.items():
         entry = report["formats"][fmt]
-        _check_written(entry, fmt)
+        _check_written(entry, fmt, scores, labels, keras)
         assert entry["agreement"] >= 0.999 and entry["passed"] is True
     lce_ops = report["formats"]["lce"]["ops"]
     assert {"LceBconv2d", "LceQuantize"} <= set(lce_ops)
     assert not any(op.startswith("Lce") for op in report["formats"]["float"]["ops"])
-
-    images, labels = mnist.x_test[:CHECK], mnist.y_test[:CHECK]
-    keras = _keras(tiny_models["bcnn"]).predict(images.astype(np.float32)[..., None], verbose=0)
-    lce = _lce_predict(paths["lce"], images)
-    assert report["keras"]["accuracy"] == pytest.approx(np.mean(keras.argmax(1) == labels))
-    assert report["formats"]["lce"]["accuracy"] == pytest.approx(np.mean(lce.argmax(1) == labels))
-    assert report["formats"]["lce"]["agreement"] == pytest.approx(np.mean(lce.argmax(1) == keras.argmax(1)))
 
 
 def test_cnn_writes_all_three_formats(tiny_models, tiny_flatbuffers, mnist):
     paths = tiny_flatbuffers["cnn"]
     report = _report(paths)
     assert report["binary_layers"] == [] and report["calibration_images"] == 100
-    for fmt in ("float", "int8", "lce"):
-        _check_written(report["formats"][fmt], fmt)
+    images, labels = mnist.x_test[:CHECK], mnist.y_test[:CHECK]
+    keras = _keras(tiny_models["cnn"]).predict(images.astype(np.float32)[..., None], verbose=0)
+    scores = _tflite_predict(paths["int8"], images)
+    floats = _tflite_predict(paths["float"], images)
+    independent = {"float": floats, "int8": scores, "lce": _lce_predict(paths["lce"], images)}
+    for fmt, fmt_scores in independent.items():
+        _check_written(report["formats"][fmt], fmt, fmt_scores, labels, keras)
     int8 = report["formats"]["int8"]
     assert int8["input_type"] == "INT8" and int8["output_type"] == "INT8"
     assert report["formats"]["float"]["input_type"] == "FLOAT32"
     assert int8["bytes"] < report["formats"]["float"]["bytes"] / 2  # int8 weights are a quarter of float32
     assert "passed" not in int8  # reported, not gated
-
-    images, labels = mnist.x_test[:CHECK], mnist.y_test[:CHECK]
-    keras = _keras(tiny_models["cnn"]).predict(images.astype(np.float32)[..., None], verbose=0)
-    scores = _tflite_predict(paths["int8"], images)
-    assert int8["agreement"] == pytest.approx(np.mean(scores.argmax(1) == keras.argmax(1)))
-    assert int8["accuracy"] == pytest.approx(np.mean(scores.argmax(1) == labels))
     assert np.abs(scores - keras).max() < 0.02  # dequantized softmax close to Keras' (steps of 1/256)
-    floats = _tflite_predict(paths["float"], images)
     np.testing.assert_allclose(floats, keras, atol=1e-4)
 
 
@@ -137,7 +135,7 @@ def test_input_range_makes_flatbuffers_take_raw_pixels(tmp_path, mnist, mnist_pa
     _tutorial_model(mnist, h5)
     out = tmp_path / "out"
     args = ("--out", out, "--data", mnist_path, "--check", CHECK, "--formats", "lce")
-    result = run_cli("convert", h5, "--input-range", "-1,1", *args)
+    result = run_module("convert", h5, "--input-range", "-1,1", *args)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "tutorial.convert.json").read_text())
     assert report["input_range"] == [-1.0, 1.0]
@@ -162,13 +160,13 @@ def test_input_range_makes_flatbuffers_take_raw_pixels(tmp_path, mnist, mnist_pa
 
 def test_failed_check_writes_nothing(tiny_models, mnist_path, tmp_path, monkeypatch, capsys):
     """A format that agrees with Keras on < 99.9% exits 1 naming it, and OUT stays empty."""
-    import convert.interpreters
+    import pipeline.interpreters
     from convert.cli import main
 
     def wrong(model_bytes, images, num_threads=1):
         return np.eye(10, dtype=np.float32)[(np.arange(len(images)) % 10)]
 
-    monkeypatch.setattr(convert.interpreters, "run_tflite", wrong)
+    monkeypatch.setattr(pipeline.interpreters, "run_tflite", wrong)
     out = tmp_path / "out"
     code = main([str(tiny_models["mlp"]), "--out", str(out), "--formats", "float", "--check", "50", "--data", str(mnist_path)])
     captured = capsys.readouterr()
@@ -226,7 +224,7 @@ def bad_files(tmp_path_factory, tiny_models, tiny_flatbuffers) -> dict[str, Path
 def test_bad_input_exits_2_with_one_line(bad_files, tmp_path, mnist_path, case, extra, message):
     out = tmp_path / "out"
     out.mkdir()
-    result = run_cli("convert", bad_files[case], "--out", out, "--data", mnist_path, *extra)
+    result = run_module("convert", bad_files[case], "--out", out, "--data", mnist_path, *extra)
     lines = stderr_lines(result)
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1, lines
@@ -236,11 +234,11 @@ def test_bad_input_exits_2_with_one_line(bad_files, tmp_path, mnist_path, case, 
 
 
 def test_check_larger_than_test_set_and_out_file(tiny_models, tmp_path, mnist_path):
-    result = run_cli("convert", tiny_models["mlp"], "--out", tmp_path, "--data", mnist_path, "--check", "10001")
+    result = run_module("convert", tiny_models["mlp"], "--out", tmp_path, "--data", mnist_path, "--check", "10001")
     assert result.returncode == 2 and "exceeds the 10000 test images" in stderr_lines(result)[0]
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = run_cli("convert", tiny_models["mlp"], "--out", blocker, "--data", mnist_path)
+    result = run_module("convert", tiny_models["mlp"], "--out", blocker, "--data", mnist_path)
     assert result.returncode == 2 and len(stderr_lines(result)) == 1 and "not a folder" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
@@ -251,5 +249,5 @@ def test_help_and_input_range_with_negative_value():
     assert _join_negative_values(["m.h5", "--input-range", "-1,1"]) == ["m.h5", "--input-range=-1,1"]
     assert parse_input_range("-1,1") == (-1.0, 1.0)
     assert parse_formats("lce,float,lce") == ("float", "lce")
-    result = run_cli("convert", "--help")
+    result = run_module("convert", "--help")
     assert result.returncode == 0 and "--input-range" in result.stdout

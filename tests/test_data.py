@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from train.data import IDX_FILES, load_mnist, parse_idx
-from train.errors import InputError
+from pipeline.data import IDX_FILES, load_mnist, parse_idx
+from pipeline.errors import InputError
 
 
 def idx_images(images: np.ndarray) -> bytes:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, stderr_lines
+from conftest import run_module, stderr_lines
 
 import emulator  # noqa: F401  (legacy Keras before TensorFlow loads)
 from emulator.backend_result import BackendRun
 from emulator.cli import main
-from train.artifacts import sha256_file
+from pipeline.artifacts import sha256_file
 
 LIMIT = "200"
 
@@ -112,7 +112,7 @@ def _write_idx(folder: Path, images: np.ndarray, labels: np.ndarray, prefix: str
 
 
 def test_any_idx_dataset_with_the_same_layout(emulator_artifacts: Path, tmp_path: Path) -> None:
-    from convert.interpreters import run_tflite
+    from pipeline.interpreters import run_tflite
 
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, size=(30, 28, 28), dtype=np.uint8)
@@ -148,7 +148,7 @@ def _fake_firmware(folder: Path, model: Path) -> Path:
 
 
 def test_firmware_folder_uses_host_backend_and_lce_reference(emulator_artifacts: Path, tmp_path: Path, monkeypatch) -> None:
-    from convert.interpreters import run_lce
+    from pipeline.interpreters import run_lce
 
     model = emulator_artifacts / "bcnn.lce.tflite"
     folder = _fake_firmware(tmp_path / "bcnn-cortex-m4", model)
@@ -173,17 +173,10 @@ def test_firmware_folder_uses_host_backend_and_lce_reference(emulator_artifacts:
     assert report["budget"]["ok"] is True and report["budget"]["ram"]["over"] == 1500 - 4096
 
 
-def test_missing_backend_module_exits_2(emulator_artifacts: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    folder = _fake_firmware(tmp_path / "fw", emulator_artifacts / "bcnn.lce.tflite")
-    monkeypatch.setitem(sys.modules, "emulator.host", None)
-    assert emulate(folder, "--limit", "5") == 2
-    assert "host backend is not available yet" in capsys.readouterr().err
-
-
 def test_corrupt_artifact_exits_2_with_one_line(emulator_artifacts: Path, tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.tflite"
     corrupt.write_bytes((emulator_artifacts / "cnn.int8.tflite").read_bytes()[:3000])
-    result = run_cli("emulator", corrupt, "--limit", "5")
+    result = run_module("emulator", corrupt, "--limit", "5")
     lines = stderr_lines(result)
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and "corrupt" in lines[0] and str(corrupt) in lines[0], lines

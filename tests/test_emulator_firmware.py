@@ -7,15 +7,14 @@ flatbuffer; its reference is that flatbuffer in the LCE interpreter (recorded in
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import require_toolchain
+from conftest import require_toolchain, require_tools
 
 import emulator  # noqa: F401  (legacy Keras before TensorFlow loads)
 from emulator.cli import main
-from train.artifacts import sha256_file
+from pipeline.artifacts import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +29,7 @@ def bnn_firmware(tmp_path_factory: pytest.TempPathFactory, emulator_artifacts: P
 
 
 def test_host_backend_on_a_firmware_folder(bnn_firmware: Path, emulator_artifacts: Path) -> None:
-    if shutil.which("gcc") is None:
-        pytest.fail("the host backend needs gcc")
+    require_tools("gcc", hint="the host backend needs gcc")
     assert main([str(bnn_firmware), "--limit", "100", "--board", "stm32f411re"]) == 0
     report = json.loads((bnn_firmware / "bcnn-cortex-m4.host.emulate.json").read_text())
     assert report["backend"] == "host" and report["name"] == "bcnn"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_cli, stderr_lines
+from conftest import run_module, stderr_lines
 
 from emulator.summary import format_summary, load_reports
 
@@ -31,8 +31,8 @@ def test_ladder_order_and_figures(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_exit_2(tmp_path: Path) -> None:
-    empty = run_cli("emulator.summary", tmp_path)
+    empty = run_module("emulator.summary", tmp_path)
     assert empty.returncode == 2 and len(stderr_lines(empty)) == 1 and "no *.emulate.json" in empty.stderr
     (tmp_path / "x.lce.emulate.json").write_text("{not json")
-    broken = run_cli("emulator.summary", tmp_path)
+    broken = run_module("emulator.summary", tmp_path)
     assert broken.returncode == 2 and len(stderr_lines(broken)) == 1 and "not a valid emulator report" in broken.stderr

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import require_toolchain, run_cli, stderr_lines
+from conftest import require_toolchain, run_module, stderr_lines
 
 from emulator.qemu import run_qemu
 
@@ -24,7 +24,7 @@ def toolchain() -> None:
 
 def test_board_verdict_uses_elf_figures(emulator_artifacts: Path, tmp_path: Path, mnist) -> None:
     out = tmp_path / "m0"
-    result = run_cli("firmware_gen", "--board", "stm32f030f4", "--model", emulator_artifacts / "bcnn.lce.tflite", "--out", out)
+    result = run_module("firmware_gen", "--board", "stm32f030f4", "--model", emulator_artifacts / "bcnn.lce.tflite", "--out", out)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "firmware.json").read_text())
     engine = report["report"]
@@ -41,13 +41,13 @@ def test_board_verdict_uses_elf_figures(emulator_artifacts: Path, tmp_path: Path
 def test_tight_flash_budget_is_reported_by_emulator(emulator_artifacts: Path, tmp_path: Path) -> None:
     out = tmp_path / "m4"
     assert (
-        run_cli(
+        run_module(
             "firmware_gen", "--target", "cortex-m4", "--model", emulator_artifacts / "bcnn.lce.tflite", "--out", out
         ).returncode
         == 0
     )
     flash = json.loads((out / "firmware.json").read_text())["report"]["flash_bytes"]
-    result = run_cli(
+    result = run_module(
         "emulator", out, "--backend", "qemu", "--target", "cortex-m4", "--limit", "10", "--flash-budget", str(flash - 1)
     )
     assert result.returncode == 3

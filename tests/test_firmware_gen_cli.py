@@ -5,18 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
-import types
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, stderr_lines
+from conftest import run_module, stderr_lines
 
 from firmware_gen import engines
 from firmware_gen.cli import main, write_tree
-from firmware_gen.engine import EngineOutput
+from firmware_gen.engines import EngineOutput
 from firmware_gen.targets import BOARDS, CORES, get_core
-from train.errors import InputError
+from pipeline.errors import InputError
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -32,7 +30,7 @@ def _one_error_line(result, code: int) -> str:
 
 
 def test_list_targets_prints_every_core_and_board():
-    result = run_cli("firmware_gen", "--list-targets")
+    result = run_module("firmware_gen", "--list-targets")
     assert result.returncode == 0, result.stderr
     for name in [*CORES, "cortex-m", *BOARDS]:
         assert re.search(rf"^  {re.escape(name)} ", result.stdout, re.MULTILINE), name
@@ -41,27 +39,27 @@ def test_list_targets_prints_every_core_and_board():
 
 
 def test_bad_target_exits_2_with_the_valid_names(tmp_path):
-    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m9", "--model", tmp_path / "x.tflite"), 2)
+    line = _one_error_line(run_module("firmware_gen", "--target", "cortex-m9", "--model", tmp_path / "x.tflite"), 2)
     assert "cortex-m9" in line and "cortex-m0plus" in line and "cortex-m55" in line
 
 
 def test_unknown_board_exits_2_with_the_valid_names():
-    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m4", "--board", "arduino-uno"), 2)
+    line = _one_error_line(run_module("firmware_gen", "--target", "cortex-m4", "--board", "arduino-uno"), 2)
     assert "arduino-uno" in line and "stm32f030f4" in line and "nrf52840" in line
 
 
 def test_board_of_another_core_exits_2():
-    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m4", "--board", "stm32f030f4"), 2)
+    line = _one_error_line(run_module("firmware_gen", "--target", "cortex-m4", "--board", "stm32f030f4"), 2)
     assert "cortex-m0" in line
 
 
 def test_missing_model_exits_2(tmp_path):
-    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m4", "--model", tmp_path / "nope.tflite"), 2)
+    line = _one_error_line(run_module("firmware_gen", "--target", "cortex-m4", "--model", tmp_path / "nope.tflite"), 2)
     assert "nope.tflite" in line
 
 
 def test_no_target_and_no_board_exits_2():
-    _one_error_line(run_cli("firmware_gen"), 2)
+    _one_error_line(run_module("firmware_gen"), 2)
 
 
 def _main_error_line(argv: list[str], capsys, code: int = 2) -> str:
@@ -87,7 +85,7 @@ def test_default_model_missing_lists_what_is_there(tmp_path, monkeypatch, capsys
 def test_corrupt_flatbuffers_exit_2(tiny_cnn_tflite, tmp_path, capsys):
     garbage = tmp_path / "garbage.tflite"
     garbage.write_bytes(b"this is not a flatbuffer at all")
-    line = _one_error_line(run_cli("firmware_gen", "--target", "cortex-m4", "--model", garbage, "--out", tmp_path / "o1"), 2)
+    line = _one_error_line(run_module("firmware_gen", "--target", "cortex-m4", "--model", garbage, "--out", tmp_path / "o1"), 2)
     assert "garbage.tflite" in line
     truncated = tmp_path / "truncated.tflite"
     truncated.write_bytes(tiny_cnn_tflite["int8"].read_bytes()[:4000])
@@ -139,7 +137,7 @@ def test_over_budget_exits_3_naming_the_budgets(tiny_cnn_tflite, tmp_path):
     """Acceptance 4: --board stm32f030f4 with cnn.int8.tflite is over budget (exit 3) with the numbers."""
     model = tiny_cnn_tflite["int8"]
     out = tmp_path / "fw"
-    line = _one_error_line(run_cli("firmware_gen", "--board", "stm32f030f4", "--model", model, "--out", out), 3)
+    line = _one_error_line(run_module("firmware_gen", "--board", "stm32f030f4", "--model", model, "--out", out), 3)
     size = model.stat().st_size
     arena = int(re.search(r"kArenaSize = (\d+);", (out / "main.cc").read_text()).group(1))
     assert f"over flash budget of board stm32f030f4: needs {size:,} bytes, has 16,384 (over by {size - 16384:,})" in line
@@ -176,40 +174,35 @@ def test_write_tree_refuses_an_unrelated_folder(tmp_path):
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
-def test_bnn_engine_missing_is_a_clear_error(tiny_cnn_tflite, monkeypatch):
-    from convert.flatbuffer import read_model
-
-    monkeypatch.setitem(sys.modules, "firmware_gen.bnn", None)  # import fails as if absent
-    with pytest.raises(InputError, match="the bnn engine is not available yet"):
-        engines.run_engine("bnn", read_model(tiny_cnn_tflite["int8"]), get_core("cortex-m4"), None)
-
-
 def test_bnn_engine_dispatch_merges_baremetal(tiny_cnn_tflite, monkeypatch):
     from convert.flatbuffer import read_model
+    from firmware_gen import baremetal, bnn
 
     calls = []
-    bnn = types.ModuleType("firmware_gen.bnn")
-    bnn.generate = lambda model, core, board: calls.append("bnn") or EngineOutput({"bnn.c": b"1"}, {"flash_bytes": 10})
-    baremetal = types.ModuleType("firmware_gen.baremetal")
-    baremetal.generate = lambda model, core, board, out: (
-        calls.append(("baremetal", sorted(out.files))) or EngineOutput({"startup.c": b"2"}, {"elf": True})
+    monkeypatch.setattr(
+        bnn, "generate", lambda model, core, board: calls.append("bnn") or EngineOutput({"bnn.c": b"1"}, {"x": 10})
     )
-    monkeypatch.setitem(sys.modules, "firmware_gen.bnn", bnn)
-    monkeypatch.setitem(sys.modules, "firmware_gen.baremetal", baremetal)
+    monkeypatch.setattr(
+        baremetal,
+        "generate",
+        lambda model, core, board, out: calls.append(("baremetal", sorted(out.files)))
+        or EngineOutput({"startup.c": b"2"}, {"elf": True}),
+    )
     model = read_model(tiny_cnn_tflite["int8"])
     output = engines.run_engine("bnn", model, get_core("cortex-m0"), None)
     assert calls == ["bnn", ("baremetal", ["bnn.c"])]
     assert output.files == {"bnn.c": b"1", "startup.c": b"2"}
-    assert output.report == {"flash_bytes": 10, "elf": True}
+    assert output.report == {"x": 10, "elf": True}
     assert engines.choose_engine("auto", model) == "tflm"
     assert engines.choose_engine("bnn", model) == "bnn"
 
 
 def _fake_bnn(monkeypatch, report: dict) -> None:
-    bnn = types.ModuleType("firmware_gen.bnn")
-    bnn.generate = lambda model, core, board: EngineOutput({"bnn_model.c": b"int x;\n"}, dict(report))
-    monkeypatch.setitem(sys.modules, "firmware_gen.bnn", bnn)
-    monkeypatch.setitem(sys.modules, "firmware_gen.baremetal", None)
+    """The bnn engine replaced by one that reports ``report``, with no bare-metal project (so no ELF figures)."""
+    from firmware_gen import baremetal, bnn
+
+    monkeypatch.setattr(bnn, "generate", lambda model, core, board: EngineOutput({"bnn_model.c": b"int x;\n"}, dict(report)))
+    monkeypatch.setattr(baremetal, "generate", lambda model, core, board, out: EngineOutput({}, {}))
 
 
 def test_engine_without_figures_is_not_reported_as_fitting(tiny_cnn_tflite, tmp_path, monkeypatch, capsys):

@@ -9,7 +9,6 @@ which checks the op registrations, the input quantization and the argmax.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import shutil
 import subprocess
@@ -18,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tools
 
 from convert.flatbuffer import read_model
 from firmware_gen.arena import measure_arena
 from firmware_gen.targets import CORES, get_core
 from firmware_gen.tflm import ARENA_MARGIN, TFLM_OPS, generate, input_quant_table, resolver_ops
-from train.artifacts import TOOL_VERSION
-from train.errors import InputError
+from pipeline.artifacts import TOOL_VERSION
+from pipeline.errors import InputError
 
 FORMATS = ("float", "int8")
 
@@ -234,12 +234,8 @@ WARNINGS = ["-Wall", "-Wextra", "-Werror"]
 
 
 def _require(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {tool} is not installed")
-        pytest.skip(f"{tool} not installed")
-    return path
+    require_tools(tool, hint="install with `make toolchain`")
+    return shutil.which(tool) or tool
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -19,15 +19,20 @@ from conftest import require_toolchain
 from emulator.qemu import QemuError, QemuTimeoutError, run_qemu
 from firmware_gen.baremetal import generate, instructions_per_tick
 from firmware_gen.baremetal.protocol import parse_results
-from firmware_gen.engine import EngineOutput
+from firmware_gen.engines import EngineOutput
 from firmware_gen.targets import CORES, get_core
-from train.errors import InputError
+from pipeline.errors import InputError
 
 pytestmark = pytest.mark.toolchain
 
 HEADER = """#ifndef BNN_MODEL_H
 #define BNN_MODEL_H
 #include <stdint.h>
+#define BNN_INPUT_SIZE (28 * 28)
+#define BNN_INPUT_TYPE uint8_t
+#define BNN_NUM_CLASSES 10
+#define BNN_SCORE_TYPE int32_t
+#define BNN_SCORE_IS_FLOAT 0
 int bnn_predict(const uint8_t pixels[28 * 28], int32_t scores[10]);
 #endif
 """
@@ -76,6 +81,10 @@ def toolchain() -> None:
 
 
 class FakeModel:
+    """What the banner reads of a parsed flatbuffer."""
+
+    path = "fake.lce.tflite"
+    size = 1234
     sha256 = "0" * 64
 
 

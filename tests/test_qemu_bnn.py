@@ -71,7 +71,7 @@ def host_scores(firmware: dict[str, Path], images: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def lce_classes(lce_bytes: bytes, images: np.ndarray) -> np.ndarray:
-    from convert.interpreters import run_lce
+    from pipeline.interpreters import run_lce
 
     return np.argmax(run_lce(lce_bytes, images), axis=1)
 

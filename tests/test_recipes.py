@@ -12,8 +12,8 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+from conftest import run_module, stderr_lines
 
-from tests.conftest import run_cli, stderr_lines
 from train.augment import augment_images, transform_images
 from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
 
@@ -107,12 +107,6 @@ def test_schedule_decays_to_the_final_fraction(schedule):
     assert values[-1] == pytest.approx(1e-4, rel=1e-3)
 
 
-def test_constant_schedule_is_a_number():
-    from train.optim import make_schedule
-
-    assert make_schedule(get_recipe("seed"), 1e-3, 100) == 1e-3
-
-
 def test_bn_momentum_keeps_layers_and_params():
     import tensorflow as tf
 
@@ -199,7 +193,7 @@ def test_recalibrated_batchnorm_holds_the_exact_input_statistics(mnist):
 def test_best_recipe_end_to_end_on_a_slice(tmp_path, mnist_path):
     """``--recipe best`` trains on 500 images for one epoch and records every recipe field."""
     out = tmp_path / "out"
-    result = run_cli(
+    result = run_module(
         "train", "--model", "bcnn", "--recipe", "best", "--epochs", "1", "--limit", "500",
         "--data", mnist_path, "--out", out, "--quiet",
     )  # fmt: skip
@@ -269,7 +263,7 @@ def test_parse_override_refuses(text, message):
 def test_cli_refuses_a_bad_override_before_loading_data(tmp_path, args, expect):
     out = tmp_path / "out"
     # --data points nowhere: the override is refused first, with one line and exit 2.
-    result = run_cli("train", "--model", "bcnn", *args, "--data", tmp_path / "absent", "--out", out)
+    result = run_module("train", "--model", "bcnn", *args, "--data", tmp_path / "absent", "--out", out)
     assert result.returncode == 2, result.stderr
     lines = stderr_lines(result)
     assert len(lines) == 1 and expect in lines[0], lines
@@ -279,7 +273,7 @@ def test_cli_refuses_a_bad_override_before_loading_data(tmp_path, args, expect):
 def test_overrides_and_test_tracking_are_recorded(tmp_path, mnist_path):
     """--set changes the recorded recipe; --track-test's last epoch equals the final test figure."""
     out = tmp_path / "out"
-    result = run_cli(
+    result = run_module(
         "train", "--model", "bcnn", "--recipe", "seed", "--epochs", "2", "--limit", "400",
         "--set", "schedule=cosine", "--set", "bn_momentum=0.9", "--set", "augment_shift=1",
         "--track-test", "--data", mnist_path, "--out", out, "--quiet",

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 
 import pytest
+from conftest import require_tools
 
 from firmware_gen.targets import (
     BOARDS,
@@ -18,7 +17,7 @@ from firmware_gen.targets import (
     parse_size,
     raise_if_over,
 )
-from train.errors import BudgetError, InputError
+from pipeline.errors import BudgetError, InputError
 
 EXPECTED_CORES = ["cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 EXPECTED_MACHINES = {
@@ -163,10 +162,7 @@ def test_check_budget_exact_fit_and_unknowns_pass():
 @pytest.mark.toolchain
 def test_gcc_accepts_every_core_flag_set(tmp_path):
     """arm-none-eabi-gcc compiles and links a float program with each core's flags."""
-    if shutil.which("arm-none-eabi-gcc") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but arm-none-eabi-gcc is not installed (apt-get install gcc-arm-none-eabi)")
-        pytest.skip("arm-none-eabi-gcc not installed")
+    require_tools("arm-none-eabi-gcc", hint="install with `make toolchain` (gcc-arm-none-eabi)")
     source = tmp_path / "t.c"
     source.write_text("float f(float a, float b) { return a * b; }\nint main(void) { return (int)f(2.0f, 3.0f); }\n")
     for core in CORES.values():

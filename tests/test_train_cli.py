@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, stderr_lines
+from conftest import run_module, stderr_lines
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -54,13 +54,13 @@ def assert_one_line_exit_2(result, out: Path, expect: str) -> None:
 
 def test_missing_data_folder(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = run_cli("train", "--model", "bcnn", "--data", "/nonexistent", "--out", out)
+    result = run_module("train", "--model", "bcnn", "--data", "/nonexistent", "--out", out)
     assert_one_line_exit_2(result, out, "/nonexistent: no such file or folder")
 
 
 def test_unknown_model(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = run_cli("train", "--model", "resnet", "--out", out)
+    result = run_module("train", "--model", "resnet", "--out", out)
     assert_one_line_exit_2(result, out, "invalid choice: 'resnet'")
 
 
@@ -70,12 +70,12 @@ def test_truncated_idx(tmp_path: Path, mnist_path: Path) -> None:
     labels = data / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:5000], mtime=0))
     out = tmp_path / "out"
-    result = run_cli("train", "--model", "bcnn", "--data", data, "--out", out)
+    result = run_module("train", "--model", "bcnn", "--data", data, "--out", out)
     assert_one_line_exit_2(result, out, "truncated IDX file")
 
 
 def test_help_lists_zoo() -> None:
-    result = run_cli("train", "--help")
+    result = run_module("train", "--help")
     assert result.returncode == 0
     for name in ("bcnn", "cnn", "mlp", "93,790"):
         assert name in result.stdout

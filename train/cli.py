@@ -13,8 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from train.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
-from train.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
+from pipeline.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
+from pipeline.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
 from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
 
 __all__ = ["main", "build_parser"]
@@ -86,7 +86,7 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, dict[str, Any]]:
 def _train(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     recipe, overrides = _recipe(args)
-    from train.data import load_mnist
+    from pipeline.data import load_mnist
 
     data = load_mnist(args.data)
     if args.limit and args.limit < 20:

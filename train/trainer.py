@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from pipeline.data import Dataset
 from train.augment import augment_images
 from train.batchnorm import recalibrate_batchnorm
-from train.data import Dataset
 from train.distill import soft_targets
 from train.losses import scaled_categorical_crossentropy, scaled_sparse_crossentropy
 from train.models import ZOO

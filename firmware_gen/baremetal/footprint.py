@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from train.errors import CheckError
+from pipeline.errors import CheckError
 
 __all__ = [
     "UNKNOWN_CALLEE_BYTES",

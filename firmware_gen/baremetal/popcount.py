@@ -16,9 +16,8 @@ every core (measured on the seed BCNN, cortex-m0: 1.11 M instructions per infere
 
 from __future__ import annotations
 
-from typing import Any
-
-from firmware_gen.render import environment
+from convert.flatbuffer import Model
+from firmware_gen.render import banner_context, environment
 from firmware_gen.targets import Core
 
 __all__ = ["VARIANTS", "POPCOUNT_CHOICE", "HEADER_NAME", "popcount_header"]
@@ -51,11 +50,11 @@ def _lut8_rows() -> list[str]:
     return [", ".join(str(c) for c in counts[row : row + 16]) for row in range(0, 256, 16)]
 
 
-def popcount_header(model: Any, core: Core, *, choice: str | None = None) -> bytes:
+def popcount_header(model: Model, core: Core, *, choice: str | None = None) -> bytes:
     """Render ``bnn_popcount.h`` for ``core``.
 
     Args:
-        model: the parsed flatbuffer (its ``sha256`` goes into the banner).
+        model: the parsed flatbuffer (named in the banner).
         core: the target core.
         choice: override the variant (measurement builds); default :data:`POPCOUNT_CHOICE`.
 
@@ -72,8 +71,7 @@ def popcount_header(model: Any, core: Core, *, choice: str | None = None) -> byt
         environment()
         .get_template("baremetal/bnn_popcount.h.j2")
         .render(
-            model_sha256=getattr(model, "sha256", "unknown"),
-            core=core,
+            **banner_context(model, "bnn engine", core),
             choice=picked,
             lut8_rows=_lut8_rows(),
         )

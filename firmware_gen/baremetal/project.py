@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
 
+from convert.flatbuffer import Model
 from firmware_gen.baremetal import protocol
-from firmware_gen.engine import EngineOutput
-from firmware_gen.render import environment
+from firmware_gen.engines import EngineOutput
+from firmware_gen.render import banner_context, environment
 from firmware_gen.targets import Board, Core
 
 __all__ = ["HARNESS_FILES", "DEFAULT_OPT", "ENTRY_POINT", "generate", "architecture"]
@@ -71,12 +71,13 @@ def _engine_layout(files: dict[str, bytes]) -> tuple[list[str], list[str], str]:
     return sources, headers, main
 
 
-def generate(model: Any, core: Core, board: Board | None, engine_output: EngineOutput, *, opt: str = DEFAULT_OPT) -> EngineOutput:
+def generate(
+    model: Model, core: Core, board: Board | None, engine_output: EngineOutput, *, opt: str = DEFAULT_OPT
+) -> EngineOutput:
     """Emit the bare-metal QEMU project that builds and runs an engine's C on ``core``.
 
     Args:
-        model: the parsed flatbuffer (``convert.flatbuffer.Model``); its ``sha256`` goes into
-            every banner.
+        model: the parsed flatbuffer; its name, size and ``sha256`` go into every banner.
         core: the target core (compiler flags, QEMU machine and memory map).
         board: the board, or ``None``; recorded in the report only (the linker script uses the
             QEMU machine's memory so the harness fits; budgets apply to the deployable part).
@@ -101,8 +102,7 @@ def generate(model: Any, core: Core, board: Board | None, engine_output: EngineO
     systick_hz = protocol.SYSTICK_HZ[core.qemu_machine]
     per_tick = protocol.instructions_per_tick(core.qemu_machine)
     context = {
-        "model_sha256": getattr(model, "sha256", "unknown"),
-        "core": core,
+        **banner_context(model, "bnn engine, bare-metal QEMU project", core, board),
         "arch": architecture(core),
         "cpu_flags": " ".join(core.gcc_flags),
         "opt": opt,

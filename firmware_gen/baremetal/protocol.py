@@ -5,7 +5,9 @@ One place states what both sides must agree on:
 * the SysTick clock QEMU models on each machine, hence the instruction count of one tick;
 * the calibration loop the harness times on every run (2 instructions per iteration);
 * the QEMU command line (the generated Makefile renders the same flags);
-* the binary results file the harness writes (little-endian 32-bit words).
+* the binary results file both harnesses write (little-endian 32-bit words): the bare-metal
+  one under QEMU (times in SysTick ticks) and the host one (``bnn/host_harness.c.j2``, times
+  in nanoseconds), decoded by one :func:`parse_results`.
 
 Instruction counting: with ``-icount shift=0`` QEMU advances virtual time by exactly 1 ns per
 guest instruction, and SysTick (clock source = core clock) ticks at the machine's modelled
@@ -22,14 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
-from train.errors import CheckError
+from pipeline.errors import CheckError
 
 __all__ = [
     "SYSTICK_HZ",
     "IMAGES_NAME",
     "RESULTS_NAME",
-    "IMAGE_BYTES",
-    "N_CLASSES",
+    "HOST_CLOCK_HZ",
+    "SCORE_KINDS",
     "MAGIC_HEADER",
     "MAGIC_TRAILER",
     "FORMAT_VERSION",
@@ -54,17 +56,22 @@ SYSTICK_HZ: dict[str, int] = {
 
 IMAGES_NAME = "images.bin"
 RESULTS_NAME = "results.bin"
-IMAGE_BYTES = 28 * 28
-N_CLASSES = 10
 MAGIC_HEADER = 0x514E4E42  # "BNNQ" read as a little-endian word
 MAGIC_TRAILER = 0x454E4E42  # "BNNE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# The host harness times with clock_gettime: its "ticks" are nanoseconds.
+HOST_CLOCK_HZ = 1_000_000_000
+# Header word 5: how the score words of a record are typed (bnn_model.h's BNN_SCORE_IS_FLOAT).
+SCORE_KINDS: dict[int, type] = {0: np.int32, 1: np.float32}
 # Calibration loops: the difference between them is exactly 2 * (LONG - SHORT) instructions.
 CALIB_SHORT = 1_000
 CALIB_LONG = 1_001_000
 
-_HEADER_WORDS = 9
-_RECORD_WORDS = 2 + N_CLASSES
+# header: magic, version, clock_hz, n_images, n_classes, score kind, input bytes per image,
+#         calibration iterations (short, long), their ticks (short, long), timer overhead ticks
+# record: class, ticks, scores[n_classes]
+# trailer: magic, peak stack bytes below bnn_predict's call, bytes of stack painted
+_HEADER_WORDS = 12
 _TRAILER_WORDS = 3
 
 
@@ -119,29 +126,32 @@ def qemu_flags(machine: str, elf: str = "firmware.elf", images: str = IMAGES_NAM
 
 @dataclass
 class HarnessResults:
-    """What the harness wrote.
+    """What a harness wrote.
 
     Attributes:
         predictions: ``(N,)`` int64 classes returned by ``bnn_predict``.
-        scores: ``(N, 10)`` int32 scores.
-        ticks: ``(N,)`` int64 SysTick ticks per inference.
-        systick_hz: clock the harness was generated for.
-        calibration: ``{"short_iterations", "long_iterations", "short_ticks", "long_ticks", "overhead_ticks"}``.
-        stack_peak_bytes: painted-stack high-water mark below ``bnn_predict``'s call (bytes).
-        stack_painted_bytes: size of the painted region.
+        scores: ``(N, classes)`` scores, int32 or float32 as the engine returns them.
+        ticks: ``(N,)`` int64 clock ticks per inference (SysTick ticks, or nanoseconds on the host).
+        clock_hz: frequency of the clock behind ``ticks``.
+        input_bytes: bytes of one input image as the harness read it.
+        calibration: ``{"short_iterations", "long_iterations", "short_ticks", "long_ticks", "overhead_ticks"}``
+            (zeros from the host harness).
+        stack_peak_bytes: painted-stack high-water mark below ``bnn_predict``'s call (bytes; 0 on the host).
+        stack_painted_bytes: size of the painted region (0 on the host).
     """
 
     predictions: np.ndarray
     scores: np.ndarray
     ticks: np.ndarray
-    systick_hz: int
+    clock_hz: int
+    input_bytes: int
     calibration: dict[str, int]
     stack_peak_bytes: int
     stack_painted_bytes: int
 
 
 def parse_results(data: bytes, expected_images: int, source: str | Path = RESULTS_NAME) -> HarnessResults:
-    """Decode a results file written by the harness.
+    """Decode a results file written by a harness (bare-metal or host).
 
     Args:
         data: the file's bytes.
@@ -152,29 +162,38 @@ def parse_results(data: bytes, expected_images: int, source: str | Path = RESULT
         The decoded :class:`HarnessResults`.
 
     Raises:
-        CheckError: truncated file, wrong magic or version, or a record count that differs.
+        CheckError: truncated file, wrong magic or version, an unknown score kind, or a record
+            count that differs.
     """
-    words_needed = _HEADER_WORDS + expected_images * _RECORD_WORDS + _TRAILER_WORDS
-    if len(data) != 4 * words_needed:
-        raise CheckError(
-            f"{source}: {len(data)} bytes, expected {4 * words_needed} for {expected_images} images "
-            "(the harness stopped early or the file is not a harness results file)"
-        )
+    if len(data) < 4 * (_HEADER_WORDS + _TRAILER_WORDS) or len(data) % 4:
+        raise CheckError(f"{source}: {len(data)} bytes is too short for a harness results file (the harness stopped early?)")
     words = np.frombuffer(data, dtype="<u4")
-    magic, version, systick_hz, count, short_n, long_n, short_t, long_t, overhead = (int(w) for w in words[:_HEADER_WORDS])
+    magic, version, clock_hz, count, classes, kind, input_bytes, short_n, long_n, short_t, long_t, overhead = (
+        int(w) for w in words[:_HEADER_WORDS]
+    )
     if magic != MAGIC_HEADER or version != FORMAT_VERSION:
         raise CheckError(f"{source}: not a version {FORMAT_VERSION} harness results file (magic {magic:#x}, version {version})")
     if count != expected_images:
         raise CheckError(f"{source}: the harness saw {count} images, expected {expected_images}")
-    body = words[_HEADER_WORDS : _HEADER_WORDS + count * _RECORD_WORDS].reshape(count, _RECORD_WORDS)
-    trailer = words[_HEADER_WORDS + count * _RECORD_WORDS :]
+    if kind not in SCORE_KINDS or classes < 1:
+        raise CheckError(f"{source}: score kind {kind} with {classes} classes is not valid")
+    record = 2 + classes
+    words_needed = _HEADER_WORDS + count * record + _TRAILER_WORDS
+    if len(words) != words_needed:
+        raise CheckError(
+            f"{source}: {len(data)} bytes, expected {4 * words_needed} for {count} images of {classes} classes "
+            "(the harness stopped early or the file is not a harness results file)"
+        )
+    body = words[_HEADER_WORDS : _HEADER_WORDS + count * record].reshape(count, record)
+    trailer = words[_HEADER_WORDS + count * record :]
     if int(trailer[0]) != MAGIC_TRAILER:
         raise CheckError(f"{source}: trailer missing (magic {int(trailer[0]):#x})")
     return HarnessResults(
         predictions=body[:, 0].view("<i4").astype(np.int64),
-        scores=body[:, 2:].view("<i4").astype(np.int32),
+        scores=np.ascontiguousarray(body[:, 2:]).view(np.dtype(SCORE_KINDS[kind]).newbyteorder("<")).astype(SCORE_KINDS[kind]),
         ticks=body[:, 1].astype(np.int64),
-        systick_hz=systick_hz,
+        clock_hz=clock_hz,
+        input_bytes=input_bytes,
         calibration={
             "short_iterations": short_n,
             "long_iterations": long_n,

@@ -38,30 +38,40 @@ stdio, no branching graphs, no int8 activations.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 from convert.flatbuffer import Model, read_model, read_model_bytes
 from firmware_gen.bnn.emit import LayerCode, resolve_layer
-from firmware_gen.bnn.graph import load_graph
+from firmware_gen.bnn.graph import Graph, load_graph
 from firmware_gen.bnn.lower import lower
-from firmware_gen.bnn.planner import Buffer, plan_buffers
-from firmware_gen.engine import EngineOutput
+from firmware_gen.engines import EngineOutput
+from firmware_gen.targets import Board, Core
+from pipeline.planner import Buffer, plan_buffers
 
-__all__ = ["generate", "FILES"]
-
-FILES = ("bnn_kernels.h", "bnn_model.c", "bnn_model.h", "bnn_popcount.h")
+__all__ = ["generate"]
 
 
-def _popcount_header(model: Model, core: Any) -> tuple[bytes, str]:
+def _popcount_header(model: Model, core: Core) -> tuple[bytes, str]:
     """``bnn_popcount.h`` (firmware_gen.baremetal.popcount: the variant measured fastest per core
     under QEMU) and the name of the variant it selects."""
     from firmware_gen.baremetal.popcount import POPCOUNT_CHOICE, popcount_header
 
-    target = core if hasattr(core, "qemu_machine") else SimpleNamespace(name=core.name, qemu_machine="none")
-    return popcount_header(model, target), POPCOUNT_CHOICE.get(core.name, "swar_mul")
+    return popcount_header(model, core), POPCOUNT_CHOICE.get(core.name, "swar_mul")
+
+
+def _signature(graph: Graph) -> dict[str, object]:
+    """The API's shapes and types (``bnn_model.h``): raw uint8 input values, int32 scores."""
+    _, height, width, channels = graph.input.shape
+    return {
+        "input_height": int(height),
+        "input_width": int(width),
+        "input_channels": int(channels),
+        "input_type": "uint8_t",
+        "num_classes": int(math.prod(graph.output.shape)),
+        "score_type": "int32_t",
+    }
 
 
 def _as_model(model: Model | bytes | str | os.PathLike[str]) -> Model:
@@ -72,16 +82,16 @@ def _as_model(model: Model | bytes | str | os.PathLike[str]) -> Model:
     return read_model(Path(model))
 
 
-def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: Any = None) -> EngineOutput:
+def generate(model: Model | bytes | str | os.PathLike[str], core: Core, board: Board | None = None) -> EngineOutput:
     """Compile an LCE flatbuffer to C.
 
     Args:
         model: the parsed flatbuffer (or its bytes, or a path).
-        core: the target core (anything with ``.name`` and ``.thumb1_only``).
+        core: the target core.
         board: the board or ``None`` (only named in the banner).
 
     Returns:
-        :class:`~firmware_gen.engine.EngineOutput` with ``bnn_model.h``, ``bnn_model.c``,
+        :class:`~firmware_gen.engines.EngineOutput` with ``bnn_model.h``, ``bnn_model.c``,
         ``bnn_kernels.h``, ``bnn_popcount.h`` and a report (``model_data_bytes``, ``activation_ram_bytes``,
         ``layers``, ``buffer_plan``, ``popcount``).
 
@@ -89,7 +99,7 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
         InputError: the model uses an op or option outside the supported set (one line naming
             the layer index and op), or is not a readable flatbuffer.
     """
-    from firmware_gen.render import render
+    from firmware_gen.render import banner_context, render
 
     parsed = _as_model(model)
     graph = load_graph(parsed)
@@ -97,26 +107,22 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
     codes: list[LayerCode] = []
     for i, layer in enumerate(layers):
         codes.append(resolve_layer(layer, i, codes[-1].background if codes else None))
-    buffers = [Buffer(f"layer{i}_out", code.out_words, i, i + 1) for i, code in enumerate(codes[:-1])]
+    # Buffers in bytes (every one a whole number of uint32_t words); the arena is a uint32_t array.
+    buffers = [Buffer(f"layer{i}_out", 4 * code.out_words, i, i + 1) for i, code in enumerate(codes[:-1])]
     plan = plan_buffers(buffers)
     calls = []
     for i, code in enumerate(codes):
-        source = "pixels" if i == 0 else f"bnn_arena + {plan.offsets[i - 1]}"
-        target = "scores" if i == len(codes) - 1 else f"bnn_arena + {plan.offsets[i]}"
+        source = "input" if i == 0 else f"bnn_arena + {plan.offsets[i - 1] // 4}"
+        target = "scores" if i == len(codes) - 1 else f"bnn_arena + {plan.offsets[i] // 4}"
         calls.append(f"{code.context['fn']}({source}, {target})")
     final_call = calls.pop()
     arrays = [array for code in codes for array in code.arrays]
     model_data_bytes = sum(array.nbytes for array in arrays)
     scale_log2 = codes[-1].context["scale_log2"] - codes[-1].context["view_shift"]
     common = {
-        "engine": "bnn",
-        "core": core,
-        "board": board,
-        "model_name": Path(graph.name).name,
-        "model_bytes": graph.size,
-        "model_sha256": graph.sha256,
+        **banner_context(parsed, "bnn engine", core, board),
         "model_data_bytes": model_data_bytes,
-        "arena_bytes": plan.total_bytes,
+        "arena_bytes": plan.total,
     }
     layer_rows = [
         f"{c.context['title']}: weights {c.weight_bytes} B, thresholds {c.threshold_bytes} B, out {4 * c.out_words} B"
@@ -125,12 +131,12 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
     popcount_h, popcount = _popcount_header(parsed, core)
     files = {
         "bnn_kernels.h": render("bnn/bnn_kernels.h.j2", popcount_choice=popcount, **common),
-        "bnn_model.h": render("bnn/bnn_model.h.j2", layer_rows=layer_rows, scale_log2=scale_log2, **common),
+        "bnn_model.h": render("bnn/bnn_model.h.j2", layer_rows=layer_rows, scale_log2=scale_log2, **_signature(graph), **common),
         "bnn_model.c": render(
             "bnn/bnn_model.c.j2",
             arrays=arrays,
             inner_arrays=[array for code in codes for array in code.inner_arrays],
-            arena_words=max(plan.total_words, 1),
+            arena_words=max(plan.total // 4, 1),
             plan_lines=plan.describe(),
             layers=[c.context | {"template": c.template, "inner_template": c.inner_template} for c in codes],
             calls=calls,
@@ -141,7 +147,7 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Any, board: An
     report = {
         "engine": "bnn",
         "model_data_bytes": model_data_bytes,
-        "activation_ram_bytes": plan.total_bytes,
+        "activation_ram_bytes": plan.total,
         "layers": [c.report for c in codes],
         "buffer_plan": plan.describe(),
         "popcount": "carry-save trees, then one SWAR pass over the weighted words",

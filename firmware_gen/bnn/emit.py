@@ -83,15 +83,23 @@ class LayerCode:
 
 def _pool_context(pool: Window | None) -> dict[str, int]:
     if pool is None:
-        return {"pkh": 1, "pkw": 1, "psh": 1, "psw": 1, "ppt": 0, "ppl": 0, "pool_n": 1}
+        return {
+            "pool_h": 1,
+            "pool_w": 1,
+            "pool_stride_h": 1,
+            "pool_stride_w": 1,
+            "pool_pad_top": 0,
+            "pool_pad_left": 0,
+            "pool_taps": 1,
+        }
     return {
-        "pkh": pool.kh,
-        "pkw": pool.kw,
-        "psh": pool.sh,
-        "psw": pool.sw,
-        "ppt": pool.pad_top,
-        "ppl": pool.pad_left,
-        "pool_n": pool.kh * pool.kw,
+        "pool_h": pool.kh,
+        "pool_w": pool.kw,
+        "pool_stride_h": pool.sh,
+        "pool_stride_w": pool.sw,
+        "pool_pad_top": pool.pad_top,
+        "pool_pad_left": pool.pad_left,
+        "pool_taps": pool.kh * pool.kw,
     }
 
 
@@ -103,16 +111,16 @@ def _threshold_array(prefix: str, epilogue: Threshold) -> CArray:
 
 def _conv_context(conv: Window) -> dict[str, int]:
     return {
-        "kh": conv.kh,
-        "kw": conv.kw,
-        "sh": conv.sh,
-        "sw": conv.sw,
-        "pt": conv.pad_top,
-        "pl": conv.pad_left,
-        "ih": conv.in_h,
-        "iw": conv.in_w,
-        "ch": conv.out_h,
-        "cw": conv.out_w,
+        "kernel_h": conv.kh,
+        "kernel_w": conv.kw,
+        "stride_h": conv.sh,
+        "stride_w": conv.sw,
+        "pad_top": conv.pad_top,
+        "pad_left": conv.pad_left,
+        "in_h": conv.in_h,
+        "in_w": conv.in_w,
+        "conv_h": conv.out_h,
+        "conv_w": conv.out_w,
     }
 
 
@@ -145,13 +153,13 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
         "zero": layer.zero,
         "skip_zero": skip_zero,
         "band_type": "uint32_t" if layer.conv.in_w + layer.conv.pad_left <= 32 else "uint64_t",
-        "kmask": f"0x{(1 << kw) - 1:x}u",
+        "kernel_mask": f"0x{(1 << kw) - 1:x}u",
         "qtype": qtype,
         "offset_type": offset_type,
-        "oh": layer.out.h,
-        "ow": layer.out.w,
-        "c": layer.out.c,
-        "wo": layer.out.words,
+        "out_h": layer.out.h,
+        "out_w": layer.out.w,
+        "channels": layer.out.c,
+        "out_words": layer.out.words,
     }
     # Channel-inner form: +-1 weights [tap][channel] in the accumulator type.
     bound = taps * q_max
@@ -217,18 +225,18 @@ def _resolve_binary_conv(layer: BinaryConv, prefix: str, background: np.ndarray 
     context = {
         **_conv_context(layer.conv),
         **_pool_context(layer.epilogue.pool),
-        "wi": layer.inp.words,
-        "cin": in_c,
+        "in_words": layer.inp.words,
+        "in_channels": in_c,
         "n_full": n_full,
         "taps_words": kh * kw * layer.inp.words,
         "pad_mode": layer.pad_mode,
         "memo": memo,
         "all_ones": _all_ones(layer.out.c),
         **_xor_trees(kh * kw * layer.inp.words, layer.pad_mode == "zero"),
-        "oh": layer.out.h,
-        "ow": layer.out.w,
-        "c": out_c,
-        "wo": layer.out.words,
+        "out_h": layer.out.h,
+        "out_w": layer.out.w,
+        "channels": out_c,
+        "out_words": layer.out.words,
     }
     extra = 4 * layer.inp.words if layer.pad_mode == "one" else 0
     weight_bytes = weights.nbytes + extra + (4 * (layer.inp.words + layer.out.words) if memo else 0)
@@ -247,9 +255,9 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     negative[:, flat_storage_bit(np.arange(n), inp.c)] = layer.signs < 0
     weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative), target_only=True)
     context: dict[str, Any] = {
-        "o": out_n,
-        "n": n,
-        "nw": storage_words,
+        "outputs": out_n,
+        "inputs": n,
+        "in_words": storage_words,
         "scores": isinstance(layer.epilogue, Scores),
         "taps_words": storage_words,
         "pad_mode": "valid",
@@ -276,17 +284,17 @@ def _resolve_bit_maxpool(layer: BitMaxPool, prefix: str) -> LayerCode:
     if has_or:
         arrays.append(CArray("uint32_t", f"{prefix}or_mask", pack_signs(layer.or_mask)))
     context = {
-        "pkh": pool.kh,
-        "pkw": pool.kw,
-        "psh": pool.sh,
-        "psw": pool.sw,
-        "ppt": pool.pad_top,
-        "ppl": pool.pad_left,
-        "ih": pool.in_h,
-        "iw": pool.in_w,
-        "oh": pool.out_h,
-        "ow": pool.out_w,
-        "wi": layer.inp.words,
+        "pool_h": pool.kh,
+        "pool_w": pool.kw,
+        "pool_stride_h": pool.sh,
+        "pool_stride_w": pool.sw,
+        "pool_pad_top": pool.pad_top,
+        "pool_pad_left": pool.pad_left,
+        "in_h": pool.in_h,
+        "in_w": pool.in_w,
+        "out_h": pool.out_h,
+        "out_w": pool.out_w,
+        "in_words": layer.inp.words,
         "has_or": has_or,
     }
     mask_bytes = sum(a.nbytes for a in arrays)

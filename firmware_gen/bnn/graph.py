@@ -7,13 +7,13 @@ tensor. Anything else is refused here with one line naming the layer (operator i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from convert.flatbuffer import Model, Tensor
-from train.errors import InputError
+from pipeline.errors import InputError
 
 __all__ = ["SUPPORTED_OPS", "INPUT_SHAPE", "NUM_CLASSES", "Node", "Graph", "load_graph", "refuse"]
 
@@ -98,7 +98,6 @@ class Graph:
     name: str
     size: int
     sha256: str
-    notes: list[str] = field(default_factory=list)
 
 
 def load_graph(model: Model) -> Graph:

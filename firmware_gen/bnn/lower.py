@@ -73,12 +73,6 @@ def _exact(value: float) -> Fraction:
     return Fraction(float(value))
 
 
-def _shape3(node: Node, shape: tuple[int, ...]) -> tuple[int, int, int]:
-    if len(shape) != 4 or shape[0] != 1:
-        raise refuse(node.index, node.name, f"expected a (1, H, W, C) tensor, got {tuple(shape)}")
-    return int(shape[1]), int(shape[2]), int(shape[3])
-
-
 def _binary_rows(node: Node, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split float weights ``(O, ...)`` into signs and per-row magnitudes; refuse non-binary rows."""
     if node.inputs[1].dtype != "FLOAT32":

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from convert.interpreters import quantize
-from train.data import load_mnist
-from train.errors import InputError
+from pipeline.data import load_mnist
+from pipeline.errors import InputError
+from pipeline.interpreters import quantize
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def reference_predictions(model: bytes, images: np.ndarray, main_cc: MainCc) -> 
 def quant_table_check(model: bytes, table: np.ndarray) -> str:
     """How many of the 256 ``kInputQuant`` entries equal the emulator's own input quantization.
 
-    The emulator (``convert.interpreters.quantize``) rounds half to even, the generator half away
+    The emulator (``pipeline.interpreters.quantize``) rounds half to even, the generator half away
     from zero, as TFLite's quantize kernel; the two can only differ on exact ties.
     """
     from tflite_micro.python.tflite_micro import runtime

@@ -1,7 +1,7 @@
 """Write the first N MNIST test images as a C array for the TFLite-Micro harness (harness.cc).
 
 Usage: ``python make_images.py OUT.c [--count N] [--data DIR]``. The images are read with the
-project's loader (``train.data.load_mnist``) from ``--data``, else ``$MNIST_DIR`` (a folder with
+project's loader (``pipeline.data.load_mnist``) from ``--data``, else ``$MNIST_DIR`` (a folder with
 the IDX files, ``.gz`` or raw); there is no download fallback. The C file defines ``kNumImages``
 and ``kImages[N][784]``, raw 0..255 pixels in IDX order, which is what the generated
 ``tflm_classify()`` takes.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from train.data import load_mnist
-from train.errors import InputError
+from pipeline.data import load_mnist
+from pipeline.errors import InputError
 
 PIXELS = 28 * 28
 

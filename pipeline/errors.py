@@ -19,6 +19,7 @@ __all__ = [
     "OneLineArgumentParser",
     "positive_int",
     "positive_float",
+    "first_line",
     "run_cli",
 ]
 
@@ -75,6 +76,21 @@ def positive_float(text: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
+
+
+def first_line(err: BaseException | str, limit: int = 240) -> str:
+    """The first non-empty line of an error (or text), at most ``limit`` characters (cut
+    ones end in ``...``).
+
+    Native libraries (TFLite, LCE, h5py) raise errors with multi-line messages; a CLI error is
+    one line, so their text is cut to its first line. An empty message gives the exception's
+    type name.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__ if isinstance(err, BaseException) else ""
+    text = lines[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:

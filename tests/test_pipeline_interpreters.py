@@ -1,12 +1,13 @@
-"""convert.interpreters and convert.keras_io: runners agree with Keras, loading fails cleanly."""
+"""pipeline.interpreters and convert.keras_io: runners agree with Keras, timed runs equal untimed ones,
+loading fails cleanly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from convert.interpreters import dequantize, prepare_images, quantize
-from train.errors import InputError
+from pipeline.errors import InputError
+from pipeline.interpreters import TimedRun, dequantize, median_us, prepare_inputs, quantize, time_calls
 
 N = 100
 
@@ -20,20 +21,21 @@ def test_quantize_matches_the_affine_formula():
     assert quantize(np.array([-5.0, 300.0]), 1.0, 0, np.uint8).tolist() == [0, 255]
 
 
-def test_prepare_images_accepts_image_shapes_and_rejects_others():
+def test_prepare_inputs_takes_any_row_shape_that_fits_the_model():
     images = np.arange(2 * 784, dtype=np.uint8).reshape(2, 28, 28)
     for shaped in (images, images.reshape(2, 784), images[..., None]):
-        out = prepare_images(shaped)
+        out = prepare_inputs(shaped, (1, 28, 28, 1))
         assert out.dtype == np.float32 and out.shape == (2, 784)
         np.testing.assert_array_equal(out, images.reshape(2, 784))
+    assert prepare_inputs(np.zeros((3, 49, 10, 1)), (1, 49, 10, 1)).shape == (3, 490)
     for bad in (np.zeros((2, 27, 28)), np.zeros((0, 28, 28)), np.zeros(784), np.array([["a"] * 784])):
         with pytest.raises(InputError):
-            prepare_images(bad)
+            prepare_inputs(bad, (1, 28, 28, 1))
 
 
 def test_runners_agree_with_keras(tiny_models, tiny_flatbuffers, mnist):
-    from convert.interpreters import run_flatbuffer, run_keras, run_lce, run_tflite
     from convert.keras_io import load_keras_model
+    from pipeline.interpreters import run_keras, run_lce, run_tflite
 
     images = mnist.x_test[:N]
     keras = run_keras(load_keras_model(tiny_models["cnn"]), images)
@@ -49,13 +51,13 @@ def test_runners_agree_with_keras(tiny_models, tiny_flatbuffers, mnist):
     clear = top2[:, 1] - top2[:, 0] > 0.04  # where Keras' winner is clear, int8 picks it too
     assert clear.sum() >= 10
     np.testing.assert_array_equal(int8.argmax(1)[clear], keras.argmax(1)[clear])
-    np.testing.assert_array_equal(run_flatbuffer(paths["int8"].read_bytes(), images), int8)
 
     bcnn = run_keras(load_keras_model(tiny_models["bcnn"]), images)
     lce_bytes = tiny_flatbuffers["bcnn"]["lce"].read_bytes()
     lce = run_lce(lce_bytes, images)
     assert np.mean(lce.argmax(1) == bcnn.argmax(1)) >= 0.99
-    np.testing.assert_array_equal(run_flatbuffer(lce_bytes, images), lce)
+    with pytest.raises(InputError, match="do not fit the model input"):
+        run_lce(lce_bytes, np.zeros((2, 32, 32, 3)))
     with pytest.raises(InputError, match="cannot load"):
         run_tflite(lce_bytes, images[:2])  # LCE custom ops need the LCE interpreter
     with pytest.raises(InputError):
@@ -101,3 +103,48 @@ def test_check_image_model_rejects_other_shapes():
     five = tf.keras.Sequential([tf.keras.layers.Dense(5, input_shape=(784,))])
     with pytest.raises(InputError, match="10 class scores"):
         check_image_model(five, "five.h5")
+
+
+def test_time_calls_warms_up_then_times_every_input_once():
+    calls = []
+
+    def call(item: np.ndarray) -> np.ndarray:
+        calls.append(int(item[0]))
+        return item * 2
+
+    feed = np.arange(10).reshape(5, 2)
+    run = time_calls(call, feed, warmup=3)
+    assert calls == [0, 2, 4, 0, 2, 4, 6, 8]  # 3 warm-up calls, then each input once, in order
+    np.testing.assert_array_equal(run.scores, feed * 2)
+    assert run.nanoseconds.shape == (5,) and run.nanoseconds.dtype == np.int64 and (run.nanoseconds >= 0).all()
+    assert run.warmup == 3
+    assert time_calls(call, feed[:2], warmup=50).warmup == 2
+
+
+def test_median_us():
+    assert median_us(np.array([1000, 3000, 2000])) == 2.0
+    assert TimedRun(np.zeros((2, 1)), np.array([4000, 6000]), 0).median_us == 5.0
+    with pytest.raises(ValueError):
+        median_us(np.array([]))
+
+
+def test_timed_runs_equal_untimed_runs_and_tflm_equals_tflite_on_int8(tiny_cnn_tflite, mnist):
+    from pipeline.interpreters import run_lce, run_tflite, run_tflm, time_lce, time_tflite, time_tflm
+
+    images = mnist.x_test[:30]
+    for path in (tiny_cnn_tflite["float"], tiny_cnn_tflite["int8"]):
+        data = path.read_bytes()
+        timed = time_tflite(data, images, warmup=2)
+        assert timed.scores.shape == (30, 10) and timed.scores.dtype == np.float32 and timed.nanoseconds.shape == (30,)
+        np.testing.assert_array_equal(timed.scores, run_tflite(data, images))  # XNNPACK, one thread, both
+        builtin = time_tflite(data, images, delegates=False).scores
+        np.testing.assert_array_equal(builtin, run_tflite(data, images, delegates=False))
+        tflm = run_tflm(data, images)
+        np.testing.assert_array_equal(time_tflm(data, images).scores, tflm)
+        np.testing.assert_array_equal(time_lce(data, images).scores, run_lce(data, images))  # LCE runs builtins too
+        if path == tiny_cnn_tflite["int8"]:  # the reference kernels of both are integer-exact
+            np.testing.assert_array_equal(tflm, builtin)
+        else:
+            np.testing.assert_allclose(tflm, builtin, atol=1e-5)
+    with pytest.raises(InputError, match="cannot load"):
+        time_tflite(b"TFL3 but not a model", images[:2])

@@ -4,7 +4,7 @@ Sources, in order: an explicit folder or ``.npz`` file (``--data``), ``$MNIST_DI
 Keras cache file ``~/.keras/datasets/mnist.npz``, then ``tf.keras.datasets.mnist.load_data()``.
 A folder holds the four standard IDX files (``.gz`` or raw) or a Keras-style ``mnist.npz``.
 Every structural problem (missing file, wrong magic, wrong dimensions, truncation, count
-mismatch, label out of range) raises :class:`~train.errors.InputError` with one clear line.
+mismatch, label out of range) raises :class:`~pipeline.errors.InputError` with one clear line.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from train.artifacts import sha256_file
-from train.errors import InputError
+from pipeline.artifacts import sha256_file
+from pipeline.errors import InputError
 
-__all__ = ["IMAGE_SHAPE", "NUM_CLASSES", "IDX_FILES", "Dataset", "load_mnist", "parse_idx", "resolve_source"]
+__all__ = ["IMAGE_SHAPE", "NUM_CLASSES", "IDX_FILES", "Dataset", "load_mnist", "parse_idx", "resolve_source", "portable_source"]
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
@@ -149,6 +149,15 @@ def _load_npz(path: Path) -> Dataset:
     _check_pair(arrays["x_train"], y_train, "train")
     _check_pair(arrays["x_test"], y_test, "test")
     return Dataset(arrays["x_train"], y_train, arrays["x_test"], y_test, str(path), {path.name: sha256_file(path)})
+
+
+def portable_source(source: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """``source`` as a path relative to ``root`` (POSIX separators), for reports that are committed.
+
+    A report names its dataset by the files' sha256 and this relative path, never by an absolute
+    path of the machine that made it (``../shared/data/mnist`` rather than ``/home/me/...``).
+    """
+    return Path(os.path.relpath(Path(source).resolve(), Path(root).resolve())).as_posix()
 
 
 def resolve_source(data: str | os.PathLike[str] | None = None) -> Path | None:

@@ -1,0 +1,17 @@
+"""Code every stage of the pipeline shares (train, convert, firmware_gen, emulator, bench).
+
+* :mod:`pipeline.env`: the environment TensorFlow needs (legacy Keras), set on import;
+* :mod:`pipeline.errors`: the error classes, exit codes and the CLI edge (one line on stderr);
+* :mod:`pipeline.artifacts`: atomic writes, sha256, the tool version;
+* :mod:`pipeline.data`: dataset loading (IDX folders, ``.npz``);
+* :mod:`pipeline.interpreters`: the TFLite, LCE, TFLite-Micro and Keras runners, timed or not;
+* :mod:`pipeline.planner`: the greedy memory planner over buffer lifetimes.
+
+Nothing here imports a stage: stages import this package, never the reverse.
+"""
+
+from pipeline.env import configure_environment
+
+configure_environment()
+
+__all__: list[str] = []
