@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flash-budget", help="flash budget, bytes or with a unit: 16KiB, 1MiB, 64KB")
     parser.add_argument("--ram-budget", help="RAM budget, bytes or with a unit: 4KiB, 256KB")
     parser.add_argument("--json", help="report path (default ARTIFACT_STEM.BACKEND.emulate.json beside the artifact)")
-    parser.add_argument("--layers", action="store_true", help="print (and record) the per-layer table")
+    parser.add_argument("--layers", action="store_true", help="print the per-layer table (always recorded in the JSON)")
     parser.add_argument("--timeout", type=positive_float, help="seconds before a hung qemu guest is killed")
     return parser
 
@@ -73,18 +73,20 @@ def _budgets(args: argparse.Namespace) -> tuple[int | None, int | None, str, str
     return flash, ram, label, core or board_core
 
 
-def _layer_rows(artifact: Any) -> list[Any] | None:
-    """Per-layer rows of the artifact's flatbuffer (the recorded model for firmware), or None."""
+def _flatbuffer_model(artifact: Any) -> Any | None:
+    """The parsed flatbuffer of the artifact (the recorded model for firmware), or None."""
     from convert.flatbuffer import read_model
-    from emulator.layers import layer_table
     from emulator.reference import firmware_model_path
 
     if artifact.model is not None:
-        return layer_table(artifact.model)
+        return artifact.model
     if artifact.kind == "firmware":
         path = firmware_model_path(artifact)
         if path is not None and path.is_file():
-            return layer_table(read_model(path))
+            try:
+                return read_model(path)
+            except InputError:
+                return None
     return None
 
 
@@ -133,7 +135,12 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     tflm = None
     if args.backend == "auto" and backend == "tflite":
         tflm = _tflm_cross_check(artifact, images, labels, result.predictions)
-    rows = _layer_rows(artifact) if args.layers else None
+    from emulator.layers import layer_table
+    from emulator.planner import plan_json, plan_memory
+
+    model = _flatbuffer_model(artifact)
+    rows = layer_table(model) if model is not None else None
+    plan = plan_json(plan_memory(model)) if model is not None else None
     verdict = check_budget(result.flash_bytes, result.ram_bytes, flash_budget, ram_budget, label=label)
     verdict["label"] = label or None
     report = build_report(
@@ -146,6 +153,7 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         data={"source": dataset.source, "sha256": dataset.sha256},
         tflm=tflm,
         layers=[row.to_json() for row in rows] if rows is not None else None,
+        memory_plan=plan,
     )
     path = Path(args.json) if args.json else default_json_path(artifact.path, artifact.kind, backend)
     write_json(path, report)

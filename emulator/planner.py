@@ -20,7 +20,7 @@ from __future__ import annotations
 from convert.flatbuffer import Model
 from pipeline.planner import Buffer, Plan, align_up, plan_buffers
 
-__all__ = ["ALIGNMENT", "tensor_buffers", "plan_memory"]
+__all__ = ["ALIGNMENT", "tensor_buffers", "plan_memory", "plan_json"]
 
 ALIGNMENT = 16
 
@@ -71,3 +71,23 @@ def plan_memory(model: Model) -> Plan:
         The :class:`~pipeline.planner.Plan` in bytes; its ``total`` is the activation RAM.
     """
     return plan_buffers(tensor_buffers(model), len(model.operators))
+
+
+def plan_json(plan: Plan) -> dict[str, object]:
+    """A flatbuffer's plan as the emulator's JSON records it (``memory_plan``).
+
+    Returns:
+        ``total_bytes``, ``naive_bytes``, ``alignment``, ``operator_count`` and ``buffers``: per
+        buffer ``tensor``, ``name``, ``size``, ``first_use``, ``last_use`` and ``offset`` (bytes,
+        operator indices).
+    """
+    return {
+        "total_bytes": plan.total,
+        "naive_bytes": plan.naive,
+        "alignment": ALIGNMENT,
+        "operator_count": plan.steps,
+        "buffers": [
+            {"tensor": b.tensor, "name": b.name, "size": b.size, "first_use": b.first, "last_use": b.last, "offset": o}
+            for b, o in zip(plan.buffers, plan.offsets, strict=True)
+        ],
+    }

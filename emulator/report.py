@@ -5,7 +5,10 @@ The JSON (``NAME.BACKEND.emulate.json``) has the keys every consumer relies on: 
 ``ram_source``, ``instructions_per_inference``, ``budget`` (``flash``, ``ram``, ``ok``, plus
 ``message`` and ``label``) and ``version``; plus ``name``, ``correct``, ``agreeing``,
 ``reference``, ``latency_ms``, ``data``, ``planner_bytes``, ``tflm`` (the TFLite-Micro
-cross-check of a builtin-op flatbuffer), ``layers`` (with ``--layers``) and ``extra``.
+cross-check of a builtin-op flatbuffer), ``layers`` (the per-layer table of
+:mod:`emulator.layers`) and ``memory_plan`` (the activation plan of :mod:`emulator.planner`),
+both of the artifact's flatbuffer (for a firmware folder, of the flatbuffer it was generated
+from; absent for a ``.h5``), and ``extra``.
 Accuracy and agreement are fractions in 0..1; the table prints them in percent.
 """
 
@@ -68,6 +71,7 @@ def build_report(
     data: dict[str, Any],
     tflm: dict[str, Any] | None = None,
     layers: list[dict[str, Any]] | None = None,
+    memory_plan: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the JSON document of one emulator run.
 
@@ -80,7 +84,8 @@ def build_report(
         verdict: the budget verdict from :func:`firmware_gen.targets.check_budget` (plus ``label``).
         data: ``{"source": ..., "sha256": {...}}`` of the dataset.
         tflm: the TFLite-Micro cross-check (builtin-op flatbuffers under ``auto``), or ``None``.
-        layers: per-layer rows (``--layers``), or ``None``.
+        layers: per-layer rows of the flatbuffer, or ``None``.
+        memory_plan: the flatbuffer's activation plan (:func:`emulator.planner.plan_json`), or ``None``.
 
     Returns:
         The JSON-ready dict.
@@ -121,6 +126,8 @@ def build_report(
         report["tflm"] = tflm
     if layers is not None:
         report["layers"] = layers
+    if memory_plan is not None:
+        report["memory_plan"] = memory_plan
     return jsonable(report)
 
 

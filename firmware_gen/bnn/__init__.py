@@ -93,7 +93,8 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Core, board: B
     Returns:
         :class:`~firmware_gen.engines.EngineOutput` with ``bnn_model.h``, ``bnn_model.c``,
         ``bnn_kernels.h``, ``bnn_popcount.h`` and a report (``model_data_bytes``, ``activation_ram_bytes``,
-        ``layers``, ``buffer_plan``, ``popcount``).
+        ``layers``, ``buffer_plan`` (printable) and ``arena_buffers`` (name, bytes, byte offset,
+        first and last layer of each static activation buffer), ``popcount``).
 
     Raises:
         InputError: the model uses an op or option outside the supported set (one line naming
@@ -150,6 +151,10 @@ def generate(model: Model | bytes | str | os.PathLike[str], core: Core, board: B
         "activation_ram_bytes": plan.total,
         "layers": [c.report for c in codes],
         "buffer_plan": plan.describe(),
+        "arena_buffers": [
+            {"name": b.name, "bytes": b.size, "offset": o, "first_layer": b.first, "last_layer": b.last}
+            for b, o in zip(plan.buffers, plan.offsets, strict=True)
+        ],
         "popcount": "carry-save trees, then one SWAR pass over the weighted words",
         "score_scale_log2": scale_log2,
         "score_int64": bool(codes[-1].context["wide"]),
