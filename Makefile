@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake chromium
 ARTIFACTS ?= artifacts
 
 # The shared MNIST copy, when this checkout sits beside it.
@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian packages for the Cortex-M stages: installed when missing and running as root.
+# Debian packages for the Cortex-M stages (Arm toolchain, QEMU), the CMake library tests and the
+# browser tests of the HTML report (headless Chromium): installed when missing and running as root.
 toolchain:
 	@missing=""; for pkg in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
@@ -41,7 +42,8 @@ toolchain:
 	fi
 
 # The demo: train (reused when artifacts/bcnn.h5 exists; `make demo RETRAIN=1` retrains), convert,
-# generate the bnn firmware, then climb the verification ladder and print one summary table.
+# generate the bnn firmware, then climb the verification ladder, print one summary table and write the
+# HTML model report (artifacts/bcnn.report.html, path printed last).
 # Training uses bcnn's default recipe (`best`, ~13-18 min on 2 cores); `make demo RECIPE=seed` trains the seed recipe (~75 s).
 DEMO_TARGET ?= cortex-m4
 RECIPE ?=
@@ -58,6 +60,7 @@ demo: install
 	$(PY) -m emulator $(DEMO_FIRMWARE) --backend host
 	$(PY) -m emulator $(DEMO_FIRMWARE) --backend qemu --target $(DEMO_TARGET) --reference $(ARTIFACTS)/bcnn.h5
 	$(PY) -m emulator.summary $(ARTIFACTS)
+	$(PY) -m emulator.model_report $(ARTIFACTS) --model bcnn
 
 # Benchmarks: every model and engine in one run (trains or converts only what is missing or stale).
 # Writes bench/results.json, bench/RESULTS.md and bench/accuracy_vs_flash.png; BENCH_ARGS="--limit 500" for a quick look.

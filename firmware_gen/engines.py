@@ -57,7 +57,9 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> En
     merged in: its files are added (a path both produce is an error
     unless the bytes agree) and its report entries are added, winning on a shared key. The
     deployable part is then built with arm-none-eabi-gcc (when installed) and its ELF
-    ``flash_bytes``/``ram_bytes`` added to the report, so ``--board`` can judge it.
+    ``flash_bytes``/``ram_bytes`` added to the report, so ``--board`` can judge it. Last, the
+    CMake library of the engine's own ``.c`` files is added (:func:`firmware_gen.cmake.bnn_files`:
+    ``CMakeLists.txt``, ``arm-none-eabi.cmake``; report entry ``cmake``).
 
     Raises:
         InputError: the engine is unknown, or the engine rejects the model.
@@ -71,6 +73,7 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> En
     from firmware_gen import baremetal, bnn
 
     output = bnn.generate(model, core, board)
+    engine_sources = sorted(path for path in output.files if path.endswith(".c") and "/" not in path)
     extra = baremetal.generate(model, core, board, output)
     files = dict(output.files)
     for path, data in extra.files.items():
@@ -79,7 +82,23 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> En
         files[path] = data
     report = {**output.report, **extra.report}
     report.update(_deployable_figures(files, report))
-    return EngineOutput(files=files, report=report)
+    return _with_cmake(EngineOutput(files=files, report=report), engine_sources, model, core, board)
+
+
+def _with_cmake(output: EngineOutput, sources: list[str], model: Model, core: Core, board: Board | None) -> EngineOutput:
+    """Add the bnn engine's CMake library (``CMakeLists.txt``, toolchain file) to its output.
+
+    ``sources`` are the engine's own ``.c`` files (the deployable part), not the harness's.
+    """
+    from firmware_gen.cmake import BNN_TARGET, DEFAULT_OPT, TOOLCHAIN_NAME, bnn_files
+
+    baremetal = output.report.get("baremetal", {})
+    extra = bnn_files(core, model, board, sources, baremetal.get("opt", DEFAULT_OPT))
+    clash = sorted(set(extra) & set(output.files))
+    if clash:
+        raise InputError(f"the bnn engine must not produce {', '.join(clash)} itself (the CMake library does)")
+    report = {**output.report, "cmake": {"target": BNN_TARGET, "sources": sources, "toolchain_file": TOOLCHAIN_NAME}}
+    return EngineOutput(files={**output.files, **extra}, report=report)
 
 
 def _deployable_figures(files: dict[str, bytes], report: dict) -> dict:
@@ -87,10 +106,12 @@ def _deployable_figures(files: dict[str, bytes], report: dict) -> dict:
 
     Without the toolchain the figures are absent and the CLI says the budget was not checked.
     """
+    sources = list(report.get("baremetal", {}).get("engine_sources", []))
+    if not sources:
+        return {}
     from firmware_gen.baremetal.footprint import measure_generated
 
-    sources = list(report.get("baremetal", {}).get("engine_sources", []))
-    footprint = measure_generated(files, sources) if sources else None
+    footprint = measure_generated(files, sources)
     if footprint is None:
         return {}
     return {

@@ -1,8 +1,10 @@
 """The ``tflm`` engine: a TFLite-Micro application around the unmodified flatbuffer.
 
-Outputs (all rendered from ``templates/tflm/``): ``model_data.h`` / ``model_data.c`` (the
+Outputs (rendered from ``templates/tflm/``): ``model_data.h`` / ``model_data.c`` (the
 flatbuffer as an aligned const array), ``main.cc`` (op resolver with exactly the model's ops,
-static arena, input quantization, invoke, argmax), ``Makefile`` and ``README.md``.
+static arena, input quantization, invoke, argmax) and ``tflm_model.h`` (its C API),
+``Makefile`` and ``README.md``; plus a ``CMakeLists.txt`` (static library named after the model)
+and an arm-none-eabi toolchain file (:mod:`firmware_gen.cmake`).
 
 The arena constant is ``round_up(measured + ARENA_MARGIN, 16)`` where ``measured`` is the
 ``Arena allocation total`` of the real TFLite-Micro interpreter (:mod:`firmware_gen.arena`).
@@ -19,6 +21,7 @@ from convert.flatbuffer import Model, Tensor
 from firmware_gen.arena import measure_arena, tflm_version
 from firmware_gen.engines import EngineOutput
 from firmware_gen.render import banner_context, c_identifier, render, round_up
+from firmware_gen.cmake import TOOLCHAIN_NAME, tflm_files, tflm_target
 from firmware_gen.targets import Board, Core
 from pipeline.artifacts import sha256_bytes
 from pipeline.errors import InputError
@@ -261,7 +264,8 @@ def generate(model: Model, core: Core, board: Board | None = None) -> EngineOutp
         board: optional board, named in the banners and README.
 
     Returns:
-        Files ``model_data.h``, ``model_data.c``, ``main.cc``, ``Makefile``, ``README.md`` and a
+        Files ``tflm_model.h``, ``model_data.h``, ``model_data.c``, ``main.cc``, ``Makefile``,
+        ``README.md``, ``CMakeLists.txt``, ``arm-none-eabi.cmake`` and a
         report with ``arena_bytes`` (the constant), ``arena_measured_bytes``,
         ``arena_margin_bytes``, ``ops``, ``flash_bytes`` (model bytes; TFLite-Micro code is not
         counted) and ``ram_bytes`` (the arena; stack and library statics are not counted).
@@ -273,6 +277,7 @@ def generate(model: Model, core: Core, board: Board | None = None) -> EngineOutp
     data = _model_bytes(model)
     context = _context(model, data, core, board)
     files = {
+        "tflm_model.h": render("tflm/tflm_model.h.j2", **context),
         "model_data.h": render("tflm/model_data.h.j2", **context),
         "model_data.c": render("tflm/model_data.c.j2", **context),
         "main.cc": render("tflm/main.cc.j2", **context),
@@ -294,5 +299,8 @@ def generate(model: Model, core: Core, board: Board | None = None) -> EngineOutp
         "input": {"dtype": context["input_dtype"], "shape": list(model.tensors[model.inputs[0]].shape)},
         "output": {"dtype": context["output_dtype"], "shape": list(model.tensors[model.outputs[0]].shape)},
         "tflm_arch": context["tflm_arch"],
+        "cmake": {"target": tflm_target(Path(model.path).name), "toolchain_file": TOOLCHAIN_NAME},
     }
-    return EngineOutput(files={path: text.encode("utf-8") for path, text in files.items()}, report=report)
+    encoded = {path: text.encode("utf-8") for path, text in files.items()}
+    encoded.update(tflm_files(core, model, board, context["tflm_arch"]))
+    return EngineOutput(files=encoded, report=report)

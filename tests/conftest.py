@@ -102,6 +102,27 @@ def require_toolchain(*extra: str) -> None:
     require_tools(*TOOLS, *extra, hint="install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)")
 
 
+
+def require_cmake() -> str:
+    """Path of ``cmake`` (:func:`require_tools`: fails under ``CI=true``, skips otherwise)."""
+    require_tools("cmake", hint="install with `make toolchain` (Debian package cmake)")
+    return str(shutil.which("cmake"))
+
+
+def require_chromium() -> str:
+    """Path of headless Chromium (:func:`require_tools`: fails under ``CI=true``, skips otherwise).
+
+    ``make toolchain`` installs Debian's ``chromium`` when running as root, like the Arm
+    toolchain; the browser tests follow the toolchain tests' rule.
+    """
+    from chromium import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        require_tools("chromium", hint="install with `make toolchain` (Debian package chromium)")
+    return str(path)
+
+
 def python_m(module: str) -> list[str]:
     """Command prefix that runs ``python -m MODULE`` with this interpreter."""
     import sys

@@ -118,7 +118,17 @@ def test_two_runs_give_identical_trees_and_a_consistent_report(tiny_cnn_tflite, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temporary folders left
 
     report = json.loads(first["firmware.json"])
-    assert set(first) == {"firmware.json", "Makefile", "README.md", "main.cc", "model_data.c", "model_data.h"}
+    assert set(first) == {
+        "firmware.json",
+        "Makefile",
+        "README.md",
+        "main.cc",
+        "model_data.c",
+        "model_data.h",
+        "tflm_model.h",
+        "CMakeLists.txt",
+        "arm-none-eabi.cmake",
+    }
     assert [entry["path"] for entry in report["files"]] == sorted(set(first) - {"firmware.json"})
     for entry in report["files"]:
         assert entry["sha256"] == hashlib.sha256(first[entry["path"]]).hexdigest()
@@ -191,8 +201,14 @@ def test_bnn_engine_dispatch_merges_baremetal(tiny_cnn_tflite, monkeypatch):
     model = read_model(tiny_cnn_tflite["int8"])
     output = engines.run_engine("bnn", model, get_core("cortex-m0"), None)
     assert calls == ["bnn", ("baremetal", ["bnn.c"])]
-    assert output.files == {"bnn.c": b"1", "startup.c": b"2"}
-    assert output.report == {"x": 10, "elf": True}
+    assert set(output.files) == {"bnn.c", "startup.c", "CMakeLists.txt", "arm-none-eabi.cmake"}
+    assert output.files["bnn.c"] == b"1" and output.files["startup.c"] == b"2"
+    assert b"add_library(bnn_model STATIC ${CMAKE_CURRENT_SOURCE_DIR}/bnn.c)" in output.files["CMakeLists.txt"]
+    assert output.report == {
+        "x": 10,
+        "elf": True,
+        "cmake": {"target": "bnn_model", "sources": ["bnn.c"], "toolchain_file": "arm-none-eabi.cmake"},
+    }
     assert engines.choose_engine("auto", model) == "tflm"
     assert engines.choose_engine("bnn", model) == "bnn"
 

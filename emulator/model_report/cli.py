@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from train.errors import InputError, OneLineArgumentParser, run_cli
+from pipeline.errors import InputError, OneLineArgumentParser, run_cli
 
 __all__ = ["PROG", "main", "report_path", "write_reports"]
 

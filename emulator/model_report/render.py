@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from train.artifacts import write_text
+from pipeline.artifacts import write_text
 
 __all__ = ["TEMPLATE_DIR", "TEMPLATE", "environment", "render_html", "write_html"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.backends import model_name
-from train.errors import InputError
+from pipeline.errors import InputError
 
 __all__ = ["Doc", "ModelSources", "collect"]
 

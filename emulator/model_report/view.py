@@ -16,7 +16,7 @@ from emulator.model_report.budgets import board_rows
 from emulator.model_report.cells import Cell, cell, count, lookup, nbytes, percent
 from emulator.model_report.ladder import bnn_firmwares, core_rows, is_binary, ladder
 from emulator.model_report.sources import Doc, ModelSources
-from train.artifacts import TOOL_VERSION
+from pipeline.artifacts import TOOL_VERSION
 
 __all__ = ["Plot", "build_view", "layer_source", "confusion_rows"]
 
