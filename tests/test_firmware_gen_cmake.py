@@ -224,8 +224,9 @@ def test_tflm_library_builds_tflite_micro_with_its_makefile_when_no_lib_is_given
             f"-DCMAKE_TOOLCHAIN_FILE={tflm_firmware / 'arm-none-eabi.cmake'}",
         ]
     )
-    dry = _run(["make", "-n", "-C", build, "tflm_microlite_build"])
-    command = next(line for line in dry.splitlines() if "tensorflow/lite/micro/tools/make/Makefile" in line)
+    recipe = (build / "CMakeFiles" / "tflm_microlite_build.dir" / "build.make").read_text()
+    command = next(line for line in recipe.splitlines() if "tensorflow/lite/micro/tools/make/Makefile" in line)
+    assert "$(MAKE) -C" in command  # the calling make, so its -j (jobserver) reaches TFLite-Micro's build
     assert "TARGET=cortex_m_generic" in command and "TARGET_ARCH=cortex-m4+fp" in command
     assert "OPTIMIZED_KERNEL_DIR=cmsis_nn" in command and f"-C {fake}" in command
     assert re.search(r"TARGET_TOOLCHAIN_ROOT=/\S*/ ", command), command
