@@ -110,6 +110,7 @@ def test_emulator_json_records_layers_and_memory_plan(report_folder):
     assert max(b["offset"] + b["bytes"] for b in arena) == firmware["report"]["activation_ram_bytes"]
 
 
+@pytest.mark.browser
 def test_report_figures_equal_their_json(report_folder):
     """Every figure in the browser's DOM equals its JSON; accuracy, agreement, flash, RAM and instructions are all there."""
     chromium = require_chromium()
@@ -150,6 +151,7 @@ def test_report_figures_equal_their_json(report_folder):
             assert f">{need['ram_bytes']:,} B<" in body and f">{board.ram_bytes - need['ram_bytes']:+,} B<" in body
 
 
+@pytest.mark.browser
 def test_report_loads_without_console_errors_or_requests(report_folder, tmp_path):
     """DevTools: no console error, no exception, no request but the file; the same check catches a broken page."""
     chromium = require_chromium()
@@ -173,6 +175,7 @@ def test_report_loads_without_console_errors_or_requests(report_folder, tmp_path
     assert dump_dom(chromium, unguarded)[1] != []
 
 
+@pytest.mark.browser
 def test_report_screenshot(report_folder, tmp_path):
     """A screenshot of the page: a PNG of the window, with content (not a blank page)."""
     from PIL import Image
