@@ -19,9 +19,9 @@ import numpy as np
 
 from convert.flatbuffer import Model, Tensor
 from firmware_gen.arena import measure_arena, tflm_version
+from firmware_gen.cmake import TOOLCHAIN_NAME, tflm_files, tflm_target
 from firmware_gen.engines import EngineOutput
 from firmware_gen.render import banner_context, c_identifier, render, round_up
-from firmware_gen.cmake import TOOLCHAIN_NAME, tflm_files, tflm_target
 from firmware_gen.targets import Board, Core
 from pipeline.artifacts import sha256_bytes
 from pipeline.errors import InputError

@@ -102,7 +102,6 @@ def require_toolchain(*extra: str) -> None:
     require_tools(*TOOLS, *extra, hint="install with `make toolchain` (gcc-arm-none-eabi, qemu-system-arm)")
 
 
-
 def require_cmake() -> str:
     """Path of ``cmake`` (:func:`require_tools`: fails under ``CI=true``, skips otherwise)."""
     require_tools("cmake", hint="install with `make toolchain` (Debian package cmake)")

@@ -28,26 +28,25 @@ USER_MAIN = r"""
 
 #include "bnn_model.h"
 
-#ifndef BNN_INPUT_CHANNELS
-#define BNN_INPUT_CHANNELS 1
-#endif
-#define PIXELS (BNN_INPUT_HEIGHT * BNN_INPUT_WIDTH * BNN_INPUT_CHANNELS)
-
-/* user_app IMAGES COUNT OUT: classifies COUNT images, writes each one's scores then its class. */
+/* user_app IMAGES COUNT SCORES LABELS: classifies COUNT images of BNN_INPUT_SIZE raw bytes,
+   writes each image's scores (BNN_SCORE_TYPE) to SCORES and its class (int32) to LABELS. */
 int main(int argc, char** argv) {
-  if (argc != 4) return 2;
+  if (argc != 5) return 2;
   FILE* in = fopen(argv[1], "rb");
-  FILE* out = fopen(argv[3], "wb");
-  if (in == NULL || out == NULL) return 3;
+  FILE* scores_out = fopen(argv[3], "wb");
+  FILE* labels_out = fopen(argv[4], "wb");
+  if (in == NULL || scores_out == NULL || labels_out == NULL) return 3;
   long count = strtol(argv[2], NULL, 10);
-  static uint8_t pixels[PIXELS];
-  int32_t scores[BNN_NUM_CLASSES];
+  static uint8_t raw[BNN_INPUT_SIZE];
+  static BNN_INPUT_TYPE input[BNN_INPUT_SIZE];
+  BNN_SCORE_TYPE scores[BNN_NUM_CLASSES];
   for (long i = 0; i < count; ++i) {
-    if (fread(pixels, 1, sizeof pixels, in) != sizeof pixels) return 4;
-    int32_t label = (int32_t)bnn_predict(pixels, scores);
-    if (fwrite(scores, sizeof scores, 1, out) != 1 || fwrite(&label, sizeof label, 1, out) != 1) return 5;
+    if (fread(raw, 1, sizeof raw, in) != sizeof raw) return 4;
+    for (long k = 0; k < BNN_INPUT_SIZE; ++k) input[k] = (BNN_INPUT_TYPE)raw[k];
+    int32_t label = (int32_t)bnn_predict(input, scores);
+    if (fwrite(scores, sizeof scores, 1, scores_out) != 1 || fwrite(&label, sizeof label, 1, labels_out) != 1) return 5;
   }
-  return fclose(out) == 0 && fclose(in) == 0 ? 0 : 6;
+  return fclose(scores_out) == 0 && fclose(labels_out) == 0 && fclose(in) == 0 ? 0 : 6;
 }
 """
 
@@ -147,11 +146,14 @@ def test_bnn_user_project_runs_on_the_host_with_the_host_backend_scores(bnn_firm
     assert "warning" not in log.lower()
     images = mnist.x_test[:IMAGES]
     (tmp_path / "images.bin").write_bytes(np.ascontiguousarray(images).tobytes())
-    _run([tmp_path / "build" / "user_app", tmp_path / "images.bin", str(IMAGES), tmp_path / "out.bin"])
-    raw = np.frombuffer((tmp_path / "out.bin").read_bytes(), dtype="<i4").reshape(IMAGES, -1)
-    scores, labels = raw[:, :-1], raw[:, -1]
+    _run(
+        [tmp_path / "build" / "user_app", tmp_path / "images.bin", str(IMAGES), tmp_path / "scores.bin", tmp_path / "labels.bin"]
+    )
     reference = run_host(folder, images)
-    np.testing.assert_array_equal(scores, reference.extra["scores"])
+    expected = np.asarray(reference.extra["scores"])
+    scores = np.frombuffer((tmp_path / "scores.bin").read_bytes(), dtype=expected.dtype.newbyteorder("=")).reshape(expected.shape)
+    labels = np.frombuffer((tmp_path / "labels.bin").read_bytes(), dtype=np.int32)
+    np.testing.assert_array_equal(scores, expected)
     np.testing.assert_array_equal(labels, reference.predictions)
 
 
