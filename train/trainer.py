@@ -35,8 +35,6 @@ from train.recipes import Recipe, get_recipe
 
 __all__ = ["TrainResult", "seed_everything", "fit", "validation_split", "weights_sha256", "plain_model", "copy_weights"]
 
-_PREDICT_BATCH = 500
-
 
 @dataclass
 class TrainResult:
@@ -265,7 +263,7 @@ def fit(
     validation = evaluation_dataset(x_val, y_val) if held else None
     # Built here, outside the strategy scope Keras keeps open during fit().
     final = plain_model(model_name, recipe)
-    test_images = evaluation_dataset(data.x_test, data.y_test, batch_size=_PREDICT_BATCH)
+    test_images = evaluation_dataset(data.x_test, data.y_test)
     tracker = TestSetTracker(model, final, test_images, data.y_test) if track_test else None
     callbacks = [*(callbacks or []), *([tracker] if tracker else [])]
     if progress == "lines":
