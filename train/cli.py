@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
-from pipeline.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
+from pipeline.errors import CheckError, InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
 from train.distribute import DISTRIBUTE, read_tf_config
 from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
 
@@ -117,21 +117,31 @@ def _train(argv: Sequence[str] | None) -> int:
     strategy = make_strategy(args.distribute)  # before any other TensorFlow operation
 
     import larq as lq
+    import tensorflow as tf
 
     from train.progress import progress_mode
     from train.trainer import fit, weights_sha256
 
-    result = fit(
-        args.model,
-        recipe,
-        data,
-        seed=args.seed,
-        limit=args.limit,
-        progress=progress_mode(args.quiet),
-        track_test=args.track_test,
-        strategy=strategy,
-        sync_bn=args.sync_bn,
-    )
+    try:
+        result = fit(
+            args.model,
+            recipe,
+            data,
+            seed=args.seed,
+            limit=args.limit,
+            progress=progress_mode(args.quiet),
+            track_test=args.track_test,
+            strategy=strategy,
+            sync_bn=args.sync_bn,
+        )
+    except tf.errors.OpError as err:
+        if cluster is None:
+            raise
+        # A worker that stops (killed, unreachable) fails the collective operations of the others.
+        raise CheckError(
+            f"multi-worker training stopped ({type(err).__name__} in a collective operation): "
+            "is every worker of TF_CONFIG still running?"
+        ) from None
     digest = weights_sha256(result.model)
     distribution = describe(args.distribute, strategy, recipe.batch_size, cluster, sync_bn=args.sync_bn)
     name = args.model
