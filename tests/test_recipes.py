@@ -80,9 +80,12 @@ def test_seed_recipe_is_the_seed_study():
     assert seed.bn_momentum is None and not seed.augments
 
 
-def test_best_is_the_bcnn_default():
-    assert default_recipe("bcnn") == "best"
-    assert RECIPES["best"].distill_teacher in RECIPES
+def test_fast_is_the_bcnn_default_and_best_stays():
+    assert default_recipe("bcnn") == "fast"
+    fast = RECIPES["fast"]
+    assert (fast.optimizer, fast.lr, fast.batch_size, fast.epochs, fast.schedule) == ("adam", 8e-3, 128, 20, "cosine")
+    assert not fast.distill_teacher and fast.augments
+    assert RECIPES["best"].distill_teacher in RECIPES and RECIPES["teacher_fast"].epochs == 2
     assert default_recipe("cnn") == "seed"
 
 

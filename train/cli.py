@@ -34,7 +34,8 @@ _MODEL_HELP = {
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m train`` argument parser."""
     models = "\n".join(f"  {name:<6} {text}" for name, text in _MODEL_HELP.items())
-    recipes = "\n".join(f"  {name:<6} {recipe.description}" for name, recipe in RECIPES.items())
+    width = max(map(len, RECIPES))
+    recipes = "\n".join(f"  {name:<{width}} {recipe.description}" for name, recipe in RECIPES.items())
     parser = OneLineArgumentParser(
         prog="python -m train",
         description="Train a zoo model on MNIST; every model takes raw pixels 0..255.",
