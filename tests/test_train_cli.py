@@ -74,6 +74,19 @@ def test_truncated_idx(tmp_path: Path, mnist_path: Path) -> None:
     assert_one_line_exit_2(result, out, "truncated IDX file")
 
 
+def test_one_progress_line_per_epoch_when_not_a_terminal(tmp_path: Path, mnist_path: Path) -> None:
+    """Captured output is not a terminal: one line per epoch, no progress bar drawn with backspaces."""
+    out = tmp_path / "out"
+    result = run_module(
+        "train", "--model", "mlp", "--recipe", "seed", "--epochs", "3", "--limit", "300", "--data", mnist_path, "--out", out
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "\b" not in result.stdout and "\r" not in result.stdout and "━" not in result.stdout
+    lines = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("loss" in line and "val_accuracy" in line and line.endswith(" s") for line in lines)
+
+
 def test_help_lists_zoo() -> None:
     result = run_module("train", "--help")
     assert result.returncode == 0

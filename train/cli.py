@@ -1,8 +1,10 @@
 """Command line for the training stage.
 
 ``python -m train --model bcnn`` writes to OUT (default ``artifacts/``): ``NAME.h5``,
-``NAME.train.json``, ``NAME.history.png`` and ``NAME.confusion.png``. Arguments and data are
-checked before anything is written, so a bad input leaves OUT untouched.
+``NAME.train.json``, ``NAME.history.png`` and ``NAME.confusion.png``. Arguments, ``TF_CONFIG``
+and data are checked before anything is written, so a bad input leaves OUT untouched. With
+``--distribute multi-worker`` only the chief writes; every process prints the sha256 of its
+final weights (equal on every worker of a run).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
-from pipeline.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
+from pipeline.errors import CheckError, InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
+from train.distribute import DISTRIBUTE, read_tf_config
 from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
 
 __all__ = ["main", "build_parser"]
@@ -31,7 +34,8 @@ _MODEL_HELP = {
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m train`` argument parser."""
     models = "\n".join(f"  {name:<6} {text}" for name, text in _MODEL_HELP.items())
-    recipes = "\n".join(f"  {name:<6} {recipe.description}" for name, recipe in RECIPES.items())
+    width = max(map(len, RECIPES))
+    recipes = "\n".join(f"  {name:<{width}} {recipe.description}" for name, recipe in RECIPES.items())
     parser = OneLineArgumentParser(
         prog="python -m train",
         description="Train a zoo model on MNIST; every model takes raw pixels 0..255.",
@@ -60,7 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure the test set after every epoch (history test_accuracy; observation only)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
+    parser.add_argument(
+        "--distribute",
+        choices=DISTRIBUTE,
+        default="none",
+        help="none (default); mirrored: every local GPU, else every logical CPU device; "
+        "multi-worker: one process per worker, the cluster in TF_CONFIG (the chief alone writes OUT)",
+    )
+    parser.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="with --distribute: batch-norm statistics over the global batch instead of each replica's share",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress (default: a bar on a terminal, else one line per epoch)"
+    )
     return parser
 
 
@@ -86,32 +104,63 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, dict[str, Any]]:
 def _train(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     recipe, overrides = _recipe(args)
+    if args.sync_bn and args.distribute == "none":
+        raise InputError("--sync-bn needs --distribute mirrored or multi-worker")
+    cluster = read_tf_config() if args.distribute == "multi-worker" else None
     from pipeline.data import load_mnist
 
     data = load_mnist(args.data)
     if args.limit and args.limit < 20:
         raise InputError(f"--limit {args.limit} is too small to train on (need at least 20 images)")
 
+    from train.distribute import describe, make_strategy
+
+    strategy = make_strategy(args.distribute)  # before any other TensorFlow operation
+
     import larq as lq
+    import tensorflow as tf
+
+    from train.progress import progress_mode
+    from train.trainer import fit, weights_sha256
+
+    try:
+        result = fit(
+            args.model,
+            recipe,
+            data,
+            seed=args.seed,
+            limit=args.limit,
+            progress=progress_mode(args.quiet),
+            track_test=args.track_test,
+            strategy=strategy,
+            sync_bn=args.sync_bn,
+        )
+    except tf.errors.OpError as err:
+        if cluster is None:
+            raise
+        # A worker that stops (killed, unreachable) fails the collective operations of the others.
+        raise CheckError(
+            f"multi-worker training stopped ({type(err).__name__} in a collective operation): "
+            "is every worker of TF_CONFIG still running?"
+        ) from None
+    digest = weights_sha256(result.model)
+    distribution = describe(args.distribute, strategy, recipe.batch_size, cluster, sync_bn=args.sync_bn)
+    name = args.model
+    if cluster is not None and not cluster.is_chief:
+        print(
+            f"{name}: {cluster.task_type} {cluster.task_index} of {cluster.workers} workers: test accuracy "
+            f"{100 * result.test_accuracy:.2f}%, trained in {result.train_seconds:.1f} s; nothing written (the chief writes OUT)"
+        )
+        print(f"weights sha256 {digest}")
+        return 0
 
     from train.plots import confusion_matrix, confusion_png, history_png
-    from train.trainer import fit
 
-    result = fit(
-        args.model,
-        recipe,
-        data,
-        seed=args.seed,
-        limit=args.limit,
-        verbose=0 if args.quiet else 1,
-        track_test=args.track_test,
-    )
     lq.models.summary(result.model)
     params = int(result.model.count_params())
     trainable = int(sum(int(w.shape.num_elements()) for w in result.model.trainable_weights))
 
     out = Path(args.out)
-    name = args.model
     with atomic_path(out / f"{name}.h5") as tmp:
         result.model.save(tmp, save_format="h5", include_optimizer=False)
     matrix = confusion_matrix(data.y_test, result.test_predictions)
@@ -139,6 +188,9 @@ def _train(argv: Sequence[str] | None) -> int:
         "test_images": int(len(data.y_test)),
         "confusion_matrix": matrix.tolist(),
         "train_seconds": round(result.train_seconds, 2),
+        "train_cpu_seconds": round(result.train_cpu_seconds, 2),
+        "distribute": distribution,
+        "weights_sha256": digest,
         "teacher_recipe": get_recipe(recipe.distill_teacher).to_json() if recipe.distill_teacher else None,
         "teacher_test_accuracy": result.teacher_test_accuracy,
         "data": {"source": data.source, "sha256": data.sha256},
@@ -148,6 +200,7 @@ def _train(argv: Sequence[str] | None) -> int:
         f"{name}: test accuracy {100 * result.test_accuracy:.2f}% on {len(data.y_test)} images, "
         f"{params:,} params ({trainable:,} trainable), trained in {result.train_seconds:.1f} s -> {out}/"
     )
+    print(f"weights sha256 {digest}")
     return 0
 
 

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 import larq as lq
 import tensorflow as tf
 
+from train.autograph import leave_tf_keras_unconverted
+
 __all__ = ["ModelSpec", "ZOO", "build_model", "INPUT_SHAPE"]
 
 INPUT_SHAPE = (28, 28, 1)
+
+leave_tf_keras_unconverted()  # every fit/predict of a zoo model traces faster (see train.autograph)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ import tensorflow as tf
 
 from train.recipes import Recipe
 
-__all__ = ["make_schedule", "make_optimizer", "prepare_model"]
+__all__ = ["WARMUP_START_DIVISOR", "make_schedule", "make_optimizer", "prepare_model"]
+
+WARMUP_START_DIVISOR = 25.0
 
 Schedule = float | tf.keras.optimizers.schedules.LearningRateSchedule
 
@@ -26,7 +28,9 @@ def make_schedule(recipe: Recipe, initial: float, steps: int) -> Schedule:
 
     Returns:
         ``initial`` itself for ``constant``, else a Keras schedule that reaches
-        ``initial * final_lr_fraction`` at step ``steps``.
+        ``initial * final_lr_fraction`` at step ``steps``. With ``warmup_fraction`` (cosine only)
+        the value first rises linearly from ``initial / 25`` to ``initial`` over that share of the
+        steps, and the cosine decay takes the rest.
 
     Raises:
         ValueError: unknown schedule.
@@ -35,7 +39,16 @@ def make_schedule(recipe: Recipe, initial: float, steps: int) -> Schedule:
     if recipe.schedule == "constant":
         return initial
     if recipe.schedule == "cosine":
-        return tf.keras.optimizers.schedules.CosineDecay(initial, decay_steps=steps, alpha=recipe.final_lr_fraction)
+        warmup = int(round(recipe.warmup_fraction * steps))
+        if warmup == 0:
+            return tf.keras.optimizers.schedules.CosineDecay(initial, decay_steps=steps, alpha=recipe.final_lr_fraction)
+        return tf.keras.optimizers.schedules.CosineDecay(
+            initial / WARMUP_START_DIVISOR,
+            decay_steps=max(1, steps - warmup),
+            alpha=recipe.final_lr_fraction,
+            warmup_target=initial,
+            warmup_steps=warmup,
+        )
     if recipe.schedule == "exponential":
         return tf.keras.optimizers.schedules.ExponentialDecay(initial, decay_steps=steps, decay_rate=recipe.final_lr_fraction)
     raise ValueError(f"unknown schedule {recipe.schedule!r}")

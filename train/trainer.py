@@ -1,36 +1,63 @@
-"""Fit a zoo model with a recipe and evaluate it on the test set."""
+"""Fit a zoo model with a recipe and evaluate it on the test set.
+
+One ``fit`` call trains every epoch: the data come from the tf.data pipeline of
+:mod:`train.input_pipeline` (shuffled, batched, augmented inside the pipeline), the learning
+rate follows a Keras schedule over all the run's steps, and a recipe that distils trains its
+float teacher first, then the student through :class:`train.distiller.Distiller` (the teacher
+labels each batch inside the training step). Under a ``tf.distribute`` strategy the models
+are built in its scope and every worker runs the same code.
+
+The model handed back is always a plain zoo model, built outside any strategy, holding the
+trained weights: what is saved, evaluated and converted never carries a distributed variable
+or the distillation wrapper, and reloads with ``import larq`` alone.
+"""
 
 from __future__ import annotations
 
-import gc
+import hashlib
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from pipeline.data import Dataset
-from train.augment import augment_images
 from train.batchnorm import recalibrate_batchnorm
-from train.distill import soft_targets
+from train.distiller import Distiller
+from train.input_pipeline import evaluation_dataset, steps_per_epoch, training_dataset
 from train.losses import scaled_categorical_crossentropy, scaled_sparse_crossentropy
 from train.models import ZOO
 from train.optim import make_optimizer, prepare_model
+from train.progress import PROGRESS, EpochLines
 from train.recipes import Recipe, get_recipe
 
-__all__ = ["TrainResult", "seed_everything", "fit", "validation_split"]
+__all__ = ["TrainResult", "seed_everything", "fit", "validation_split", "weights_sha256", "plain_model", "copy_weights"]
 
 
 @dataclass
 class TrainResult:
-    """What a training run produced."""
+    """What a training run produced.
+
+    Attributes:
+        model: the trained model as a plain zoo model (no strategy, no wrapper).
+        history: per-epoch logs (``loss``, ``accuracy``, ``val_*``, ``test_accuracy`` if tracked).
+        test_accuracy: accuracy on the whole test set.
+        test_predictions: predicted class per test image.
+        train_seconds: wall time of training (teacher included).
+        train_cpu_seconds: process CPU time (user + system) of training, teacher included.
+        train_images: images trained on.
+        val_images: images held out for validation.
+        teacher_test_accuracy: the teacher's test accuracy, when the recipe distils.
+    """
 
     model: tf.keras.Model
     history: dict[str, list[float]]
     test_accuracy: float
     test_predictions: np.ndarray
     train_seconds: float
+    train_cpu_seconds: float
     train_images: int
     val_images: int
     teacher_test_accuracy: float | None = None
@@ -48,51 +75,19 @@ def validation_split(count: int) -> int:
     return min(5000, count // 10)
 
 
+def weights_sha256(model: tf.keras.Model) -> str:
+    """sha256 over every weight of ``model`` (shapes and float32 bytes, in order): equal weights, equal digest."""
+    digest = hashlib.sha256()
+    for array in model.get_weights():
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def _as_input(images: np.ndarray) -> np.ndarray:
     """uint8 ``(N, 28, 28)`` -> float32 ``(N, 28, 28, 1)`` raw pixels (the model rescales)."""
     return images.astype(np.float32)[..., None]
-
-
-def _fit_per_epoch(
-    model: tf.keras.Model,
-    recipe: Recipe,
-    train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray] | None,
-    *,
-    teacher: tf.keras.Model | None,
-    seed: int,
-    verbose: int,
-    callbacks: list[tf.keras.callbacks.Callback],
-) -> dict[str, list[float]]:
-    """Train one epoch at a time, each on a fresh shifted/rotated copy of the images
-    (if the recipe augments) with fresh teacher targets (if it distills)."""
-    rng = np.random.default_rng(seed)
-    history: dict[str, list[float]] = {}
-    for epoch in range(recipe.epochs):
-        # Each fit() leaves reference cycles that hold its copy of the images: without this,
-        # memory grows by ~100-400 MB per epoch (5 GB after 40 epochs instead of 1.5 GB).
-        gc.collect()
-        images = train[0]
-        if recipe.augments:
-            images = augment_images(images, rng, max_shift=recipe.augment_shift, max_rotation=recipe.augment_rotation)
-        targets = train[1]
-        if teacher is not None:
-            predicted = teacher.predict(_as_input(images), batch_size=1000, verbose=0)
-            targets = soft_targets(train[1], predicted, alpha=recipe.distill_alpha, temperature=recipe.distill_temperature)
-        step = model.fit(
-            _as_input(images),
-            targets,
-            batch_size=recipe.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            validation_data=validation,
-            shuffle=True,
-            verbose=verbose,
-            callbacks=callbacks,
-        )
-        for key, values in step.history.items():
-            history.setdefault(key, []).extend(values)
-    return history
 
 
 def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -100,21 +95,73 @@ def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
     return float((predictions == labels).mean()) if len(labels) else 0.0
 
 
-class PerEpochTestAccuracy(tf.keras.callbacks.Callback):
-    """Keras callback: test-set accuracy after every epoch, in ``accuracies``."""
+class _Classifier:
+    """Predicted classes of a plain model over a dataset, by direct calls in one traced function.
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+    Not ``model.predict``: inside ``fit`` (the per-epoch tracker) Keras would distribute the
+    plain model's predictions with the training strategy.
+    """
+
+    def __init__(self, model: tf.keras.Model) -> None:
+        self._classes = tf.function(lambda images: tf.argmax(model(images, training=False), axis=1))
+
+    def __call__(self, images: tf.data.Dataset) -> np.ndarray:
+        """Predicted class per image (uint8) of an :func:`~train.input_pipeline.evaluation_dataset`."""
+        return np.concatenate([self._classes(batch).numpy() for batch, _ in images]).astype(np.uint8)
+
+
+def _training_model(model_name: str, recipe: Recipe, *, sync_bn: bool) -> tf.keras.Model:
+    """The zoo model as trained (built in the caller's strategy scope); synchronized batch norm on request."""
+    model = ZOO[model_name].build()
+    if sync_bn:
+        config = model.get_config()
+        for layer in config["layers"]:
+            if layer["class_name"] == "BatchNormalization":
+                layer["config"]["synchronized"] = True
+        synced = tf.keras.Sequential.from_config(config)
+        synced.set_weights(model.get_weights())
+        model = synced
+    return prepare_model(model, recipe)
+
+
+def plain_model(model_name: str, recipe: Recipe) -> tf.keras.Model:
+    """A fresh zoo model with the recipe's BN momentum; build it outside any strategy scope."""
+    return prepare_model(ZOO[model_name].build(), recipe)
+
+
+def copy_weights(trained: tf.keras.Model, into: tf.keras.Model) -> tf.keras.Model:
+    """Set ``into``'s weights to ``trained``'s and return ``into``.
+
+    Under a multi-worker strategy every worker must call this at the same point: reading the
+    batch-norm moving statistics averages them across the replicas (a collective operation).
+    """
+    into.set_weights(trained.get_weights())
+    return into
+
+
+class TestSetTracker(tf.keras.callbacks.Callback):
+    """Keras callback: the test-set accuracy of the model in training after every epoch.
+
+    The weights are copied into a plain model first (:func:`copy_weights`), so the figure is
+    the one the final evaluation would give at that epoch, on every worker.
+    """
+
+    def __init__(self, trained: tf.keras.Model, plain: tf.keras.Model, images: tf.data.Dataset, labels: np.ndarray) -> None:
         super().__init__()
+        self.trained, self.plain = trained, plain
         self.images, self.labels = images, labels
         self.accuracies: list[float] = []
+        self._classify = _Classifier(plain)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        """Predict the whole test set and record the accuracy."""
-        predicted = self.model.predict(self.images, batch_size=1000, verbose=0).argmax(axis=1)
-        self.accuracies.append(_accuracy(predicted, self.labels))
+        """Predict the whole test set with this epoch's weights and record the accuracy."""
+        copy_weights(self.trained, self.plain)
+        self.accuracies.append(_accuracy(self._classify(self.images), self.labels))
+        if logs is not None:
+            logs["test_accuracy"] = self.accuracies[-1]
 
 
-def _loss(recipe: Recipe) -> str | object:
+def _loss(recipe: Recipe) -> Any:
     """The Keras loss: sparse labels, or target distributions when distilling."""
     if recipe.distill_teacher:
         return scaled_categorical_crossentropy(recipe.logit_scale)
@@ -130,26 +177,40 @@ def fit(
     *,
     seed: int,
     limit: int | None,
-    verbose: int = 1,
+    progress: str = "bar",
     callbacks: list[tf.keras.callbacks.Callback] | None = None,
     track_test: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+    sync_bn: bool = False,
+    label: str = "",
 ) -> TrainResult:
     """Build, compile and train ``model_name`` with ``recipe``, then evaluate on the test set.
 
     Args:
         model_name: a key of :data:`train.models.ZOO`.
-        recipe: optimizer, learning rate, batch size, epochs.
+        recipe: optimizer, learning-rate schedule, batch size (global), epochs, augmentation,
+            distillation.
         data: the dataset (uint8 images; the model scales them itself).
-        seed: seed for every random source.
+        seed: seed for every random source (shuffling and augmentation included).
         limit: use only the first ``limit`` training images (``None``: all).
-        verbose: Keras progress verbosity.
+        progress: ``bar`` (Keras' progress bar), ``lines`` (one line per epoch) or ``none``.
         callbacks: extra Keras callbacks (for example, per-epoch measurements).
         track_test: also measure the test set after every epoch, as ``history["test_accuracy"]``.
             An observation (BNN accuracy swings from epoch to epoch); nothing is selected on it.
+        strategy: the ``tf.distribute`` strategy to train under (default: none).
+        sync_bn: synchronize batch-norm batch statistics across the strategy's replicas.
+        label: prefix of the progress lines (``"teacher "`` for a distillation teacher).
 
     Returns:
-        The trained model, its history, test accuracy, predictions and timing.
+        The trained model (a plain zoo model, see :func:`copy_weights`), its history, test accuracy,
+        predictions and timing.
+
+    Raises:
+        ValueError: unknown ``progress``.
     """
+    if progress not in PROGRESS:
+        raise ValueError(f"progress must be one of {', '.join(PROGRESS)}, got {progress!r}")
+    strategy = strategy or tf.distribute.get_strategy()
     seed_everything(seed)
     tf.get_logger().setLevel("ERROR")
     x = data.x_train[:limit] if limit else data.x_train
@@ -158,53 +219,77 @@ def fit(
     x_fit, y_fit = x[: len(x) - held], y[: len(y) - held]
     x_val, y_val = x[len(x) - held :], y[len(y) - held :]
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     teacher = teacher_accuracy = None
     if recipe.distill_teacher:
-        taught = fit("cnn", get_recipe(recipe.distill_teacher), data, seed=seed, limit=limit, verbose=verbose)
+        teacher_recipe = get_recipe(recipe.distill_teacher)
+        taught = fit(
+            "cnn",
+            teacher_recipe,
+            data,
+            seed=seed,
+            limit=limit,
+            progress=progress,
+            strategy=strategy,
+            sync_bn=sync_bn,
+            label="teacher ",
+        )
         teacher, teacher_accuracy = taught.model, taught.test_accuracy
         seed_everything(seed)
 
-    model = prepare_model(ZOO[model_name].build(), recipe)
-    steps = int(np.ceil(len(x_fit) / recipe.batch_size)) * recipe.epochs
-    model.compile(optimizer=make_optimizer(recipe, steps), loss=_loss(recipe), metrics=["accuracy"])
+    steps = steps_per_epoch(len(x_fit), recipe.batch_size)
+    with strategy.scope():
+        model = _training_model(model_name, recipe, sync_bn=sync_bn)
+        if teacher is not None:
+            teacher_copy = _training_model("cnn", get_recipe(recipe.distill_teacher), sync_bn=False)
+            teacher_copy.set_weights(teacher.get_weights())
+            trainee: tf.keras.Model = Distiller(
+                model, teacher_copy, alpha=recipe.distill_alpha, temperature=recipe.distill_temperature
+            )
+            metrics: list[Any] = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        else:
+            trainee, metrics = model, ["accuracy"]
+        trainee.compile(optimizer=make_optimizer(recipe, steps * recipe.epochs), loss=_loss(recipe), metrics=metrics)
 
-    validation = None
-    if held:
-        validation = (_as_input(x_val), np.eye(10, dtype=np.float32)[y_val] if teacher is not None else y_val)
-    callbacks = list(callbacks or [])
-    tracker = PerEpochTestAccuracy(_as_input(data.x_test), data.y_test) if track_test else None
+    dataset = training_dataset(
+        x_fit,
+        y_fit,
+        batch_size=recipe.batch_size,
+        epochs=recipe.epochs,
+        seed=seed,
+        max_shift=recipe.augment_shift,
+        max_rotation=recipe.augment_rotation,
+    )
+    validation = evaluation_dataset(x_val, y_val) if held else None
+    # Built here, outside the strategy scope Keras keeps open during fit().
+    final = plain_model(model_name, recipe)
+    test_images = evaluation_dataset(data.x_test, data.y_test)
+    tracker = TestSetTracker(model, final, test_images, data.y_test) if track_test else None
+    callbacks = [*(callbacks or []), *([tracker] if tracker else [])]
+    if progress == "lines":
+        callbacks.append(EpochLines(recipe.epochs, prefix=label))
+    history = trainee.fit(
+        dataset,
+        epochs=recipe.epochs,
+        steps_per_epoch=steps,
+        validation_data=validation,
+        verbose=1 if progress == "bar" else 0,
+        callbacks=callbacks,
+    ).history
     if tracker is not None:
-        callbacks.append(tracker)
-    if recipe.augments or teacher is not None:
-        history = _fit_per_epoch(
-            model, recipe, (x_fit, y_fit), validation, teacher=teacher, seed=seed, verbose=verbose, callbacks=callbacks
-        )
-    else:
-        history = model.fit(
-            _as_input(x_fit),
-            y_fit,
-            batch_size=recipe.batch_size,
-            epochs=recipe.epochs,
-            validation_data=validation,
-            shuffle=True,
-            verbose=verbose,
-            callbacks=callbacks,
-        ).history
-    if tracker is not None:
-        history = {**history, "test_accuracy": tracker.accuracies}
+        history = {**history, "test_accuracy": tracker.accuracies}  # also in logs, for the progress line
+    trained = copy_weights(model, final)
     if recipe.bn_recalibration_images:
-        recalibrate_batchnorm(model, _as_input(x_fit[: recipe.bn_recalibration_images]))
-    seconds = time.perf_counter() - start
-    probabilities = model.predict(_as_input(data.x_test), batch_size=500, verbose=0)
-    predictions = probabilities.argmax(axis=1).astype(np.uint8)
-    accuracy = _accuracy(predictions, data.y_test)
+        recalibrate_batchnorm(trained, _as_input(x_fit[: recipe.bn_recalibration_images]))
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    predictions = _Classifier(trained)(test_images)
     return TrainResult(
-        model=model,
+        model=trained,
         history={key: [float(v) for v in values] for key, values in history.items()},
-        test_accuracy=accuracy,
+        test_accuracy=_accuracy(predictions, data.y_test),
         test_predictions=predictions,
         train_seconds=seconds,
+        train_cpu_seconds=cpu_seconds,
         train_images=len(x_fit),
         val_images=held,
         teacher_test_accuracy=teacher_accuracy,
