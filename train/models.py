@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["ModelSpec", "ZOO", "build_model", "INPUT_SHAPE"]
+__all__ = ["ModelSpec", "ZOO", "build_model", "INPUT_SHAPE", "NUM_CLASSES"]
 
 INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)
