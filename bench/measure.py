@@ -128,8 +128,14 @@ def make_row(
     return row
 
 
-def keras_row(prep: Prepared, images: np.ndarray, labels: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+def keras_row(prep: Prepared, images: np.ndarray, labels: np.ndarray, *, classes: int) -> tuple[dict[str, Any], np.ndarray]:
     """The Keras reference on ``images`` (batched; its recorded input range applied).
+
+    Args:
+        prep: the prepared model.
+        images: raw test examples (any shape the model takes).
+        labels: their classes.
+        classes: the dataset's class count (the model must output that many scores).
 
     Returns:
         ``(row, predictions)``.
@@ -139,7 +145,7 @@ def keras_row(prep: Prepared, images: np.ndarray, labels: np.ndarray) -> tuple[d
     from emulator.backends import keras_scores
 
     start = time.perf_counter()
-    scores, _ = keras_scores(prep.h5, images)
+    scores, _ = keras_scores(prep.h5, images, classes=classes)
     predictions = np.argmax(scores, axis=1)
     row = make_row(
         prep.name,
@@ -171,7 +177,7 @@ def interpreter_rows(
 
     Args:
         prep: the prepared model (its flatbuffers).
-        images: raw test images.
+        images: raw test examples (any shape the model takes).
         labels: their classes.
         reference: Keras' predictions on them.
         log: progress printer.
@@ -259,8 +265,9 @@ def bnn_rows(
 
     Args:
         prep: the prepared binary model.
-        firmware: its Cortex-M4 firmware folder (``python -m firmware_gen --engine bnn``).
-        images: raw test images.
+        firmware: its Cortex-M4 firmware folder (``python -m firmware_gen --engine bnn``);
+            the inputs are fed as its signature says (shape, uint8/float32/int8).
+        images: raw test examples.
         labels: their classes.
         reference: Keras' predictions on them.
         qemu_images: how many of the images the firmware runs (the first ones).
@@ -331,7 +338,7 @@ def core_run(firmware: Path, core: str, images: np.ndarray, labels: np.ndarray, 
     Args:
         firmware: the core's firmware folder.
         core: the core name.
-        images: raw test images (a few hundred).
+        images: raw test examples (a few hundred), fed as the firmware's signature says.
         labels: their classes.
         host_predictions: the host build's predictions on the same images.
 

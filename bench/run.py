@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Writes OUT/results.json, OUT/RESULTS.md and OUT/accuracy_vs_flash.png. Exit 1: a stage failed; 2: bad input.",
     )
-    parser.add_argument("--limit", type=positive_int, help="use the first N test images (default: all 10,000)")
+    parser.add_argument("--limit", type=positive_int, help="use the first N test images (default: the whole test set)")
     parser.add_argument("--out", default="bench", help="folder for the three result files (default: bench/)")
     parser.add_argument(
         "--reuse",
@@ -134,9 +134,9 @@ def _bench(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     clock = _Clock()
     from firmware_gen.targets import BOARDS, CORES
-    from pipeline.data import load_mnist, portable_source
+    from pipeline.data import load_dataset, portable_source
 
-    data = load_mnist(args.data)
+    data = load_dataset(args.data)
     artifacts, out = Path(args.artifacts), Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
@@ -174,7 +174,7 @@ def _bench(argv: Sequence[str] | None) -> int:
     rows: list[dict[str, Any]] = []
     cores_out: list[dict[str, Any]] = []
     for name, prep in prepared.items():
-        row, reference = keras_row(prep, images, labels)
+        row, reference = keras_row(prep, images, labels, classes=data.num_classes)
         clock.log(f"{name} keras: accuracy {100 * row['accuracy']:.2f}%")
         rows.append(row)
         rows.extend(interpreter_rows(prep, images, labels, reference, log=clock.log))
@@ -209,7 +209,7 @@ def _bench(argv: Sequence[str] | None) -> int:
         "command": ["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)],
         "machine": machine,
         "load_average": {"start": load_start, "end": load_average()},
-        "data": {"source": source, "sha256": data.sha256},
+        "data": {"source": source, "sha256": data.sha256, **data.describe()},
         "images": count,
         "qemu_images": qemu_images,
         "core_images": core_images,

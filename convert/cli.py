@@ -26,12 +26,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from convert.report import FILE_SUFFIXES, FORMATS, MIN_AGREEMENT, FormatResult, build_report, render_table
 from pipeline.artifacts import atomic_path, sha256_file
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, first_line, positive_int, run_cli
 
 if TYPE_CHECKING:
-    import numpy as np
     import tensorflow as tf
 
 __all__ = ["main", "build_parser", "parse_formats", "parse_input_range"]
@@ -78,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=(
             "Convert a Keras/Larq .h5 to TFLite float, TFLite int8 and LCE flatbuffers, and check each "
-            "against Keras on MNIST test images. Every written flatbuffer takes raw pixels 0..255."
+            "against Keras on the dataset's test examples (MNIST by default; any shape from an .npz). "
+            "Every written flatbuffer takes the dataset's raw values (for 8-bit images: pixels 0..255)."
         ),
         epilog=(
             f"Float and LCE must agree with Keras (argmax) on >= {100 * MIN_AGREEMENT:g}% of the check images, "
@@ -92,24 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_formats,
         help="comma-separated subset of float,int8,lce (default: all; int8 is skipped for binary models)",
     )
-    parser.add_argument("--data", help="MNIST folder or mnist.npz (default: $MNIST_DIR, keras cache)")
+    parser.add_argument(
+        "--data",
+        help="MNIST IDX folder, or an .npz with x_test, y_test (and x_train, y_train) of any shape "
+        "(default: $MNIST_DIR, keras cache)",
+    )
     parser.add_argument(
         "--calibration",
         type=positive_int,
         default=DEFAULT_CALIBRATION,
-        help=f"training images used to calibrate int8 (default {DEFAULT_CALIBRATION})",
+        help=f"training examples used to calibrate int8 (default {DEFAULT_CALIBRATION})",
     )
     parser.add_argument(
         "--check",
         type=positive_int,
         default=DEFAULT_CHECK,
-        help=f"first N test images run in each interpreter and in Keras (default {DEFAULT_CHECK})",
+        help=f"first N test examples run in each interpreter and in Keras (default {DEFAULT_CHECK})",
     )
     parser.add_argument(
         "--input-range",
         type=parse_input_range,
         metavar="LO,HI",
-        help="the model expects pixels scaled to [LO,HI] (e.g. -1,1): prepend that Rescaling so flatbuffers take 0..255",
+        help="the model expects 8-bit pixels scaled to [LO,HI] (e.g. -1,1): prepend that Rescaling so flatbuffers "
+        "take 0..255 (uint8 datasets only)",
     )
     return parser
 
@@ -204,15 +211,17 @@ def _convert_main(argv: Sequence[str] | None) -> int:
         raise InputError(f"--out {out}: exists and is not a folder")
     formats = args.formats or FORMATS
 
-    from pipeline.data import load_mnist
+    from pipeline.data import load_dataset
 
-    data = load_mnist(args.data)
+    data = load_dataset(args.data)
     if args.check > len(data.x_test):
-        raise InputError(f"--check {args.check} exceeds the {len(data.x_test)} test images")
-    if "int8" in formats and args.calibration > len(data.x_train):
-        raise InputError(f"--calibration {args.calibration} exceeds the {len(data.x_train)} training images")
+        raise InputError(f"--check {args.check} exceeds the {len(data.x_test)} test examples")
+    if args.input_range is not None and data.dtype != np.uint8:
+        raise InputError(
+            f"--input-range maps raw 8-bit values 0..255 but the dataset's examples are {data.dtype}; "
+            "drop it (the flatbuffers then take the values as they are)"
+        )
     images, labels = data.x_test[: args.check], data.y_test[: args.check]
-    calibration = data.x_train[: args.calibration]
 
     from convert.converter import binary_layer_names
     from convert.keras_io import check_image_model, load_keras_model, with_input_range
@@ -220,10 +229,18 @@ def _convert_main(argv: Sequence[str] | None) -> int:
     from pipeline.interpreters import run_keras
 
     model = load_keras_model(source)
-    check_image_model(model, source.name)
+    check_image_model(model, source.name, data.example_shape, data.num_classes)
     if args.input_range is not None:
         model = with_input_range(model, *args.input_range)
     binary = binary_layer_names(model)
+    if "int8" in formats and not binary and args.calibration > len(data.x_train):
+        if len(data.x_train) == 0:
+            raise InputError(
+                f"{data.source}: no training examples (x_train, y_train) to calibrate int8 on; "
+                "add them or pass --formats float,lce"
+            )
+        raise InputError(f"--calibration {args.calibration} exceeds the {len(data.x_train)} training examples")
+    calibration = data.x_train[: args.calibration]
     keras_scores = run_keras(model, images)
     name = source.name[: -len(source.suffix)] if source.suffix else source.name
 
@@ -258,6 +275,7 @@ def _convert_main(argv: Sequence[str] | None) -> int:
         images=len(images),
         calibration_images=len(calibration) if "int8" in formats and not binary else 0,
         data_source=data.source,
+        data_shape=data.describe(),
         results=results,
     )
     print(render_table(report))

@@ -56,8 +56,9 @@ def to_tflite_int8(model: tf.keras.Model, calibration_images: np.ndarray) -> byt
     """Full-integer post-training quantization with int8 input and output.
 
     Args:
-        model: a Keras model without binary layers, taking raw pixels ``(N, 28, 28, 1)`` float32.
-        calibration_images: uint8 or float images ``(N, 28, 28)`` fed one by one for calibration.
+        model: a single-input Keras model without binary layers, taking float32 raw values.
+        calibration_images: uint8 or float examples ``(N, ...)`` holding as many values each as
+            the model's input (any shape: each is reshaped to the input), fed one by one.
     """
     images = calibration_images.astype(np.float32).reshape((-1, *model.input_shape[1:]))
 

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.data import IMAGE_SHAPE
+from pipeline.data import format_shape
 from pipeline.errors import InputError, first_line
 
 if TYPE_CHECKING:
@@ -84,30 +84,38 @@ def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
     return model
 
 
-def check_image_model(model: tf.keras.Model, name: str, classes: int = 10) -> None:
-    """Check that ``model`` takes one 28x28 image and returns ``classes`` scores.
+def check_image_model(model: tf.keras.Model, name: str, example_shape: tuple[int, ...], classes: int) -> None:
+    """Check that ``model`` takes one example of the dataset and returns ``classes`` scores.
+
+    The input may be shaped differently from the dataset's examples (``(28, 28)`` examples
+    feed a ``(28, 28, 1)`` or a ``(784,)`` input) as long as it holds as many values.
 
     Args:
         model: the Keras model.
         name: the model's file name, for the message.
-        classes: expected number of output scores.
+        example_shape: the shape of one example of the dataset (``Dataset.example_shape``).
+        classes: the dataset's number of classes: the model must output that many scores.
 
     Raises:
-        InputError: several inputs or outputs, an input that is not 784 values, or a
-            different number of outputs.
+        InputError: several inputs or outputs, an input that does not hold one example's
+            values, or a different number of outputs (the message names both shapes or counts).
     """
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise InputError(f"{name}: model has {len(model.inputs)} inputs and {len(model.outputs)} outputs, expected 1 and 1")
     in_shape = tuple(model.input_shape[1:])
-    if None in in_shape or math.prod(in_shape) != math.prod(IMAGE_SHAPE):
-        raise InputError(f"{name}: model input shape {in_shape} does not take a 28x28 image (784 values)")
+    values = math.prod(example_shape)
+    if None in in_shape or math.prod(in_shape) != values:
+        raise InputError(
+            f"{name}: model input shape {in_shape} does not take the dataset's {format_shape(example_shape)} examples "
+            f"({values} values each)"
+        )
     out_shape = tuple(model.output_shape[1:])
     if None in out_shape or math.prod(out_shape) != classes:
-        raise InputError(f"{name}: model output shape {out_shape} is not {classes} class scores")
+        raise InputError(f"{name}: model output shape {out_shape} is not the dataset's {classes} class scores")
 
 
 def with_input_range(model: tf.keras.Model, lo: float, hi: float) -> tf.keras.Model:
-    """Prepend a Rescaling that maps raw pixels 0..255 onto ``[lo, hi]``.
+    """Prepend a Rescaling that maps raw 8-bit values 0..255 (pixels) onto ``[lo, hi]``.
 
     Use it for a model trained on already-scaled pixels (Larq's MNIST tutorial takes
     ``pixels / 127.5 - 1``, i.e. ``lo, hi = -1, 1``): the result takes raw pixels like the

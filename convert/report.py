@@ -113,6 +113,7 @@ def build_report(
     calibration_images: int,
     data_source: str,
     results: list[FormatResult],
+    data_shape: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``NAME.convert.json`` document.
 
@@ -125,8 +126,10 @@ def build_report(
         keras_accuracy: Keras accuracy on the check images.
         images: number of check images (the first of the test set).
         calibration_images: training images used to calibrate int8.
-        data_source: where MNIST was read from.
+        data_source: where the dataset was read from.
         results: one entry per requested format, in :data:`FORMATS` order.
+        data_shape: the dataset's ``{"example_shape", "dtype", "num_classes"}``
+            (:meth:`pipeline.data.Dataset.describe`), recorded under ``check``.
     """
     return {
         "version": TOOL_VERSION,
@@ -134,7 +137,7 @@ def build_report(
         "source": {"path": source, "sha256": source_sha256},
         "input_range": list(input_range) if input_range is not None else None,
         "binary_layers": list(binary_layers),
-        "check": {"images": images, "data": data_source, "min_agreement": MIN_AGREEMENT},
+        "check": {"images": images, "data": data_source, "min_agreement": MIN_AGREEMENT, **(data_shape or {})},
         "calibration_images": calibration_images,
         "keras": {"accuracy": keras_accuracy, "images": images},
         "formats": {result.format: result.to_json() for result in results},
@@ -150,9 +153,14 @@ def render_table(report: dict[str, Any]) -> str:
     source = report["source"]
     keras = report["keras"]
     scaling = f", input range {report['input_range'][0]:g},{report['input_range'][1]:g}" if report["input_range"] else ""
+    check = report.get("check", {})
+    shape = ""
+    if "example_shape" in check:
+        dims = "x".join(str(d) for d in check["example_shape"])
+        shape = f" ({dims} {check['dtype']}, {check['num_classes']} classes)"
     lines = [
         f"{report['model']}: {source['path']} (sha256 {source['sha256'][:12]}){scaling}",
-        f"Keras accuracy {_pct(keras['accuracy'])} on the first {keras['images']} test images",
+        f"Keras accuracy {_pct(keras['accuracy'])} on the first {keras['images']} test examples{shape}",
     ]
     rows = [("format", "file", "bytes", "agreement", "accuracy", "ops")]
     for fmt, entry in report["formats"].items():

@@ -25,11 +25,12 @@ TFLM cannot run, get the activation RAM of :mod:`emulator.planner` (``planner``)
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from convert.flatbuffer import Model, read_model_bytes
 from emulator.backend_result import BackendRun
 from pipeline.artifacts import sha256_bytes, sha256_file
 from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from emulator.signature import FirmwareSignature
 
 __all__ = [
     "BACKENDS",
@@ -48,6 +52,7 @@ __all__ = [
     "keras_scores",
     "input_range_for",
     "progress_scores",
+    "check_fits",
 ]
 
 BACKENDS = ("keras", "tflite", "lce", "tflm", "host", "qemu")
@@ -191,24 +196,88 @@ def input_range_for(h5_path: Path) -> tuple[float, float] | None:
     return float(value[0]), float(value[1])
 
 
-def keras_scores(h5_path: Path, images: np.ndarray, desc: str = "keras") -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Scores of a ``.h5`` on raw images, with its recorded input range applied.
+def keras_scores(
+    h5_path: Path, images: np.ndarray, desc: str = "keras", *, classes: int
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Scores of a ``.h5`` on raw examples, with its recorded input range applied.
+
+    Args:
+        h5_path: the Keras model.
+        images: raw examples ``(N, ...)``; the model must take ``prod(images.shape[1:])`` values.
+        desc: progress bar label.
+        classes: the dataset's class count; the model must output that many scores.
 
     Returns:
         ``(scores, input_range)``.
 
     Raises:
-        InputError: the file is not a loadable Keras model taking one 28x28 image.
+        InputError: the file is not a loadable Keras model taking one example and returning
+            ``classes`` scores.
     """
     from convert.keras_io import check_image_model, load_keras_model, with_input_range
     from pipeline.interpreters import run_keras
 
     model = load_keras_model(h5_path)
-    check_image_model(model, str(h5_path))
+    check_image_model(model, str(h5_path), tuple(np.asarray(images).shape[1:]), classes)
     scaling = input_range_for(h5_path)
     if scaling is not None:
         model = with_input_range(model, *scaling)
     return progress_scores(lambda part: run_keras(model, part), images, desc), scaling
+
+
+def _values(shape: tuple[int, ...]) -> int:
+    """Values per example of a tensor shaped ``(batch, ...)``."""
+    return math.prod(shape[1:]) if len(shape) > 1 else math.prod(shape)
+
+
+def check_fits(artifact: Artifact, example_shape: tuple[int, ...], dtype: np.dtype, num_classes: int) -> FirmwareSignature | None:
+    """Refuse, before running anything, data that the artifact cannot take or score.
+
+    A flatbuffer's input tensor must hold one example's values and its output the dataset's
+    class count; a firmware folder must match on values per example, input dtype and class
+    count (:func:`emulator.signature.check_data`). A ``.h5`` is checked when it is loaded
+    (:func:`keras_scores`).
+
+    Args:
+        artifact: the loaded artifact.
+        example_shape: one example's shape (``Dataset.example_shape``).
+        dtype: the examples' dtype.
+        num_classes: the dataset's class count.
+
+    Returns:
+        The firmware's :class:`~emulator.signature.FirmwareSignature` for a firmware folder,
+        else ``None``.
+
+    Raises:
+        InputError: one line naming both shapes or counts.
+    """
+    from pipeline.data import format_shape
+
+    if artifact.kind == "firmware":
+        from emulator.signature import check_data, read_signature
+
+        signature = read_signature(artifact.path, artifact.firmware)
+        check_data(signature, example_shape, dtype, num_classes)
+        return signature
+    model = artifact.model
+    if artifact.kind != "flatbuffer" or model is None:
+        return None
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        counts = f"{len(model.inputs)} inputs and {len(model.outputs)} outputs"
+        raise InputError(f"{artifact.path}: model has {counts}, expected 1 and 1")
+    tin, tout = model.tensors[model.inputs[0]], model.tensors[model.outputs[0]]
+    values = math.prod(example_shape)
+    if _values(tin.shape) != values:
+        raise InputError(
+            f"{artifact.path}: model input {list(tin.shape)} ({_values(tin.shape)} values) does not take the dataset's "
+            f"{format_shape(example_shape)} examples ({values} values); run it on its own data (--data)"
+        )
+    if _values(tout.shape) != num_classes:
+        raise InputError(
+            f"{artifact.path}: model output {list(tout.shape)} gives {_values(tout.shape)} class scores but the dataset "
+            f"has {num_classes} classes; run it on its own data (--data)"
+        )
+    return None
 
 
 def flatbuffer_ram(artifact: Artifact) -> tuple[int, str, dict[str, Any]]:
@@ -260,15 +329,17 @@ def run_backend(
     *,
     core: str | None = None,
     timeout: float | None = None,
+    num_classes: int,
 ) -> BackendRun:
     """Run ``artifact`` with ``backend`` over ``images`` and measure what the backend can.
 
     Args:
         backend: a name from :data:`BACKENDS` (already checked by :func:`choose_backend`).
         artifact: the loaded artifact.
-        images: raw pixels ``(N, 28, 28)`` uint8.
+        images: raw examples ``(N, ...)`` of the dataset (uint8 or float32).
         core: the Cortex-M core (qemu only).
         timeout: seconds before a hung qemu guest is killed (``None``: the qemu backend's default).
+        num_classes: the dataset's class count (a Keras model must output that many scores).
 
     Returns:
         The :class:`BackendRun`; ``extra`` carries ``latency_ms`` (host wall time per image,
@@ -286,7 +357,7 @@ def run_backend(
         result.extra.setdefault("latency_ms", 1000.0 * (time.perf_counter() - start) / max(count, 1))
         return result
     if backend == "keras":
-        (scores, scaling), latency = _timed(lambda: keras_scores(artifact.path, images), count)
+        (scores, scaling), latency = _timed(lambda: keras_scores(artifact.path, images, classes=num_classes), count)
         return BackendRun(np.argmax(scores, axis=1), extra={"latency_ms": latency, "input_range": scaling})
     if artifact.data is None or artifact.model is None:
         raise InputError(f"{artifact.path}: backend {backend} needs a flatbuffer")

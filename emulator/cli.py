@@ -1,8 +1,10 @@
 """Command line of the emulator: run an artifact on the test set, measure it, judge it.
 
 ``python -m emulator ARTIFACT`` runs a ``.h5``, a ``.tflite`` or a firmware folder over the
-MNIST test images (or any dataset in the same IDX layout, ``--data``), prints a table and
-writes ``NAME.BACKEND.emulate.json`` (see :mod:`emulator.report`). Exit status: 0 fits,
+test examples of its dataset (MNIST by default; ``--data`` takes any IDX folder or an ``.npz``
+of any example shape and class count), prints a table and writes
+``NAME.BACKEND.emulate.json`` (see :mod:`emulator.report`). An artifact that does not take the
+dataset's examples or return its class count is refused before anything runs. Exit status: 0 fits,
 2 bad usage or input, 3 over the flash or RAM budget (the JSON is still written, ``ok`` false).
 """
 
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.backends import BACKENDS
-from pipeline.errors import InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
+from pipeline.errors import InputError, OneLineArgumentParser, first_line, positive_float, positive_int, run_cli
 
 __all__ = ["main", "build_parser", "emulate"]
 
@@ -26,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="python -m emulator",
         description=(
-            "Run an artifact (.h5, .tflite or firmware folder) on the MNIST test images: accuracy, "
-            "agreement with its reference, flash and RAM, judged against a budget."
+            "Run an artifact (.h5, .tflite or firmware folder) on a dataset's test examples (MNIST, or "
+            "--data): accuracy, agreement with its reference, flash and RAM, judged against a budget."
         ),
         epilog=(
             "auto backend: .h5 -> keras; flatbuffer with LCE ops -> lce; other flatbuffers -> tflite "
@@ -40,8 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="auto", choices=_BACKEND_CHOICES, help="what runs the artifact (default auto)")
     parser.add_argument("--target", help="Cortex-M core for the qemu backend (cortex-m0 ... cortex-m55; cortex-m = m4)")
     parser.add_argument("--board", help="board whose flash and RAM are the budget (e.g. stm32f030f4, nrf52840)")
-    parser.add_argument("--limit", type=positive_int, help="use the first N test images (default all)")
-    parser.add_argument("--data", help="dataset folder with the four IDX files (default: $MNIST_DIR, keras cache)")
+    parser.add_argument("--limit", type=positive_int, help="use the first N test examples (default all)")
+    parser.add_argument(
+        "--data",
+        help="MNIST IDX folder, or an .npz with x_test, y_test of any shape (default: $MNIST_DIR, keras cache)",
+    )
     parser.add_argument("--reference", help="artifact to measure agreement against (default: see README)")
     parser.add_argument("--flash-budget", help="flash budget, bytes or with a unit: 16KiB, 1MiB, 64KB")
     parser.add_argument("--ram-budget", help="RAM budget, bytes or with a unit: 4KiB, 256KB")
@@ -91,12 +96,20 @@ def _flatbuffer_model(artifact: Any) -> Any | None:
 
 
 def _tflm_cross_check(artifact: Any, images: Any, labels: Any, tflite_predictions: Any) -> dict[str, Any]:
-    """Run the flatbuffer in TFLite-Micro too and compare with the TFLite interpreter."""
+    """Run the flatbuffer in TFLite-Micro too and compare with the TFLite interpreter.
+
+    A model TFLite-Micro cannot load (an op without a kernel, such as the SIGN of a Larq model's
+    float flatbuffer) is recorded as ``{"skipped": reason}``: the cross-check is an extra.
+    """
     import numpy as np
 
     from pipeline.interpreters import run_tflm
 
-    predictions = np.argmax(run_tflm(artifact.data, images, progress="tflm"), axis=1)
+    try:
+        scores = run_tflm(artifact.data, images, progress="tflm")
+    except (InputError, RuntimeError) as err:
+        return {"skipped": first_line(err)}
+    predictions = np.argmax(scores, axis=1)
     same = int(np.sum(predictions == tflite_predictions))
     return {
         "accuracy": float(np.mean(predictions == labels)),
@@ -118,20 +131,25 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     backend = choose_backend(artifact, args.backend, core if args.target else None)
     if args.backend == "auto" and artifact.kind == "firmware" and core is not None and args.target is None:
         backend = "host"
+    if backend == "qemu" and core is None:
+        raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
 
-    from emulator.backends import run_backend
+    from emulator.backends import check_fits, run_backend
     from emulator.reference import default_reference_path, run_reference
     from emulator.report import build_report, default_json_path
     from firmware_gen.targets import check_budget
     from pipeline.artifacts import write_json
-    from pipeline.data import load_mnist
+    from pipeline.data import load_dataset
 
-    dataset = load_mnist(args.data)
+    dataset = load_dataset(args.data)
+    signature = check_fits(artifact, dataset.example_shape, dataset.dtype, dataset.num_classes)
     count = min(args.limit or len(dataset.y_test), len(dataset.y_test))
     images, labels = dataset.x_test[:count], dataset.y_test[:count]
-    result = run_backend(backend, artifact, images, core=core, timeout=args.timeout)
     reference_path = Path(args.reference) if args.reference else default_reference_path(artifact)
-    reference = run_reference(reference_path, images) if reference_path is not None else None
+    if reference_path is not None and reference_path.suffix == ".tflite" and reference_path.is_file():
+        check_fits(load_artifact(reference_path), dataset.example_shape, dataset.dtype, dataset.num_classes)
+    result = run_backend(backend, artifact, images, core=core, timeout=args.timeout, num_classes=dataset.num_classes)
+    reference = run_reference(reference_path, images, dataset.num_classes) if reference_path is not None else None
     tflm = None
     if args.backend == "auto" and backend == "tflite":
         tflm = _tflm_cross_check(artifact, images, labels, result.predictions)
@@ -150,7 +168,8 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         labels=labels,
         reference=reference,
         verdict=verdict,
-        data={"source": dataset.source, "sha256": dataset.sha256},
+        data={"source": dataset.source, "sha256": dataset.sha256, **dataset.describe()},
+        signature=signature.to_json() if signature is not None else None,
         tflm=tflm,
         layers=[row.to_json() for row in rows] if rows is not None else None,
         memory_plan=plan,

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from emulator.backend_result import BackendRun
+from emulator.signature import FirmwareSignature, check_results, encode_inputs, read_signature
 from firmware_gen.baremetal import Footprint, instructions_per_tick, measure_footprint, parse_results, qemu_flags
 from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME, HarnessResults, calibration_tolerance
 from firmware_gen.targets import get_core
@@ -83,7 +84,7 @@ def default_timeout(count: int) -> float:
     return 60.0 + 0.05 * count
 
 
-def _check_inputs(firmware_dir: Path, images: np.ndarray) -> None:
+def _check_folder(firmware_dir: Path) -> None:
     if not firmware_dir.is_dir():
         raise InputError(f"{firmware_dir}: not a folder (expected a firmware folder written by python -m firmware_gen)")
     for name in ("Makefile", "harness.c", "link.ld"):
@@ -92,11 +93,6 @@ def _check_inputs(firmware_dir: Path, images: np.ndarray) -> None:
                 f"{firmware_dir}: no {name}; the qemu backend needs a bare-metal firmware folder "
                 "(python -m firmware_gen --engine bnn)"
             )
-    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        got = f"{images.dtype} {images.shape}" if isinstance(images, np.ndarray) else type(images).__name__
-        raise InputError(f"images must be a uint8 array of shape (N, 28, 28), got {got}")
-    if len(images) == 0:
-        raise InputError("no images to run")
     missing = missing_tools()
     if missing:
         raise InputError(f"missing tools: {', '.join(missing)}; install them with `make toolchain` (Debian packages)")
@@ -199,6 +195,7 @@ class QemuRun:
         calibration: from :func:`check_calibration`.
         footprint: deployable flash/RAM (:class:`firmware_gen.baremetal.Footprint`).
         seconds: QEMU wall time.
+        signature: the signature the inputs were fed by.
     """
 
     core: str
@@ -208,70 +205,96 @@ class QemuRun:
     calibration: dict[str, Any]
     footprint: Footprint
     seconds: float
+    signature: FirmwareSignature
 
 
-def run_harness(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: float | None = None) -> QemuRun:
+def run_harness(
+    firmware_dir: Path,
+    images: np.ndarray,
+    *,
+    core: str,
+    timeout: float | None = None,
+    signature: FirmwareSignature | None = None,
+) -> QemuRun:
     """Build a bare-metal firmware folder in a temporary copy and run ``images`` through it.
 
     Args:
         firmware_dir: folder written by ``python -m firmware_gen --engine bnn`` (engine C plus
             the bare-metal project); it is copied, never built in place.
-        images: raw pixels, uint8 ``(N, 28, 28)``.
+        images: raw examples ``(N, ...)`` (uint8 or float32), fed as the firmware's signature
+            says (:func:`emulator.signature.encode_inputs`).
         core: core name (``cortex-m4``; ``cortex-m`` works); selects the QEMU machine.
         timeout: seconds before the guest is killed; ``None`` means :func:`default_timeout`.
+        signature: the firmware's signature (default: read from the folder).
 
     Returns:
         The :class:`QemuRun`.
 
     Raises:
-        InputError: not a firmware folder, bad images, unknown core, or missing tools.
+        InputError: not a firmware folder, inputs that do not fit its signature, unknown core,
+            or missing tools.
         QemuError: build failure, non-zero exit of the firmware, calibration or results error,
-            or a class outside 0..9.
+            or a class outside ``0..num_classes-1``.
         QemuTimeoutError: the guest hung and was killed.
     """
     firmware_dir = Path(firmware_dir)
     spec = get_core(core)
-    _check_inputs(firmware_dir, images)
+    _check_folder(firmware_dir)
+    signature = signature or read_signature(firmware_dir)
+    payload = encode_inputs(signature, images)
     count = len(images)
     limit = default_timeout(count) if timeout is None else float(timeout)
     with tempfile.TemporaryDirectory(prefix="bnn-qemu-") as tmp:
         build = _build(firmware_dir, Path(tmp))
-        (build.folder / IMAGES_NAME).write_bytes(np.ascontiguousarray(images).tobytes())
+        (build.folder / IMAGES_NAME).write_bytes(payload)
         output, seconds = _run_guest(build.folder, spec.qemu_machine, count, limit)
         results_path = build.folder / RESULTS_NAME
         if not results_path.exists():
             raise QemuError(f"the firmware wrote no {RESULTS_NAME}:\n{_tail(output)}")
         results = parse_results(results_path.read_bytes(), count, RESULTS_NAME)
         footprint = measure_footprint(build.folder, build.engine_sources)
+    check_results(signature, results.scores.shape[1], results.scores, results.input_bytes, RESULTS_NAME)
     calibration = check_calibration(results, spec.qemu_machine)
-    bad = np.flatnonzero((results.predictions < 0) | (results.predictions > 9))
+    last = signature.num_classes - 1
+    bad = np.flatnonzero((results.predictions < 0) | (results.predictions > last))
     if bad.size:
-        raise QemuError(f"bnn_predict returned {int(results.predictions[bad[0]])} for image {int(bad[0])} (classes are 0..9)")
+        returned = int(results.predictions[bad[0]])
+        raise QemuError(f"bnn_predict returned {returned} for input {int(bad[0])} (classes are 0..{last})")
     instructions = results.ticks.astype(np.float64) * calibration["instructions_per_tick"]
-    return QemuRun(spec.name, spec.qemu_machine, results, instructions, calibration, footprint, seconds)
+    return QemuRun(spec.name, spec.qemu_machine, results, instructions, calibration, footprint, seconds, signature)
 
 
-def run_qemu(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: float | None = None) -> BackendRun:
+def run_qemu(
+    firmware_dir: Path,
+    images: np.ndarray,
+    *,
+    core: str,
+    timeout: float | None = None,
+    signature: FirmwareSignature | None = None,
+) -> BackendRun:
     """Build a bare-metal firmware folder and run ``images`` through it in QEMU.
 
     Args:
         firmware_dir: folder written by ``python -m firmware_gen --engine bnn`` (engine C plus
             the bare-metal project); it is copied, never built in place.
-        images: raw pixels, uint8 ``(N, 28, 28)``.
+        images: raw examples ``(N, ...)`` (uint8 or float32), fed as the firmware's signature says.
         core: core name (``cortex-m4``; ``cortex-m`` works); selects the QEMU machine.
         timeout: seconds before the guest is killed; ``None`` means :func:`default_timeout`.
+        signature: the firmware's signature (default: read from the folder).
 
     Returns:
         :class:`BackendRun` with the predictions, deployable ``flash_bytes``/``ram_bytes``
         (``ram_source="elf"``), ``instructions_per_inference`` (the mean over the images) and
-        ``extra`` (instruction statistics, calibration, stack detail, QEMU wall time).
+        ``extra`` (instruction statistics, calibration, stack detail, QEMU wall time, the
+        scores as the firmware returned them, the signature).
 
     Raises:
-        InputError: not a firmware folder, bad images, unknown core, or missing tools.
+        InputError: not a firmware folder, inputs that do not fit its signature, unknown core,
+            or missing tools.
         QemuError: build failure, non-zero exit of the firmware, calibration or results error.
         QemuTimeoutError: the guest hung and was killed.
     """
-    run = run_harness(firmware_dir, images, core=core, timeout=timeout)
+    run = run_harness(firmware_dir, images, core=core, timeout=timeout, signature=signature)
     counts = run.instructions
     extra = {
         "qemu_machine": run.machine,
@@ -288,6 +311,8 @@ def run_qemu(firmware_dir: Path, images: np.ndarray, *, core: str, timeout: floa
         "stack_measured_peak_bytes": run.results.stack_peak_bytes,
         "footprint": run.footprint.detail,
         "qemu_seconds": run.seconds,
+        "scores": run.results.scores,
+        "signature": run.signature.to_json(),
     }
     return BackendRun(
         predictions=run.results.predictions,

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from emulator.backends import Artifact, keras_scores, load_artifact
+from emulator.backends import Artifact, check_fits, keras_scores, load_artifact
 from pipeline.errors import InputError
 
 __all__ = ["Reference", "default_reference_path", "firmware_model_path", "run_reference"]
@@ -89,19 +89,26 @@ def default_reference_path(artifact: Artifact) -> Path | None:
     return None
 
 
-def run_reference(path: Path, images: np.ndarray) -> Reference:
+def run_reference(path: Path, images: np.ndarray, num_classes: int) -> Reference:
     """Run the reference artifact at ``path`` over ``images``.
 
+    Args:
+        path: a ``.h5`` or ``.tflite``.
+        images: raw examples ``(N, ...)``.
+        num_classes: the dataset's class count; the reference must output that many scores.
+
     Raises:
-        InputError: the reference is missing, corrupt, a firmware folder, or cannot run.
+        InputError: the reference is missing, corrupt, a firmware folder, cannot run, or does
+            not take the examples or return ``num_classes`` scores.
     """
     from pipeline.interpreters import run_lce, run_tflite
 
     reference = load_artifact(path)
     if reference.kind == "keras":
-        scores, scaling = keras_scores(reference.path, images, desc="reference (keras)")
+        scores, scaling = keras_scores(reference.path, images, desc="reference (keras)", classes=num_classes)
         return Reference(reference.path, "keras", np.argmax(scores, axis=1), scaling)
     if reference.kind == "flatbuffer" and reference.data is not None and reference.model is not None:
+        check_fits(reference, tuple(np.asarray(images).shape[1:]), np.asarray(images).dtype, num_classes)
         data = reference.data
         if reference.model.has_lce_ops:
             scores = run_lce(data, images, progress="reference (lce)")

@@ -4,11 +4,13 @@ The JSON (``NAME.BACKEND.emulate.json``) has the keys every consumer relies on: 
 ``sha256``, ``backend``, ``images``, ``accuracy``, ``agreement``, ``flash_bytes``, ``ram_bytes``,
 ``ram_source``, ``instructions_per_inference``, ``budget`` (``flash``, ``ram``, ``ok``, plus
 ``message`` and ``label``) and ``version``; plus ``name``, ``correct``, ``agreeing``,
-``reference``, ``latency_ms``, ``data``, ``planner_bytes``, ``tflm`` (the TFLite-Micro
-cross-check of a builtin-op flatbuffer), ``layers`` (the per-layer table of
-:mod:`emulator.layers`) and ``memory_plan`` (the activation plan of :mod:`emulator.planner`),
-both of the artifact's flatbuffer (for a firmware folder, of the flatbuffer it was generated
-from; absent for a ``.h5``), and ``extra``.
+``reference``, ``latency_ms``, ``data`` (source, sha256, example shape, dtype, class count),
+``input_shape`` and ``num_classes`` (the dataset's, which the artifact was checked to take),
+``signature`` (a firmware folder's ``bnn_predict`` API, see :mod:`emulator.signature`),
+``planner_bytes``, ``tflm`` (the TFLite-Micro cross-check of a builtin-op flatbuffer),
+``layers`` (the per-layer table of :mod:`emulator.layers`) and ``memory_plan`` (the activation
+plan of :mod:`emulator.planner`), both of the artifact's flatbuffer (for a firmware folder, of the
+flatbuffer it was generated from; absent for a ``.h5``), and ``extra``.
 Accuracy and agreement are fractions in 0..1; the table prints them in percent.
 """
 
@@ -72,6 +74,7 @@ def build_report(
     tflm: dict[str, Any] | None = None,
     layers: list[dict[str, Any]] | None = None,
     memory_plan: dict[str, Any] | None = None,
+    signature: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the JSON document of one emulator run.
 
@@ -82,10 +85,12 @@ def build_report(
         labels: ``(N,)`` true classes of the images run.
         reference: a :class:`~emulator.reference.Reference` over the same images, or ``None``.
         verdict: the budget verdict from :func:`firmware_gen.targets.check_budget` (plus ``label``).
-        data: ``{"source": ..., "sha256": {...}}`` of the dataset.
+        data: ``{"source": ..., "sha256": {...}, "example_shape": [...], "dtype": ..., "num_classes": K}``
+            of the dataset (the last three from :meth:`pipeline.data.Dataset.describe`).
         tflm: the TFLite-Micro cross-check (builtin-op flatbuffers under ``auto``), or ``None``.
         layers: per-layer rows of the flatbuffer, or ``None``.
         memory_plan: the flatbuffer's activation plan (:func:`emulator.planner.plan_json`), or ``None``.
+        signature: a firmware folder's signature (:meth:`emulator.signature.FirmwareSignature.to_json`), or ``None``.
 
     Returns:
         The JSON-ready dict.
@@ -114,9 +119,13 @@ def build_report(
         "latency_ms": result.extra.get("latency_ms"),
         "planner_bytes": result.extra.get("planner_bytes"),
         "data": data,
+        "input_shape": data.get("example_shape"),
+        "num_classes": data.get("num_classes"),
         "version": TOOL_VERSION,
         "extra": extra,
     }
+    if signature is not None:
+        report["signature"] = signature
     if "ram_note" in result.extra:
         report["ram_note"] = result.extra["ram_note"]
     if artifact.kind == "firmware":
@@ -171,7 +180,9 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         rows.append(("agreement", "- (no reference)"))
     tflm = report.get("tflm")
-    if tflm is not None:
+    if tflm is not None and "skipped" in tflm:
+        rows.append(("tflite-micro", f"not run: {tflm['skipped']}"))
+    elif tflm is not None:
         rows.append(
             (
                 "tflite-micro",
@@ -188,6 +199,15 @@ def format_report(report: dict[str, Any]) -> str:
     rows.append(("budget", _budget_line(report["budget"])))
     if report.get("latency_ms") is not None:
         rows.append(("host time", f"{report['latency_ms']:.3f} ms per image (wall clock)"))
-    header = f"{report['model']} [{report['backend']}] on {report['images']:,} test images"
+    data = report.get("data") or {}
+    if data.get("example_shape") is not None:
+        dims = "x".join(str(d) for d in data["example_shape"])
+        rows.insert(0, ("data", f"{dims} {data.get('dtype')} examples, {data.get('num_classes')} classes"))
+    signature = report.get("signature")
+    if signature is not None:
+        dims = "x".join(str(d) for d in signature["input_shape"])
+        api = f"{dims} {signature['input_dtype']} -> {signature['num_classes']} {signature['score_dtype']} scores"
+        rows.insert(1, ("firmware API", f"{api} (from {signature['source']})"))
+    header = f"{report['model']} [{report['backend']}] on {report['images']:,} test examples"
     width = max(len(key) for key, _ in rows)
     return "\n".join([header, *(f"  {key:<{width}}  {value}" for key, value in rows)])

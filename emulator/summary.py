@@ -1,7 +1,8 @@
 """``python -m emulator.summary DIR``: one table from every ``*.emulate.json`` under DIR.
 
 The demo ends with it: the verification ladder (Keras -> LCE -> host C -> QEMU) in one view,
-with accuracy, agreement, flash, RAM and instructions per inference side by side.
+with the input shape and class count each artifact ran on, accuracy, agreement, flash, RAM and
+instructions per inference side by side.
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ __all__ = ["load_reports", "format_summary", "main"]
 
 # Ladder order: the reference first, the chip last.
 _BACKEND_ORDER = {name: rank for rank, name in enumerate(("keras", "tflite", "tflm", "lce", "host", "qemu"))}
-_COLUMNS = ("artifact", "backend", "images", "accuracy", "agreement (with)", "flash", "RAM", "instr/inference", "budget")
+_COLUMNS = (
+    "artifact",
+    "backend",
+    "input",
+    "classes",
+    "images",
+    "accuracy",
+    "agreement (with)",
+    "flash",
+    "RAM",
+    "instr/inference",
+    "budget",
+)
 
 
 def load_reports(folder: Path) -> list[dict[str, Any]]:
@@ -60,12 +73,25 @@ def _agreement(report: dict[str, Any]) -> str:
     return f"{agreement} ({reference['backend']})" if report.get("agreement") is not None and reference else agreement
 
 
+def _input(report: dict[str, Any]) -> str:
+    """``49x10x1 float32``: the example shape and dtype the artifact ran on (``-`` in older reports)."""
+    data = report.get("data") if isinstance(report.get("data"), dict) else {}
+    shape = report.get("input_shape") or data.get("example_shape")
+    if not isinstance(shape, list):
+        return "-"
+    dims = "x".join(str(d) for d in shape)
+    return f"{dims} {data['dtype']}" if data.get("dtype") else dims
+
+
 def _row(report: dict[str, Any]) -> list[str]:
     instructions = report.get("instructions_per_inference")
     ok = (report.get("budget") or {}).get("ok")
+    classes = report.get("num_classes")
     return [
         Path(str(report.get("model", "?"))).name,
         str(report.get("backend", "?")),
+        _input(report),
+        "-" if classes is None else str(classes),
         f"{int(report.get('images', 0)):,}",
         _percent(report.get("accuracy")),
         _agreement(report),

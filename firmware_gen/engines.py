@@ -17,10 +17,12 @@ from convert.flatbuffer import Model
 from firmware_gen.targets import Board, Core
 from pipeline.errors import InputError
 
-__all__ = ["ENGINES", "ENGINE_CHOICES", "EngineOutput", "choose_engine", "run_engine"]
+__all__ = ["ENGINES", "ENGINE_CHOICES", "INPUT_TYPES", "EngineOutput", "choose_engine", "run_engine"]
 
 ENGINES = ("tflm", "bnn")
 ENGINE_CHOICES = ("auto", *ENGINES)
+# --input-type (bnn engine): what bnn_predict takes for a FLOAT32 graph input (contract13.md).
+INPUT_TYPES = ("auto", "uint8", "float32")
 
 
 @dataclass
@@ -50,8 +52,12 @@ def choose_engine(requested: str, model: Model) -> str:
     return "bnn" if model.has_lce_ops else "tflm"
 
 
-def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> EngineOutput:
+def run_engine(engine: str, model: Model, core: Core, board: Board | None, *, input_type: str = "auto") -> EngineOutput:
     """Run ``engine`` (``tflm`` or ``bnn``, already resolved) and return its files and report.
+
+    ``input_type`` (``auto``, ``uint8`` or ``float32``) is the bnn engine's
+    ``generate(..., input_type=...)``: the type of ``bnn_predict``'s input for a FLOAT32 graph
+    input (``auto``: uint8 when the input only feeds a scalar rescale of raw 8-bit values).
 
     For ``bnn`` the output of ``firmware_gen.baremetal.generate(model, core, board, output)`` is
     merged in: its files are added (a path both produce is an error
@@ -62,9 +68,16 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> En
     ``CMakeLists.txt``, ``arm-none-eabi.cmake``; report entry ``cmake``).
 
     Raises:
-        InputError: the engine is unknown, or the engine rejects the model.
+        InputError: the engine is unknown, rejects the model, or ``input_type`` is not ``auto``
+            for an engine (or a bnn engine version) that does not take it.
     """
+    if input_type not in INPUT_TYPES:
+        raise InputError(f"unknown input type {input_type!r}: valid input types are {', '.join(INPUT_TYPES)}")
     if engine == "tflm":
+        if input_type != "auto":
+            raise InputError(
+                f"--input-type {input_type} applies to the bnn engine only (the tflm engine takes the flatbuffer's input type)"
+            )
         from firmware_gen import tflm
 
         return tflm.generate(model, core, board)
@@ -72,7 +85,14 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None) -> En
         raise InputError(f"unknown engine {engine!r}: valid engines are {', '.join(ENGINES)}")
     from firmware_gen import baremetal, bnn
 
-    output = bnn.generate(model, core, board)
+    if _takes_input_type(bnn.generate):
+        output = bnn.generate(model, core, board, input_type=input_type)
+    elif input_type == "auto":
+        output = bnn.generate(model, core, board)
+    else:
+        raise InputError(
+            f"--input-type {input_type}: this version of the bnn engine has a fixed input type; use --input-type auto"
+        )
     engine_sources = sorted(path for path in output.files if path.endswith(".c") and "/" not in path)
     extra = baremetal.generate(model, core, board, output)
     files = dict(output.files)
@@ -99,6 +119,16 @@ def _with_cmake(output: EngineOutput, sources: list[str], model: Model, core: Co
         raise InputError(f"the bnn engine must not produce {', '.join(clash)} itself (the CMake library does)")
     report = {**output.report, "cmake": {"target": BNN_TARGET, "sources": sources, "toolchain_file": TOOLCHAIN_NAME}}
     return EngineOutput(files={**output.files, **extra}, report=report)
+
+
+def _takes_input_type(generate: Any) -> bool:
+    """True when the bnn engine's ``generate`` has an ``input_type`` keyword (contract13.md)."""
+    import inspect
+
+    try:
+        return "input_type" in inspect.signature(generate).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _deployable_figures(files: dict[str, bytes], report: dict) -> dict:

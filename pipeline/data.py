@@ -1,10 +1,20 @@
-"""MNIST (or any dataset in the same IDX layout) as uint8 arrays.
+"""Datasets as arrays: MNIST's IDX layout, or an ``.npz`` of any example shape and class count.
 
 Sources, in order: an explicit folder or ``.npz`` file (``--data``), ``$MNIST_DIR``, the
 Keras cache file ``~/.keras/datasets/mnist.npz``, then ``tf.keras.datasets.mnist.load_data()``.
-A folder holds the four standard IDX files (``.gz`` or raw) or a Keras-style ``mnist.npz``.
-Every structural problem (missing file, wrong magic, wrong dimensions, truncation, count
-mismatch, label out of range) raises :class:`~pipeline.errors.InputError` with one clear line.
+A folder holds the four standard IDX files (``.gz`` or raw; 28x28 grey images, labels 0..9)
+or a Keras-style ``mnist.npz``.
+
+An ``.npz`` holds ``x_test`` and ``y_test`` (and optionally ``x_train`` and ``y_train``, for
+training and for convert's int8 calibration): examples of ANY shape ``(N, ...)`` as uint8 or
+float32 (float16 and float64 are converted to float32; other dtypes are refused), integer labels
+``(N,)`` (or ``(N, 1)``), and optionally ``num_classes`` (a scalar; else the largest label + 1
+over both splits). The :class:`Dataset` records the example shape, dtype and class count, which
+``convert`` and the emulator check every model against.
+
+Every structural problem (missing file or key, wrong magic, wrong dimensions, truncation, a
+count or shape mismatch, labels out of range, an empty test set, a corrupt archive) raises
+:class:`~pipeline.errors.InputError` with one clear line.
 """
 
 from __future__ import annotations
@@ -12,41 +22,66 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pipeline.artifacts import sha256_file
 from pipeline.errors import InputError
 
-__all__ = ["IMAGE_SHAPE", "NUM_CLASSES", "IDX_FILES", "Dataset", "load_mnist", "parse_idx", "resolve_source", "portable_source"]
+__all__ = [
+    "IDX_IMAGE_SHAPE",
+    "IDX_NUM_CLASSES",
+    "IDX_FILES",
+    "DTYPES",
+    "Dataset",
+    "load_dataset",
+    "load_mnist",
+    "parse_idx",
+    "resolve_source",
+    "portable_source",
+    "format_shape",
+]
 
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
+# The IDX layout (MNIST and any dataset written like it): 28x28 grey images, labels 0..9.
+IDX_IMAGE_SHAPE = (28, 28)
+IDX_NUM_CLASSES = 10
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+# Example dtypes a Dataset holds (an .npz's float16/float64 examples become float32).
+DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))
+_CONVERTED = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float64): np.dtype(np.float32)}
 _IMAGE_MAGIC = 0x00000803
 _LABEL_MAGIC = 0x00000801
 _KERAS_CACHE = Path("~/.keras/datasets/mnist.npz")
 
 
+def format_shape(shape: tuple[int, ...] | list[int]) -> str:
+    """``(49, 10, 1)`` -> ``49x10x1`` (how messages and reports name an example shape)."""
+    return "x".join(str(int(d)) for d in shape) or "scalar"
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test splits as uint8 arrays, with where they came from.
+    """Train and test splits as arrays, with where they came from and what they hold.
 
     Attributes:
-        x_train: ``(N, 28, 28)`` uint8 images.
-        y_train: ``(N,)`` uint8 labels in 0..9.
-        x_test: ``(M, 28, 28)`` uint8 images.
-        y_test: ``(M,)`` uint8 labels in 0..9.
+        x_train: ``(N, ...)`` examples, uint8 or float32 (``N`` may be 0: an ``.npz`` without
+            a training split).
+        y_train: ``(N,)`` labels in ``0..num_classes-1``.
+        x_test: ``(M, ...)`` examples (``M >= 1``), same shape per example and dtype as ``x_train``.
+        y_test: ``(M,)`` labels.
         source: the folder or file the data was read from.
         sha256: file name -> sha256 of the file as stored.
+        num_classes: number of classes (10 for the IDX layout).
     """
 
     x_train: np.ndarray
@@ -55,6 +90,21 @@ class Dataset:
     y_test: np.ndarray
     source: str
     sha256: dict[str, str] = field(default_factory=dict)
+    num_classes: int = IDX_NUM_CLASSES
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """Shape of one example (``(28, 28)`` for MNIST, ``(49, 10, 1)`` for MFCC frames...)."""
+        return tuple(int(d) for d in self.x_test.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The examples' dtype: uint8 (raw 8-bit values) or float32."""
+        return self.x_test.dtype
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready ``{"example_shape", "dtype", "num_classes"}`` for reports."""
+        return {"example_shape": list(self.example_shape), "dtype": str(self.dtype), "num_classes": self.num_classes}
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
@@ -91,8 +141,11 @@ def parse_idx(data: bytes, *, expect_magic: int, name: str) -> np.ndarray:
     if len(data) < header:
         raise InputError(f"{name}: truncated IDX header ({len(data)} bytes, need {header})")
     dims = struct.unpack(f">{ndim}I", data[4:header])
-    if ndim == 3 and tuple(dims[1:]) != IMAGE_SHAPE:
-        raise InputError(f"{name}: images are {dims[1]}x{dims[2]}, expected 28x28 grey")
+    if ndim == 3 and tuple(dims[1:]) != IDX_IMAGE_SHAPE:
+        raise InputError(
+            f"{name}: images are {dims[1]}x{dims[2]}, expected 28x28 grey (the IDX layout); "
+            "write other shapes as an .npz (x_test, y_test)"
+        )
     expected = int(np.prod(dims))
     payload = len(data) - header
     if payload != expected:
@@ -108,11 +161,18 @@ def _find_idx(folder: Path, stem: str) -> Path:
     raise InputError(f"{folder}: missing {stem}(.gz); expected the four MNIST IDX files or mnist.npz")
 
 
-def _check_pair(images: np.ndarray, labels: np.ndarray, split: str) -> None:
+def _check_pair(
+    images: np.ndarray, labels: np.ndarray, split: str, num_classes: int = IDX_NUM_CLASSES, noun: str = "images"
+) -> None:
     if images.shape[0] != labels.shape[0]:
-        raise InputError(f"{split}: {images.shape[0]} images but {labels.shape[0]} labels")
-    if labels.size and int(labels.max()) >= NUM_CLASSES:
-        raise InputError(f"{split}: label {int(labels.max())} out of range 0..{NUM_CLASSES - 1}")
+        raise InputError(f"{split}: {images.shape[0]} {noun} but {labels.shape[0]} labels")
+    if labels.size and int(labels.max()) >= num_classes:
+        raise InputError(f"{split}: label {int(labels.max())} out of range 0..{num_classes - 1}")
+
+
+def _check_not_empty(source: Path, count: int) -> None:
+    if count == 0:
+        raise InputError(f"{source}: the test set is empty (0 examples); nothing to check or measure")
 
 
 def _load_idx_folder(folder: Path) -> Dataset:
@@ -123,6 +183,7 @@ def _load_idx_folder(folder: Path) -> Dataset:
         arrays[key] = parse_idx(_read_maybe_gzip(path), expect_magic=magic, name=str(path))
     _check_pair(arrays["train_images"], arrays["train_labels"], "train")
     _check_pair(arrays["test_images"], arrays["test_labels"], "test")
+    _check_not_empty(folder, len(arrays["test_images"]))
     return Dataset(
         x_train=arrays["train_images"],
         y_train=arrays["train_labels"],
@@ -133,22 +194,99 @@ def _load_idx_folder(folder: Path) -> Dataset:
     )
 
 
-def _load_npz(path: Path) -> Dataset:
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` archive (no pickled objects), or one line saying why not."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: np.asarray(npz[key]) for key in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as err:
-        raise InputError(f"{path}: not a keras-style mnist.npz (missing {err})") from None
-    except (ValueError, OSError, zlib.error, EOFError) as err:
-        raise InputError(f"{path}: corrupt .npz file ({err})") from None
-    for key in ("x_train", "x_test"):
-        if arrays[key].ndim != 3 or arrays[key].shape[1:] != IMAGE_SHAPE or arrays[key].dtype != np.uint8:
-            raise InputError(f"{path}: {key} must be uint8 (N, 28, 28), got {arrays[key].dtype} {arrays[key].shape}")
-    y_train = arrays["y_train"].astype(np.uint8)
-    y_test = arrays["y_test"].astype(np.uint8)
-    _check_pair(arrays["x_train"], y_train, "train")
-    _check_pair(arrays["x_test"], y_test, "test")
-    return Dataset(arrays["x_train"], y_train, arrays["x_test"], y_test, str(path), {path.name: sha256_file(path)})
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise InputError(f"{path}: not a readable .npz archive ({_reason(err)})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise InputError(f"{path}: a single .npy array, not an .npz archive with x_test and y_test")
+    try:
+        with loaded as npz:
+            return {key: np.asarray(npz[key]) for key in npz.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise InputError(f"{path}: corrupt .npz file ({_reason(err)})") from None
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def _examples(path: Path, key: str, values: np.ndarray) -> np.ndarray:
+    """``values`` as uint8 or float32 examples ``(N, ...)``, checked."""
+    if values.ndim < 2:
+        raise InputError(f"{path}: {key} must be (N, ...) with one example per row, got shape {values.shape}")
+    if any(d == 0 for d in values.shape[1:]):
+        raise InputError(f"{path}: {key} has empty examples (shape {values.shape})")
+    dtype = _CONVERTED.get(values.dtype, values.dtype)
+    if dtype not in DTYPES:
+        raise InputError(
+            f"{path}: {key} has dtype {values.dtype}; expected uint8 (raw 8-bit values) or float32 "
+            "(float16 and float64 are converted)"
+        )
+    values = np.ascontiguousarray(values, dtype=dtype)
+    if dtype.kind == "f" and not np.isfinite(values).all():
+        raise InputError(f"{path}: {key} holds NaN or infinite values (or float64 values beyond float32's range)")
+    return values
+
+
+def _labels(path: Path, key: str, values: np.ndarray) -> np.ndarray:
+    """Integer labels ``(N,)`` (``(N, 1)`` is flattened), checked non-negative."""
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise InputError(f"{path}: {key} must be (N,) integer labels, got shape {values.shape}")
+    if not np.issubdtype(values.dtype, np.integer):
+        raise InputError(f"{path}: {key} must hold integer class labels, got dtype {values.dtype}")
+    if values.size and int(values.min()) < 0:
+        raise InputError(f"{path}: {key} has a negative label ({int(values.min())}); labels are 0..num_classes-1")
+    return values.astype(np.int64)
+
+
+def _num_classes(path: Path, arrays: dict[str, np.ndarray], labels: list[np.ndarray]) -> int:
+    """The ``num_classes`` entry, or the largest label + 1."""
+    largest = max((int(y.max()) for y in labels if y.size), default=0)
+    if "num_classes" not in arrays:
+        return largest + 1
+    entry = arrays["num_classes"]
+    if entry.size != 1 or not np.issubdtype(entry.dtype, np.integer) or int(entry.reshape(-1)[0]) < 1:
+        raise InputError(f"{path}: num_classes must be one integer >= 1, got {entry.dtype} {entry.reshape(-1)[:3].tolist()}")
+    return int(entry.reshape(-1)[0])
+
+
+def _load_npz(path: Path) -> Dataset:
+    arrays = _read_npz(path)
+    missing = [key for key in ("x_test", "y_test") if key not in arrays]
+    if missing:
+        found = ", ".join(sorted(arrays)) or "nothing"
+        raise InputError(
+            f"{path}: missing {' and '.join(missing)} (an .npz dataset holds x_test, y_test[, x_train, y_train]; found {found})"
+        )
+    if ("x_train" in arrays) != ("y_train" in arrays):
+        raise InputError(f"{path}: has {'x_train' if 'x_train' in arrays else 'y_train'} without its pair; give both or neither")
+    x_test = _examples(path, "x_test", arrays["x_test"])
+    y_test = _labels(path, "y_test", arrays["y_test"])
+    if "x_train" in arrays:
+        x_train = _examples(path, "x_train", arrays["x_train"])
+        y_train = _labels(path, "y_train", arrays["y_train"])
+        if x_train.shape[1:] != x_test.shape[1:] or x_train.dtype != x_test.dtype:
+            raise InputError(
+                f"{path}: x_train examples are {x_train.dtype} {format_shape(x_train.shape[1:])} but x_test's are "
+                f"{x_test.dtype} {format_shape(x_test.shape[1:])}; both splits need the same shape and dtype"
+            )
+    else:
+        x_train = np.zeros((0, *x_test.shape[1:]), dtype=x_test.dtype)
+        y_train = np.zeros(0, dtype=np.int64)
+    num_classes = _num_classes(path, arrays, [y_train, y_test])
+    _check_pair(x_train, y_train, f"{path}: train", num_classes, "examples")
+    _check_pair(x_test, y_test, f"{path}: test", num_classes, "examples")
+    _check_not_empty(path, len(x_test))
+    dtype = np.min_scalar_type(num_classes - 1)
+    return Dataset(
+        x_train, y_train.astype(dtype), x_test, y_test.astype(dtype), str(path), {path.name: sha256_file(path)}, num_classes
+    )
 
 
 def portable_source(source: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
@@ -177,18 +315,19 @@ def resolve_source(data: str | os.PathLike[str] | None = None) -> Path | None:
     return cache if cache.is_file() else None
 
 
-def load_mnist(data: str | os.PathLike[str] | None = None) -> Dataset:
-    """Load MNIST, or any dataset in its IDX layout, as uint8 arrays.
+def load_dataset(data: str | os.PathLike[str] | None = None) -> Dataset:
+    """Load a dataset: MNIST's IDX layout, or an ``.npz`` of any example shape (see the module doc).
 
     Args:
         data: a folder with the four IDX files (``.gz`` or raw) or ``mnist.npz``, or an
             ``.npz`` file. ``None`` tries ``$MNIST_DIR``, the Keras cache, then a download.
 
     Returns:
-        The :class:`Dataset`.
+        The :class:`Dataset` (its ``example_shape``, ``dtype`` and ``num_classes`` say what
+        a model must take and return).
 
     Raises:
-        InputError: the source is missing or malformed.
+        InputError: the source is missing or malformed, or its test set is empty.
     """
     path = resolve_source(data)
     if path is None:
@@ -201,6 +340,10 @@ def load_mnist(data: str | os.PathLike[str] | None = None) -> Dataset:
     if path.suffix == ".npz":
         return _load_npz(path)
     raise InputError(f"{path}: expected a folder with the MNIST IDX files or an .npz file")
+
+
+# The loader's first name, from when it read MNIST only (train and tools still call it so).
+load_mnist = load_dataset
 
 
 def _download() -> Dataset:  # pragma: no cover - needs the network

@@ -43,9 +43,9 @@ def mnist_path() -> Path:
 @pytest.fixture(scope="session")
 def mnist(mnist_path: Path):
     """The full dataset as uint8 arrays (loads in about a second)."""
-    from pipeline.data import load_mnist
+    from pipeline.data import load_dataset
 
-    return load_mnist(mnist_path)
+    return load_dataset(mnist_path)
 
 
 @pytest.fixture(scope="session")

@@ -235,7 +235,7 @@ def test_bad_input_exits_2_with_one_line(bad_files, tmp_path, mnist_path, case, 
 
 def test_check_larger_than_test_set_and_out_file(tiny_models, tmp_path, mnist_path):
     result = run_module("convert", tiny_models["mlp"], "--out", tmp_path, "--data", mnist_path, "--check", "10001")
-    assert result.returncode == 2 and "exceeds the 10000 test images" in stderr_lines(result)[0]
+    assert result.returncode == 2 and "exceeds the 10000 test examples" in stderr_lines(result)[0]
     blocker = tmp_path / "file"
     blocker.write_text("x")
     result = run_module("convert", tiny_models["mlp"], "--out", blocker, "--data", mnist_path)

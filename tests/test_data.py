@@ -1,15 +1,16 @@
-"""IDX parsing and every bad-input case of the MNIST loader."""
+"""IDX parsing, .npz datasets of any shape, and every bad-input case of the dataset loader."""
 
 from __future__ import annotations
 
 import gzip
+import re
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.data import IDX_FILES, load_mnist, parse_idx
+from pipeline.data import IDX_FILES, load_dataset, load_mnist, parse_idx
 from pipeline.errors import InputError
 
 
@@ -137,3 +138,112 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         load_mnist(folder)
     with pytest.raises(InputError, match="no such file or folder"):
         load_mnist(tmp_path / "nope")
+
+
+def write_npz(path: Path, **arrays: object) -> Path:
+    """An .npz dataset with exactly ``arrays``."""
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_of_any_shape_records_shape_dtype_and_classes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    path = write_npz(
+        tmp_path / "kws.npz",
+        x_train=rng.normal(size=(8, 49, 10, 1)),  # float64: converted to float32
+        y_train=np.arange(8) % 12,
+        x_test=rng.normal(size=(5, 49, 10, 1)).astype(np.float16),  # float16 too
+        y_test=np.array([[0], [11], [3], [3], [7]]),  # (N, 1) labels, as Keras' CIFAR-10 has them
+    )
+    data = load_dataset(path)
+    assert data.example_shape == (49, 10, 1) and data.dtype == np.float32 and data.num_classes == 12
+    assert data.x_train.dtype == np.float32 and data.y_test.tolist() == [0, 11, 3, 3, 7]
+    assert data.describe() == {"example_shape": [49, 10, 1], "dtype": "float32", "num_classes": 12}
+    cifar = write_npz(
+        tmp_path / "cifar.npz",
+        x_test=rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8),
+        y_test=np.array([0, 1, 2, 3]),
+        num_classes=np.int64(10),
+    )
+    data = load_dataset(cifar)
+    assert data.example_shape == (32, 32, 3) and data.dtype == np.uint8 and data.num_classes == 10
+    assert data.x_train.shape == (0, 32, 32, 3) and data.y_train.shape == (0,)  # no training split
+    assert list(data.sha256) == ["cifar.npz"]
+
+
+def test_idx_dataset_describes_itself_as_mnist(tmp_path: Path) -> None:
+    data = load_dataset(write_dataset(tmp_path / "d"))
+    assert data.example_shape == (28, 28) and data.dtype == np.uint8 and data.num_classes == 10
+
+
+def _corrupt_member(path: Path) -> Path:
+    """Flip bytes inside the stored data of the first member (the zip directory stays intact)."""
+    raw = bytearray(path.read_bytes())
+    raw[200:210] = bytes(b ^ 0xFF for b in raw[200:210])
+    path.write_bytes(bytes(raw))
+    return path
+
+
+NPZ_REFUSALS = {
+    "missing y_test": ({"x_test": np.zeros((2, 3), np.uint8)}, "missing y_test"),
+    "x_train without y_train": (
+        {"x_test": np.zeros((2, 3), np.uint8), "y_test": np.zeros(2, int), "x_train": np.zeros((2, 3), np.uint8)},
+        "x_train without its pair",
+    ),
+    "int32 examples": ({"x_test": np.zeros((2, 3), np.int32), "y_test": np.zeros(2, int)}, "dtype int32; expected uint8"),
+    "scalar examples": ({"x_test": np.zeros(3, np.uint8), "y_test": np.zeros(3, int)}, "must be (N, ...)"),
+    "float labels": ({"x_test": np.zeros((2, 3), np.uint8), "y_test": np.zeros(2)}, "integer class labels"),
+    "negative label": ({"x_test": np.zeros((2, 3), np.uint8), "y_test": np.array([0, -1])}, "negative label (-1)"),
+    "label beyond num_classes": (
+        {"x_test": np.zeros((2, 3), np.uint8), "y_test": np.array([0, 5]), "num_classes": 3},
+        "label 5 out of range 0..2",
+    ),
+    "length mismatch": ({"x_test": np.zeros((2, 3), np.uint8), "y_test": np.zeros(3, int)}, "2 examples but 3 labels"),
+    "shape mismatch": (
+        {
+            "x_test": np.zeros((2, 3), np.uint8),
+            "y_test": np.zeros(2, int),
+            "x_train": np.zeros((2, 4), np.uint8),
+            "y_train": np.zeros(2, int),
+        },
+        "x_train examples are uint8 4 but x_test's are uint8 3",
+    ),
+    "empty test set": ({"x_test": np.zeros((0, 49, 10), np.float32), "y_test": np.zeros(0, int)}, "test set is empty"),
+    "NaN": ({"x_test": np.full((2, 3), np.nan, np.float32), "y_test": np.zeros(2, int)}, "NaN or infinite"),
+    "bad num_classes": ({"x_test": np.zeros((2, 3), np.uint8), "y_test": np.zeros(2, int), "num_classes": 1.5}, "num_classes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NPZ_REFUSALS))
+def test_npz_refusals_are_one_line(tmp_path: Path, case: str) -> None:
+    arrays, message = NPZ_REFUSALS[case]
+    path = write_npz(tmp_path / "d.npz", **arrays)
+    with pytest.raises(InputError, match=re.escape(message)) as err:
+        load_dataset(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_empty_idx_test_set_is_one_line(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path / "d", n_test=0)
+    with pytest.raises(InputError, match="the test set is empty"):
+        load_dataset(folder)
+
+
+def test_corrupt_npz_files_are_one_line(tmp_path: Path) -> None:
+    good = write_npz(tmp_path / "good.npz", x_test=np.arange(600, dtype=np.uint8).reshape(2, 300), y_test=np.zeros(2, int))
+    cases = {
+        "not a zip": (b"PK\x03\x04 not really a zip", "not a readable .npz archive"),
+        "empty": (b"", "not a readable .npz archive"),
+        "truncated": (good.read_bytes()[:300], "not a readable .npz archive"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        path.write_bytes(content)
+        with pytest.raises(InputError, match=message):
+            load_dataset(path)
+    with pytest.raises(InputError, match="corrupt .npz file"):
+        load_dataset(_corrupt_member(write_npz(tmp_path / "crc.npz", x_test=np.zeros((2, 300), np.uint8), y_test=[0, 1])))
+    np.save(tmp_path / "one.npy", np.zeros((2, 3)))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    with pytest.raises(InputError, match="a single .npy array"):
+        load_dataset(tmp_path / "one.npz")

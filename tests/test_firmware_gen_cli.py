@@ -239,3 +239,36 @@ def test_engine_figures_drive_the_verdict(tiny_cnn_tflite, tmp_path, monkeypatch
         f"(firmware written to {tmp_path / 'fw'})"
     )
     assert "RAM" not in line  # 4,096 of 4,096 fits exactly
+
+
+def test_input_type_reaches_the_bnn_engine_and_is_refused_elsewhere(tiny_cnn_tflite, tmp_path, monkeypatch, capsys):
+    from firmware_gen import baremetal, bnn
+
+    seen = []
+
+    def generate(model, core, board=None, *, input_type="auto"):
+        seen.append(input_type)
+        return EngineOutput({"bnn_model.c": b"int x;\n"}, {})
+
+    monkeypatch.setattr(bnn, "generate", generate)
+    monkeypatch.setattr(baremetal, "generate", lambda model, core, board, out: EngineOutput({}, {}))
+    model = str(tiny_cnn_tflite["int8"])
+    base = ["--target", "cortex-m4", "--model", model]
+    for choice in ("auto", "uint8", "float32"):
+        assert main([*base, "--engine", "bnn", "--input-type", choice, "--out", str(tmp_path / choice)]) == 0
+    assert seen == ["auto", "uint8", "float32"]
+
+    def refused(args: list[str], message: str) -> None:
+        capsys.readouterr()
+        assert main(args) == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], lines
+
+    _fake_bnn(monkeypatch, {})  # an engine whose generate() has no input_type keyword
+    assert main([*base, "--engine", "bnn", "--out", str(tmp_path / "old")]) == 0
+    refused([*base, "--engine", "bnn", "--input-type", "float32", "--out", str(tmp_path / "x")], "has a fixed input type")
+    refused([*base, "--input-type", "uint8", "--out", str(tmp_path / "y")], "applies to the bnn engine only")
+    with pytest.raises(SystemExit) as stop:
+        main([*base, "--input-type", "int16"])
+    assert stop.value.code == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -89,20 +89,23 @@ def test_load_keras_model_rejects_every_truncation(tiny_models, tmp_path):
             load_keras_model(path)
         assert "\n" not in str(err.value)
     model = load_keras_model(tiny_models["mlp"])
-    check_image_model(model, "mlp.h5")
+    check_image_model(model, "mlp.h5", (28, 28), 10)
 
 
-def test_check_image_model_rejects_other_shapes():
+def test_check_image_model_takes_the_dataset_shape_and_class_count():
     import tensorflow as tf
 
     from convert.keras_io import check_image_model
 
-    wide = tf.keras.Sequential([tf.keras.layers.Dense(10, input_shape=(100,))])
-    with pytest.raises(InputError, match="28x28"):
-        check_image_model(wide, "wide.h5")
-    five = tf.keras.Sequential([tf.keras.layers.Dense(5, input_shape=(784,))])
-    with pytest.raises(InputError, match="10 class scores"):
-        check_image_model(five, "five.h5")
+    wide = tf.keras.Sequential([tf.keras.layers.Dense(12, input_shape=(490,))])
+    check_image_model(wide, "wide.h5", (49, 10, 1), 12)  # same number of values, any layout
+    check_image_model(wide, "wide.h5", (490,), 12)
+    with pytest.raises(InputError, match=r"input shape \(490,\) does not take the dataset's 28x28 examples \(784 values"):
+        check_image_model(wide, "wide.h5", (28, 28), 12)
+    with pytest.raises(InputError, match=r"output shape \(12,\) is not the dataset's 10 class scores"):
+        check_image_model(wide, "wide.h5", (49, 10, 1), 10)
+    two = tf.keras.Sequential([tf.keras.layers.Flatten(input_shape=(96, 96, 1)), tf.keras.layers.Dense(2)])
+    check_image_model(two, "person.h5", (96, 96, 1), 2)
 
 
 def test_time_calls_warms_up_then_times_every_input_once():

@@ -107,9 +107,19 @@ def _train(argv: Sequence[str] | None) -> int:
     if args.sync_bn and args.distribute == "none":
         raise InputError("--sync-bn needs --distribute mirrored or multi-worker")
     cluster = read_tf_config() if args.distribute == "multi-worker" else None
-    from pipeline.data import load_mnist
+    from pipeline.data import format_shape, load_dataset
 
-    data = load_mnist(args.data)
+    data = load_dataset(args.data)
+    from train.models import INPUT_SHAPE, NUM_CLASSES
+
+    if data.example_shape != INPUT_SHAPE[:2] or data.dtype != "uint8" or data.num_classes != NUM_CLASSES:
+        raise InputError(
+            f"{data.source}: the zoo's models take {format_shape(INPUT_SHAPE[:2])} 8-bit grey images of {NUM_CLASSES} classes, "
+            f"this dataset has {format_shape(data.example_shape)} {data.dtype} examples of {data.num_classes} classes "
+            "(train your own Larq model on it, then python -m convert MODEL.h5 --data FILE.npz)"
+        )
+    if len(data.x_train) < 20:
+        raise InputError(f"{data.source}: {len(data.x_train)} training images, too few to train on (need at least 20)")
     if args.limit and args.limit < 20:
         raise InputError(f"--limit {args.limit} is too small to train on (need at least 20 images)")
 

@@ -14,9 +14,10 @@ import tensorflow as tf
 
 from train.autograph import leave_tf_keras_unconverted
 
-__all__ = ["ModelSpec", "ZOO", "build_model", "INPUT_SHAPE"]
+__all__ = ["ModelSpec", "ZOO", "build_model", "INPUT_SHAPE", "NUM_CLASSES"]
 
 INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
 
 leave_tf_keras_unconverted()  # every fit/predict of a zoo model traces faster (see train.autograph)
 
