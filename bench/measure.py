@@ -233,16 +233,19 @@ def generate_firmware(lce_path: Path, core: str, out: Path) -> dict[str, Any]:
         The folder's ``firmware.json``.
 
     Raises:
-        CheckError: the generator failed (its one-line error is on stderr).
+        CheckError: the generator failed (its one-line error is repeated in the message).
     """
     import json
 
+    from bench.prepare import child_error
     from firmware_gen.cli import main as firmware_gen_main
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    errors = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
         status = firmware_gen_main(["--engine", "bnn", "--target", core, "--model", str(lce_path), "--out", str(out)])
     if status != 0:
-        raise CheckError(f"python -m firmware_gen --engine bnn --target {core} --model {lce_path} failed (exit {status})")
+        command = f"python -m firmware_gen --engine bnn --target {core} --model {lce_path}"
+        raise CheckError(f"{command} failed (exit {status}): {child_error(errors.getvalue())}")
     return json.loads((out / "firmware.json").read_text(encoding="utf-8"))
 
 

@@ -164,7 +164,9 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         rows.append(("agreement", "- (no reference)"))
     tflm = report.get("tflm")
-    if tflm is not None:
+    if tflm is not None and tflm.get("skipped"):
+        rows.append(("tflite-micro", tflm["note"]))
+    elif tflm is not None:
         rows.append(
             (
                 "tflite-micro",
