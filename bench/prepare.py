@@ -36,6 +36,7 @@ __all__ = [
     "training_mismatch",
     "conversion_mismatch",
     "flatbuffer_path",
+    "child_error",
     "prepare_model",
 ]
 
