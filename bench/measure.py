@@ -182,6 +182,7 @@ def interpreter_rows(
     import time
 
     from emulator.backends import flatbuffer_ram, load_artifact
+    from pipeline.isolation import validate
 
     rows = []
     for engine, fmt, runner in _INTERPRETERS:
@@ -204,6 +205,9 @@ def interpreter_rows(
                 figures["note"] = "no Cortex-M runtime for LCE ops; RAM: " + (
                     "activation plan" if source == "planner" else "TFLite-Micro arena (no LCE ops in this flatbuffer)"
                 )
+            # Timing needs the interpreter in this process: a child loads and runs the file once first,
+            # so a flatbuffer that would crash it is a "cannot run" row instead of a dead benchmark.
+            validate("tflm" if engine.startswith("tflm") else "lce" if engine == "lce" else "tflite", data, str(path))
             start = time.perf_counter()
             run = runner(data, images)
         except InputError as err:
