@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake chromium
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm cmake chromium clang
 ARTIFACTS ?= artifacts
 
 # The shared MNIST copy, when this checkout sits beside it.
@@ -16,7 +16,7 @@ endif
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install toolchain demo test bench bench-train lint format clean
+.PHONY: install toolchain demo test bench bench-train fuzz lint format clean
 
 install: $(STAMP) toolchain
 
@@ -77,6 +77,14 @@ bench-train: install
 
 test: install lint
 	$(PY) -m pytest
+
+# Fuzzing, not part of make test (which runs 2,000 mutants): FUZZ_MUTANTS mutants of real flatbuffers through the
+# reader and every consumer; exit 1 if one raised anything but a one-line InputError, hung, or got firmware written
+# for a model its reference interpreter refuses. Report and failing mutants in $(ARTIFACTS)/fuzz/.
+FUZZ_MUTANTS ?= 30000
+FUZZ_SEED ?= 0
+fuzz: install
+	$(PY) tests/fuzzing.py --mutants $(FUZZ_MUTANTS) --seed $(FUZZ_SEED) --out $(ARTIFACTS)/fuzz
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -188,6 +188,7 @@ def interpreter_rows(
     import time
 
     from emulator.backends import flatbuffer_ram, load_artifact
+    from pipeline.isolation import validate
 
     rows = []
     for engine, fmt, runner in _INTERPRETERS:
@@ -210,6 +211,9 @@ def interpreter_rows(
                 figures["note"] = "no Cortex-M runtime for LCE ops; RAM: " + (
                     "activation plan" if source == "planner" else "TFLite-Micro arena (no LCE ops in this flatbuffer)"
                 )
+            # Timing needs the interpreter in this process: a child loads and runs the file once first,
+            # so a flatbuffer that would crash it is a "cannot run" row instead of a dead benchmark.
+            validate("tflm" if engine.startswith("tflm") else "lce" if engine == "lce" else "tflite", data, str(path))
             start = time.perf_counter()
             run = runner(data, images)
         except InputError as err:
@@ -239,16 +243,19 @@ def generate_firmware(lce_path: Path, core: str, out: Path) -> dict[str, Any]:
         The folder's ``firmware.json``.
 
     Raises:
-        CheckError: the generator failed (its one-line error is on stderr).
+        CheckError: the generator failed (its one-line error is repeated in the message).
     """
     import json
 
+    from bench.prepare import child_error
     from firmware_gen.cli import main as firmware_gen_main
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    errors = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
         status = firmware_gen_main(["--engine", "bnn", "--target", core, "--model", str(lce_path), "--out", str(out)])
     if status != 0:
-        raise CheckError(f"python -m firmware_gen --engine bnn --target {core} --model {lce_path} failed (exit {status})")
+        command = f"python -m firmware_gen --engine bnn --target {core} --model {lce_path}"
+        raise CheckError(f"{command} failed (exit {status}): {child_error(errors.getvalue())}")
     return json.loads((out / "firmware.json").read_text(encoding="utf-8"))
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "training_mismatch",
     "conversion_mismatch",
     "flatbuffer_path",
+    "child_error",
     "prepare_model",
 ]
 
@@ -173,6 +174,20 @@ def _recipe_name(report: dict[str, Any] | None) -> str | None:
     return recipe.get("name") if isinstance(recipe, dict) else None
 
 
+def child_error(stderr: str) -> str:
+    """The reason in a stage's one-line error (``python -m convert: error: REASON`` -> ``REASON``).
+
+    A stage run from bench reports its failure on stderr; bench repeats the reason in its own
+    single line instead of printing a second one.
+    """
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no error message"
+    last = lines[-1]
+    marker = ": error: "
+    return last.split(marker, 1)[1] if marker in last else last
+
+
 def _run(command: list[str], what: str, log: Callable[[str], None]) -> None:
     log(f"running: {' '.join(command)}")
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -190,11 +205,11 @@ def _convert(h5: Path, out: Path, check_images: int, data_dir: str | None, log: 
 
     args = [str(h5), "--out", str(out), "--check", str(check_images), *(["--data", data_dir] if data_dir else [])]
     log(f"running: python -m convert {' '.join(args)}")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    printed, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
         status = convert_main(args)
     if status != 0:
-        raise CheckError(f"python -m convert {h5} failed (exit {status}; its error is on stderr)")
+        raise CheckError(f"python -m convert {h5} failed (exit {status}): {child_error(errors.getvalue())}")
     lines = [line for line in printed.getvalue().splitlines() if line.strip()]
     if lines:
         log(lines[-1])

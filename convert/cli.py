@@ -83,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Every written flatbuffer takes the dataset's raw values (for 8-bit images: pixels 0..255)."
         ),
         epilog=(
-            f"Float and LCE must agree with Keras (argmax) on >= {100 * MIN_AGREEMENT:g}% of the check images, "
-            "else exit 1 and nothing is written. Exit 2: bad usage or input."
+            f"Float and LCE must agree with Keras on >= {100 * MIN_AGREEMENT:g}% of the check images, by argmax and "
+            "by scores, with no NaN or infinite score, else exit 1 and nothing is written. Exit 2: bad usage or input."
         ),
     )
     parser.add_argument("model", help="Keras .h5 (from python -m train or plain Larq/Keras code)")
@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=DEFAULT_CHECK,
         help=f"first N test examples run in each interpreter and in Keras (default {DEFAULT_CHECK})",
+    )
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load a model whose layers carry Python code (Lambda): this RUNS THAT CODE; only for models you trust",
     )
     parser.add_argument(
         "--input-range",
@@ -172,8 +177,10 @@ def _run_format(
     keras_scores: np.ndarray,
 ) -> FormatResult:
     """Convert ``model`` to ``fmt`` in memory and check it against Keras."""
+    import numpy as np
+
     from convert.flatbuffer import read_model_bytes
-    from convert.report import accuracy, agreement
+    from convert.report import accuracy, agreement, nonfinite_rows, score_agreement
     from pipeline.interpreters import run_lce, run_tflite
 
     start = time.perf_counter()
@@ -195,6 +202,8 @@ def _run_format(
         input_type=parsed.tensors[parsed.inputs[0]].dtype,
         output_type=parsed.tensors[parsed.outputs[0]].dtype,
         agreement=agreement(scores, keras_scores),
+        score_agreement=score_agreement(scores, keras_scores),
+        nonfinite=int(nonfinite_rows(np.concatenate([scores, keras_scores], axis=1))),
         accuracy=accuracy(scores, labels),
         images=len(images),
         seconds=seconds,
@@ -228,7 +237,7 @@ def _convert_main(argv: Sequence[str] | None) -> int:
     from convert.report import accuracy
     from pipeline.interpreters import run_keras
 
-    model = load_keras_model(source)
+    model = load_keras_model(source, trust_model=args.trust_model)
     check_image_model(model, source.name, data.example_shape, data.num_classes)
     if args.input_range is not None:
         model = with_input_range(model, *args.input_range)
@@ -281,7 +290,7 @@ def _convert_main(argv: Sequence[str] | None) -> int:
     print(render_table(report))
     failed = [result for result in results if not result.passed]
     if failed:
-        detail = "; ".join(f"{r.format} agrees with Keras on {100 * r.agreement:.2f}%" for r in failed if r.agreement is not None)
+        detail = "; ".join(r.failure() for r in failed)
         raise CheckError(f"{detail} of {len(images)} test images (needs >= {100 * MIN_AGREEMENT:g}%); nothing written to {out}")
     _write_all(out / f"{name}.convert.json", report, [r for r in results if r.skipped is None])
     print(f"wrote {', '.join(Path(r.path).name for r in results if r.path)} and {name}.convert.json -> {out}/")

@@ -1,13 +1,16 @@
 """Read a ``.tflite`` flatbuffer into plain Python objects, with TensorFlow's generated schema.
 
 The reader checks the ``TFL3`` identifier, that every offset it follows lies inside the file,
-and that every constant tensor's buffer holds exactly ``prod(shape) * itemsize`` bytes; a file
-that fails any check raises :class:`~pipeline.errors.InputError` with one line, never a crash.
-firmware_gen and emulator build on :func:`read_model`.
+that the model has one subgraph, and that every constant tensor's buffer holds exactly
+``prod(shape) * itemsize`` bytes; then :mod:`convert.validation` checks the graph (indices,
+shapes, types, quantization, finite constants, dataflow). A file that fails any check raises
+:class:`~pipeline.errors.InputError` with one line, never a crash. firmware_gen and emulator
+build on :func:`read_model`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -70,6 +73,7 @@ class Tensor:
         buffer: index into the model's buffers.
         data: the constant bytes, or ``None`` for activations.
         quantization: affine parameters, or ``None``.
+        variable: a variable tensor (state an op reads before any op writes it).
     """
 
     index: int
@@ -79,6 +83,7 @@ class Tensor:
     buffer: int
     data: bytes | None
     quantization: Quantization | None
+    variable: bool = False
 
     @property
     def itemsize(self) -> int:
@@ -87,8 +92,8 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        """Number of elements (an exact Python integer, whatever the dimensions)."""
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:
@@ -104,12 +109,14 @@ class Tensor:
         """The constant data as a numpy array of the tensor's shape.
 
         Raises:
-            ValueError: the tensor is not constant or its type has no numpy equivalent.
+            ValueError: the tensor is not constant (a caller's mistake).
+            InputError: its type has no numpy equivalent (``STRING``, ``INT4``, ...): the model
+                holds a constant this tool cannot read.
         """
         if self.data is None:
             raise ValueError(f"tensor {self.index} ({self.name}) is not constant")
         if self.dtype not in _DTYPES:
-            raise ValueError(f"tensor {self.index} ({self.name}) has type {self.dtype} with no numpy equivalent")
+            raise InputError(f"tensor {self.index} ({self.name}) is a {self.dtype} constant, which this tool cannot read")
         return np.frombuffer(self.data, dtype=_DTYPES[self.dtype]).reshape(self.shape)
 
 
@@ -243,6 +250,8 @@ def _buffer_bytes(buffer: Any, data: bytes, index: int) -> bytes | None:
 def _build(model: Any, data: bytes, name: str, schema: Any) -> Model:
     if not model.subgraphs:
         raise InputError(f"{name}: TFLite model has no subgraph")
+    if len(model.subgraphs) != 1:
+        raise InputError(f"{name}: TFLite model has {len(model.subgraphs)} subgraphs; only single-graph models are supported")
     builtin_names = _enum_names(schema.BuiltinOperator)
     type_names = _enum_names(schema.TensorType)
     buffers = [_buffer_bytes(buffer, data, i) for i, buffer in enumerate(model.buffers or [])]
@@ -260,6 +269,8 @@ def _build(model: Any, data: bytes, name: str, schema: Any) -> Model:
             )
         if not 0 <= tensor.buffer < max(1, len(buffers)):
             raise InputError(f"{name}: tensor {index} points at buffer {tensor.buffer} of {len(buffers)}")
+        if tensor.sparsity is not None:
+            raise InputError(f"{name}: tensor {index} is sparse; sparse tensors are not supported")
         entry = Tensor(
             index=index,
             name=tensor.name.decode("utf-8", "replace") if isinstance(tensor.name, bytes) else str(tensor.name or ""),
@@ -268,6 +279,7 @@ def _build(model: Any, data: bytes, name: str, schema: Any) -> Model:
             buffer=int(tensor.buffer),
             data=buffers[tensor.buffer] if buffers else None,
             quantization=quantization,
+            variable=bool(tensor.isVariable),
         )
         if entry.data is not None and entry.itemsize and len(entry.data) != entry.nbytes:
             raise InputError(
@@ -287,14 +299,11 @@ def _build(model: Any, data: bytes, name: str, schema: Any) -> Model:
             op_name = code.customCode.decode("utf-8") if isinstance(code.customCode, bytes) else str(code.customCode)
         inputs = tuple(int(i) for i in (op.inputs if op.inputs is not None else []))
         outputs = tuple(int(i) for i in (op.outputs if op.outputs is not None else []))
-        for tensor_index in inputs + outputs:
-            if not -1 <= tensor_index < len(tensors):
-                raise InputError(f"{name}: operator {index} ({op_name}) names tensor {tensor_index} of {len(tensors)}")
         operators.append(Operator(index, op_name, is_custom, inputs, outputs, _decode_options(op, schema, op_name)))
     description = (
         model.description.decode("utf-8", "replace") if isinstance(model.description, bytes) else str(model.description or "")
     )
-    return Model(
+    parsed = Model(
         path=name,
         size=len(data),
         sha256=sha256_bytes(data),
@@ -302,10 +311,14 @@ def _build(model: Any, data: bytes, name: str, schema: Any) -> Model:
         description=description,
         tensors=tuple(tensors),
         operators=tuple(operators),
-        inputs=tuple(int(i) for i in graph.inputs),
-        outputs=tuple(int(i) for i in graph.outputs),
+        inputs=tuple(int(i) for i in (graph.inputs if graph.inputs is not None else [])),
+        outputs=tuple(int(i) for i in (graph.outputs if graph.outputs is not None else [])),
         buffer_bytes=sum(len(b) for b in buffers if b is not None),
     )
+    from convert.validation import check_model
+
+    check_model(parsed, frozenset(type_names.values()), frozenset(builtin_names.values()))
+    return parsed
 
 
 def read_model(path: str | os.PathLike[str]) -> Model:

@@ -4,15 +4,21 @@ Larq is imported before loading so its custom objects (quantized layers, quantiz
 constraints) are registered and an ``.h5`` reloads without a custom-objects dict. Every way
 a file can fail to be a Keras model ends in :class:`~pipeline.errors.InputError` with one line.
 TensorFlow is imported lazily, so :func:`check_h5_file` answers before it loads.
+
+Untrusted files: a Keras ``Lambda`` layer stores Python bytecode in the file, and Keras runs it
+while it rebuilds the model. :func:`load_keras_model` therefore reads the model config from the
+HDF5 attributes first (h5py, no Keras) and refuses a model with a layer that carries code
+(:func:`code_layers`) before anything is deserialised, unless ``trust_model`` says to run it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.data import format_shape
 from pipeline.errors import InputError, first_line
@@ -20,7 +26,19 @@ from pipeline.errors import InputError, first_line
 if TYPE_CHECKING:
     import tensorflow as tf
 
-__all__ = ["check_h5_file", "load_keras_model", "with_input_range", "check_image_model"]
+__all__ = [
+    "CODE_LAYER_CLASSES",
+    "check_h5_file",
+    "read_model_config",
+    "code_layers",
+    "load_keras_model",
+    "with_input_range",
+    "check_image_model",
+]
+
+CODE_LAYER_CLASSES = frozenset({"Lambda", "__lambda__"})
+"""Keras classes whose config holds a Python function (marshalled bytecode, or a name resolved at load time)."""
+_CODE_KEYS = ("function_type", "output_shape_type", "mask_type")
 
 
 def check_h5_file(path: str | os.PathLike[str]) -> Path:
@@ -51,19 +69,84 @@ def check_h5_file(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
+def read_model_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``model_config`` JSON a Keras ``.h5`` stores in its root attributes, read with h5py only.
+
+    Returns:
+        The decoded config, or ``None`` when the file has no ``model_config`` (weights only).
+
+    Raises:
+        InputError: the file cannot be read as HDF5, or its config is not JSON.
+    """
+    import h5py
+
+    try:
+        with h5py.File(str(path), "r") as handle:
+            raw = handle.attrs.get("model_config")
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise InputError(f"{path}: cannot read the HDF5 attributes ({first_line(err)})") from None
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        config = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{path}: model_config is not valid JSON ({first_line(err)})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: model_config is a JSON {type(config).__name__}, not an object")
+    return config
+
+
+def code_layers(config: Any, where: str = "model") -> list[str]:
+    """Every place in a Keras model config that carries Python code, as ``where/layer`` names.
+
+    A ``Lambda`` layer (its function is marshalled bytecode, or a name Keras looks up in an
+    imported module), or any entry serialised with ``function_type``/``output_shape_type``/
+    ``mask_type`` ``lambda`` (bytecode, whatever the class). Nested models and wrappers are
+    searched too. Activations and TensorFlow ops named by string are not code from the file.
+    """
+    found: list[str] = []
+    if isinstance(config, dict):
+        inner = config.get("config")
+        name = inner.get("name") if isinstance(inner, dict) else None
+        here = f"{where}/{name}" if isinstance(name, str) else where
+        if config.get("class_name") in CODE_LAYER_CLASSES or any(config.get(key) == "lambda" for key in _CODE_KEYS):
+            found.append(f"{here} ({config.get('class_name') or 'function'})")
+        else:
+            for key, value in config.items():
+                if key != "class_name":
+                    found.extend(code_layers(value, here))
+    elif isinstance(config, list):
+        for item in config:
+            found.extend(code_layers(item, where))
+    return found
+
+
+def load_keras_model(path: str | os.PathLike[str], *, trust_model: bool = False) -> tf.keras.Model:
     """Load a Keras ``.h5`` model uncompiled, with Larq's custom objects registered.
 
     Args:
         path: an ``.h5`` written by ``python -m train`` or by ``model.save(...)`` in Larq/Keras code.
+        trust_model: load a model whose layers carry Python code (``Lambda``), which RUNS that
+            code. Without it such a model is refused before Keras reads it.
 
     Returns:
         The loaded, built model.
 
     Raises:
-        InputError: the file is missing, not HDF5, truncated or corrupt, or holds no Keras model.
+        InputError: the file is missing, not HDF5, truncated or corrupt, holds no Keras model,
+            has no layers, or carries code and ``trust_model`` is false.
     """
     path = check_h5_file(path)
+    if not trust_model:
+        config = read_model_config(path)
+        carriers = code_layers(config) if config is not None else []
+        if carriers:
+            more = f" and {len(carriers) - 1} more" if len(carriers) > 1 else ""
+            raise InputError(
+                f"{path}: refusing to load a model whose layers carry Python code ({carriers[0]}{more}): "
+                "loading would run it; pass --trust-model only for a model you trust"
+            )
     import larq  # noqa: F401  (registers Larq's custom objects)
     import tensorflow as tf
 
@@ -81,6 +164,8 @@ def load_keras_model(path: str | os.PathLike[str]) -> tf.keras.Model:
         logger.setLevel(level)
     if not isinstance(model, tf.keras.Model):
         raise InputError(f"{path}: holds a {type(model).__name__}, not a Keras model")
+    if not model.layers or not model.inputs or not model.outputs:
+        raise InputError(f"{path}: the Keras model has no layers or no defined input (an empty or unbuilt model)")
     return model
 
 

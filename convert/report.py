@@ -18,9 +18,12 @@ __all__ = [
     "FORMATS",
     "FILE_SUFFIXES",
     "MIN_AGREEMENT",
+    "SCORE_TOLERANCE",
     "GATED_FORMATS",
     "FormatResult",
     "agreement",
+    "score_agreement",
+    "nonfinite_rows",
     "accuracy",
     "build_report",
     "render_table",
@@ -29,12 +32,35 @@ __all__ = [
 FORMATS = ("float", "int8", "lce")
 FILE_SUFFIXES = {"float": ".tflite", "int8": ".int8.tflite", "lce": ".lce.tflite"}
 MIN_AGREEMENT = 0.999
+SCORE_TOLERANCE = 1e-3
+"""Scores agree when they differ by at most this, relative to the larger of 1 and the row's largest
+reference score. Float and LCE flatbuffers of the zoo differ from Keras by under 3e-7."""
 GATED_FORMATS = frozenset({"float", "lce"})
 
 
 def agreement(scores: np.ndarray, reference: np.ndarray) -> float:
     """Fraction of rows whose argmax equals the reference's argmax."""
     return float(np.mean(np.argmax(scores, axis=1) == np.argmax(reference, axis=1)))
+
+
+def nonfinite_rows(scores: np.ndarray) -> int:
+    """Rows with a NaN or infinite score (argmax of NaN is 0 on both sides: such rows must fail, not agree)."""
+    return int(np.count_nonzero(~np.all(np.isfinite(scores), axis=1)))
+
+
+def score_agreement(scores: np.ndarray, reference: np.ndarray, tolerance: float = SCORE_TOLERANCE) -> float:
+    """Fraction of rows whose every score is finite on both sides and within ``tolerance`` of the reference's.
+
+    The tolerance is relative to ``max(1, max |reference row|)``: absolute for probabilities,
+    relative for large logits.
+    """
+    scores = np.asarray(scores, np.float64)
+    reference = np.asarray(reference, np.float64)
+    finite = np.all(np.isfinite(scores), axis=1) & np.all(np.isfinite(reference), axis=1)
+    with np.errstate(invalid="ignore"):
+        scale = np.maximum(1.0, np.max(np.abs(reference), axis=1))
+        close = np.max(np.abs(scores - reference), axis=1) <= tolerance * scale
+    return float(np.mean(finite & close))
 
 
 def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -55,6 +81,9 @@ class FormatResult:
         input_type: TFLite type of the input tensor (``FLOAT32``, ``INT8``).
         output_type: TFLite type of the output tensor.
         agreement: argmax agreement with Keras on the check images.
+        score_agreement: share of check images whose scores are finite and within
+            :data:`SCORE_TOLERANCE` of Keras's.
+        nonfinite: check images with a NaN or infinite score, here or in Keras.
         accuracy: accuracy on the check images.
         images: number of check images.
         seconds: conversion time.
@@ -68,16 +97,31 @@ class FormatResult:
     input_type: str = ""
     output_type: str = ""
     agreement: float | None = None
+    score_agreement: float | None = None
+    nonfinite: int = 0
     accuracy: float | None = None
     images: int = 0
     seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
-        """False only for a gated format (float, lce) that agrees on less than :data:`MIN_AGREEMENT`."""
+        """False only for a gated format (float, lce) that agrees on less than :data:`MIN_AGREEMENT` of the
+        images, by argmax or by scores, or has a non-finite score anywhere."""
         if self.skipped is not None or self.format not in GATED_FORMATS or self.agreement is None:
             return True
-        return self.agreement >= MIN_AGREEMENT
+        scores_ok = self.score_agreement is None or self.score_agreement >= MIN_AGREEMENT
+        return self.nonfinite == 0 and self.agreement >= MIN_AGREEMENT and scores_ok
+
+    def failure(self) -> str:
+        """Why a gated format failed, in words (empty when it passed)."""
+        if self.passed or self.agreement is None:
+            return ""
+        text = f"{self.format} agrees with Keras on {100 * self.agreement:.2f}% (argmax)"
+        if self.score_agreement is not None:
+            text += f" and {100 * self.score_agreement:.2f}% (scores within {SCORE_TOLERANCE:g})"
+        if self.nonfinite:
+            text += f", scores NaN or infinite on {self.nonfinite} images"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         """The format's entry in ``NAME.convert.json``."""
@@ -91,6 +135,9 @@ class FormatResult:
             "input_type": self.input_type,
             "output_type": self.output_type,
             "agreement": self.agreement,
+            "score_agreement": self.score_agreement,
+            "score_tolerance": SCORE_TOLERANCE,
+            "nonfinite_images": self.nonfinite,
             "accuracy": self.accuracy,
             "images": self.images,
             "convert_seconds": round(self.seconds, 2),
@@ -162,10 +209,10 @@ def render_table(report: dict[str, Any]) -> str:
         f"{report['model']}: {source['path']} (sha256 {source['sha256'][:12]}){scaling}",
         f"Keras accuracy {_pct(keras['accuracy'])} on the first {keras['images']} test examples{shape}",
     ]
-    rows = [("format", "file", "bytes", "agreement", "accuracy", "ops")]
+    rows = [("format", "file", "bytes", "agreement", "scores", "accuracy", "ops")]
     for fmt, entry in report["formats"].items():
         if entry.get("skipped"):
-            rows.append((fmt, "-", "-", "-", "-", f"skipped: {entry['reason']}"))
+            rows.append((fmt, "-", "-", "-", "-", "-", f"skipped: {entry['reason']}"))
             continue
         verdict = "" if entry.get("passed", True) else " FAIL"
         rows.append(
@@ -174,12 +221,14 @@ def render_table(report: dict[str, Any]) -> str:
                 entry["path"],
                 f"{entry['bytes']:,}",
                 _pct(entry["agreement"]) + verdict,
+                _pct(entry.get("score_agreement")),
                 _pct(entry["accuracy"]),
                 ", ".join(entry["ops"]),
             )
         )
-    widths = [max(len(row[col]) for row in rows) for col in range(5)]
+    columns = len(rows[0]) - 1
+    widths = [max(len(row[col]) for row in rows) for col in range(columns)]
     for row in rows:
-        cells = [row[col].ljust(widths[col]) if col < 2 else row[col].rjust(widths[col]) for col in range(5)]
-        lines.append("  ".join(cells) + "  " + row[5])
+        cells = [row[col].ljust(widths[col]) if col < 2 else row[col].rjust(widths[col]) for col in range(columns)]
+        lines.append("  ".join(cells) + "  " + row[columns])
     return "\n".join(lines)

@@ -197,7 +197,7 @@ def input_range_for(h5_path: Path) -> tuple[float, float] | None:
 
 
 def keras_scores(
-    h5_path: Path, images: np.ndarray, desc: str = "keras", *, classes: int
+    h5_path: Path, images: np.ndarray, desc: str = "keras", *, classes: int, trust_model: bool = False
 ) -> tuple[np.ndarray, tuple[float, float] | None]:
     """Scores of a ``.h5`` on raw examples, with its recorded input range applied.
 
@@ -206,18 +206,19 @@ def keras_scores(
         images: raw examples ``(N, ...)``; the model must take ``prod(images.shape[1:])`` values.
         desc: progress bar label.
         classes: the dataset's class count; the model must output that many scores.
+        trust_model: load a model whose layers carry Python code (``Lambda``), running that code.
 
     Returns:
         ``(scores, input_range)``.
 
     Raises:
         InputError: the file is not a loadable Keras model taking one example and returning
-            ``classes`` scores.
+            ``classes`` scores, or it carries code and ``trust_model`` is false.
     """
     from convert.keras_io import check_image_model, load_keras_model, with_input_range
     from pipeline.interpreters import run_keras
 
-    model = load_keras_model(h5_path)
+    model = load_keras_model(h5_path, trust_model=trust_model)
     check_image_model(model, str(h5_path), tuple(np.asarray(images).shape[1:]), classes)
     scaling = input_range_for(h5_path)
     if scaling is not None:
@@ -298,7 +299,7 @@ def flatbuffer_ram(artifact: Artifact) -> tuple[int, str, dict[str, Any]]:
     from firmware_gen.arena import measure_arena
 
     try:
-        return int(measure_arena(artifact.data)), "tflm-arena", extra
+        return int(measure_arena(artifact.data, str(artifact.path))), "tflm-arena", extra
     except (InputError, RuntimeError, ValueError) as err:
         extra["ram_note"] = f"TFLite-Micro cannot allocate this model ({err}); RAM from the planner"
         return planned, "planner", extra
@@ -330,8 +331,13 @@ def run_backend(
     core: str | None = None,
     timeout: float | None = None,
     num_classes: int,
+    trust_model: bool = False,
 ) -> BackendRun:
     """Run ``artifact`` with ``backend`` over ``images`` and measure what the backend can.
+
+    Flatbuffers are untrusted: TFLite-Micro runs them in a child process, TFLite and LCE only
+    after a child loaded and ran them once (:func:`pipeline.isolation.run_checked`), so a
+    malformed file is one line, never a crash of this process.
 
     Args:
         backend: a name from :data:`BACKENDS` (already checked by :func:`choose_backend`).
@@ -340,6 +346,7 @@ def run_backend(
         core: the Cortex-M core (qemu only).
         timeout: seconds before a hung qemu guest is killed (``None``: the qemu backend's default).
         num_classes: the dataset's class count (a Keras model must output that many scores).
+        trust_model: let a Keras model whose layers carry Python code (``Lambda``) load and run.
 
     Returns:
         The :class:`BackendRun`; ``extra`` carries ``latency_ms`` (host wall time per image,
@@ -348,7 +355,7 @@ def run_backend(
     Raises:
         InputError: the artifact cannot run on this backend.
     """
-    from pipeline.interpreters import run_lce, run_tflite, run_tflm
+    from pipeline.isolation import run_checked
 
     count = len(images)
     if artifact.kind == "firmware":
@@ -357,17 +364,16 @@ def run_backend(
         result.extra.setdefault("latency_ms", 1000.0 * (time.perf_counter() - start) / max(count, 1))
         return result
     if backend == "keras":
-        (scores, scaling), latency = _timed(lambda: keras_scores(artifact.path, images, classes=num_classes), count)
+        (scores, scaling), latency = _timed(
+            lambda: keras_scores(artifact.path, images, classes=num_classes, trust_model=trust_model), count
+        )
         return BackendRun(np.argmax(scores, axis=1), extra={"latency_ms": latency, "input_range": scaling})
     if artifact.data is None or artifact.model is None:
         raise InputError(f"{artifact.path}: backend {backend} needs a flatbuffer")
     data = artifact.data
     ram, source, extra = flatbuffer_ram(artifact)
-    if backend == "tflm":
-        scores, latency = _timed(lambda: run_tflm(data, images, progress="tflm"), count)
-    elif backend == "lce":
-        scores, latency = _timed(lambda: run_lce(data, images, progress="lce"), count)
-    else:
-        scores, latency = _timed(lambda: run_tflite(data, images, delegates=False, progress="tflite"), count)
+    name = str(artifact.path)
+    kind = backend if backend in ("tflm", "lce") else "tflite"
+    scores, latency = _timed(lambda: run_checked(kind, data, images, name, delegates=False, progress=kind), count)
     extra["latency_ms"] = latency
     return BackendRun(np.argmax(scores, axis=1), flash_bytes=artifact.model.size, ram_bytes=ram, ram_source=source, extra=extra)

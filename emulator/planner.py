@@ -18,6 +18,7 @@ the arena's head, not its total.
 from __future__ import annotations
 
 from convert.flatbuffer import Model
+from pipeline.errors import InputError
 from pipeline.planner import Buffer, Plan, align_up, plan_buffers
 
 __all__ = ["ALIGNMENT", "tensor_buffers", "plan_memory", "plan_json"]
@@ -33,8 +34,20 @@ def tensor_buffers(model: Model) -> list[Buffer]:
 
     Returns:
         The unplanned buffers (``tensor`` set, size in bytes rounded up to :data:`ALIGNMENT`).
+
+    Raises:
+        InputError: a tensor the graph touches has a negative size or an index outside the
+            graph (:func:`convert.flatbuffer.read_model` refuses both; a model built another
+            way gets the same one-line refusal instead of a planner error).
     """
     last_op = max(len(model.operators) - 1, 0)
+    count = len(model.tensors)
+    for index in (*model.inputs, *model.outputs, *(i for op in model.operators for i in (*op.inputs, *op.outputs))):
+        if not -1 <= index < count:
+            raise InputError(f"{model.path}: the graph names tensor {index}, outside 0..{count - 1}")
+        if index >= 0 and model.tensors[index].nbytes < 0:
+            tensor = model.tensors[index]
+            raise InputError(f"{model.path}: tensor {index} ({tensor.name}) has a negative size (shape {list(tensor.shape)})")
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for index in model.inputs:

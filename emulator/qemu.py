@@ -105,8 +105,13 @@ def _engine_sources(folder: Path) -> list[str]:
     raise InputError(f"{folder}/Makefile: no ENGINE_SRCS line (not a firmware_gen bare-metal Makefile)")
 
 
-def _tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
+def _first_error(text: str) -> str:
+    """The line of compiler or QEMU output that says what went wrong (one line for the CLI)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "error" in line.lower() or "fatal" in line.lower():
+            return line
+    return lines[-1] if lines else "no output"
 
 
 def _build(source: Path, work: Path) -> _Build:
@@ -117,7 +122,7 @@ def _build(source: Path, work: Path) -> _Build:
     except subprocess.TimeoutExpired:
         raise QemuError(f"make did not finish within {_BUILD_TIMEOUT:g} s in a copy of {source}") from None
     if result.returncode != 0:
-        raise QemuError(f"make failed in a copy of {source}:\n{_tail(result.stdout + result.stderr)}")
+        raise QemuError(f"make failed in a copy of {source}: {_first_error(result.stdout + result.stderr)}")
     return _Build(folder, _engine_sources(folder))
 
 
@@ -146,7 +151,7 @@ def _run_guest(folder: Path, machine: str, count: int, timeout: float) -> tuple[
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         meaning = _STATUS.get(process.returncode, "unknown status")
-        raise QemuError(f"firmware on {machine} exited with status {process.returncode} ({meaning}):\n{_tail(output)}")
+        raise QemuError(f"firmware on {machine} exited with status {process.returncode} ({meaning}): {_first_error(output)}")
     return output, seconds
 
 
@@ -250,7 +255,7 @@ def run_harness(
         output, seconds = _run_guest(build.folder, spec.qemu_machine, count, limit)
         results_path = build.folder / RESULTS_NAME
         if not results_path.exists():
-            raise QemuError(f"the firmware wrote no {RESULTS_NAME}:\n{_tail(output)}")
+            raise QemuError(f"the firmware wrote no {RESULTS_NAME}: {_first_error(output)}")
         results = parse_results(results_path.read_bytes(), count, RESULTS_NAME)
         footprint = measure_footprint(build.folder, build.engine_sources)
     check_results(signature, results.scores.shape[1], results.scores, results.input_bytes, RESULTS_NAME)

@@ -13,6 +13,7 @@ Defaults:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ def firmware_model_path(artifact: Artifact) -> Path | None:
     """The flatbuffer a firmware folder was generated from, as recorded in ``firmware.json``.
 
     Looks at ``model_path``, then ``model`` (a path string, or an object with ``path``), then
-    ``source``; a relative path is tried against the folder, then the working directory.
+    ``source``; a relative path is tried against the folder first (firmware_gen records it
+    relative to the folder), then the working directory (older folders recorded it as typed).
     """
     manifest = artifact.firmware
     candidates: list[Any] = [manifest.get("model_path"), manifest.get("model"), manifest.get("source")]
@@ -65,10 +67,11 @@ def firmware_model_path(artifact: Artifact) -> Path | None:
         if not isinstance(value, str) or not value.endswith(".tflite"):
             continue
         path = Path(value)
-        for option in (path, artifact.path / path, Path.cwd() / path):
+        options = [path] if path.is_absolute() else [Path(os.path.normpath(artifact.path / path)), Path.cwd() / path]
+        for option in options:
             if option.is_file():
                 return option
-        return path
+        return options[0]
     return None
 
 
@@ -89,30 +92,30 @@ def default_reference_path(artifact: Artifact) -> Path | None:
     return None
 
 
-def run_reference(path: Path, images: np.ndarray, num_classes: int) -> Reference:
+def run_reference(path: Path, images: np.ndarray, num_classes: int, *, trust_model: bool = False) -> Reference:
     """Run the reference artifact at ``path`` over ``images``.
 
     Args:
         path: a ``.h5`` or ``.tflite``.
         images: raw examples ``(N, ...)``.
         num_classes: the dataset's class count; the reference must output that many scores.
+        trust_model: let a Keras reference whose layers carry Python code (``Lambda``) load and run.
 
     Raises:
-        InputError: the reference is missing, corrupt, a firmware folder, cannot run, or does
-            not take the examples or return ``num_classes`` scores.
+        InputError: the reference is missing, corrupt, a firmware folder, carries code, cannot run,
+            or does not take the examples or return ``num_classes`` scores.
     """
-    from pipeline.interpreters import run_lce, run_tflite
+    from pipeline.isolation import run_checked
 
     reference = load_artifact(path)
     if reference.kind == "keras":
-        scores, scaling = keras_scores(reference.path, images, desc="reference (keras)", classes=num_classes)
+        scores, scaling = keras_scores(
+            reference.path, images, desc="reference (keras)", classes=num_classes, trust_model=trust_model
+        )
         return Reference(reference.path, "keras", np.argmax(scores, axis=1), scaling)
     if reference.kind == "flatbuffer" and reference.data is not None and reference.model is not None:
         check_fits(reference, tuple(np.asarray(images).shape[1:]), np.asarray(images).dtype, num_classes)
-        data = reference.data
-        if reference.model.has_lce_ops:
-            scores = run_lce(data, images, progress="reference (lce)")
-            return Reference(reference.path, "lce", np.argmax(scores, axis=1))
-        scores = run_tflite(data, images, delegates=False, progress="reference (tflite)")
-        return Reference(reference.path, "tflite", np.argmax(scores, axis=1))
+        kind = "lce" if reference.model.has_lce_ops else "tflite"
+        scores = run_checked(kind, reference.data, images, str(reference.path), delegates=False, progress=f"reference ({kind})")
+        return Reference(reference.path, kind, np.argmax(scores, axis=1))
     raise InputError(f"{path}: a reference must be a .h5 or a .tflite, not a firmware folder")

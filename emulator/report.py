@@ -180,8 +180,8 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         rows.append(("agreement", "- (no reference)"))
     tflm = report.get("tflm")
-    if tflm is not None and "skipped" in tflm:
-        rows.append(("tflite-micro", f"not run: {tflm['skipped']}"))
+    if tflm is not None and tflm.get("skipped"):
+        rows.append(("tflite-micro", tflm["note"]))
     elif tflm is not None:
         rows.append(
             (

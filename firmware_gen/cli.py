@@ -25,7 +25,7 @@ from firmware_gen.targets import BOARDS, CORE_ALIASES, CORES, Board, Core, check
 from pipeline.artifacts import TOOL_VERSION, sha256_bytes
 from pipeline.errors import BudgetError, InputError, OneLineArgumentParser, run_cli
 
-__all__ = ["main", "build_parser", "list_targets", "write_tree", "DEFAULT_MODEL", "ARTIFACTS"]
+__all__ = ["main", "build_parser", "list_targets", "write_tree", "model_path_for", "DEFAULT_MODEL", "ARTIFACTS"]
 
 PROG = "python -m firmware_gen"
 ARTIFACTS = Path("artifacts")
@@ -164,8 +164,29 @@ def write_tree(out: Path, files: dict[str, bytes]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def model_path_for(model_path: Path, out: Path) -> str:
+    """The model's path as ``firmware.json`` records it: relative to the firmware folder ``out``.
+
+    A path as typed (``--model bcnn.lce.tflite``) only resolves from the directory the command
+    ran in; relative to the folder it resolves from anywhere, and still when the folder and the
+    model move together (``artifacts/`` copied elsewhere). No absolute path is recorded. On
+    Windows across drives, where no relative path exists, the absolute path is the fallback.
+    """
+    try:
+        return Path(os.path.relpath(model_path.resolve(), out.resolve())).as_posix()
+    except ValueError:
+        return model_path.resolve().as_posix()
+
+
 def _report(
-    engine: str, core: Core, board: Board | None, model_path: Path, model: Any, output: Any, verdict: dict[str, Any] | None
+    engine: str,
+    core: Core,
+    board: Board | None,
+    model_path: Path,
+    out: Path,
+    model: Any,
+    output: Any,
+    verdict: dict[str, Any] | None,
 ) -> dict[str, Any]:
     return {
         "version": TOOL_VERSION,
@@ -175,7 +196,7 @@ def _report(
         "board": None
         if board is None
         else {"name": board.name, "core": board.core, "flash_bytes": board.flash_bytes, "ram_bytes": board.ram_bytes},
-        "model": {"path": str(model_path), "sha256": model.sha256, "bytes": model.size},
+        "model": {"path": model_path_for(model_path, out), "sha256": model.sha256, "bytes": model.size},
         "report": output.report,
         "files": [
             {"path": rel, "bytes": len(output.files[rel]), "sha256": sha256_bytes(output.files[rel])}
@@ -200,14 +221,15 @@ def _main(argv: Sequence[str] | None) -> int:
     core, board = _resolve_targets(args)
     model_path = _resolve_model(args)
 
-    from convert.flatbuffer import read_model
+    from convert.flatbuffer import read_model_bytes
     from firmware_gen.engines import choose_engine, run_engine
 
-    model = read_model(model_path)
+    data = model_path.read_bytes()
+    model = read_model_bytes(data, str(model_path))
     engine = choose_engine(args.engine, model)
     name = model_path.name.removesuffix(".tflite")
     out = Path(args.out) if args.out else ARTIFACTS / "firmware" / f"{name}-{core.name}"
-    output = run_engine(engine, model, core, board, input_type=args.input_type)
+    output = run_engine(engine, model, core, board, input_type=args.input_type, data=data)
     verdict = None
     if board is not None:
         verdict = check_budget(
@@ -217,7 +239,7 @@ def _main(argv: Sequence[str] | None) -> int:
             board.ram_bytes,
             label=f"board {board.name}",
         )
-    report = _report(engine, core, board, model_path, model, output, verdict)
+    report = _report(engine, core, board, model_path, out, model, output, verdict)
     files = dict(output.files)
     if REPORT_NAME in files:
         raise InputError(f"the {engine} engine must not produce {REPORT_NAME} itself")

@@ -10,19 +10,33 @@ imported when used, so ``--list-targets`` and ``--help`` stay fast.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from convert.flatbuffer import Model
 from firmware_gen.targets import Board, Core
 from pipeline.errors import InputError
+from pipeline.isolation import INTERPRETER_NAMES, Worker
 
-__all__ = ["ENGINES", "ENGINE_CHOICES", "INPUT_TYPES", "EngineOutput", "choose_engine", "run_engine"]
+__all__ = [
+    "ENGINES",
+    "ENGINE_CHOICES",
+    "INPUT_TYPES",
+    "REFERENCE_INTERPRETERS",
+    "EngineOutput",
+    "choose_engine",
+    "check_reference",
+    "run_engine",
+]
 
 ENGINES = ("tflm", "bnn")
 ENGINE_CHOICES = ("auto", *ENGINES)
-# --input-type (bnn engine): what bnn_predict takes for a FLOAT32 graph input (contract13.md).
+# --input-type (bnn engine): what bnn_predict takes for a FLOAT32 graph input.
 INPUT_TYPES = ("auto", "uint8", "float32")
+
+REFERENCE_INTERPRETERS = {"tflm": "tflite", "bnn": "lce"}
+"""The interpreter whose predictions each engine's firmware must reproduce (:mod:`pipeline.isolation` kinds)."""
 
 
 @dataclass
@@ -52,12 +66,76 @@ def choose_engine(requested: str, model: Model) -> str:
     return "bnn" if model.has_lce_ops else "tflm"
 
 
-def run_engine(engine: str, model: Model, core: Core, board: Board | None, *, input_type: str = "auto") -> EngineOutput:
+def check_reference(engine: str, model: Model, data: bytes, *, worker: Worker | None = None) -> None:
+    """Refuse a model that the engine's reference interpreter refuses: no firmware for it.
+
+    The ``tflm`` engine's reference is TFLite (builtin kernels), the ``bnn`` engine's the LCE
+    interpreter; each loads the flatbuffer, allocates it and runs it once on zeros in a child
+    process (:func:`pipeline.isolation.validate`), so a crash there is a refusal too.
+
+    Args:
+        engine: ``tflm`` or ``bnn``.
+        model: the parsed flatbuffer.
+        data: its bytes.
+        worker: a running :class:`~pipeline.isolation.Worker` (default: the shared :func:`~pipeline.isolation.default_worker`).
+
+    Raises:
+        InputError: one line naming the file, the interpreter and why it refused.
+    """
+    from pipeline.isolation import validate
+
+    kind = REFERENCE_INTERPRETERS.get(engine)
+    if kind is None:
+        raise InputError(f"unknown engine {engine!r}: valid engines are {', '.join(ENGINES)}")
+    try:
+        seen = validate(kind, data, model.path, worker=worker)
+    except InputError as err:
+        raise InputError(f"{err}; no firmware written") from None
+    _check_shapes(model, seen, INTERPRETER_NAMES[kind])
+
+
+def _check_shapes(model: Model, seen: dict, interpreter: str) -> None:
+    """The shapes the file declares must be the ones the reference interpreter computes.
+
+    Interpreters recompute output shapes while they prepare a graph, so a file whose declared
+    shapes are wrong still runs there; an engine that generated code from the declared shapes
+    would compute something else. TFLite reports every tensor; LCE only the graph output.
+    """
+    declared = {index: list(model.tensors[index].shape) for index in range(len(model.tensors))}
+    computed = dict(enumerate(seen.get("tensor_shapes") or []))
+    if not computed and model.outputs:
+        output = model.outputs[0]
+        computed = {output: [d for d in seen.get("output_shape", declared[output])]}
+        if math.prod(computed[output]) == math.prod(declared[output]):
+            computed[output] = declared[output]  # LCE returns the output flattened to its batch rows
+    for index, shape in sorted(computed.items()):
+        if shape is not None and index in declared and shape != declared[index]:
+            tensor = model.tensors[index]
+            raise InputError(
+                f"{model.path}: tensor {index} ({tensor.name}) is declared {declared[index]} but {interpreter} computes "
+                f"{shape}; no firmware written"
+            )
+
+
+def run_engine(
+    engine: str,
+    model: Model,
+    core: Core,
+    board: Board | None,
+    *,
+    input_type: str = "auto",
+    data: bytes | None = None,
+    worker: Worker | None = None,
+) -> EngineOutput:
     """Run ``engine`` (``tflm`` or ``bnn``, already resolved) and return its files and report.
 
     ``input_type`` (``auto``, ``uint8`` or ``float32``) is the bnn engine's
     ``generate(..., input_type=...)``: the type of ``bnn_predict``'s input for a FLOAT32 graph
     input (``auto``: uint8 when the input only feeds a scalar rescale of raw 8-bit values).
+
+    With ``data`` (the flatbuffer's bytes) the model goes through :func:`check_reference` first,
+    so no engine generates firmware for a model its reference interpreter refuses; the ``tflm``
+    engine also needs TFLite-Micro itself to allocate and run it (its arena is measured).
 
     For ``bnn`` the output of ``firmware_gen.baremetal.generate(model, core, board, output)`` is
     merged in: its files are added (a path both produce is an error
@@ -68,8 +146,8 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None, *, in
     ``CMakeLists.txt``, ``arm-none-eabi.cmake``; report entry ``cmake``).
 
     Raises:
-        InputError: the engine is unknown, rejects the model, or ``input_type`` is not ``auto``
-            for an engine (or a bnn engine version) that does not take it.
+        InputError: the engine is unknown, the engine or its reference interpreter rejects the
+            model, or ``input_type`` is not ``auto`` for an engine that does not take it.
     """
     if input_type not in INPUT_TYPES:
         raise InputError(f"unknown input type {input_type!r}: valid input types are {', '.join(INPUT_TYPES)}")
@@ -80,11 +158,16 @@ def run_engine(engine: str, model: Model, core: Core, board: Board | None, *, in
             )
         from firmware_gen import tflm
 
-        return tflm.generate(model, core, board)
+        tflm.resolver_ops(model)  # custom ops and ops without a TFLite-Micro kernel: the clearest refusal first
+        if data is not None:
+            check_reference(engine, model, data, worker=worker)
+        return tflm.generate(model, core, board, worker=worker)
     if engine != "bnn":
         raise InputError(f"unknown engine {engine!r}: valid engines are {', '.join(ENGINES)}")
     from firmware_gen import baremetal, bnn
 
+    if data is not None:
+        check_reference(engine, model, data, worker=worker)
     if _takes_input_type(bnn.generate):
         output = bnn.generate(model, core, board, input_type=input_type)
     elif input_type == "auto":

@@ -7,8 +7,10 @@ an error, never an empty string) and keeps the final newline, so output is byte-
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,20 @@ import jinja2
 
 from pipeline.artifacts import TOOL_VERSION
 
-__all__ = ["TEMPLATE_DIR", "environment", "render", "hex_lines", "c_identifier", "comment_text", "banner_context", "round_up"]
+__all__ = [
+    "TEMPLATE_DIR",
+    "MAX_IDENTIFIER",
+    "MAX_COMMENT",
+    "SafeNames",
+    "safe_names",
+    "environment",
+    "render",
+    "hex_lines",
+    "c_identifier",
+    "comment_text",
+    "banner_context",
+    "round_up",
+]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -44,34 +59,70 @@ def hex_lines(data: bytes | Iterable[int], per_line: int = 12, indent: str = "  
     return ",\n".join(lines)
 
 
-_IDENT_RE = re.compile(r"[^0-9A-Za-z_]")
+_IDENT_RE = re.compile(r"[^0-9A-Za-z]+")
+_UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
+MAX_IDENTIFIER = 48
+MAX_COMMENT = 120
+
+
+@dataclass(frozen=True)
+class SafeNames:
+    """A file name as generated files may spell it.
+
+    Attributes:
+        comment: one line of printable ASCII, safe inside ``//``, ``#``, ``/* */`` and Markdown:
+            control and non-ASCII characters become ``?`` (runs of ``?`` collapse, so no
+            trigraph such as ``??/`` appears), ``*/`` and ``/*`` lose their slash, a backtick
+            becomes ``'``; at most :data:`MAX_COMMENT` characters.
+        identifier: a C (and C++) identifier fragment: ASCII letters, digits and single
+            underscores, starting with a letter (``m_`` is put in front of a leading digit),
+            no leading, trailing or double underscore, at most :data:`MAX_IDENTIFIER`
+            characters (a longer name is cut and keeps a hash of the whole); ``model`` when
+            nothing usable is left. With a prefix or suffix (``g_NAME_model_data``,
+            ``NAME_MODEL_DATA_H_`` with ``.upper()``) it is a valid identifier that no C or
+            C++ standard reserves.
+    """
+
+    comment: str
+    identifier: str
+
+
+def safe_names(name: str) -> SafeNames:
+    """The one sanitiser for everything generated from a file name: comments and C identifiers.
+
+    Args:
+        name: a file name or stem as the user chose it (any characters: spaces, newlines,
+            quotes, ``*/``, a leading digit, a C keyword, non-ASCII letters).
+
+    Returns:
+        The :class:`SafeNames`.
+    """
+    comment = _UNPRINTABLE_RE.sub("?", name)
+    comment = re.sub(r"\?{2,}", "?", comment).replace("*/", "*").replace("/*", "*").replace("`", "'")
+    if len(comment) > MAX_COMMENT:
+        comment = comment[: MAX_COMMENT - 3] + "..."
+    ident = _IDENT_RE.sub("_", name).strip("_") or "model"
+    ident = re.sub(r"_+", "_", ident)
+    if ident[0].isdigit():
+        ident = "m_" + ident
+    if len(ident) > MAX_IDENTIFIER:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        ident = ident[: MAX_IDENTIFIER - 9].rstrip("_") + "_" + digest
+    return SafeNames(comment=comment, identifier=ident)
 
 
 def c_identifier(name: str) -> str:
-    """Turn a file stem into a C identifier fragment: ``cnn.int8`` -> ``cnn_int8``.
+    """A file stem as a C identifier fragment: ``cnn.int8`` -> ``cnn_int8`` (see :func:`safe_names`).
 
-    Characters outside ``[0-9A-Za-z_]`` become ``_``; the result is used between a prefix and a
-    suffix (``g_NAME_model_data``), so a leading digit or a C keyword cannot clash.
-
-    Raises:
-        ValueError: the name is empty.
+    The result is a valid identifier on its own and between a prefix and a suffix
+    (``g_NAME_model_data``, ``NAME_MODEL_DATA_H_``), never a reserved one.
     """
-    if not name:
-        raise ValueError("empty name cannot become a C identifier")
-    return _IDENT_RE.sub("_", name)
-
-
-_UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
+    return safe_names(name).identifier
 
 
 def comment_text(text: str) -> str:
-    """``text`` made safe inside any generated comment: one line of printable ASCII.
-
-    Control characters (a newline in a file name would end a ``//`` comment and put the rest
-    of the name into the code) and non-ASCII characters become ``?``; ``*/`` and ``/*`` (which
-    would end or nest a block comment) lose their slash.
-    """
-    return _UNPRINTABLE_RE.sub("?", text).replace("*/", "*").replace("/*", "*")
+    """``text`` made safe inside any generated comment: one line of printable ASCII (see :func:`safe_names`)."""
+    return safe_names(text).comment
 
 
 def banner_context(model: Any, engine: str, core: Any, board: Any = None) -> dict[str, Any]:

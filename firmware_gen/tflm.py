@@ -25,6 +25,7 @@ from firmware_gen.render import banner_context, c_identifier, render, round_up
 from firmware_gen.targets import Board, Core
 from pipeline.artifacts import sha256_bytes
 from pipeline.errors import InputError
+from pipeline.isolation import Worker
 
 __all__ = ["ARENA_MARGIN", "ARENA_ALIGN", "TFLM_OPS", "TFLM_ARCH", "resolver_ops", "input_quant_table", "generate"]
 
@@ -208,7 +209,7 @@ def _model_bytes(model: Model) -> bytes:
     return data
 
 
-def _context(model: Model, data: bytes, core: Core, board: Board | None) -> dict[str, Any]:
+def _context(model: Model, data: bytes, core: Core, board: Board | None, worker: Worker | None) -> dict[str, Any]:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise InputError(
             f"{model.path}: the tflm engine expects one input and one output, got {len(model.inputs)} and {len(model.outputs)}"
@@ -219,7 +220,7 @@ def _context(model: Model, data: bytes, core: Core, board: Board | None) -> dict
     input_elements = int(np.prod(inp.shape))
     name = Path(model.path).name.removesuffix(".tflite")
     ident = c_identifier(name)
-    measured = measure_arena(data)
+    measured = measure_arena(data, model.path, worker=worker)
     context: dict[str, Any] = {
         **banner_context(model, "tflm engine", core, board),
         "data": data,
@@ -254,7 +255,7 @@ def _context(model: Model, data: bytes, core: Core, board: Board | None) -> dict
     return context
 
 
-def generate(model: Model, core: Core, board: Board | None = None) -> EngineOutput:
+def generate(model: Model, core: Core, board: Board | None = None, *, worker: Worker | None = None) -> EngineOutput:
     """Generate the TFLite-Micro application for ``model`` on ``core``.
 
     Args:
@@ -262,6 +263,8 @@ def generate(model: Model, core: Core, board: Board | None = None) -> EngineOutp
             against ``model.sha256``).
         core: the target core (compiler flags, TFLM library architecture).
         board: optional board, named in the banners and README.
+        worker: a running :class:`~pipeline.isolation.Worker` for the arena measurement
+            (default: the shared :func:`~pipeline.isolation.default_worker`).
 
     Returns:
         Files ``tflm_model.h``, ``model_data.h``, ``model_data.c``, ``main.cc``, ``Makefile``,
@@ -275,7 +278,7 @@ def generate(model: Model, core: Core, board: Board | None = None) -> EngineOutp
             cannot allocate the model.
     """
     data = _model_bytes(model)
-    context = _context(model, data, core, board)
+    context = _context(model, data, core, board, worker)
     files = {
         "tflm_model.h": render("tflm/tflm_model.h.j2", **context),
         "model_data.h": render("tflm/model_data.h.j2", **context),

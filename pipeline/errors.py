@@ -18,6 +18,8 @@ __all__ = [
     "BudgetError",
     "OneLineArgumentParser",
     "positive_int",
+    "non_negative_int",
+    "seed_int",
     "positive_float",
     "first_line",
     "run_cli",
@@ -64,6 +66,28 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0 (``--sanitize 0`` skips a step)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a random seed, a whole number from 0 to 2**32 - 1 (what NumPy and TensorFlow take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 4294967295, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to 4294967295, got {text!r}")
     return value
 
 

@@ -38,7 +38,9 @@ __all__ = [
     "time_calls",
     "open_tflite",
     "open_lce",
+    "open_lce_native",
     "open_tflm",
+    "tflite_wrapper_session",
     "tflm_arena_guess",
     "run_tflite",
     "run_lce",
@@ -170,6 +172,7 @@ class Session:
         output_dtype: the output tensor's type.
         output_quant: ``(scale, zero_point)`` of a quantized output, else ``None``.
         call: one prepared input (already of the input type and shape) -> its raw output.
+        native: the interpreter object underneath, for inspection (``None`` when not kept).
     """
 
     kind: str
@@ -179,6 +182,7 @@ class Session:
     output_dtype: np.dtype
     output_quant: tuple[float, int] | None
     call: Callable[[np.ndarray], np.ndarray]
+    native: Any = None
 
     def feed(self, inputs: np.ndarray) -> np.ndarray:
         """Raw inputs ``(N, ...)`` -> ``(N, *input_shape)`` values of the input tensor's type.
@@ -298,15 +302,26 @@ def open_lce(model_bytes: bytes, *, num_threads: int = 1) -> Session:
     Raises:
         InputError: the flatbuffer cannot be loaded or has several inputs.
     """
-    from larq_compute_engine.tflite.python.interpreter import Interpreter
+    from larq_compute_engine.tflite.python import interpreter_wrapper_lite
 
+    return open_lce_native(interpreter_wrapper_lite, model_bytes, num_threads=num_threads)
+
+
+def open_lce_native(module: Any, model_bytes: bytes, *, num_threads: int = 1) -> Session:
+    """:func:`open_lce` on LCE's native wrapper module ``interpreter_wrapper_lite`` as given.
+
+    :mod:`pipeline.child` loads that module straight from its file (without the
+    ``larq_compute_engine`` package, which imports TensorFlow) and passes it here.
+
+    Raises:
+        InputError: the flatbuffer cannot be loaded or has several inputs.
+    """
     try:
-        wrapper = Interpreter(bytes(model_bytes), num_threads=num_threads)
+        native = module.LiteInterpreter(bytes(model_bytes), num_threads, False, False, False)
     except (ValueError, RuntimeError) as err:
         raise InputError(f"LCE interpreter cannot load the model ({first_line(err)})") from None
-    if len(wrapper.input_shapes) != 1:
-        raise InputError(f"LCE model has {len(wrapper.input_shapes)} inputs, expected 1")
-    native = wrapper.interpreter
+    if len(native.input_shapes) != 1:
+        raise InputError(f"LCE model has {len(native.input_shapes)} inputs, expected 1")
 
     def call(item: np.ndarray) -> np.ndarray:
         try:
@@ -316,12 +331,54 @@ def open_lce(model_bytes: bytes, *, num_threads: int = 1) -> Session:
 
     return Session(
         "lce",
-        tuple(int(d) for d in wrapper.input_shapes[0]),
-        np.dtype(wrapper.input_types[0]),
-        _quant(wrapper.input_scales[0], wrapper.input_zero_points[0]),
-        np.dtype(wrapper.output_types[0]),
-        _quant(wrapper.output_scales[0], wrapper.output_zero_points[0]),
+        tuple(int(d) for d in native.input_shapes[0]),
+        np.dtype(native.input_types[0]),
+        _quant(native.input_scales[0], native.input_zero_points[0]),
+        np.dtype(native.output_types[0]),
+        _quant(native.output_scales[0], native.output_zero_points[0]),
         call,
+    )
+
+
+def tflite_wrapper_session(module: Any, model_bytes: bytes, *, delegates: bool = False) -> Session:
+    """A TFLite session on TensorFlow's native ``_pywrap_tensorflow_interpreter_wrapper`` module as given.
+
+    What :func:`open_tflite` does through ``tf.lite.Interpreter``, on the wrapper underneath it
+    (the pinned TensorFlow's: op resolver 1 is the default with delegates, 3 the builtin kernels
+    without them). :mod:`pipeline.child` loads the module without importing TensorFlow.
+
+    Raises:
+        InputError: the flatbuffer cannot be loaded or allocated, or has several inputs or outputs.
+    """
+    model = bytes(model_bytes)
+    try:
+        wrapper = module.CreateWrapperFromBuffer(model, 1 if delegates else 3, [], [], False, False)
+        wrapper.AllocateTensors()
+    except (ValueError, RuntimeError) as err:
+        raise InputError(f"TFLite interpreter cannot load the model ({first_line(err)})") from None
+    inputs, outputs = list(wrapper.InputIndices()), list(wrapper.OutputIndices())
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise InputError(f"TFLite model has {len(inputs)} inputs and {len(outputs)} outputs, expected 1 and 1")
+    in_index, out_index = int(inputs[0]), int(outputs[0])
+
+    def call(item: np.ndarray) -> np.ndarray:
+        try:
+            wrapper.SetTensor(in_index, item)
+            wrapper.Invoke()
+            return np.array(wrapper.GetTensor(out_index))
+        except (ValueError, RuntimeError) as err:
+            raise InputError(f"TFLite interpreter failed ({first_line(err)})") from None
+
+    call.model = model  # type: ignore[attr-defined]  # the wrapper reads the flatbuffer in place: keep it alive
+    return Session(
+        "tflite",
+        tuple(int(d) for d in wrapper.TensorSize(in_index, 0)),
+        np.dtype(wrapper.TensorType(in_index, 0)),
+        _quant(*wrapper.TensorQuantization(in_index, 0)),
+        np.dtype(wrapper.TensorType(out_index, 0)),
+        _quant(*wrapper.TensorQuantization(out_index, 0)),
+        call,
+        native=wrapper,
     )
 
 

@@ -187,6 +187,23 @@ def tiny_flatbuffers(
 
 
 @pytest.fixture(scope="session")
+def mini_flatbuffers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three small real flatbuffers with fixed weights (:func:`fuzzing.build_seeds`), as files.
+
+    ``bcnn.lce`` (an LCE binary CNN the bnn engine compiles), ``cnn`` (float) and ``cnn.int8``:
+    a few KiB each, converted in-process once per session; the fuzz and bad-input tests mutate them.
+    """
+    from fuzzing import build_seeds
+
+    out = tmp_path_factory.mktemp("mini_flatbuffers")
+    paths = {}
+    for name, data in build_seeds().items():
+        paths[name] = out / f"{name}.tflite"
+        paths[name].write_bytes(data)
+    return paths
+
+
+@pytest.fixture(scope="session")
 def tiny_cnn_tflite(emulator_artifacts: Path) -> dict[str, Path]:
     """The tiny cnn as float and int8 flatbuffers: ``{"float": ..., "int8": ...}``.
 

@@ -177,6 +177,30 @@ def test_failed_check_writes_nothing(tiny_models, mnist_path, tmp_path, monkeypa
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_scores_are_gated_too_and_nan_never_agrees():
+    """Argmax agreement alone passed an all-NaN model (argmax of NaN is 0 on both sides) and scores
+    that differ everywhere but keep their order. The gate compares the scores as well."""
+    from convert.report import MIN_AGREEMENT, FormatResult, nonfinite_rows, score_agreement
+
+    keras = np.array([[0.1, 0.9], [0.7, 0.3], [0.4, 0.6]] * 400, np.float32)
+    assert score_agreement(keras + 5e-4, keras) == 1.0
+    shifted = keras.copy()
+    shifted[:, 1] += 0.05  # same argmax on every row, other scores
+    assert score_agreement(shifted, keras) == pytest.approx(0.0)
+    nan = np.full_like(keras, np.nan)
+    assert score_agreement(nan, nan) == 0.0 and nonfinite_rows(nan) == len(nan) and nonfinite_rows(keras) == 0
+    logits = keras * 1000.0  # tolerance is relative for large scores
+    assert score_agreement(logits + 0.5, logits) == 1.0 and score_agreement(logits + 5.0, logits) == 0.0
+    ok = FormatResult("float", agreement=1.0, score_agreement=1.0)
+    assert ok.passed and ok.failure() == ""
+    drifted = FormatResult("float", agreement=1.0, score_agreement=0.5)
+    assert not drifted.passed and "50.00% (scores within 0.001)" in drifted.failure()
+    all_nan = FormatResult("lce", agreement=1.0, score_agreement=0.0, nonfinite=1200)
+    assert not all_nan.passed and "scores NaN or infinite on 1200 images" in all_nan.failure()
+    assert FormatResult("int8", agreement=0.5, score_agreement=0.1, nonfinite=3).passed  # int8: reported, not gated
+    assert FormatResult("float", agreement=MIN_AGREEMENT, score_agreement=MIN_AGREEMENT).passed
+
+
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory, tiny_models, tiny_flatbuffers) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("bad_inputs")

@@ -140,37 +140,124 @@ def test_layers_table_in_output_and_json(emulator_artifacts: Path, tmp_path: Pat
     assert sum(row["binary_macs"] for row in rows) > 0
 
 
-def _fake_firmware(folder: Path, model: Path) -> Path:
+def _fake_firmware(folder: Path, model: Path, target: str = "cortex-m4", figures: dict | None = None) -> Path:
     folder.mkdir()
-    manifest = {"engine": "bnn", "target": "cortex-m4", "model": {"path": str(model), "sha256": "ab", "bytes": 1}}
+    manifest = {"engine": "bnn", "target": target, "model": {"path": str(model), "sha256": "ab", "bytes": 1}}
+    if figures is not None:
+        manifest["report"] = figures
     (folder / "firmware.json").write_text(json.dumps(manifest))
     return folder
 
 
-def test_firmware_folder_uses_host_backend_and_lce_reference(emulator_artifacts: Path, tmp_path: Path, monkeypatch) -> None:
+def _fake_host(model: Path, calls: dict, wrong: int = 1):
+    """A stand-in for emulator.host.run_host: the LCE predictions with ``wrong`` of them changed, x86-64 sizes."""
     from pipeline.interpreters import run_lce
-
-    model = emulator_artifacts / "bcnn.lce.tflite"
-    folder = _fake_firmware(tmp_path / "bcnn-cortex-m4", model)
-    calls = {}
 
     def run_host(firmware_dir, images, *, sanitize=False):
         calls["dir"] = Path(firmware_dir)
         predictions = run_lce(model.read_bytes(), images).argmax(axis=1)
-        predictions[:1] = (predictions[:1] + 1) % 10  # one disagreement, to see it counted
+        predictions[:wrong] = (predictions[:wrong] + 1) % 10  # disagreements, to see them counted
         extra = {"per_layer": np.arange(3), "seconds": np.float32(0.5), "dir": Path(firmware_dir)}  # numpy in extra
-        return BackendRun(predictions, flash_bytes=12000, ram_bytes=1500, ram_source="elf", extra=extra)
+        return BackendRun(predictions, flash_bytes=99_999, ram_bytes=88_888, ram_source="elf", extra=extra)
 
-    monkeypatch.setitem(sys.modules, "emulator.host", types.SimpleNamespace(run_host=run_host))
-    assert emulate(folder, "--limit", "50", "--board", "stm32f030f4") == 0
-    report = load(folder / "bcnn-cortex-m4.host.emulate.json")
+    return types.SimpleNamespace(run_host=run_host)
+
+
+def test_firmware_folder_uses_host_backend_and_lce_reference(emulator_artifacts: Path, tmp_path: Path, monkeypatch) -> None:
+    """The host backend's budget is judged on the target's figures from firmware.json, never on x86-64 objects."""
+    model = emulator_artifacts / "bcnn.lce.tflite"
+    folder = _fake_firmware(tmp_path / "bcnn-cortex-m0", model, "cortex-m0", {"flash_bytes": 12000, "ram_bytes": 1500})
+    calls = {}
+    monkeypatch.setitem(sys.modules, "emulator.host", _fake_host(model, calls))
+    assert emulate(folder, "--limit", "50", "--board", "stm32f030f4", "--min-agreement", "95") == 0
+    report = load(folder / "bcnn-cortex-m0.host.emulate.json")
     assert calls["dir"] == folder
-    assert report["backend"] == "host" and report["ram_source"] == "elf" and report["name"] == "bcnn"
+    assert report["backend"] == "host" and report["ram_source"] == "elf (cortex-m0, firmware.json)" and report["name"] == "bcnn"
     assert report["sha256"] == sha256_file(folder / "firmware.json") and report["model_sha256"] == "ab"
     assert report["reference"]["backend"] == "lce" and report["reference"]["path"] == str(model)
-    assert report["agreeing"] == 49
-    assert report["extra"] == {"per_layer": [0, 1, 2], "seconds": 0.5, "dir": str(folder)}
+    assert report["agreeing"] == 49 and report["agreement_gate"] == {"min_agreement": 95.0, "note": None, "passed": True}
+    assert report["flash_bytes"] == 12000 and report["ram_bytes"] == 1500
+    assert report["extra"]["host_flash_bytes"] == 99_999 and report["extra"]["host_ram_bytes"] == 88_888
+    assert report["extra"]["per_layer"] == [0, 1, 2] and report["extra"]["seconds"] == 0.5
+    assert report["extra"]["dir"] == str(folder)
     assert report["budget"]["ok"] is True and report["budget"]["ram"]["over"] == 1500 - 4096
+
+
+@pytest.mark.parametrize(
+    ("target", "figures", "why"),
+    [
+        ("cortex-m4", {"flash_bytes": 12000, "ram_bytes": 1500}, "generated for cortex-m4, the budget is for a cortex-m0"),
+        ("cortex-m0", None, "no target flash and RAM"),
+    ],
+)
+def test_host_backend_says_when_it_cannot_judge_a_budget(
+    emulator_artifacts: Path, tmp_path: Path, monkeypatch, capsys, target: str, figures, why: str
+) -> None:
+    """Before: the x86-64 object sizes were judged against the board (a verdict about the wrong machine)."""
+    model = emulator_artifacts / "bcnn.lce.tflite"
+    folder = _fake_firmware(tmp_path / "fw", model, target, figures)
+    monkeypatch.setitem(sys.modules, "emulator.host", _fake_host(model, {}, wrong=0))
+    assert emulate(folder, "--limit", "20", "--board", "stm32f030f4") == 0
+    printed = capsys.readouterr().out
+    report = load(folder / "fw.host.emulate.json")
+    assert report["flash_bytes"] is None and report["ram_bytes"] is None and report["budget"]["ok"] is None
+    assert why in report["extra"]["figures_note"]
+    assert f"note: {report['extra']['figures_note']}; the flash budget was not checked" in printed
+
+
+def test_agreement_below_the_bar_exits_1_with_the_figure(emulator_artifacts: Path, tmp_path: Path, monkeypatch, capfd) -> None:
+    """Before: a run at 37 % agreement exited 0. Now one line with the figure, exit 1, the JSON still written."""
+    model = emulator_artifacts / "bcnn.lce.tflite"
+    folder = _fake_firmware(tmp_path / "fw", model)
+    monkeypatch.setitem(sys.modules, "emulator.host", _fake_host(model, {}, wrong=13))
+    capfd.readouterr()
+    assert emulate(folder, "--limit", "20") == 1
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("python -m emulator: error: agreement 35.00% (7 of 20 images) with "), lines
+    assert "below --min-agreement 99.9%" in lines[0]
+    report = load(folder / "fw.host.emulate.json")
+    assert report["agreement_gate"] == {"min_agreement": 99.9, "note": None, "passed": False}
+    assert emulate(folder, "--limit", "20", "--min-agreement", "30") == 0
+
+
+def test_integer_model_against_a_float_reference_is_reported_not_gated(emulator_artifacts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "int8.json"
+    assert emulate(emulator_artifacts / "cnn.int8.tflite", "--limit", LIMIT, "--json", out) == 0
+    gate = load(out)["agreement_gate"]
+    assert gate["min_agreement"] is None and gate["passed"] is None and "quantization" in gate["note"]
+    assert emulate(emulator_artifacts / "cnn.int8.tflite", "--limit", LIMIT, "--json", out, "--min-agreement", "0") == 0
+    assert load(out)["agreement_gate"]["min_agreement"] == 0.0
+
+
+def test_float_larq_flatbuffer_keeps_tflite_figures_and_names_the_missing_op(tiny_flatbuffers, tmp_path: Path, capfd) -> None:
+    """TFLite-Micro has no SIGN: before, the default backend exited 2 after TFLite had run (and TFLite-Micro's
+    own log lines reached the terminal). Now TFLite's figures stand, with a note."""
+    model = tmp_path / "bcnn.tflite"
+    model.write_bytes(tiny_flatbuffers["bcnn"]["float"].read_bytes())
+    capfd.readouterr()
+    assert emulate(model, "--limit", "20") == 0
+    out, err = capfd.readouterr()
+    report = load(tmp_path / "bcnn.tflite.emulate.json")
+    assert report["backend"] == "tflite" and report["images"] == 20
+    assert report["tflm"]["skipped"] and "TFLite-Micro has no kernel for SIGN" in report["tflm"]["note"]
+    assert "SIGN" in out and err.strip() == ""
+
+
+def test_emulator_host_agreement_failure_is_one_line(tmp_path: Path, monkeypatch, capfd, mnist_path) -> None:
+    """python -m emulator.host used to exit 1 with nothing on stderr."""
+    import emulator.host as host
+
+    def compare(*args, **kwargs):
+        return {"images": 100, "agreement": 37, "agreement_percent": 37.0, "sanitizer_clean": True}
+
+    monkeypatch.setattr(host, "compare_with_lce", compare)
+    model = tmp_path / "m.lce.tflite"
+    model.write_bytes(b"x")
+    capfd.readouterr()
+    assert host.main([str(tmp_path), str(model), "--limit", "100", "--data", str(mnist_path)]) == 1
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    expected = "python -m emulator.host: error: host C agrees with the LCE interpreter on 37.00% of 100 images (37), below 99.98%"
+    assert lines == [expected]
 
 
 def test_corrupt_artifact_exits_2_with_one_line(emulator_artifacts: Path, tmp_path: Path) -> None:
@@ -228,7 +315,10 @@ def test_input_range_from_convert_json_is_fed_to_keras(emulator_artifacts: Path,
     keras = load(tmp_path / "cnn.keras.emulate.json")
     assert keras["extra"]["input_range"] == [0.0, 1.0]
     assert keras["correct"] == int(np.sum(expected == labels))
-    assert emulate(tmp_path / "cnn.tflite", "--limit", "100") == 0
+    # The range recorded here is deliberately wrong for this cnn (it scales pixels itself), so the
+    # flatbuffer and its Keras reference disagree: without --min-agreement 0 that is exit 1.
+    assert emulate(tmp_path / "cnn.tflite", "--limit", "100") == 1
+    assert emulate(tmp_path / "cnn.tflite", "--limit", "100", "--min-agreement", "0") == 0
     lite = load(tmp_path / "cnn.tflite.emulate.json")
     assert lite["reference"]["input_range"] == [0.0, 1.0]
     assert lite["reference"]["accuracy"] == keras["accuracy"]

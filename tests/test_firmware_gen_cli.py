@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -134,7 +135,8 @@ def test_two_runs_give_identical_trees_and_a_consistent_report(tiny_cnn_tflite, 
         assert entry["sha256"] == hashlib.sha256(first[entry["path"]]).hexdigest()
         assert entry["bytes"] == len(first[entry["path"]])
     data = model.read_bytes()
-    assert report["model"] == {"path": str(model), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    relative = os.path.relpath(model, tmp_path / "a")
+    assert report["model"] == {"path": relative, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     assert report["engine"] == "tflm" and report["target"] == "cortex-m0" and report["board"] is None
     assert report["budget"] is None and report["version"]
     assert report["gcc_flags"] == list(get_core("cortex-m0").gcc_flags)
@@ -182,6 +184,55 @@ def test_write_tree_refuses_an_unrelated_folder(tmp_path):
     with pytest.raises(InputError, match="refusing"):
         write_tree(tmp_path, {"firmware.json": b"{}"})
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_model_path_resolves_from_any_directory(tiny_cnn_tflite, tmp_path, monkeypatch, capsys):
+    """firmware.json used to store --model as typed: a relative path only worked from the same directory."""
+    from emulator.backends import load_artifact
+    from emulator.reference import firmware_model_path
+
+    work = tmp_path / "work"
+    (work / "models").mkdir(parents=True)
+    (work / "models" / "cnn.int8.tflite").write_bytes(tiny_cnn_tflite["int8"].read_bytes())
+    monkeypatch.chdir(work)
+    assert main(["--target", "cortex-m4", "--model", "models/cnn.int8.tflite", "--out", "out/fw"]) == 0
+    report = json.loads((work / "out/fw/firmware.json").read_text())
+    assert report["model"]["path"] == "../../models/cnn.int8.tflite"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    found = firmware_model_path(load_artifact(work / "out/fw"))
+    assert found is not None and found.samefile(work / "models" / "cnn.int8.tflite")
+
+
+def test_no_firmware_for_a_model_its_reference_interpreter_refuses(mini_flatbuffers, tmp_path, capsys):
+    """Before: the tflm engine wrote firmware for files TFLite refuses (here an int8 convolution whose filter
+    zero point is 5, which TFLite's CONV_2D rejects), the bnn engine for files LCE refuses (here LceQuantize
+    writing FLOAT64 instead of bit-packed INT32 words: the bnn engine never looks at that type)."""
+    import numpy as np
+    from fuzzing import edit_model
+
+    def filter_zero_point(model) -> None:
+        conv = model.subgraphs[0].operators[0]
+        quant = model.subgraphs[0].tensors[conv.inputs[1]].quantization
+        quant.zeroPoint = np.full(len(quant.zeroPoint), 5, np.int64)
+
+    def packed_bits_as_float64(model) -> None:
+        graph = model.subgraphs[0]
+        quantize = next(op for op in graph.operators if model.operatorCodes[op.opcodeIndex].customCode == b"LceQuantize")
+        graph.tensors[quantize.outputs[0]].type = 10  # FLOAT64: LCE wants INT32 bit-packed words
+
+    model = tmp_path / "zp.int8.tflite"
+    model.write_bytes(edit_model(mini_flatbuffers["cnn.int8"].read_bytes(), filter_zero_point))
+    out = tmp_path / "fw"
+    line = _main_error_line(["--target", "cortex-m4", "--engine", "tflm", "--model", str(model), "--out", str(out)], capsys)
+    assert "TFLite interpreter cannot load the model" in line and "zero_point" in line and line.endswith("no firmware written")
+    assert not out.exists()
+    model = tmp_path / "f64.lce.tflite"
+    model.write_bytes(edit_model(mini_flatbuffers["bcnn.lce"].read_bytes(), packed_bits_as_float64))
+    line = _main_error_line(["--target", "cortex-m4", "--engine", "bnn", "--model", str(model), "--out", str(out)], capsys)
+    assert "LCE interpreter cannot load the model" in line and "quantization.cc" in line and line.endswith("no firmware written")
+    assert not out.exists()
 
 
 def test_bnn_engine_dispatch_merges_baremetal(tiny_cnn_tflite, monkeypatch):

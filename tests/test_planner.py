@@ -129,3 +129,20 @@ def test_planner_on_lce_graph(emulator_artifacts: Path) -> None:
     text = plan.format()
     assert f"memory plan: {plan.total} bytes" in text
     assert text.count("\nop ") == len(model.operators)
+
+
+def test_negative_sizes_and_stray_indices_are_one_input_error(mini_flatbuffers) -> None:
+    """A model the reader did not build (or an older reader let through): one line, not a planner ValueError."""
+    import dataclasses
+
+    from pipeline.errors import InputError
+
+    model = read_model(mini_flatbuffers["cnn"])
+    produced = model.operators[0].outputs[0]
+    negative = dataclasses.replace(model.tensors[produced], shape=(1, -26, 26, 4))
+    tensors = tuple(negative if t.index == produced else t for t in model.tensors)
+    with pytest.raises(InputError, match="negative size"):
+        plan_memory(dataclasses.replace(model, tensors=tensors))
+    with pytest.raises(InputError, match="names tensor -7"):
+        plan_memory(dataclasses.replace(model, inputs=(-7,)))
+    assert plan_memory(model).total > 0

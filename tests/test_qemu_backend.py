@@ -65,6 +65,10 @@ BODIES = {
         __asm__ volatile("" ::: "memory");
     }
 """,
+    "broken": """
+    (void)pixels;
+    return scores[0] +;  /* a syntax error: the build fails */
+""",
     "fault": """
     (void)pixels;
     (void)scores;
@@ -181,6 +185,18 @@ def test_a_faulting_guest_reports_its_exit_status(tmp_path: Path, images: np.nda
     folder = write_firmware(tmp_path / "fault", "cortex-m0", "fault")
     with pytest.raises(QemuError, match=r"status 70 \(the firmware took an unexpected exception"):
         run_qemu(folder, images[:2], core="cortex-m0")
+
+
+def test_failures_are_one_line(tmp_path: Path, images: np.ndarray) -> None:
+    """A build failure used to print make's last 15 lines, a faulting guest QEMU's register dump: one line each now."""
+    folder = write_firmware(tmp_path / "broken", "cortex-m4", "broken")
+    with pytest.raises(QemuError) as caught:
+        run_qemu(folder, images[:2], core="cortex-m4")
+    assert "\n" not in str(caught.value) and "make failed" in str(caught.value) and "error" in str(caught.value)
+    folder = write_firmware(tmp_path / "fault", "cortex-m0", "fault")
+    with pytest.raises(QemuError) as caught:
+        run_qemu(folder, images[:2], core="cortex-m0")
+    assert "\n" not in str(caught.value)
 
 
 def test_bad_inputs_are_input_errors(tmp_path: Path, images: np.ndarray) -> None:

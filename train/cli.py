@@ -10,17 +10,18 @@ final weights (equal on every worker of a run).
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pipeline.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
-from pipeline.errors import CheckError, InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
+from pipeline.errors import CheckError, InputError, OneLineArgumentParser, positive_float, positive_int, run_cli, seed_int
 from train.distribute import DISTRIBUTE, read_tf_config
 from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "check_out_folder"]
 
 # Descriptions are repeated here (not imported from train.models) so --help and bad-usage
 # errors answer without importing TensorFlow.
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override any recipe field, e.g. --set epochs=30 --set distill_teacher=none (repeatable)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="random seed, 0 to 4294967295 (default 0)")
     parser.add_argument("--limit", type=positive_int, help="use only the first N training images")
     parser.add_argument("--data", help="MNIST folder (IDX files) or mnist.npz (default: $MNIST_DIR, keras cache)")
     parser.add_argument("--out", default="artifacts", help="output folder (default: artifacts/)")
@@ -101,12 +102,33 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, dict[str, Any]]:
         raise InputError(str(err)) from None
 
 
+def check_out_folder(out: Path) -> None:
+    """Refuse an ``--out`` that cannot become a folder we can write, before any training.
+
+    Nothing is created: the nearest existing ancestor must be a writable folder (the folder
+    itself is made only when the artifacts are written).
+
+    Raises:
+        InputError: ``out`` (or an ancestor) is a file, or the nearest existing folder is not writable.
+    """
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(f"--out {out}: {probe} exists and is not a folder")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: {probe} is not writable")
+
+
 def _train(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     recipe, overrides = _recipe(args)
     if args.sync_bn and args.distribute == "none":
         raise InputError("--sync-bn needs --distribute mirrored or multi-worker")
     cluster = read_tf_config() if args.distribute == "multi-worker" else None
+    check_out_folder(Path(args.out))
     from pipeline.data import format_shape, load_dataset
 
     data = load_dataset(args.data)
@@ -122,6 +144,10 @@ def _train(argv: Sequence[str] | None) -> int:
         raise InputError(f"{data.source}: {len(data.x_train)} training images, too few to train on (need at least 20)")
     if args.limit and args.limit < 20:
         raise InputError(f"--limit {args.limit} is too small to train on (need at least 20 images)")
+    if len(data.y_test) == 0 or len(data.y_train) == 0:
+        raise InputError(
+            f"{data.source}: {len(data.y_train)} training and {len(data.y_test)} test images; need at least one of each"
+        )
 
     from train.distribute import describe, make_strategy
 
