@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import larq as lq
 import tensorflow as tf
 
+from train.study_models import build_bc_cnn, build_bc_mlp, build_logreg
+
 __all__ = ["ModelSpec", "ZOO", "build_model", "INPUT_SHAPE"]
 
 INPUT_SHAPE = (28, 28, 1)
@@ -102,6 +104,10 @@ ZOO: dict[str, ModelSpec] = {
         ModelSpec("bcnn", "seed binarized CNN (Larq QuantConv2D/QuantDense, ste_sign), 93,790 params", (-1.0, 1.0), build_bcnn),
         ModelSpec("cnn", "same topology in full precision (ReLU, biases), the float/int8 baseline", (0.0, 1.0), build_cnn),
         ModelSpec("mlp", "full-precision MLP: Dense128-ReLU, Dense128-ReLU, Dropout 0.25, Dense10", (0.0, 1.0), build_mlp),
+        # The comparison study's models (train.study_models).
+        ModelSpec("logreg", "logistic regression: one dense softmax layer on the 784 pixels", (0.0, 1.0), build_logreg),
+        ModelSpec("bc_mlp", "mlp with BinaryConnect weights (stochastic +-1, / sqrt(fan-in))", (0.0, 1.0), build_bc_mlp),
+        ModelSpec("bc_cnn", "cnn with binary weights (sign), no batch norm, / sqrt(fan-in)", (0.0, 1.0), build_bc_cnn),
     )
 }
 
