@@ -1,7 +1,7 @@
 """Load a Keras ``.h5`` (from ``python -m train`` or plain Larq/Keras code) and adapt its input.
 
-Larq is imported before loading so its custom objects (quantized layers, quantizers,
-constraints) are registered and an ``.h5`` reloads without a custom-objects dict. Every way
+Larq and :mod:`train.quantizers` are imported before loading so their custom objects (quantized
+layers, quantizers, constraints) are registered and an ``.h5`` reloads without a custom-objects dict. Every way
 a file can fail to be a Keras model ends in :class:`~pipeline.errors.InputError` with one line.
 TensorFlow is imported lazily, so :func:`check_h5_file` answers before it loads.
 
@@ -149,6 +149,8 @@ def load_keras_model(path: str | os.PathLike[str], *, trust_model: bool = False)
             )
     import larq  # noqa: F401  (registers Larq's custom objects)
     import tensorflow as tf
+
+    import train.quantizers  # noqa: F401  (registers the project's own quantizer, BinaryConnect's)
 
     logger = tf.get_logger()
     level = logger.level

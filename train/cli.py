@@ -19,7 +19,7 @@ from typing import Any
 from pipeline.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, positive_float, positive_int, run_cli, seed_int
 from train.distribute import DISTRIBUTE, read_tf_config
-from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
+from train.recipes import Recipe, default_recipe, get_recipe, parse_override, recipe_names
 
 __all__ = ["main", "build_parser", "check_out_folder"]
 
@@ -29,14 +29,18 @@ _MODEL_HELP = {
     "bcnn": "seed binarized CNN (Larq QuantConv2D/QuantDense, ste_sign), 93,790 params",
     "cnn": "same topology in full precision (ReLU, biases), the float/int8 baseline",
     "mlp": "full-precision MLP: Dense128-ReLU, Dense128-ReLU, Dropout 0.25, Dense10",
+    "logreg": "logistic regression: one dense softmax layer on the 784 pixels",
+    "bc_mlp": "mlp with BinaryConnect weights (stochastic +-1, / sqrt(fan-in))",
+    "bc_cnn": "cnn with binary weights (sign), no batch norm, / sqrt(fan-in)",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m train`` argument parser."""
     models = "\n".join(f"  {name:<6} {text}" for name, text in _MODEL_HELP.items())
-    width = max(map(len, RECIPES))
-    recipes = "\n".join(f"  {name:<{width}} {recipe.description}" for name, recipe in RECIPES.items())
+    names = recipe_names()
+    width = max(map(len, names))
+    recipes = "\n".join(f"  {name:<{width}} {text}" for name, text in names.items())
     parser = OneLineArgumentParser(
         prog="python -m train",
         description="Train a zoo model on MNIST; every model takes raw pixels 0..255.",
@@ -44,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, choices=sorted(_MODEL_HELP), help="zoo model to train")
-    parser.add_argument("--recipe", choices=sorted(RECIPES), help="training recipe (default: the model's)")
+    parser.add_argument("--recipe", choices=sorted(recipe_names()), help="training recipe (default: the model's)")
     parser.add_argument("--epochs", type=positive_int, help="override the recipe's epochs")
     parser.add_argument("--batch-size", type=positive_int, help="override the recipe's batch size")
     parser.add_argument("--lr", type=positive_float, help="override the recipe's learning rate")
@@ -95,7 +99,7 @@ def _recipe(args: argparse.Namespace) -> tuple[Recipe, dict[str, Any]]:
     for key in ("epochs", "batch_size", "lr"):
         if getattr(args, key) is not None:
             changes[key] = getattr(args, key)
-    base = get_recipe(args.recipe or default_recipe(args.model))
+    base = get_recipe(args.recipe or default_recipe(args.model), args.model)
     try:
         return replace(base, **changes), changes
     except ValueError as err:

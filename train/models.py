@@ -13,6 +13,7 @@ import larq as lq
 import tensorflow as tf
 
 from train.autograph import leave_tf_keras_unconverted
+from train.study_models import build_bc_cnn, build_bc_mlp, build_logreg
 
 __all__ = ["ModelSpec", "ZOO", "build_model", "INPUT_SHAPE", "NUM_CLASSES"]
 
@@ -107,6 +108,10 @@ ZOO: dict[str, ModelSpec] = {
         ModelSpec("bcnn", "seed binarized CNN (Larq QuantConv2D/QuantDense, ste_sign), 93,790 params", (-1.0, 1.0), build_bcnn),
         ModelSpec("cnn", "same topology in full precision (ReLU, biases), the float/int8 baseline", (0.0, 1.0), build_cnn),
         ModelSpec("mlp", "full-precision MLP: Dense128-ReLU, Dense128-ReLU, Dropout 0.25, Dense10", (0.0, 1.0), build_mlp),
+        # The comparison study's models (train.study_models).
+        ModelSpec("logreg", "logistic regression: one dense softmax layer on the 784 pixels", (0.0, 1.0), build_logreg),
+        ModelSpec("bc_mlp", "mlp with BinaryConnect weights (stochastic +-1, / sqrt(fan-in))", (0.0, 1.0), build_bc_mlp),
+        ModelSpec("bc_cnn", "cnn with binary weights (sign), no batch norm, / sqrt(fan-in)", (0.0, 1.0), build_bc_cnn),
     )
 }
 

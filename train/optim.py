@@ -57,8 +57,9 @@ def make_schedule(recipe: Recipe, initial: float, steps: int) -> Schedule:
 def make_optimizer(recipe: Recipe, steps: int) -> tf.keras.optimizers.Optimizer:
     """The optimizer of ``recipe`` for a run of ``steps`` steps.
 
-    ``adam`` trains every weight with Adam. ``bop`` hands the binary kernels (variables with
-    ``precision == 1``) to Larq's Bop and everything else (batch-norm offsets) to Adam.
+    ``adam`` trains every weight with Adam, ``sgd`` with SGD and the recipe's momentum. ``bop``
+    hands the binary kernels (variables with ``precision == 1``) to Larq's Bop and everything
+    else (batch-norm offsets) to Adam.
 
     Raises:
         ValueError: unknown optimizer or schedule.
@@ -66,6 +67,8 @@ def make_optimizer(recipe: Recipe, steps: int) -> tf.keras.optimizers.Optimizer:
     learning_rate = make_schedule(recipe, recipe.lr, steps)
     if recipe.optimizer == "adam":
         return tf.keras.optimizers.Adam(learning_rate=learning_rate)
+    if recipe.optimizer == "sgd":
+        return tf.keras.optimizers.SGD(learning_rate=learning_rate, momentum=recipe.momentum)
     if recipe.optimizer == "bop":
         # Larq's CaseOptimizer and Bop are built on the legacy optimizer base class.
         adam = tf.keras.optimizers.legacy.Adam(learning_rate=learning_rate)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-__all__ = ["Recipe", "RECIPES", "OPTIMIZERS", "SCHEDULES", "default_recipe", "get_recipe", "parse_override"]
+__all__ = ["Recipe", "RECIPES", "OPTIMIZERS", "SCHEDULES", "default_recipe", "get_recipe", "recipe_names", "parse_override"]
 
-OPTIMIZERS = ("adam", "bop")
+OPTIMIZERS = ("adam", "bop", "sgd")
 SCHEDULES = ("constant", "cosine", "exponential")
 
 
@@ -22,7 +22,7 @@ class Recipe:
     Attributes:
         name: recipe name (``seed``, ``best``, ...).
         optimizer: ``adam`` (every weight), or ``bop`` (Larq's Bop flips the binary weights,
-            Adam with ``lr`` trains the rest).
+            Adam with ``lr`` trains the rest), or ``sgd`` (SGD with ``momentum``, every weight).
         lr: initial Adam learning rate.
         batch_size: images per step.
         epochs: passes over the training slice.
@@ -47,6 +47,7 @@ class Recipe:
         distill_temperature: softening of the teacher's predictions (1: as they are).
         bop_threshold: Bop's flip threshold (``optimizer == "bop"`` only).
         bop_gamma: Bop's initial adaptivity rate; it follows the same schedule as ``lr``.
+        momentum: SGD's momentum (``optimizer == "sgd"`` only).
         description: one line for ``--help``.
     """
 
@@ -68,6 +69,7 @@ class Recipe:
     distill_temperature: float = 1.0
     bop_threshold: float = 1e-8
     bop_gamma: float = 1e-4
+    momentum: float = 0.9
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -95,6 +97,8 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r}: bn_recalibration_images must be >= 0")
         if not 0.0 <= self.distill_alpha <= 1.0 or not self.distill_temperature > 0:
             raise ValueError(f"recipe {self.name!r}: distill_alpha must be in [0, 1] and distill_temperature > 0")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"recipe {self.name!r}: momentum must be in [0, 1), got {self.momentum}")
         if self.distill_teacher and self.distill_teacher == self.name:
             raise ValueError(f"recipe {self.name!r}: a recipe cannot be its own distillation teacher")
 
@@ -177,13 +181,26 @@ def default_recipe(model: str) -> str:
     return _DEFAULT_BY_MODEL.get(model, "seed")
 
 
-def get_recipe(name: str) -> Recipe:
-    """Look up a recipe by name.
+def get_recipe(name: str, model: str | None = None) -> Recipe:
+    """Look up a recipe by name; the study's recipes (``study``, ``study_full``) also by model.
 
     Raises:
-        KeyError: unknown recipe.
+        KeyError: unknown recipe, or a study recipe without a ``model`` it has an entry for.
     """
+    from train.study_recipes import STUDY_RECIPES
+
+    if name in STUDY_RECIPES:
+        if model not in STUDY_RECIPES[name]:
+            raise KeyError(f"recipe {name!r} has no entry for model {model!r} (it has {', '.join(STUDY_RECIPES[name])})")
+        return STUDY_RECIPES[name][model]
     return RECIPES[name]
+
+
+def recipe_names() -> dict[str, str]:
+    """Every recipe name ``--recipe`` takes, with its one-line description."""
+    from train.study_recipes import STUDY_DESCRIPTIONS
+
+    return {**{name: recipe.description for name, recipe in RECIPES.items()}, **STUDY_DESCRIPTIONS}
 
 
 # Field types as written in the dataclass (annotations are strings under `from __future__`).

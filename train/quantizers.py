@@ -1,0 +1,96 @@
+"""BinaryConnect's stochastic binarization as a Larq quantizer.
+
+The maths is a pure function (:func:`stochastic_binary`); :class:`StochasticBinary` is the thin
+Keras/Larq layer around it, registered where it is defined so an ``.h5`` that uses it reloads
+with ``tf.keras.models.load_model`` once this module is imported (``convert`` and the emulator
+import it before loading).
+
+During training (``training=True``, which Keras passes down from ``model.fit`` through the
+quantized layer to its kernel quantizer) each weight ``w`` becomes ``+1`` with probability
+``hard_sigmoid(w) = clip((w + 1) / 2, 0, 1)`` and ``-1`` otherwise, so its expected value is
+``2 * hard_sigmoid(w) - 1 = clip(w, -1, 1)`` (Courbariaux et al., 2015, "BinaryConnect").
+Everywhere else (inference, ``model.predict``, conversion) it is the deterministic sign, with
+``sign(0) = +1`` like Larq's ``ste_sign``. The gradient passes straight through to the real
+weight, which the layer's ``weight_clip`` constraint keeps in ``[-1, 1]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import larq as lq
+import tensorflow as tf
+
+__all__ = ["hard_sigmoid", "stochastic_binary", "StochasticBinary"]
+
+
+def hard_sigmoid(x: tf.Tensor) -> tf.Tensor:
+    """BinaryConnect's hard sigmoid: ``clip((x + 1) / 2, 0, 1)``.
+
+    Note that this is not Keras' ``hard_sigmoid`` (``clip(0.2 x + 0.5, 0, 1)``).
+    """
+    return tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
+
+
+def stochastic_binary(x: tf.Tensor, training: bool | tf.Tensor = False, seed: int | None = None) -> tf.Tensor:
+    """Binarize ``x`` to +-1: sampled with ``P(+1) = hard_sigmoid(x)`` when training, ``sign`` otherwise.
+
+    Args:
+        x: real values (the latent weights).
+        training: sample (True) or take the deterministic sign (False); a boolean tensor is
+            resolved in the graph.
+        seed: operation seed of the uniform draw (``None``: TensorFlow's global seed alone).
+
+    Returns:
+        A tensor of ``x``'s shape and dtype holding only -1 and +1. Its gradient with respect
+        to ``x`` is the incoming gradient unchanged (straight-through estimator).
+    """
+    x = tf.convert_to_tensor(x)
+
+    @tf.custom_gradient
+    def _binarize(value: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        def sampled() -> tf.Tensor:
+            draw = tf.random.uniform(tf.shape(value), dtype=value.dtype, seed=seed)
+            return tf.where(draw < hard_sigmoid(value), tf.ones_like(value), -tf.ones_like(value))
+
+        def deterministic() -> tf.Tensor:
+            return lq.math.sign(value)
+
+        if isinstance(training, bool):
+            out = sampled() if training else deterministic()
+        else:
+            out = tf.cond(tf.cast(training, tf.bool), sampled, deterministic)
+
+        def grad(upstream: tf.Tensor) -> tf.Tensor:
+            return upstream
+
+        return out, grad
+
+    return _binarize(x)
+
+
+@lq.utils.register_keras_custom_object
+class StochasticBinary(lq.quantizers.Quantizer):
+    """Larq quantizer: BinaryConnect's stochastic binarization (see :func:`stochastic_binary`).
+
+    Use it as a ``kernel_quantizer`` with ``kernel_constraint="weight_clip"``. ``precision = 1``
+    tells Larq's summary and ``convert`` that the weights are binary.
+
+    Args:
+        seed: operation seed of the draw (``None``: TensorFlow's global seed alone).
+        **kwargs: passed to the Keras layer (``name``, ``dtype``...).
+    """
+
+    precision = 1
+
+    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+        self.seed = seed
+        super().__init__(**kwargs)
+
+    def call(self, inputs: tf.Tensor, training: bool | tf.Tensor | None = None) -> tf.Tensor:
+        """Sample when ``training`` is true, else the deterministic sign (``None`` means inference)."""
+        return stochastic_binary(inputs, training=False if training is None else training, seed=self.seed)
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer config plus ``seed``."""
+        return {**super().get_config(), "seed": self.seed}
