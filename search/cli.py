@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--qemu-images", type=positive_int, default=200, help="validation images run on QEMU per trial (default 200)"
     )
     parser.add_argument("--final-images", type=positive_int, help="test images the final firmware runs on QEMU (default: all)")
+    parser.add_argument(
+        "--prebuild",
+        default="auto",
+        choices=("auto", "always"),
+        help="build the untrained firmware before training: when close to the budget (auto), or always",
+    )
     parser.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2"), help="multi-objective sampler (default tpe)")
     parser.add_argument(
         "--startup-trials", type=positive_int, default=8, help="random trials before the sampler models (default 8)"
@@ -182,6 +188,7 @@ def _search(argv: Sequence[str] | None) -> int:
         max_instructions=float(args.max_instructions) if args.max_instructions else None,
         seed=args.seed,
         log=_line,
+        prebuild=args.prebuild,
     )
     counts = run_worker(study, Objective(setup), trials=args.trials, max_pruned=args.max_pruned, log=_line)
     header = {

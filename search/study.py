@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import CheckError, InputError, ToolError, first_line
+from pipeline.errors import CheckError, InputError, first_line
 from search.trial import OBJECTIVES
 
 __all__ = [
@@ -139,7 +139,8 @@ def open_study(storage: Any, name: str, config: dict[str, Any]) -> Any:
     """
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Errors only: a failed trial is reported by run_worker in one line, not with a traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     directions = [direction for _, direction in OBJECTIVES]
     study = optuna.create_study(storage=storage, study_name=name, directions=directions, load_if_exists=True)
     if [d.name.lower() for d in study.directions] != directions:
@@ -214,7 +215,7 @@ def run_worker(
             tally["pruned"] += 1
         if frozen.state == TrialState.FAIL:
             tally["failed_in_a_row"] += 1
-            log(f"trial {frozen.number}: failed: {frozen.system_attrs.get('fail_reason', 'see the log above')}")
+            log(f"trial {frozen.number}: failed: {first_line(frozen.system_attrs.get('fail_reason', 'see the log above'))}")
         elif frozen.state == TrialState.COMPLETE:
             tally["failed_in_a_row"] = 0
             repeat = "duplicate_of" in frozen.user_attrs
@@ -231,7 +232,9 @@ def run_worker(
             tally["stop"] = "failed"
             study_.stop()
 
-    study.optimize(objective, n_trials=None, callbacks=[after], catch=(ToolError,), gc_after_trial=True)
+    # A trial that raises is recorded as failed (Optuna keeps the first line of the error as its
+    # fail_reason) and the worker goes on; max_failures in a row stop it.
+    study.optimize(objective, n_trials=None, callbacks=[after], catch=(Exception,), gc_after_trial=True)
     if tally["stop"] == "pruned":
         raise InputError(
             f"gave up after {max_pruned} pruned candidates: the search space hardly fits this board "
