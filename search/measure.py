@@ -6,8 +6,9 @@
   ``python -m firmware_gen --board`` does).
 * :func:`write_firmware`: the generated project as a firmware folder (the same layout and
   ``firmware.json`` name ``python -m firmware_gen`` writes), atomically.
-* :func:`run_firmware`: the generated C compiled for the host on many images (the same C,
-  bit-identical scores; fast enough for a whole validation split), and the firmware on QEMU's
+* :func:`run_firmware`: the generated C compiled for the host on many images (exactly the C the
+  core runs: its loops and its popcount, ``run_host(..., builtin_popcount=False)``; fast enough
+  for a whole validation split), and the firmware on QEMU's
   emulation of the core on a few hundred of them (instructions per inference, flash and RAM of
   the deployable ELF, predictions compared with the host's).
 """
@@ -160,7 +161,8 @@ def run_firmware(folder: Path, core: Core, images: np.ndarray, qemu_images: int)
     from emulator.qemu import run_qemu
 
     start = time.perf_counter()
-    host = run_host(folder, images)
+    # Exactly the C the Cortex-M runs (the target's loops and popcount), built for the host.
+    host = run_host(folder, images, builtin_popcount=False)
     host_seconds = time.perf_counter() - start
     count = max(1, min(int(qemu_images), len(images)))
     start = time.perf_counter()

@@ -44,7 +44,7 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
             "duplicate_of": attrs.pop("duplicate_of", None),
             "seconds": _seconds(trial),
             "started": trial.datetime_start.isoformat(timespec="seconds") if trial.datetime_start else None,
-            "fail_reason": trial.system_attrs.get("fail_reason"),
+            "fail_reason": attrs.pop("error", None) or trial.system_attrs.get("fail_reason"),
             "measurements": attrs,
         }
         rows.append(row)

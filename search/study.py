@@ -215,7 +215,6 @@ def run_worker(
             tally["pruned"] += 1
         if frozen.state == TrialState.FAIL:
             tally["failed_in_a_row"] += 1
-            log(f"trial {frozen.number}: failed: {first_line(frozen.system_attrs.get('fail_reason', 'see the log above'))}")
         elif frozen.state == TrialState.COMPLETE:
             tally["failed_in_a_row"] = 0
             repeat = "duplicate_of" in frozen.user_attrs

@@ -119,8 +119,23 @@ class Objective:
 
         Raises:
             optuna.TrialPruned: the candidate cannot be built or cannot fit the board.
-            InputError, CheckError: the engine refused the model, or a build or run failed.
+            Exception: anything else (the engine refused the model, a build or run failed): the
+                first line is recorded as the trial's ``error`` and printed, then re-raised.
         """
+        import optuna
+
+        try:
+            return self._run(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:
+            from pipeline.errors import first_line
+
+            trial.set_user_attr("error", f"{type(err).__name__}: {first_line(err)}")
+            self.setup.log(f"trial {trial.number}: failed: {type(err).__name__}: {first_line(err)}")
+            raise
+
+    def _run(self, trial: Any) -> tuple[float, float, float, float]:
         setup = self.setup
         started = time.perf_counter()
         arch = sample_arch(trial, setup.space)
