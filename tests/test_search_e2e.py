@@ -1,16 +1,17 @@
-"""A tiny search end to end: trials measured as firmware, the front, the final model, a resumed
-run and two workers on one storage.
+"""A tiny search end to end: trials measured as firmware, the front, the final model, then the
+same study resumed by two workers at once on its storage.
 
 Tiny means: a space of small candidates, 300 training images (30 held back for validation),
-one epoch, 10 images on QEMU. The three runs share one SQLite study, one after the other:
+one epoch, 10 images on QEMU. Both runs share one SQLite study, one after the other:
 
-1. ``--trials 2`` with the final retraining: two trials, ``search.json``/``.md``/``.png``,
-   ``NAME.h5`` + ``NAME.train.json`` + the final firmware;
-2. the same command with ``--trials 3``: the study continues (trials 0 and 1 untouched, one new);
-3. two worker processes at once with ``--trials 5``: each completes trials of its own.
+1. ``--trials 2`` with the final retraining (``--prebuild always``: every candidate's untrained
+   firmware is built too): two trials, ``search.json``/``.md``/``.png``, ``NAME.h5`` +
+   ``NAME.train.json`` + the final firmware;
+2. the same command with ``--trials 4`` in two worker processes at once: the study continues
+   (trials 0 and 1 untouched, never run again) and each worker completes trials of its own.
 
 Every completed trial's packed-size estimate must equal what the bnn engine reported, for the
-untrained model (before training) and for the trained one.
+untrained model (before training, where built) and for the trained one.
 """
 
 from __future__ import annotations
@@ -56,8 +57,6 @@ def _args(space: Path, out: Path, trials: int, *extra: str) -> list[Any]:
         "10",
         "--startup-trials",
         "10",
-        "--prebuild",
-        "always",
         "--out",
         out,
         "--data",
@@ -86,24 +85,13 @@ def search(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     space, out = root / "space.json", root / "out"
     space.write_text(json.dumps(TINY_SPACE))
     final = ["--final-limit", "300", "--final-set", "epochs=1", "--final-set", "distill_teacher=none", "--final-images", "20"]
-    first = run_module("search", *_args(space, out, 2, *final))
+    first = run_module("search", *_args(space, out, 2, "--prebuild", "always", *final))
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     after_first = {n: (t.values, t.datetime_start) for n, t in _complete(out).items()}
     report = json.loads((out / "search.json").read_text())
 
-    resumed = run_module("search", *_args(space, out, 3, "--no-final"))
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    after_resume = {n: (t.values, t.datetime_start) for n, t in _complete(out).items()}
-
-    workers = [
-        subprocess.Popen(
-            [*python_m("search"), *map(str, _args(space, out, 5, "--no-final"))],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    command = [*python_m("search"), *map(str, _args(space, out, 4, "--no-final"))]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [worker.communicate(timeout=1800) for worker in workers]
     for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, stdout[-3000:] + stderr[-3000:]
@@ -112,7 +100,6 @@ def search(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "first": first,
         "report": report,
         "after_first": after_first,
-        "after_resume": after_resume,
         "final": _complete(out),
     }
 
@@ -138,10 +125,12 @@ def test_tiny_search_writes_the_front(search: dict[str, Any]) -> None:
 
 def test_estimate_equals_the_engine_for_every_trial(search: dict[str, Any]) -> None:
     trials = search["final"]
-    assert _distinct(trials) >= 5
+    assert _distinct(trials) >= 4
+    for number in search["after_first"]:
+        assert "untrained_firmware" in trials[number].user_attrs, "--prebuild always builds every candidate"
     for trial in trials.values():
         attrs = trial.user_attrs
-        if "untrained_firmware" in attrs:  # built before training (--prebuild always)
+        if "untrained_firmware" in attrs:
             assert attrs["untrained_firmware"]["estimate_check"] == [], (trial.number, attrs["untrained_firmware"])
         assert attrs["estimate_check"] == [], (trial.number, attrs["estimate_check"])
         estimate = attrs["estimate"]
@@ -167,24 +156,18 @@ def _distinct(trials: dict[int, Any]) -> int:
     return sum(1 for trial in trials.values() if "duplicate_of" not in trial.user_attrs)
 
 
-def test_a_resumed_run_continues_the_study(search: dict[str, Any]) -> None:
-    first, resumed = search["after_first"], search["after_resume"]
+def test_a_resumed_study_keeps_its_trials(search: dict[str, Any]) -> None:
+    first, trials = search["after_first"], search["final"]
     assert sorted(first) == [0, 1]
     for number, (values, started) in first.items():
-        assert resumed[number] == (values, started), "a completed trial was run again"
-    new = {n: t for n, t in search["final"].items() if n in resumed and n not in first}
-    assert new and min(new) >= 2
-    assert _distinct({n: t for n, t in search["final"].items() if n in resumed}) == 3
+        assert (trials[number].values, trials[number].datetime_start) == (values, started), "a completed trial was run again"
+    assert _distinct(trials) >= 4 and min(set(trials) - set(first)) >= 2
 
 
 def test_two_workers_complete_distinct_trials(search: dict[str, Any]) -> None:
-    trials, before = search["final"], search["after_resume"]
-    new = {n: t for n, t in trials.items() if n not in before}
-    assert _distinct(trials) >= 5
+    trials, first = search["final"], search["after_first"]
     workers: dict[str, set[int]] = {}
-    for number, trial in new.items():
-        workers.setdefault(trial.user_attrs["worker"], set()).add(number)
-    assert len(workers) == 2, workers
-    assert all(numbers for numbers in workers.values())
-    for number in before:
-        assert trials[number].values == before[number][0]
+    for number, trial in trials.items():
+        if number not in first:
+            workers.setdefault(trial.user_attrs["worker"], set()).add(number)
+    assert len(workers) == 2 and all(workers.values()), workers
