@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ SAMPLERS = ("tpe", "nsga2")
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
 MAX_REPEATS = 20
+_OPEN_ATTEMPTS = 3
 CONFIG_KEY = "search_config"
 
 
@@ -84,18 +86,26 @@ def open_storage(url: str) -> Any:
             raise InputError(f"--storage {url}: cannot create {path.parent} ({err.strerror or err})") from None
         # Several local workers share one file: wait for the lock instead of failing at once.
         engine_kwargs["connect_args"] = {"timeout": 120}
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
-    except (ImportError, ModuleNotFoundError) as err:
-        raise InputError(f"--storage {redact(url)}: the database driver is not installed ({err})") from None
-    except Exception as err:  # sqlalchemy raises its own errors for bad URLs and unreachable servers
-        raise InputError(f"--storage {redact(url)}: cannot open the study storage ({first_line(err)})") from None
+    last: Exception | None = None
+    for attempt in range(_OPEN_ATTEMPTS):
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+        except (ImportError, ModuleNotFoundError) as err:
+            hint = " (pip install '.[postgres]')" if url.startswith("postgresql") else ""
+            raise InputError(f"--storage {redact(url)}: the database driver is not installed{hint}: {first_line(err)}") from None
+        except Exception as err:  # sqlalchemy's own errors: bad URL, unreachable server, schema race
+            # Workers that start together on an empty database race to create Optuna's tables;
+            # the losers find them created on the next attempt.
+            last = err
+            time.sleep(1.0 + attempt)
+    detail = f" ({first_line(last)})" if last is not None else ""
+    raise InputError(f"--storage {redact(url)}: cannot open the study storage{detail}")
 
 
 def make_sampler(name: str, *, startup_trials: int, seed: int | None) -> Any:
