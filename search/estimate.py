@@ -1,0 +1,155 @@
+"""The packed size of a candidate before it is trained: model data and activation arena, as the bnn engine lays them out.
+
+:func:`packed_size` computes, from the architecture alone, the two figures the ``bnn`` engine
+reports once it has compiled the trained model: ``model_data_bytes`` (every ``const`` array of
+``bnn_model.c``: packed weights, thresholds, tables, the final affine) and
+``activation_ram_bytes`` (the static arena its planner lays out). It follows the engine's
+layout rules (:mod:`firmware_gen.bnn.contract` and :mod:`firmware_gen.bnn.emit`), restated here
+from the architecture rather than read off a compiled model:
+
+* stem (convolution on pixels, ``taps = k * k``): one ``uint8_t`` table offset per group of 3
+  taps per channel, one ``int16_t`` threshold per channel, and, without padding (the rescaled
+  0 is then pixel 0), the packed bits each channel takes on an all-zero window;
+* binary convolution: ``C_out * k * k * words(C_in)`` ``uint32_t`` weight words, one ``int16_t``
+  popcount limit per channel (``int32_t`` past 32,767 inputs per output), with ``same``
+  (one-)padding the packed pad pixel (``words(C_in)`` words), and, while every layer so far was
+  unpadded, the background pixel in and the channels it opens (``words(C_in) + words(C_out)``);
+* binary dense: ``outputs * words of the flattened input storage`` weight words (every pixel
+  owns whole words), then one ``int16_t`` threshold per output, or for the class scores an
+  ``int32_t`` multiplier and offset per class;
+* the arena: every layer's bit-packed output (``4 * words`` bytes) alive from the layer that
+  writes it to the one that reads it, placed by :func:`pipeline.planner.plan_buffers`.
+
+One part depends on trained values, not on the architecture: when int32 fixed point cannot keep
+the order of the final scores exact, the engine widens the class affine to ``int64_t`` (80
+bytes more). The estimate assumes int32 and says so (:data:`WIDE_SCORES_EXTRA`); the search
+records any difference, and the tests check equality on every trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware_gen.bnn.contract import WORD_BITS
+from firmware_gen.bnn.emit import MAX_PIXEL_TAPS
+from pipeline.planner import Buffer, plan_buffers
+from search.space import INPUT_SIZE, POOL, Arch, Conv, shape_problem
+
+__all__ = ["PackedSize", "packed_size", "WIDE_SCORES_EXTRA"]
+
+_INT16_MAX = 2**15 - 1
+WIDE_SCORES_EXTRA = 80
+"""Bytes the engine adds when the class affine needs int64 (10 multipliers and 10 offsets, 4 bytes more each)."""
+
+
+def _words(channels: int) -> int:
+    return -(-channels // WORD_BITS)
+
+
+@dataclass
+class PackedSize:
+    """The packed size of an architecture.
+
+    Attributes:
+        model_data_bytes: bytes of every constant array the engine emits.
+        arena_bytes: bytes of the static activation arena.
+        layers: one row per engine layer: name, output, ``packed_weight_bytes``, ``threshold_bytes``
+            and ``activation_bytes``, attributed as in the engine's per-layer report.
+        problem: why the engine would refuse the architecture (``None``: it compiles).
+    """
+
+    model_data_bytes: int
+    arena_bytes: int
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "model_data_bytes": self.model_data_bytes,
+            "arena_bytes": self.arena_bytes,
+            "layers": self.layers,
+            "problem": self.problem,
+        }
+
+
+def _threshold_bytes(count: int, bound: int) -> int:
+    """``count`` thresholds of sums in ``[-bound, bound]``: int16 when ``bound + 1`` fits."""
+    return count * (2 if bound + 1 <= _INT16_MAX else 4)
+
+
+def _conv_out(size: int, conv: Conv) -> tuple[int, bool]:
+    """Side after the conv and its pool, and whether the conv pads."""
+    padded = conv.padding == "same" and conv.kernel > 1
+    conv_size = size if conv.padding == "same" else size - conv.kernel + 1
+    return (conv_size // POOL if conv.pool else conv_size), padded
+
+
+def packed_size(arch: Arch) -> PackedSize:
+    """Model data and arena bytes the bnn engine will report for ``arch`` (int32 class scores).
+
+    Args:
+        arch: the architecture.
+
+    Returns:
+        The :class:`PackedSize`; ``problem`` is set (and the figures are 0) when the
+        architecture cannot be built or the engine would refuse it.
+    """
+    problem = shape_problem(arch)
+    taps = arch.stem.kernel * arch.stem.kernel
+    if problem is None and taps > MAX_PIXEL_TAPS:
+        problem = f"stem: {taps} taps per output; the bnn engine's pixel kernel takes up to {MAX_PIXEL_TAPS}"
+    if problem is not None:
+        return PackedSize(0, 0, [], problem)
+
+    rows: list[dict[str, Any]] = []
+    stem = arch.stem
+    size, padded = _conv_out(INPUT_SIZE, stem)
+    words = _words(stem.channels)
+    background = not padded  # an unpadded stem maps all-zero windows to known bits
+    offsets = stem.channels * -(-taps // 3)  # uint8_t: byte offsets stay below 256 for taps <= 30
+    packed = offsets + (4 * words if background else 0)
+    rows.append(_row("stem", size, stem.channels, packed, _threshold_bytes(stem.channels, taps * 255), 4 * size * size * words))
+
+    channels = stem.channels
+    for index, block in enumerate(arch.blocks, start=1):
+        in_words = _words(channels)
+        size, padded = _conv_out(size, block)
+        out_words = _words(block.channels)
+        packed = 4 * block.channels * block.kernel * block.kernel * in_words
+        if padded:
+            packed += 4 * in_words
+        memo = background and not padded
+        if memo:
+            packed += 4 * (in_words + out_words)
+        background = memo
+        limits = _threshold_bytes(block.channels, block.kernel * block.kernel * channels - 1)
+        rows.append(_row(f"block{index}", size, block.channels, packed, limits, 4 * size * size * out_words))
+        channels = block.channels
+
+    storage_words = size * size * _words(channels)
+    inputs = size * size * channels
+    for index, width in enumerate(arch.dense, start=1):
+        rows.append(
+            _row(f"dense{index}", 1, width, 4 * width * storage_words, _threshold_bytes(width, inputs), 4 * _words(width))
+        )
+        storage_words, inputs = _words(width), width
+    rows.append(_row("scores", 1, arch.classes, 4 * arch.classes * storage_words, 2 * 4 * arch.classes, 0))
+
+    buffers = [Buffer(f"layer{i}_out", row["activation_bytes"], i, i + 1) for i, row in enumerate(rows[:-1])]
+    arena = plan_buffers(buffers).total
+    data = sum(row["packed_weight_bytes"] + row["threshold_bytes"] for row in rows)
+    return PackedSize(data, arena, rows)
+
+
+def _row(name: str, side: int, channels: int, packed: int, thresholds: int, activation_bytes: int) -> dict[str, Any]:
+    """One layer, its bytes attributed as the engine's report does (``packed_weight_bytes``: weights,
+    tables, pad and background pixels; ``threshold_bytes``: thresholds or the class affine)."""
+    return {
+        "layer": name,
+        "output": f"{side}x{side}x{channels}",
+        "packed_weight_bytes": packed,
+        "threshold_bytes": thresholds,
+        "activation_bytes": activation_bytes,
+    }

@@ -1,0 +1,297 @@
+"""The search space as data: an architecture (:class:`Arch`) and the choices it is drawn from (:class:`SearchSpace`).
+
+An architecture is a sequential binarized CNN as the ``bnn`` engine compiles it today:
+
+* a **stem**: a convolution with ``+-1`` weights on the rescaled pixels (inputs in [-1, 1]),
+  optionally followed by a 2x2 max-pool, then batch norm;
+* **blocks**: binary convolutions (``+-1`` weights on ``+-1`` inputs), each optionally followed
+  by a 2x2 max-pool, then batch norm; ``same`` padding pads with +1 (LCE's one-padding);
+* **dense**: hidden binary dense layers (``+-1`` weights and inputs), each followed by batch
+  norm, then the binary dense layer that produces the class scores, batch norm and softmax.
+
+Which layers may stay in higher precision is a field of every layer (``precision``), but the
+only value the engine compiles today is ``binary`` (:data:`ENGINE_PRECISIONS`); the space lists
+it so widening the engine widens the search without a new format.
+
+A :class:`SearchSpace` holds the choices; :func:`sample_arch` draws one architecture from an
+Optuna trial (categorical parameters with stable names, conditional on the number of blocks and
+dense layers). Spaces round-trip through JSON (``--space FILE``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import InputError
+
+__all__ = [
+    "PADDINGS",
+    "ENGINE_PRECISIONS",
+    "INPUT_SIZE",
+    "INPUT_RANGE",
+    "Conv",
+    "Arch",
+    "SearchSpace",
+    "DEFAULT_SPACE",
+    "feature_shapes",
+    "shape_problem",
+    "sample_arch",
+    "load_space",
+    "space_from_json",
+]
+
+INPUT_RANGE = (-1.0, 1.0)
+"""Every candidate rescales raw pixels 0..255 onto this range itself."""
+PADDINGS = ("valid", "same")
+ENGINE_PRECISIONS = ("binary",)
+INPUT_SIZE = 28
+POOL = 2
+
+
+@dataclass(frozen=True)
+class Conv:
+    """One convolution layer of an architecture.
+
+    Attributes:
+        channels: output channels.
+        kernel: square kernel size.
+        padding: ``valid`` or ``same`` (stride 1).
+        pool: a 2x2 max-pool with stride 2 follows (the engine fuses it into the thresholds).
+        precision: ``binary`` (the only precision the engine compiles today).
+    """
+
+    channels: int
+    kernel: int
+    padding: str = "valid"
+    pool: bool = False
+    precision: str = "binary"
+
+    def tag(self) -> str:
+        """Short text: ``64k3v`` (64 channels, 3x3, valid), ``+p`` when pooled."""
+        return f"{self.channels}k{self.kernel}{self.padding[0]}{'+p' if self.pool else ''}"
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A candidate architecture (see the module docstring).
+
+    Attributes:
+        stem: the first convolution, on pixels.
+        blocks: the binary convolutions after it.
+        dense: widths of the hidden binary dense layers (may be empty).
+        classes: number of class scores.
+    """
+
+    stem: Conv
+    blocks: tuple[Conv, ...]
+    dense: tuple[int, ...] = ()
+    classes: int = 10
+
+    def tag(self) -> str:
+        """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10``."""
+        parts = [f"c{self.stem.tag()}", *(f"b{block.tag()}" for block in self.blocks), *(f"d{w}" for w in self.dense)]
+        return " ".join([*parts, str(self.classes)])
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (the inverse of :meth:`from_json`)."""
+        return {
+            "stem": asdict(self.stem),
+            "blocks": [asdict(block) for block in self.blocks],
+            "dense": list(self.dense),
+            "classes": self.classes,
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Arch:
+        """Rebuild an architecture from :meth:`to_json`'s dict.
+
+        Raises:
+            InputError: missing or malformed fields.
+        """
+        try:
+            return Arch(
+                stem=Conv(**data["stem"]),
+                blocks=tuple(Conv(**block) for block in data["blocks"]),
+                dense=tuple(int(w) for w in data.get("dense", ())),
+                classes=int(data.get("classes", 10)),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(f"not an architecture description: {err}") from None
+
+
+def _out_size(size: int, conv: Conv) -> int:
+    conv_size = size if conv.padding == "same" else size - conv.kernel + 1
+    return conv_size // POOL if conv.pool else conv_size
+
+
+def feature_shapes(arch: Arch, size: int = INPUT_SIZE) -> list[tuple[int, int]]:
+    """Side length and channels after every convolution (pooling included): ``[(13, 32), ...]``.
+
+    Sizes can reach 0 or below for an impossible architecture; :func:`shape_problem` says so.
+    """
+    shapes = []
+    for conv in (arch.stem, *arch.blocks):
+        size = _out_size(size, conv)
+        shapes.append((size, conv.channels))
+    return shapes
+
+
+def shape_problem(arch: Arch, size: int = INPUT_SIZE) -> str | None:
+    """Why ``arch`` cannot be built on a ``size`` x ``size`` input, or ``None`` when it can."""
+    for index, conv in enumerate((arch.stem, *arch.blocks)):
+        if conv.padding not in PADDINGS:
+            return f"layer {index}: padding {conv.padding!r} is not one of {', '.join(PADDINGS)}"
+        if conv.precision not in ENGINE_PRECISIONS:
+            return (
+                f"layer {index}: precision {conv.precision!r} is not compiled by the bnn engine ({', '.join(ENGINE_PRECISIONS)})"
+            )
+        if conv.channels < 1 or conv.kernel < 1:
+            return f"layer {index}: channels and kernel must be >= 1"
+        conv_size = size if conv.padding == "same" else size - conv.kernel + 1
+        if conv_size < 1:
+            return f"layer {index}: a {conv.kernel}x{conv.kernel} kernel does not fit a {size}x{size} input"
+        if conv.pool and conv_size < POOL:
+            return f"layer {index}: nothing left to pool ({conv_size}x{conv_size})"
+        size = _out_size(size, conv)
+    if any(width < 1 for width in arch.dense) or arch.classes < 2:
+        return "dense widths must be >= 1 and classes >= 2"
+    return None
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The choices an architecture is drawn from (every field a tuple of allowed values).
+
+    The defaults are sized for boards from 16 KiB of flash upward: the seed BCNN (stem 32 3x3,
+    blocks 64 3x3 and 64 3x3, dense 64) is one point of it.
+    """
+
+    stem_channels: tuple[int, ...] = (16, 24, 32, 48, 64)
+    stem_kernels: tuple[int, ...] = (3, 5)
+    stem_paddings: tuple[str, ...] = ("valid", "same")
+    stem_pools: tuple[bool, ...] = (True, False)
+    blocks: tuple[int, ...] = (1, 2, 3)
+    block_channels: tuple[int, ...] = (32, 48, 64, 96, 128)
+    block_kernels: tuple[int, ...] = (3,)
+    block_paddings: tuple[str, ...] = ("valid", "same")
+    block_pools: tuple[bool, ...] = (True, False)
+    dense_layers: tuple[int, ...] = (0, 1, 2)
+    dense_widths: tuple[int, ...] = (32, 64, 128)
+    precisions: tuple[str, ...] = field(default=ENGINE_PRECISIONS)
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            values = getattr(self, item.name)
+            if not isinstance(values, tuple) or not values:
+                raise InputError(f"search space: {item.name} must be a non-empty list")
+            if len(set(values)) != len(values):
+                raise InputError(f"search space: {item.name} lists a value twice: {list(values)}")
+        for name in ("stem_channels", "stem_kernels", "block_channels", "block_kernels", "dense_widths"):
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in getattr(self, name)):
+                raise InputError(f"search space: {name} must be positive integers, got {list(getattr(self, name))}")
+        for name in ("blocks", "dense_layers"):
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in getattr(self, name)):
+                raise InputError(f"search space: {name} must be integers >= 0, got {list(getattr(self, name))}")
+        for name in ("stem_paddings", "block_paddings"):
+            if any(v not in PADDINGS for v in getattr(self, name)):
+                raise InputError(f"search space: {name} must be among {list(PADDINGS)}, got {list(getattr(self, name))}")
+        for name in ("stem_pools", "block_pools"):
+            if any(not isinstance(v, bool) for v in getattr(self, name)):
+                raise InputError(f"search space: {name} must be true/false, got {list(getattr(self, name))}")
+        unknown = [p for p in self.precisions if p not in ENGINE_PRECISIONS]
+        if unknown:
+            raise InputError(f"search space: precisions {unknown} are not compiled by the bnn engine ({list(ENGINE_PRECISIONS)})")
+
+    def to_json(self) -> dict[str, list[Any]]:
+        """JSON-ready dict of lists (the format of ``--space FILE``)."""
+        return {item.name: list(getattr(self, item.name)) for item in fields(self)}
+
+
+DEFAULT_SPACE = SearchSpace()
+
+
+def space_from_json(data: Any) -> SearchSpace:
+    """A :class:`SearchSpace` from a dict of lists; missing keys keep the defaults.
+
+    Raises:
+        InputError: not a dict, an unknown key, or invalid values.
+    """
+    if not isinstance(data, dict):
+        raise InputError(f"search space: expected a JSON object of lists, got {type(data).__name__}")
+    known = {item.name for item in fields(SearchSpace)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InputError(f"search space: unknown keys {unknown} (known: {', '.join(sorted(known))})")
+    values = {}
+    for key, value in data.items():
+        if not isinstance(value, list):
+            raise InputError(f"search space: {key} must be a list, got {value!r}")
+        values[key] = tuple(value)
+    return SearchSpace(**values)
+
+
+def load_space(path: str | os.PathLike[str] | None) -> SearchSpace:
+    """The space in a JSON file, or :data:`DEFAULT_SPACE` for ``None``.
+
+    Raises:
+        InputError: unreadable file, invalid JSON or an invalid space.
+    """
+    if path is None:
+        return DEFAULT_SPACE
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise InputError(f"--space {path}: {err.strerror or err}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise InputError(f"--space {path}: not valid JSON ({err})") from None
+    return space_from_json(data)
+
+
+def _pick(trial: Any, name: str, choices: tuple[Any, ...]) -> Any:
+    """One categorical draw (a single choice is still recorded, so every trial names its layers)."""
+    return trial.suggest_categorical(name, list(choices))
+
+
+def sample_arch(trial: Any, space: SearchSpace) -> Arch:
+    """Draw an architecture from an Optuna trial.
+
+    Parameter names are stable (``stem_channels``, ``block1_channels``, ``dense2_width``, ...),
+    so trials of one study share them and the sampler can learn across trials.
+
+    Args:
+        trial: an ``optuna.Trial`` (anything with ``suggest_categorical``).
+        space: the choices.
+
+    Returns:
+        The architecture (possibly impossible: check :func:`shape_problem`).
+    """
+    precision = _pick(trial, "precision", space.precisions)
+    stem = Conv(
+        channels=_pick(trial, "stem_channels", space.stem_channels),
+        kernel=_pick(trial, "stem_kernel", space.stem_kernels),
+        padding=_pick(trial, "stem_padding", space.stem_paddings),
+        pool=_pick(trial, "stem_pool", space.stem_pools),
+        precision=precision,
+    )
+    blocks = []
+    for index in range(1, _pick(trial, "blocks", space.blocks) + 1):
+        blocks.append(
+            Conv(
+                channels=_pick(trial, f"block{index}_channels", space.block_channels),
+                kernel=_pick(trial, f"block{index}_kernel", space.block_kernels),
+                padding=_pick(trial, f"block{index}_padding", space.block_paddings),
+                pool=_pick(trial, f"block{index}_pool", space.block_pools),
+                precision=precision,
+            )
+        )
+    dense = tuple(
+        _pick(trial, f"dense{index}_width", space.dense_widths)
+        for index in range(1, _pick(trial, "dense_layers", space.dense_layers) + 1)
+    )
+    return Arch(stem=stem, blocks=tuple(blocks), dense=dense)

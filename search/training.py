@@ -1,0 +1,127 @@
+"""Train a candidate with the project's trainer and a recipe given as data.
+
+:func:`train_candidate` hands the architecture to :func:`train.trainer.fit`, the trainer
+``python -m train`` uses, so a trial gets every recipe feature (schedules, augmentation,
+distillation, batch-norm momentum) and every improvement of the trainer. ``fit`` builds zoo
+models by name; the candidate is registered in :data:`train.models.ZOO` under a unique name
+for the duration of the call only (the zoo's own entries are never touched).
+
+Splits: :func:`trial_data` makes the dataset a trial sees. Its "test" split is the held-back
+validation slice (the last 10 % of the training images, at most 5,000, which the trainer
+also holds out of its training slice), so the search never reads the MNIST test set; only the
+final retraining (:mod:`search.final`) is given the real one.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from pipeline.data import Dataset
+from search.space import INPUT_RANGE, Arch
+
+__all__ = ["TRIAL_RECIPE", "trial_data", "registered", "train_candidate", "held_out", "with_overrides", "release_session"]
+
+
+def _trial_recipe() -> Any:
+    from train.recipes import Recipe
+
+    return Recipe(
+        "search-trial",
+        "adam",
+        2e-3,
+        64,
+        6,
+        schedule="cosine",
+        bn_momentum=0.9,
+        logit_scale=3.0,
+        description="a search trial: Adam 2e-3 cosine to 0, 6 epochs, BN momentum 0.9, logit scale 3, no augmentation",
+    )
+
+
+TRIAL_RECIPE = _trial_recipe()
+"""The default recipe of a trial: ``best`` without its teacher and augmentation, 6 epochs instead of 40."""
+
+
+def held_out(count: int) -> int:
+    """Images the trainer holds out of a training slice of ``count`` (its validation split)."""
+    from train.trainer import validation_split
+
+    return validation_split(count)
+
+
+def trial_data(data: Dataset, limit: int | None) -> Dataset:
+    """The dataset of a trial: the first ``limit`` training images, the held-back split as "test".
+
+    Returns:
+        A :class:`Dataset` whose ``x_train`` is the training slice (the trainer holds its last
+        :func:`held_out` images out of training) and whose ``x_test`` is that same held-out split.
+    """
+    x = data.x_train[:limit] if limit else data.x_train
+    y = data.y_train[:limit] if limit else data.y_train
+    held = held_out(len(x))
+    return Dataset(x, y, x[len(x) - held :], y[len(y) - held :], data.source, dict(data.sha256))
+
+
+@contextmanager
+def registered(name: str, arch: Arch) -> Iterator[None]:
+    """Make ``arch`` buildable as zoo model ``name`` while the block runs.
+
+    Raises:
+        ValueError: ``name`` is already a zoo model.
+    """
+    from search.builder import build_model
+    from train.models import ZOO, ModelSpec
+
+    if name in ZOO:
+        raise ValueError(f"{name!r} is already a zoo model")
+    ZOO[name] = ModelSpec(name, f"search candidate {arch.tag()}", INPUT_RANGE, lambda: build_model(arch, name))
+    try:
+        yield
+    finally:
+        ZOO.pop(name, None)
+
+
+def train_candidate(arch: Arch, recipe: Any, data: Dataset, *, seed: int, name: str, limit: int | None = None) -> Any:
+    """Train ``arch`` with ``recipe`` through :func:`train.trainer.fit` (no progress output).
+
+    Args:
+        arch: the architecture.
+        recipe: a :class:`train.recipes.Recipe`.
+        data: the dataset (:func:`trial_data` for a trial; the real one for the final model).
+        seed: seed for every random source.
+        name: the model's name (Keras and zoo).
+        limit: first ``limit`` training images (``None``: all of ``data``).
+
+    Returns:
+        The trainer's ``TrainResult`` (model, history, test accuracy on ``data``'s test split, ...).
+    """
+    from train.trainer import fit
+
+    options: dict[str, Any] = {}
+    parameters = inspect.signature(fit).parameters
+    if "progress" in parameters:
+        options["progress"] = "none"
+    elif "verbose" in parameters:
+        options["verbose"] = 0
+    gc.collect()
+    with registered(name, arch):
+        result = fit(name, recipe, data, seed=seed, limit=limit, **options)
+    return result
+
+
+def with_overrides(recipe: Any, overrides: dict[str, Any]) -> Any:
+    """``recipe`` with ``overrides`` applied (a new recipe; ``name`` kept)."""
+    return replace(recipe, **overrides) if overrides else recipe
+
+
+def release_session() -> None:
+    """Free the Keras graph state a trial left behind (memory stays flat over many trials)."""
+    import tensorflow as tf
+
+    tf.keras.backend.clear_session()
+    gc.collect()

@@ -1,0 +1,67 @@
+"""``python -m search``: bad input is one line and exit 2; candidates that cannot fit are pruned before training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import mnist_dir, require_toolchain, run_module, stderr_lines
+
+
+def _one_line_exit_2(result, expect: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = stderr_lines(result)
+    assert len(lines) == 1 and expect in lines[0], lines
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["--board", "stm32f999"], "unknown board 'stm32f999'"),
+        (["--board", "stm32f030f4", "--trials", "0"], "--trials: must be a positive integer"),
+        (["--board", "stm32f030f4", "--recipe", "fastest"], "--recipe 'fastest': no such recipe"),
+        (["--board", "stm32f030f4", "--set", "epochs=many"], "epochs takes an integer"),
+        (["--board", "stm32f030f4", "--final-set", "colour=blue"], "unknown recipe field 'colour'"),
+        (["--board", "stm32f030f4", "--limit", "50"], "--limit 50 is too small"),
+        (["--board", "stm32f030f4", "--space", "/nonexistent/space.json"], "--space /nonexistent/space.json"),
+        (["--board", "stm32f030f4", "--sampler", "grid"], "invalid choice: 'grid'"),
+    ],
+)
+def test_bad_input_is_one_line(tmp_path: Path, args: list[str], expect: str) -> None:
+    out = tmp_path / "out"
+    _one_line_exit_2(run_module("search", *args, "--out", out), expect)
+    assert not out.exists()
+
+
+def test_bad_storage_url(tmp_path: Path) -> None:
+    require_toolchain()
+    result = run_module("search", "--board", "stm32f030f4", "--storage", "nosuchdb://x", "--out", tmp_path, "--data", mnist_dir())
+    _one_line_exit_2(result, "--storage nosuchdb://x: cannot open the study storage")
+
+
+def test_oversized_candidates_are_pruned_before_training(tmp_path: Path) -> None:
+    """A space whose every candidate is too big for the board: each trial is pruned on its packed
+    size (no model is built or trained), then the search gives up with one line."""
+    require_toolchain()
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"stem_channels": [64], "blocks": [2], "block_channels": [128], "block_paddings": ["same"]}))
+    out = tmp_path / "out"
+    result = run_module(
+        "search", "--board", "stm32f030f4", "--space", space, "--max-pruned", "3", "--out", out, "--data", mnist_dir()
+    )
+    _one_line_exit_2(result, "gave up after 3 pruned candidates")
+    assert result.stdout.count("pruned: packed size over budget") == 3
+    assert "trained" not in result.stdout and "untrained firmware" not in result.stdout
+    assert not (out / "trials").exists()
+
+
+def test_a_study_refuses_other_settings(tmp_path: Path) -> None:
+    require_toolchain()
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"stem_channels": [64], "blocks": [2], "block_channels": [128], "block_paddings": ["same"]}))
+    common = ["--board", "stm32f030f4", "--space", space, "--max-pruned", "1", "--out", tmp_path / "out", "--data", mnist_dir()]
+    first = run_module("search", *common)
+    assert "gave up after 1 pruned candidates" in first.stderr
+    again = run_module("search", *common, "--epochs", "2")
+    _one_line_exit_2(again, "study 'stm32f030f4' was started with other settings (recipe differ)")

@@ -1,0 +1,173 @@
+"""A tiny search end to end: trials measured as firmware, the front, the final model, then the
+same study resumed by two workers at once on its storage.
+
+Tiny means: a space of small candidates, 300 training images (30 held back for validation),
+one epoch, 10 images on QEMU. Both runs share one SQLite study, one after the other:
+
+1. ``--trials 2`` with the final retraining (``--prebuild always``: every candidate's untrained
+   firmware is built too): two trials, ``search.json``/``.md``/``.png``, ``NAME.h5`` +
+   ``NAME.train.json`` + the final firmware;
+2. the same command with ``--trials 4`` in two worker processes at once: the study continues
+   (trials 0 and 1 untouched, never run again) and each worker completes trials of its own.
+
+Every completed trial's packed-size estimate must equal what the bnn engine reported, for the
+untrained model (before training, where built) and for the trained one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import mnist_dir, python_m, require_toolchain, run_module
+
+pytestmark = [pytest.mark.slow, pytest.mark.toolchain]
+
+TINY_SPACE = {
+    "stem_channels": [8, 16, 24],
+    "stem_kernels": [3],
+    "stem_paddings": ["valid", "same"],
+    "stem_pools": [True],
+    "blocks": [1],
+    "block_channels": [32, 64],
+    "block_kernels": [3],
+    "block_paddings": ["valid", "same"],
+    "block_pools": [True],
+    "dense_layers": [0],
+    "dense_widths": [32],
+}
+
+
+def _args(space: Path, out: Path, trials: int, *extra: str) -> list[Any]:
+    return [
+        "--board",
+        "stm32f103c8",
+        "--trials",
+        str(trials),
+        "--space",
+        space,
+        "--limit",
+        "300",
+        "--epochs",
+        "1",
+        "--qemu-images",
+        "10",
+        "--startup-trials",
+        "10",
+        "--out",
+        out,
+        "--data",
+        mnist_dir(),
+        *extra,
+    ]
+
+
+def _study(out: Path) -> Any:
+    import optuna
+
+    return optuna.load_study(study_name="stm32f103c8", storage=f"sqlite:///{out / 'search.db'}")
+
+
+def _complete(out: Path) -> dict[int, Any]:
+    from optuna.trial import TrialState
+
+    return {t.number: t for t in _study(out).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Run the three searches once; return the folder and what each step left."""
+    require_toolchain()
+    root = tmp_path_factory.mktemp("search")
+    space, out = root / "space.json", root / "out"
+    space.write_text(json.dumps(TINY_SPACE))
+    final = ["--final-limit", "300", "--final-set", "epochs=1", "--final-set", "distill_teacher=none", "--final-images", "20"]
+    first = run_module("search", *_args(space, out, 2, "--prebuild", "always", *final))
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    after_first = {n: (t.values, t.datetime_start) for n, t in _complete(out).items()}
+    report = json.loads((out / "search.json").read_text())
+
+    command = [*python_m("search"), *map(str, _args(space, out, 4, "--no-final"))]
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=1800) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return {
+        "out": out,
+        "first": first,
+        "report": report,
+        "after_first": after_first,
+        "final": _complete(out),
+    }
+
+
+def test_tiny_search_writes_the_front(search: dict[str, Any]) -> None:
+    report, out = search["report"], search["out"]
+    assert report["counts"]["COMPLETE"] == 2 and report["board"]["name"] == "stm32f103c8"
+    assert report["front"] and report["best"] in report["front"]
+    for row in report["trials"]:
+        assert row["state"] == "COMPLETE" and row["feasible"] is True
+        measured = row["measurements"]
+        assert set(row["values"]) == {"accuracy", "flash_bytes", "ram_bytes", "instructions"}
+        assert 0.0 <= row["values"]["accuracy"] <= 1.0 and row["values"]["instructions"] > 10_000
+        assert measured["val_images"] == 30 and measured["qemu_images"] == 10 and measured["qemu_agreement"] == 1.0
+        # the firmware's classes are Keras' on the validation split, and its flash is the QEMU build's
+        assert measured["keras_agreement"] == 1.0
+        assert row["values"]["flash_bytes"] == measured["qemu_flash_bytes"]
+        assert (out / measured["artifacts"] / "firmware" / "bnn_model.c").is_file()
+    assert (out / "search.md").read_text().startswith("# Search `stm32f103c8`")
+    assert (out / "search.png").read_bytes().startswith(b"\x89PNG")
+    assert "trial 0: packed size" in search["first"].stdout
+
+
+def test_estimate_equals_the_engine_for_every_trial(search: dict[str, Any]) -> None:
+    trials = search["final"]
+    assert _distinct(trials) >= 4
+    for number in search["after_first"]:
+        assert "untrained_firmware" in trials[number].user_attrs, "--prebuild always builds every candidate"
+    for trial in trials.values():
+        attrs = trial.user_attrs
+        if "untrained_firmware" in attrs:
+            assert attrs["untrained_firmware"]["estimate_check"] == [], (trial.number, attrs["untrained_firmware"])
+        assert attrs["estimate_check"] == [], (trial.number, attrs["estimate_check"])
+        estimate = attrs["estimate"]
+        wide = 80 if attrs["score_int64"] else 0
+        assert attrs["model_data_bytes"] == estimate["model_data_bytes"] + wide
+        assert attrs["arena_bytes"] == estimate["arena_bytes"]
+
+
+def test_final_model_is_a_normal_pipeline_model(search: dict[str, Any]) -> None:
+    out, final = search["out"], search["report"]["final"]
+    train = json.loads((out / "bnn-stm32f103c8.train.json").read_text())
+    assert train["model"] == "bnn-stm32f103c8" and train["search"]["trial"] == search["report"]["best"]
+    assert train["test_images"] == 10_000 and train["recipe"]["epochs"] == 1
+    assert final["host_agreement_with_keras"] == 1.0 and final["qemu_agreement_with_keras"] == 1.0
+    assert final["qemu_images"] == 20 and final["fits"] is True and final["estimate_check"] == []
+    assert (out / final["firmware"] / "firmware.json").is_file()
+    converted = run_module("convert", out / "bnn-stm32f103c8.h5", "--formats", "lce", "--check", "50", "--data", mnist_dir())
+    assert converted.returncode == 0, converted.stderr
+
+
+def _distinct(trials: dict[int, Any]) -> int:
+    """Completed trials that measured a new candidate (a repeat of a measured one does not count)."""
+    return sum(1 for trial in trials.values() if "duplicate_of" not in trial.user_attrs)
+
+
+def test_a_resumed_study_keeps_its_trials(search: dict[str, Any]) -> None:
+    first, trials = search["after_first"], search["final"]
+    assert sorted(first) == [0, 1]
+    for number, (values, started) in first.items():
+        assert (trials[number].values, trials[number].datetime_start) == (values, started), "a completed trial was run again"
+    assert _distinct(trials) >= 4 and min(set(trials) - set(first)) >= 2
+
+
+def test_two_workers_complete_distinct_trials(search: dict[str, Any]) -> None:
+    trials, first = search["final"], search["after_first"]
+    workers: dict[str, set[int]] = {}
+    for number, trial in trials.items():
+        if number not in first:
+            workers.setdefault(trial.user_attrs["worker"], set()).add(number)
+    assert len(workers) == 2 and all(workers.values()), workers

@@ -1,0 +1,82 @@
+"""The packed size before training equals what the bnn engine reports after compiling the model."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.estimate import WIDE_SCORES_EXTRA, packed_size
+from search.measure import engine_difference
+from search.space import Arch, Conv
+
+SEED_BCNN = Arch(Conv(32, 3, "valid", True), (Conv(64, 3, "valid", True), Conv(64, 3, "valid", False)), (64,))
+
+
+def test_seed_bcnn_matches_the_documented_engine_figures() -> None:
+    # README, "The bnn engine": the seed BCNN becomes 12,256 bytes of model data and an 876-byte arena.
+    size = packed_size(SEED_BCNN)
+    assert (size.model_data_bytes, size.arena_bytes) == (12_256, 876)
+    assert [row["output"] for row in size.layers] == ["13x13x32", "5x5x64", "3x3x64", "1x1x64", "1x1x10"]
+
+
+def test_small_candidate_by_hand() -> None:
+    # stem 16 ch, 3x3: 3 table offsets per channel (48 B) + 1 background word (4 B), 16 int16 thresholds;
+    # block 32 ch on 16: 32 x 9 taps x 1 word (1,152 B) + background in/out words (8 B), 32 int16 limits;
+    # scores: 10 x 25 words (1,000 B) + 10 int32 multipliers and offsets (80 B). Arena: 676 + 100 B.
+    size = packed_size(Arch(Conv(16, 3, "valid", True), (Conv(32, 3, "valid", True),)))
+    assert [(r["packed_weight_bytes"], r["threshold_bytes"], r["activation_bytes"]) for r in size.layers] == [
+        (52, 32, 676),
+        (1160, 64, 100),
+        (1000, 80, 0),
+    ]
+    assert (size.model_data_bytes, size.arena_bytes) == (2388, 776)
+
+
+def test_padding_changes_what_is_stored() -> None:
+    valid = packed_size(Arch(Conv(16, 3, "valid", True), (Conv(32, 3, "valid", True),)))
+    same = packed_size(Arch(Conv(16, 3, "same", True), (Conv(32, 3, "same", True),)))
+    # A padded stem has no all-zero shortcut (no background word, no background memo downstream);
+    # a one-padded block stores its pad pixel (one word).
+    assert same.layers[0]["packed_weight_bytes"] == valid.layers[0]["packed_weight_bytes"] - 4
+    assert same.layers[1]["packed_weight_bytes"] == 4 * 32 * 9 + 4
+
+
+def test_refused_architectures_have_a_problem_and_no_size() -> None:
+    size = packed_size(Arch(Conv(8, 7), ()))
+    assert size.problem is not None and "30" in size.problem and size.model_data_bytes == 0
+
+
+def test_engine_difference_accounts_for_int64_scores() -> None:
+    size = packed_size(SEED_BCNN)
+    rows = [dict(row) for row in size.layers]
+    report = {"model_data_bytes": 12_256, "activation_ram_bytes": 876, "layers": rows}
+    assert engine_difference(size, report) == []
+    wide = {**report, "model_data_bytes": 12_256 + WIDE_SCORES_EXTRA, "score_int64": True}
+    wide["layers"] = [*rows[:-1], {**rows[-1], "threshold_bytes": rows[-1]["threshold_bytes"] + WIDE_SCORES_EXTRA}]
+    assert engine_difference(size, wide) == []
+    off = engine_difference(size, {**report, "activation_ram_bytes": 880})
+    assert off == ["arena: estimate 876, engine 880"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "arch",
+    [
+        # same-padded 5x5 stem (pixel 127.5 is the rescaled 0), one-padded block of 48 channels
+        # (two words per pixel), a bit-packed bconv output, no hidden dense layer
+        Arch(Conv(24, 5, "same", True), (Conv(48, 3, "same", False), Conv(96, 3, "valid", True))),
+        # no pooling in the stem, three blocks, two hidden dense layers
+        Arch(
+            Conv(16, 3, "valid", False), (Conv(32, 3, "same", True), Conv(64, 3, "valid", True), Conv(32, 3, "same")), (32, 128)
+        ),
+    ],
+    ids=lambda arch: arch.tag().replace(" ", "_"),
+)
+def test_estimate_equals_the_engine_on_untrained_models(arch: Arch) -> None:
+    from convert.converter import to_lce
+    from convert.flatbuffer import read_model_bytes
+    from firmware_gen import bnn
+    from firmware_gen.targets import get_core
+    from search.builder import build_model
+
+    output = bnn.generate(read_model_bytes(to_lce(build_model(arch))), get_core("cortex-m0"))
+    assert engine_difference(packed_size(arch), output.report) == []

@@ -1,0 +1,70 @@
+"""The front, the best trial and the three report files, on trials made up for the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from search.report import best_trial, pareto_front, render_markdown, render_plot, write_reports
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _row(number: int, accuracy: float, flash: int, ram: int, instructions: float, **extra: Any) -> dict[str, Any]:
+    row = {
+        "number": number,
+        "state": "COMPLETE",
+        "tag": f"arch{number}",
+        "values": {"accuracy": accuracy, "flash_bytes": flash, "ram_bytes": ram, "instructions": instructions},
+        "feasible": True,
+        "pruned": None,
+        "duplicate_of": None,
+        "seconds": 60.0,
+        "fail_reason": None,
+    }
+    row.update(extra)
+    return row
+
+
+ROWS = [
+    _row(0, 0.980, 10_000, 1_000, 1e6),
+    _row(1, 0.990, 14_000, 1_500, 1.2e6),  # more accurate, bigger: on the front
+    _row(2, 0.985, 15_000, 1_600, 1.3e6),  # dominated by 1
+    _row(3, 0.995, 17_000, 1_500, 1.0e6, feasible=False),  # best values but over budget: excluded
+    _row(4, 0.990, 14_000, 1_500, 1.2e6, duplicate_of=1),  # a repeat of 1 counts once
+    _row(5, 0.970, 9_000, 2_000, 0.9e6),  # least flash and instructions: on the front
+    {**_row(6, 0.0, 0, 0, 0), "state": "PRUNED", "values": None, "pruned": "packed size over budget"},
+]
+
+
+def test_front_keeps_the_non_dominated_feasible_trials() -> None:
+    assert pareto_front(ROWS) == [1, 0, 5]
+
+
+def test_best_is_the_most_accurate_that_fits() -> None:
+    assert best_trial(ROWS) == 1
+    tie = [*ROWS, _row(7, 0.990, 13_000, 1_700, 1.5e6)]
+    assert best_trial(tie) == 7  # same accuracy, less flash
+    assert best_trial([ROWS[3], ROWS[6]]) is None
+
+
+def test_reports_are_written(tmp_path: Path) -> None:
+    report = {
+        "study": "test",
+        "board": {"name": "stm32f030f4", "core": "cortex-m0", "flash_bytes": 16384, "ram_bytes": 4096},
+        "counts": {"COMPLETE": 6, "PRUNED": 1},
+        "trial_seconds": 360.0,
+        "front": pareto_front(ROWS),
+        "best": best_trial(ROWS),
+        "final": {"summary": ["a final line"]},
+        "trials": ROWS,
+        "max_instructions": None,
+    }
+    text = render_markdown(report)
+    assert "| 1 (best) | `arch1` | 99.00 % | 14,000 | 1,500 | 1.200 M |" in text
+    assert "same candidate as trial 1" in text and "packed size over budget" in text and "does not fit the board" in text
+    assert "- a final line" in text
+    assert render_plot(report).startswith(PNG_MAGIC)
+    paths = write_reports(tmp_path, report)
+    assert [p.name for p in paths] == ["search.json", "search.md", "search.png"]
+    assert all(p.stat().st_size > 0 for p in paths)

@@ -1,0 +1,129 @@
+"""The search space as data: architectures, spaces, sampling from an Optuna trial (no TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import InputError
+from search.space import (
+    DEFAULT_SPACE,
+    Arch,
+    Conv,
+    SearchSpace,
+    feature_shapes,
+    load_space,
+    sample_arch,
+    shape_problem,
+    space_from_json,
+)
+
+SEED_BCNN = Arch(Conv(32, 3, "valid", True), (Conv(64, 3, "valid", True), Conv(64, 3, "valid", False)), (64,))
+
+
+def test_seed_bcnn_shapes_and_tag() -> None:
+    # 28 -> conv 26 -> pool 13 -> conv 11 -> pool 5 -> conv 3: the seed BCNN's feature maps.
+    assert feature_shapes(SEED_BCNN) == [(13, 32), (5, 64), (3, 64)]
+    assert shape_problem(SEED_BCNN) is None
+    assert SEED_BCNN.tag() == "c32k3v+p b64k3v+p b64k3v d64 10"
+
+
+def test_arch_json_round_trip() -> None:
+    arch = Arch(Conv(24, 5, "same", False), (Conv(48, 3, "same", True),), ())
+    assert Arch.from_json(json.loads(json.dumps(arch.to_json()))) == arch
+    with pytest.raises(InputError, match="not an architecture"):
+        Arch.from_json({"stem": {"channels": 8}})
+
+
+@pytest.mark.parametrize(
+    ("arch", "expect"),
+    [
+        (Arch(Conv(8, 5, "valid", True), (Conv(32, 3, "valid", True), Conv(32, 5, "valid", True))), "nothing left to pool"),
+        (Arch(Conv(8, 3, "valid", True), (Conv(32, 3, "valid", True),) * 3), "does not fit"),
+        (Arch(Conv(8, 3, "diagonal"), ()), "padding"),
+        (Arch(Conv(8, 3, precision="int8"), ()), "not compiled by the bnn engine"),
+        (Arch(Conv(8, 3), (), (0,)), "dense widths"),
+    ],
+)
+def test_impossible_architectures_are_named(arch: Arch, expect: str) -> None:
+    problem = shape_problem(arch)
+    assert problem is not None and expect in problem
+
+
+def test_sample_arch_follows_the_trial() -> None:
+    from optuna.trial import FixedTrial
+
+    params = {
+        "precision": "binary",
+        "stem_channels": 32,
+        "stem_kernel": 3,
+        "stem_padding": "valid",
+        "stem_pool": True,
+        "blocks": 2,
+        "block1_channels": 64,
+        "block1_kernel": 3,
+        "block1_padding": "valid",
+        "block1_pool": True,
+        "block2_channels": 64,
+        "block2_kernel": 3,
+        "block2_padding": "valid",
+        "block2_pool": False,
+        "dense_layers": 1,
+        "dense1_width": 64,
+    }
+    assert sample_arch(FixedTrial(params), DEFAULT_SPACE) == SEED_BCNN
+
+
+def test_sample_arch_draws_only_listed_values() -> None:
+    import optuna
+
+    space = SearchSpace(stem_channels=(8,), blocks=(1, 2), block_channels=(32, 96), dense_layers=(0,))
+    study = optuna.create_study(directions=["maximize"], sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(20):
+        trial = study.ask()
+        arch = sample_arch(trial, space)
+        study.tell(trial, 0.0)
+        assert arch.stem.channels == 8 and arch.dense == ()
+        assert len(arch.blocks) in (1, 2) and all(block.channels in (32, 96) for block in arch.blocks)
+        seen.add(len(arch.blocks))
+    assert seen == {1, 2}
+
+
+def test_space_json_round_trip_and_file(tmp_path: Path) -> None:
+    text = json.dumps(DEFAULT_SPACE.to_json())
+    assert space_from_json(json.loads(text)) == DEFAULT_SPACE
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"stem_channels": [16], "blocks": [1]}))
+    space = load_space(path)
+    assert space.stem_channels == (16,) and space.blocks == (1,) and space.block_channels == DEFAULT_SPACE.block_channels
+    assert load_space(None) == DEFAULT_SPACE
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        ("[1, 2]", "expected a JSON object"),
+        ('{"stem_width": [8]}', "unknown keys"),
+        ('{"stem_channels": 8}', "must be a list"),
+        ('{"stem_channels": []}', "non-empty"),
+        ('{"stem_channels": [8, 8]}', "twice"),
+        ('{"block_channels": [0]}', "positive integers"),
+        ('{"stem_paddings": ["full"]}', "must be among"),
+        ('{"block_pools": ["yes"]}', "true/false"),
+        ('{"precisions": ["float"]}', "not compiled by the bnn engine"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_bad_space_files(tmp_path: Path, content: str, expect: str) -> None:
+    path = tmp_path / "space.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=expect):
+        load_space(path)
+
+
+def test_missing_space_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--space"):
+        load_space(tmp_path / "missing.json")
