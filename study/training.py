@@ -1,7 +1,10 @@
 """Train the study's models with ``python -m train`` in a child process, or reuse them.
 
-Training runs in its own process so its peak resident memory (``ru_maxrss`` from
-``os.wait4``, Linux reports KiB) and CPU time belong to it alone. A *baseline* process does
+Training runs in its own process so its peak resident memory and CPU time belong to it alone.
+Peak memory is the child's own ``VmHWM`` (``/proc/PID/status``), polled while it runs: Linux's
+``ru_maxrss`` of a child starts at the RSS of the process that forked it (the high-water mark of
+the copied address space is kept across ``exec``), so a 1 GB parent would make every child look
+at least 1 GB big. Where ``/proc`` is missing, ``ru_maxrss`` from ``os.wait4`` is used. A *baseline* process does
 everything a training process does before its first step (imports TensorFlow, Larq and the zoo,
 loads MNIST, builds every model of the study) and exits: its peak RSS is what no training costs.
 
@@ -18,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +34,43 @@ from pipeline.errors import CheckError
 __all__ = ["ChildRun", "Trained", "run_measured", "baseline_rss", "reuse_mismatch", "train_or_reuse"]
 
 _KIB = 1024
+_POLL_SECONDS = 0.05
+
+
+def _read_hwm(pid: int) -> int | None:
+    """``VmHWM`` of process ``pid`` in bytes, or ``None`` (no ``/proc``, or the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * _KIB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class _HighWaterWatch:
+    """Poll a child's ``VmHWM`` every 50 ms on a thread and keep the largest value seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak: int | None = None
+        self._pid = pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            value = _read_hwm(self._pid)
+            if value is not None:
+                self.peak = value if self.peak is None else max(self.peak, value)
+            if self._stop.wait(_POLL_SECONDS):
+                return
+
+    def stop(self) -> int | None:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 @dataclass(frozen=True)
@@ -56,7 +97,8 @@ class ChildRun:
 
 
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``command`` to completion and measure it with ``os.wait4`` (this child only).
+    """Run ``command`` to completion and measure it: CPU time from ``os.wait4`` (this child only),
+    peak RSS from its ``VmHWM`` polled every 50 ms (growth in its last 50 ms can be missed).
 
     Output goes to temporary files (no pipe can fill up); the child is killed if this process
     is interrupted.
@@ -71,12 +113,15 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> Child
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        watch = _HighWaterWatch(proc.pid)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
             proc.kill()
             proc.wait()
+            watch.stop()
             raise
+        polled = watch.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
         wall = time.perf_counter() - start
         out.seek(0)
@@ -86,7 +131,7 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> Child
             status=proc.returncode,
             wall_seconds=wall,
             cpu_seconds=usage.ru_utime + usage.ru_stime,
-            peak_rss_bytes=int(usage.ru_maxrss) * _KIB,
+            peak_rss_bytes=polled if polled is not None else int(usage.ru_maxrss) * _KIB,
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
         )

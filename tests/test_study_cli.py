@@ -114,7 +114,10 @@ def test_write_folder_replaces_a_study_folder_whole(tmp_path: Path) -> None:
 def test_run_measured_reports_the_child_peak_rss_and_status() -> None:
     from study.training import run_measured
 
-    allocate = "import numpy as np; a = np.ones(300 * 2**20 // 8); print(a.sum() > 0)"
+    # The child holds its 300 MiB for half a second: the peak is polled every 50 ms. Run from
+    # pytest (a process of 1 GB and more by now), it also checks that the parent's size does not
+    # leak into the child's figure (Linux's ru_maxrss would report the parent's RSS).
+    allocate = "import time, numpy as np; a = np.ones(300 * 2**20 // 8); print(a.sum() > 0); time.sleep(0.5)"
     run = run_measured([sys.executable, "-c", allocate])
     assert run.status == 0 and run.stdout.strip() == "True"
     assert 300 * 2**20 <= run.peak_rss_bytes < 1024 * 2**20
