@@ -30,7 +30,7 @@ from firmware_gen.tflm_build.sources import (
     verify_vendor,
 )
 from firmware_gen.tflm_build.target import TFLM_ARCH, device_header
-from tests.conftest import run_cli, stderr_lines
+from tests.conftest import run_module, stderr_lines
 from train.errors import CheckError, InputError
 
 PATCH = """--- a/hello.txt
@@ -274,7 +274,7 @@ def test_engine_table_has_unique_methods():
     ],
 )
 def test_cli_bad_usage_is_one_line(args, message):
-    result = run_cli("firmware_gen.tflm_build", *args)
+    result = run_module("firmware_gen.tflm_build", *args)
     assert result.returncode == 2, result.stderr
     lines = stderr_lines(result)
     assert len(lines) == 1 and lines[0].startswith("python -m firmware_gen.tflm_build: error:") and message in lines[0]

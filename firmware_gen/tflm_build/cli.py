@@ -21,7 +21,7 @@ from pathlib import Path
 from firmware_gen.targets import CORE_ALIASES, CORES
 from firmware_gen.tflm_build.library import BUILD_TYPES, KERNEL_SETS
 from firmware_gen.tflm_build.sources import SOURCES
-from train.errors import InputError, OneLineArgumentParser, positive_int, run_cli
+from pipeline.errors import InputError, OneLineArgumentParser, positive_int, run_cli
 
 __all__ = ["PROG", "build_parser", "main"]
 
@@ -90,7 +90,7 @@ def _main(argv: Sequence[str] | None) -> int:
     tree = prepare_tree(cache, source=args.source, tflm_dir=tflm_dir, vendor=vendor)
     library = build_library(spec, tree, cache=cache, jobs=args.jobs, rebuild=args.rebuild)
     if args.json:
-        from train.artifacts import write_json
+        from pipeline.artifacts import write_json
 
         write_json(args.json, library.record)
     state = "reused" if library.reused else f"built in {library.record.get('seconds', 0):.0f} s"

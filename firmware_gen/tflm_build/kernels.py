@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from train.errors import CheckError, InputError
+from pipeline.errors import CheckError, InputError
 
 __all__ = ["RESOLVER_HEADER", "ResolverEntry", "resolver_table", "registration_sources", "select_kernel_sources"]
 

@@ -36,8 +36,8 @@ from firmware_gen.tflm_build.kernels import RESOLVER_HEADER, resolver_table, sel
 from firmware_gen.tflm_build.lock import file_lock, write_if_changed
 from firmware_gen.tflm_build.sources import Tree
 from firmware_gen.tflm_build.target import TFLM_ARCH, device_header, write_device_headers
-from train.artifacts import sha256_file
-from train.errors import CheckError, InputError
+from pipeline.artifacts import sha256_file
+from pipeline.errors import CheckError, InputError
 
 __all__ = [
     "KERNEL_SETS",

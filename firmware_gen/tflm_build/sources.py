@@ -34,8 +34,8 @@ from typing import Any
 
 from firmware_gen.tflm_build.lock import file_lock
 from firmware_gen.tflm_build.pins import PIGWEED, PINS, Pin, tflm_short
-from train.artifacts import sha256_file
-from train.errors import CheckError, InputError
+from pipeline.artifacts import sha256_file
+from pipeline.errors import CheckError, InputError
 
 __all__ = [
     "SOURCES",
