@@ -111,8 +111,9 @@ def test_tflm_harness_goes_to_qemu_and_calls_setup_then_predict(name: str) -> No
     assert sorted(out.files) == sorted(f"{TFLM_QEMU_DIR}/{file}" for file in TFLM_HARNESS_FILES)
     harness = out.files["qemu/harness.c"].decode()
     assert '#include "tflm_model.h"' in harness and "return tflm_setup();" in harness
-    assert "int label = tflm_predict(pixels, scores);" in harness and "bnn_predict" not in harness
+    assert "int label = tflm_predict(input, out);" in harness and "bnn_predict" not in harness
     assert "RegisterDebugLogCallback(log_text);" in harness and "#define STATUS_SETUP 9" in harness
+    assert "static TFLM_INPUT_TYPE image[TFLM_INPUT_SIZE];" in harness and "TFLM_SCORE_IS_FLOAT" in harness
     startup = out.files["qemu/startup.c"].decode()
     assert "__init_array_start" in startup and "void _exit(int status)" in startup
     link = out.files["qemu/link.ld"].decode()
@@ -129,7 +130,7 @@ def test_tflm_harness_goes_to_qemu_and_calls_setup_then_predict(name: str) -> No
 def test_bnn_harness_has_no_tflm_pieces() -> None:
     out = generate(FakeModel(), get_core("cortex-m4"), None, engine())
     harness = out.files["harness.c"].decode()
-    assert "tflm" not in harness and "RegisterDebugLogCallback" not in harness and "bnn_predict(pixels, scores)" in harness
+    assert "tflm" not in harness and "RegisterDebugLogCallback" not in harness and "bnn_predict(input, out)" in harness
     assert "__init_array_start" not in out.files["startup.c"].decode()
     assert ".init_array" not in out.files["link.ld"].decode()
 

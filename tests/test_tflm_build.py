@@ -30,8 +30,8 @@ from firmware_gen.tflm_build.sources import (
     verify_vendor,
 )
 from firmware_gen.tflm_build.target import TFLM_ARCH, device_header
+from pipeline.errors import CheckError, InputError
 from tests.conftest import run_module, stderr_lines
-from train.errors import CheckError, InputError
 
 PATCH = """--- a/hello.txt
 +++ b/hello.txt
