@@ -6,7 +6,9 @@ engine's firmware (``python -m firmware_gen --engine tflm``), build it against
 ``libtensorflow-microlite.a`` (:mod:`firmware_gen.tflm_build`, one library per core and kernel
 set holding the ops of every model, cached) and run it on QEMU
 (:func:`emulator.qemu_tflm.run_tflm_harness`): SysTick under ``-icount shift=0`` as for the bnn
-engine. Each run is compared with the TFLite-Micro Python interpreter on the same images, fed
+engine. Runs go cheapest first (mlp, then the int8 cnn with CMSIS-NN, ...), so a run cut short
+leaves the most rows; a run QEMU did not finish in time is reported with a note, not run, like
+a firmware too large for the machine. Each run is compared with the TFLite-Micro Python interpreter on the same images, fed
 exactly as ``main.cc`` feeds the model (:func:`emulator.reference.firmware_input_values`), in
 a child process (:func:`pipeline.isolation.run_checked`). A firmware larger than the core's QEMU machine is reported, not run.
 """
@@ -170,6 +172,7 @@ def oncore_entries(
         CheckError: a build or a QEMU run failed (other than not fitting).
     """
     from convert.flatbuffer import read_model
+    from emulator.qemu import QemuTimeoutError
     from emulator.qemu_tflm import DoesNotFitError, run_tflm_harness
     from emulator.reference import firmware_input_values
     from firmware_gen.tflm_build import ensure_library
@@ -228,6 +231,10 @@ def oncore_entries(
             entry["static_ram_bytes"] = err.sizes["data"] + err.sizes["bss"]
             log(f"{entry['model']} {entry['format']} {core} {kernels}: {err}")
             return entry
+        except QemuTimeoutError as err:
+            entry["note"] = f"did not finish: {err}"
+            log(f"{entry['model']} {entry['format']} {core} {kernels}: {err}")
+            return entry
         _record(entry, result, reference, labels[:count], keras[entry["model"]][:count], time.perf_counter() - start)
         log(
             f"{entry['model']} {entry['format']} {core} {kernels}: {entry['instructions_per_inference']:,.0f} instructions, "
@@ -236,10 +243,23 @@ def oncore_entries(
         )
         return entry
 
-    # Each task builds in its own folder and runs its own QEMU process: they run side by side.
+    # Each task builds in its own folder and runs its own QEMU process: they run side by side,
+    # cheapest first; the entries keep the (model, format, core, kernel set) order.
+    order = sorted(range(len(tasks)), key=lambda i: _cost_rank(tasks[i][0]))
     with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
-        entries = list(pool.map(run, tasks))
-    return entries, library_records
+        done = dict(zip(order, pool.map(run, [tasks[i] for i in order]), strict=True))
+    return [done[i] for i in range(len(tasks))], library_records
+
+
+def _cost_rank(entry: dict[str, Any]) -> tuple[int, int]:
+    """Expected cost of a run, cheapest first: the mlp before the cnn; for the cnn, int8 with
+    CMSIS-NN (about 8 M instructions an image on the Cortex-M4), then float (about 40 M, reference
+    float kernels either way), then int8 with the reference kernels (about 100 M)."""
+    if entry["model"] != "cnn":
+        return (0, 0)
+    if entry["format"] == "int8":
+        return (1, 0) if entry["kernels"] == "cmsis_nn" else (3, 0)
+    return (2, 0)
 
 
 def m4_rows(entries: list[dict[str, Any]], core: str = "cortex-m4") -> list[dict[str, Any]]:

@@ -8,19 +8,22 @@ cache (``build/tflm`` or ``$TFLM_CACHE``) and reused by later runs.
 * the engine's resolver table is TFLite-Micro's own ``micro_mutable_op_resolver.h`` table;
 * the generated project builds with its own Makefile against the real headers and library,
   without a warning;
-* the firmware on QEMU's Cortex-M4 predicts what the TFLite-Micro Python interpreter predicts;
+* the firmware on QEMU's Cortex-M4 predicts what the TFLite-Micro Python interpreter predicts,
+  through the library call and through ``python -m emulator FOLDER --backend qemu`` (inputs fed
+  per ``firmware.json``'s signature, the reference run in the isolation child);
 * the device headers written for TFLite-Micro's cortex_m_generic target compile for every core.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_toolchain
+from conftest import require_toolchain, run_module
 
 from convert.flatbuffer import read_model
 from emulator.qemu_tflm import run_tflm_harness
@@ -106,6 +109,22 @@ def test_firmware_on_qemu_equals_the_python_interpreter(library, tiny_cnn_tflite
     assert run.footprint.flash_bytes > model.stat().st_size + 20_000  # the model plus TFLite-Micro's code
     assert run.footprint.detail["static_ram_bytes"] > 0 and run.footprint.detail["stack_bytes"] > 0
     assert run.footprint.ram_bytes == run.footprint.detail["static_ram_bytes"] + run.footprint.detail["stack_bytes"]
+
+
+def test_emulator_cli_runs_a_tflm_folder_against_its_interpreter(library, tiny_cnn_tflite, mnist_path, tmp_path):
+    """The user's command: the signature feeds the firmware, the reference is TFLite-Micro in Python."""
+    folder = _generate(tiny_cnn_tflite["int8"], tmp_path / "app")
+    signature = json.loads((folder / "firmware.json").read_text())["report"]["signature"]
+    assert signature["input_dtype"] == "uint8" and signature["score_dtype"] == "int32"
+    assert signature["num_classes"] == 10 and signature["input_shape"] == [28, 28, 1]
+    report = tmp_path / "report.json"
+    result = run_module(
+        "emulator", folder, "--backend", "qemu", "--target", CORE, "--data", mnist_path, "--limit", "20", "--json", report
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads(report.read_text())
+    assert data["reference"]["backend"] == "tflm" and data["agreement"] == 1.0
+    assert data["signature"]["source"] == "firmware.json" and data["flash_bytes"] > 20_000
 
 
 @pytest.mark.parametrize("core", list(CORES))
