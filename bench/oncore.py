@@ -254,7 +254,7 @@ def oncore_entries(
 def _cost_rank(entry: dict[str, Any]) -> tuple[int, int]:
     """Expected cost of a run, cheapest first: the mlp before the cnn; for the cnn, int8 with
     CMSIS-NN (about 8 M instructions an image on the Cortex-M4), then float (about 40 M, reference
-    float kernels either way), then int8 with the reference kernels (about 100 M)."""
+    float kernels either way), then int8 with the reference kernels (about 200 M)."""
     if entry["model"] != "cnn":
         return (0, 0)
     if entry["format"] == "int8":

@@ -99,9 +99,10 @@ def machine_fit(sizes: dict[str, int], core: Core) -> str | None:
 def tflm_timeout(count: int) -> float:
     """Seconds allowed for ``count`` images: 5 minutes plus 5 s per image.
 
-    The int8 cnn with the reference kernels runs about 100 M instructions per image and QEMU
-    with ``-icount shift=0`` manages 50 to 100 M instructions a second on an idle core; on a
-    shared machine (load average 15 on 2 cores was measured) it drops below 20 M, 5 s an image.
+    The zoo's int8 cnn with the reference kernels runs 204 M instructions per image on the
+    Cortex-M4; QEMU with ``-icount shift=0`` ran it at about 150 M instructions a second of wall
+    time (1.3 s an image) on a machine shared at load average 11 to 15 on 2 cores, with about a
+    quarter of a core.
     """
     return 300.0 + 5.0 * count
 
