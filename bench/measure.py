@@ -16,6 +16,8 @@ bnn-host        the ``bnn`` engine's C, host gcc, the host backend's default (fa
 bnn-host-       the same C built the portable way (the kernels the Cortex-M cores run, ``-O2``)
 portable
 bnn-qemu        the ``bnn`` firmware on QEMU's Cortex-M4 (instructions per inference)
+tflm-qemu-...   the ``tflm`` engine's firmware with real TFLite-Micro on QEMU's Cortex-M4, float
+                or int8, reference or CMSIS-NN kernels (:mod:`bench.oncore`, more cores there)
 ==============  ==========================================================================
 
 A row that cannot run (convert skipped the format, TFLite-Micro has no kernel for an op) is
@@ -57,6 +59,10 @@ ROW_LABELS: dict[str, str] = {
     "bnn-host": "bnn engine: generated C, host (fast build)",
     "bnn-host-portable": "bnn engine: generated C, host (portable build)",
     "bnn-qemu": "bnn engine: firmware, QEMU Cortex-M4",
+    "tflm-qemu-reference": "TFLite-Micro float firmware (reference kernels), QEMU Cortex-M4",
+    "tflm-qemu-cmsis_nn": "TFLite-Micro float firmware (CMSIS-NN), QEMU Cortex-M4",
+    "tflm-qemu-int8-reference": "TFLite-Micro int8 firmware (reference kernels), QEMU Cortex-M4",
+    "tflm-qemu-int8-cmsis_nn": "TFLite-Micro int8 firmware (CMSIS-NN), QEMU Cortex-M4",
 }
 M4 = "cortex-m4"
 _INTERPRETERS: tuple[tuple[str, str, Callable[..., TimedRun]], ...] = (
@@ -267,7 +273,7 @@ def bnn_rows(
     reference: np.ndarray,
     qemu_images: int,
     log: Callable[[str], None] = print,
-) -> tuple[list[dict[str, Any]], np.ndarray]:
+) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """The ``bnn`` engine's C on the host (fast and portable builds, timed in-process) and its firmware on QEMU's Cortex-M4.
 
     Args:
@@ -281,7 +287,7 @@ def bnn_rows(
         log: progress printer.
 
     Returns:
-        ``([host row, portable host row, qemu row], host predictions)``.
+        ``([host row, portable host row, qemu row], host predictions, qemu predictions)``.
     """
     import json
     import time
@@ -336,7 +342,7 @@ def bnn_rows(
         note=f"QEMU wall time {qemu.extra['qemu_seconds']:.1f} s for {count:,} images (with the build: {seconds:.1f} s)",
     )
     log(f"{prep.name} bnn-qemu ({M4}): {count} images in {seconds:.1f} s, accuracy {100 * qemu_row['accuracy']:.2f}%")
-    return [host_row, portable_row, qemu_row], predictions
+    return [host_row, portable_row, qemu_row], predictions, qemu.predictions
 
 
 def core_run(firmware: Path, core: str, images: np.ndarray, labels: np.ndarray, host_predictions: np.ndarray) -> dict[str, Any]:

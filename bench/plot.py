@@ -2,7 +2,8 @@
 
 One point per row that ran and has a flash figure (Keras has none: it is not deployable). The
 ``bnn`` engine gets two points: its model data (packed weights + thresholds) and, hollow, its
-whole firmware (model + code) on the Cortex-M4.
+whole firmware (model + code) on the Cortex-M4; the TFLite-Micro firmware on the Cortex-M4 gets a
+hollow point at its whole firmware (flatbuffer + TFLite-Micro + kernels + C library).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ _MARKERS = {
     "bnn-host": "*",
     "bnn-host-portable": "X",
     "bnn-qemu": "P",
+    "tflm-qemu-reference": "<",
+    "tflm-qemu-cmsis_nn": ">",
+    "tflm-qemu-int8-reference": "h",
+    "tflm-qemu-int8-cmsis_nn": "H",
 }
 _COLORS = {"bcnn": "tab:red", "cnn": "tab:blue", "mlp": "tab:green"}
 
@@ -34,13 +39,18 @@ def plot_points(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The points to plot: ``{"model", "engine", "label", "bytes", "accuracy", "hollow"}``.
 
     Rows without accuracy or flash bytes are left out; a ``bnn-qemu`` row adds a hollow point
-    at its whole-firmware flash.
+    at its whole-firmware flash; a ``tflm-qemu-*`` row is only that hollow point.
     """
     points = []
     for row in rows:
         if row["accuracy"] is None or row["model_bytes"] is None:
             continue
         base = {"model": row["model"], "engine": row["engine"], "accuracy": row["accuracy"]}
+        if row["engine"].startswith("tflm-qemu"):
+            if row["firmware_flash_bytes"] is not None:  # the model bytes are the tflm row's point already
+                label = f"{row['model']}: {row['label']} (whole firmware)"
+                points.append({**base, "label": label, "bytes": row["firmware_flash_bytes"], "hollow": True})
+            continue
         points.append({**base, "label": f"{row['model']}: {row['label']}", "bytes": row["model_bytes"], "hollow": False})
         if row["engine"] == "bnn-qemu" and row["firmware_flash_bytes"] is not None:
             points.append(
@@ -94,7 +104,7 @@ def accuracy_vs_flash_png(rows: list[dict[str, Any]], title: str) -> bytes:
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(_byte_label))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("bytes in flash (model; hollow: whole bnn firmware), log scale")
+    ax.set_xlabel("bytes in flash (model; hollow: whole firmware on Cortex-M4), log scale")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)

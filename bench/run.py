@@ -4,8 +4,11 @@ Trains or reuses ``bcnn``, ``cnn`` and ``mlp`` (:mod:`bench.prepare`), converts 
 same test images (all 10,000 by default) runs Keras, TFLite float and int8 (XNNPACK), the LCE
 interpreter, TFLite-Micro, the ``bnn`` engine's C on the host and its firmware on QEMU's
 Cortex-M4 (:mod:`bench.measure`); generates the ``bnn`` firmware for every core and counts
-instructions per inference under QEMU; and derives latency ratios, the acceptance figures and
-the board table (:mod:`bench.summary`). Writes, each atomically and only at the end:
+instructions per inference under QEMU; runs the tflm engine's firmware with real TFLite-Micro
+(reference and CMSIS-NN kernels) on QEMU's Cortex-M4, M7 and M0 against the TFLite-Micro Python
+interpreter (:mod:`bench.oncore`); and derives latency ratios, the acceptance figures (with the
+bnn engine against TFLite-Micro + CMSIS-NN on the Cortex-M4) and the board table
+(:mod:`bench.summary`). Writes, each atomically and only at the end:
 
 * ``OUT/results.json``: everything, machine-readable (commit, CPU, versions, date);
 * ``OUT/RESULTS.md``: the same figures as markdown tables (:mod:`bench.tables`);
@@ -25,14 +28,45 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from bench.oncore import TFLM_CORES, TFLM_KERNELS
 from pipeline.artifacts import TOOL_VERSION, write_bytes, write_json, write_text
 from pipeline.errors import InputError, OneLineArgumentParser, positive_int, run_cli
 
-__all__ = ["PROG", "DEFAULT_CORE_IMAGES", "build_parser", "parse_cores", "main"]
+__all__ = [
+    "PROG",
+    "DEFAULT_CORE_IMAGES",
+    "DEFAULT_TFLM_IMAGES",
+    "build_parser",
+    "parse_cores",
+    "parse_tflm_cores",
+    "parse_kernel_sets",
+    "main",
+]
 
 PROG = "python -m bench"
 DEFAULT_CORE_IMAGES = 200
+DEFAULT_TFLM_IMAGES = 1000
 _REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_tflm_cores(text: str) -> list[str]:
+    """Like :func:`parse_cores`, and ``none`` (no TFLite-Micro firmware run) gives an empty list."""
+    return [] if text.strip().lower() == "none" else parse_cores(text)
+
+
+def parse_kernel_sets(text: str) -> list[str]:
+    """``"reference,cmsis_nn"`` -> TFLite-Micro kernel sets, in :data:`bench.oncore.TFLM_KERNELS` order.
+
+    Raises:
+        argparse.ArgumentTypeError: empty or unknown.
+    """
+    names = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = sorted(names - set(TFLM_KERNELS))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"expected kernel sets from {', '.join(TFLM_KERNELS)}, got {text!r}")
+    return [name for name in TFLM_KERNELS if name in names]
 
 
 def parse_cores(text: str) -> list[str]:
@@ -81,6 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--qemu-images", type=positive_int, help="images the Cortex-M4 firmware runs for accuracy (default: all of them)"
+    )
+    parser.add_argument(
+        "--tflm-cores",
+        type=parse_tflm_cores,
+        default=list(TFLM_CORES),
+        help="cores for the TFLite-Micro firmware on QEMU (default " + ",".join(TFLM_CORES) + "; none: skip)",
+    )
+    parser.add_argument(
+        "--tflm-kernels",
+        type=parse_kernel_sets,
+        default=list(TFLM_KERNELS),
+        help="TFLite-Micro kernel sets (default " + ",".join(TFLM_KERNELS) + ")",
+    )
+    parser.add_argument(
+        "--jobs", type=positive_int, help="TFLite-Micro firmware runs side by side on QEMU (default: the CPU count)"
+    )
+    parser.add_argument(
+        "--tflm-images",
+        type=positive_int,
+        default=DEFAULT_TFLM_IMAGES,
+        help=f"images each TFLite-Micro firmware runs on QEMU (default {DEFAULT_TFLM_IMAGES:,})",
     )
     return parser
 
@@ -147,6 +202,7 @@ def _bench(argv: Sequence[str] | None) -> int:
     cores = args.cores or list(CORES)
     qemu_images = min(args.qemu_images or count, count)
     core_images = min(args.core_images, count)
+    tflm_images = min(args.tflm_images, count)
 
     from bench.machine import load_average, machine_info
     from bench.measure import M4, bnn_rows, core_run, generate_firmware, interpreter_rows, keras_row
@@ -173,8 +229,11 @@ def _bench(argv: Sequence[str] | None) -> int:
 
     rows: list[dict[str, Any]] = []
     cores_out: list[dict[str, Any]] = []
+    keras: dict[str, Any] = {}
+    bnn_qemu: Any = None
     for name, prep in prepared.items():
         row, reference = keras_row(prep, images, labels, classes=data.num_classes)
+        keras[name] = reference
         clock.log(f"{name} keras: accuracy {100 * row['accuracy']:.2f}%")
         rows.append(row)
         rows.extend(interpreter_rows(prep, images, labels, reference, log=clock.log))
@@ -185,7 +244,11 @@ def _bench(argv: Sequence[str] | None) -> int:
             work = Path(tmp)
             lce = prep.flatbuffers["lce"]
             generate_firmware(lce, M4, work / M4)
-            bnn, host_predictions = bnn_rows(prep, work / M4, images, labels, reference, qemu_images, log=clock.log)
+            bnn, host_predictions, qemu_predictions = bnn_rows(
+                prep, work / M4, images, labels, reference, qemu_images, log=clock.log
+            )
+            if name == "bcnn":
+                bnn_qemu = qemu_predictions
             rows.extend(bnn)
             clock.stage(f"{name}: bnn engine on the host and on QEMU {M4}")
             for core in cores:
@@ -201,8 +264,31 @@ def _bench(argv: Sequence[str] | None) -> int:
                 )
             clock.stage(f"{name}: bnn firmware on {len(cores)} cores")
 
+    oncore: list[dict[str, Any]] = []
+    libraries: list[dict[str, Any]] = []
+    if args.tflm_cores:
+        from bench.oncore import m4_rows, oncore_entries
+
+        with tempfile.TemporaryDirectory(prefix="bench-tflm-") as tmp:
+            oncore, libraries = oncore_entries(
+                prepared,
+                images[:tflm_images],
+                labels[:tflm_images],
+                keras,
+                Path(tmp),
+                cores=tuple(args.tflm_cores),
+                kernel_sets=tuple(args.tflm_kernels),
+                jobs=args.jobs,
+                log=clock.log,
+            )
+        rows.extend(m4_rows(oncore))
+        clock.stage(f"TFLite-Micro firmware on {len(args.tflm_cores)} cores ({', '.join(args.tflm_kernels)})")
+    bnn_accuracy = None
+    if bnn_qemu is not None and len(bnn_qemu) >= tflm_images:
+        bnn_accuracy = float(np.mean(bnn_qemu[:tflm_images] == labels[:tflm_images]))
+
     c_latency = add_ratios(rows)
-    items = deployables(rows, [entry for entry in cores_out if entry["model"] == "bcnn"])
+    items = deployables(rows, [entry for entry in cores_out if entry["model"] == "bcnn"], oncore)
     boards = board_rows(items, BOARDS.values())
     results: dict[str, Any] = {
         "version": TOOL_VERSION,
@@ -217,12 +303,15 @@ def _bench(argv: Sequence[str] | None) -> int:
         "runs": rows,
         "c_latency_us": c_latency,
         "cores": cores_out,
+        "tflm_images": tflm_images if args.tflm_cores else None,
+        "oncore": oncore,
+        "tflm_libraries": libraries,
         "deployables": items,
         "boards": boards,
     }
     clock.stage("summaries")
     results["seconds"] = {**clock.stages, "total": round(clock.total(), 2)}
-    results["acceptance"] = acceptance(rows, results["seconds"]["total"])
+    results["acceptance"] = acceptance(rows, results["seconds"]["total"], oncore, bnn_accuracy)
     results["notes"] = _notes(results)
     _write(out, results)
     clock.log(f"wrote {out}/results.json, {out}/RESULTS.md, {out}/accuracy_vs_flash.png")

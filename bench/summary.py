@@ -16,6 +16,8 @@ __all__ = [
     "BARS",
     "find_row",
     "add_ratios",
+    "tflm_agreement",
+    "bnn_vs_tflm",
     "acceptance",
     "deployables",
     "board_rows",
@@ -58,7 +60,69 @@ def _check(value: float | None, bar: float) -> bool | None:
     return None if value is None else value >= bar
 
 
-def acceptance(rows: list[dict[str, Any]], total_seconds: float | None) -> dict[str, Any]:
+def tflm_agreement(oncore: list[dict[str, Any]]) -> dict[str, Any]:
+    """Whether every TFLite-Micro firmware run predicted exactly what the Python interpreter predicts.
+
+    Returns:
+        ``{"runs", "exact", "images", "not_run", "ok"}``: runs that ran, how many agree on every
+        image, the fewest images a run had, runs skipped (with why), ``ok`` (``None``: no run).
+    """
+    ran = [entry for entry in oncore if entry["ran"]]
+    exact = [entry for entry in ran if entry["agreement_tflm_python"] == 1.0]
+    return {
+        "runs": len(ran),
+        "exact": len(exact),
+        "images": min((entry["images"] for entry in ran), default=None),
+        "differ": [f"{e['model']}.{e['format']} {e['core']} {e['kernels']}" for e in ran if e not in exact],
+        "not_run": [f"{e['model']}.{e['format']} {e['core']} {e['kernels']}: {e['note']}" for e in oncore if not e["ran"]],
+        "ok": None if not ran else len(exact) == len(ran),
+    }
+
+
+def bnn_vs_tflm(
+    rows: list[dict[str, Any]], oncore: list[dict[str, Any]], bnn_accuracy: float | None, core: str = "cortex-m4"
+) -> dict[str, Any]:
+    """The bnn engine (bcnn) against TFLite-Micro + CMSIS-NN (int8 cnn) on ``core``: ratios TFLM / bnn.
+
+    Args:
+        rows: the bench rows (the ``bcnn``/``bnn-qemu`` row: instructions, flash, RAM).
+        oncore: the TFLite-Micro on-core entries (the int8 cnn, CMSIS-NN, ``core``).
+        bnn_accuracy: the bnn firmware's accuracy on the same images the TFLite-Micro firmware ran.
+        core: the core of the comparison.
+
+    Returns:
+        ``{"core", "images", "bnn": {...}, "tflm": {...}, "ratios": {"instructions", "flash", "ram"}}``;
+        figures are ``None`` where a side did not run.
+    """
+    qemu = find_row(rows, "bcnn", "bnn-qemu")
+    tflm = next(
+        (
+            e
+            for e in oncore
+            if e["model"] == "cnn" and e["format"] == "int8" and e["core"] == core and e["kernels"] == "cmsis_nn" and e["ran"]
+        ),
+        None,
+    )
+    keys = (("instructions", "instructions_per_inference"), ("flash", "firmware_flash_bytes"), ("ram", "ram_bytes"))
+    bnn = {name: (qemu[key] if qemu else None) for name, key in keys}
+    other = {name: (tflm[key] if tflm else None) for name, key in keys}
+    bnn["accuracy"] = bnn_accuracy
+    other["accuracy"] = tflm["accuracy"] if tflm else None
+    return {
+        "core": core,
+        "images": tflm["images"] if tflm else None,
+        "bnn": {"model": "bcnn", **bnn},
+        "tflm": {"model": "cnn.int8", "kernels": "cmsis_nn", **other},
+        "ratios": {name: _ratio(other[name], bnn[name]) for name, _ in keys},
+    }
+
+
+def acceptance(
+    rows: list[dict[str, Any]],
+    total_seconds: float | None,
+    oncore: list[dict[str, Any]] | None = None,
+    bnn_accuracy: float | None = None,
+) -> dict[str, Any]:
     """The issue's acceptance figures, each with its bar and verdict (``ok`` ``None``: not measured).
 
     * ``runtime``: the whole run in under :data:`BUDGET_SECONDS`.
@@ -66,6 +130,8 @@ def acceptance(rows: list[dict[str, Any]], total_seconds: float | None) -> dict[
       default build), >= 20; the portable build's ratio is given beside it.
     * ``model_data``: int8 cnn flatbuffer bytes / bcnn ``bnn`` model data bytes, >= 8.
     * ``ram``: int8 cnn TFLite-Micro arena / bcnn ``bnn`` firmware RAM on Cortex-M4, >= 10.
+    * ``tflm_agreement``: every TFLite-Micro firmware run equals the Python interpreter (:func:`tflm_agreement`).
+    * ``bnn_vs_tflm``: the bnn engine against TFLite-Micro + CMSIS-NN on Cortex-M4 (:func:`bnn_vs_tflm`).
     """
     lce, host = find_row(rows, "bcnn", "lce"), find_row(rows, "bcnn", "bnn-host")
     portable = find_row(rows, "bcnn", "bnn-host-portable")
@@ -111,16 +177,23 @@ def acceptance(rows: list[dict[str, Any]], total_seconds: float | None) -> dict[
             "bar": BARS["ram"],
             "ok": _check(ram_ratio, BARS["ram"]),
         },
+        "tflm_agreement": tflm_agreement(oncore or []),
+        "bnn_vs_tflm": bnn_vs_tflm(rows, oncore or [], bnn_accuracy),
     }
 
 
-def deployables(rows: list[dict[str, Any]], cores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def deployables(
+    rows: list[dict[str, Any]], cores: list[dict[str, Any]], oncore: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """What can be flashed, with its flash and RAM needs (per core where the build depends on it).
 
     * ``bnn`` (a binary model): the deployable ELF of each core's QEMU build: flash = model +
       code (text + data), RAM = data + bss + deepest stack.
     * ``tflm`` / ``tflm-int8`` rows that ran: flash = flatbuffer bytes, RAM = measured arena
       (TFLite-Micro's own code, about tens of KiB, is not included).
+    * TFLite-Micro + CMSIS-NN firmware built for a core (``oncore`` entries): the whole
+      deployable ELF of that core; RAM with the measured stack where it ran, else unknown
+      (a firmware too large for the QEMU machine still has its flash figure).
 
     Returns:
         ``[{"model", "engine", "label", "flash": {core: bytes} | bytes, "ram": ..., "note"}]``.
@@ -149,6 +222,21 @@ def deployables(rows: list[dict[str, Any]], cores: list[dict[str, Any]]) -> list
                     "note": "flatbuffer + measured arena; TFLite-Micro code not counted",
                 }
             )
+    built: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in oncore or []:
+        if entry["kernels"] == "cmsis_nn" and entry["firmware_flash_bytes"] is not None:
+            built.setdefault((entry["model"], entry["format"]), []).append(entry)
+    for (model, fmt), entries in built.items():
+        found.append(
+            {
+                "model": model,
+                "engine": f"tflm-firmware-{fmt}",
+                "label": f"{model} {fmt} TFLM+CMSIS-NN firmware",
+                "flash": {entry["core"]: entry["firmware_flash_bytes"] for entry in entries},
+                "ram": {entry["core"]: entry["ram_bytes"] for entry in entries},
+                "note": "whole deployable firmware of that core (flatbuffer + TFLite-Micro + CMSIS-NN + libc), RAM incl. stack",
+            }
+        )
     return found
 
 

@@ -96,7 +96,8 @@ def _header(results: dict[str, Any]) -> list[str]:
         + ", ".join(f"{version}" for version in machine.get("tools", {}).values() if version),
         f"- data: {results['images']:,} MNIST test images from `{results['data']['source']}`; "
         f"firmware on QEMU Cortex-M4: {results['qemu_images']:,} images{_qemu_time(results)}; "
-        f"instruction counts on every core: {results['core_images']:,} images each",
+        f"instruction counts on every core: {results['core_images']:,} images each"
+        + (f"; TFLite-Micro firmware on QEMU: {results['tflm_images']:,} images each" if results.get("tflm_images") else ""),
         f"- whole run: {results['seconds']['total']:.0f} s",
     ]
 
@@ -137,7 +138,49 @@ def _acceptance(results: dict[str, Any]) -> list[str]:
             _verdict(ram["ok"]),
         ),
     ]
+    rows.extend(_tflm_acceptance(acc))
     return ["## Acceptance", "", markdown_table(("check", "measured", "bar", "verdict"), rows)]
+
+
+def _tflm_acceptance(acc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The two lines of the on-core comparison: agreement with Python, and bnn against TFLite-Micro + CMSIS-NN."""
+    rows = []
+    agreement = acc.get("tflm_agreement")
+    if agreement and agreement["runs"]:
+        measured = (
+            f"{agreement['exact']} of {agreement['runs']} runs agree on every image "
+            f"(at least {agreement['images']:,} images each)"
+        )
+        if agreement["differ"]:
+            measured += "; differ: " + ", ".join(agreement["differ"])
+        rows.append(
+            (
+                "TFLite-Micro firmware on QEMU = TFLite-Micro Python interpreter (every model, core, kernel set that fits)",
+                measured,
+                "every image",
+                _verdict(agreement["ok"]),
+            )
+        )
+    versus = acc.get("bnn_vs_tflm")
+    if versus and versus["images"]:
+        bnn, tflm, ratio = versus["bnn"], versus["tflm"], versus["ratios"]
+        measured = (
+            f"instructions {fmt_count(bnn['instructions'])} vs {fmt_count(tflm['instructions'])} "
+            f"= {fmt_ratio(ratio['instructions'])}; "
+            f"flash {fmt_bytes(bnn['flash'])} vs {fmt_bytes(tflm['flash'])} B = {fmt_ratio(ratio['flash'])}; "
+            f"RAM {fmt_bytes(bnn['ram'])} vs {fmt_bytes(tflm['ram'])} B = {fmt_ratio(ratio['ram'])}; "
+            f"accuracy bnn {fmt_pct(bnn['accuracy'])}, TFLite-Micro {fmt_pct(tflm['accuracy'])} "
+            f"(first {versus['images']:,} images)"
+        )
+        rows.append(
+            (
+                f"bnn engine (bcnn) vs TFLite-Micro + CMSIS-NN (cnn int8) on {versus['core']}: TFLite-Micro / bnn",
+                measured,
+                DASH,
+                "measured",
+            )
+        )
+    return rows
 
 
 def _accuracy(results: dict[str, Any]) -> list[str]:
@@ -195,7 +238,8 @@ def _footprint(results: dict[str, Any]) -> list[str]:
         "## Flash and RAM",
         "",
         "Model bytes: what the model itself occupies in flash. Whole firmware: model + code of the deployable "
-        "part (the bnn engine's ELF). TFLite-Micro rows count the flatbuffer and the arena the real "
+        "part (the bnn engine's ELF; for TFLite-Micro firmware on QEMU: flatbuffer + TFLite-Micro runtime and "
+        "kernels + C library). The TFLite-Micro interpreter rows count the flatbuffer and the arena the real "
         "TFLite-Micro interpreter allocates, not TFLite-Micro's code.",
         "",
         markdown_table(
@@ -246,6 +290,91 @@ def _cores(results: dict[str, Any]) -> list[str]:
             rows,
             "llrrrrrrrrl",
         ),
+    ]
+
+
+def _agreement_cell(value: float | None, what: str) -> str:
+    return DASH if value is None else f"{fmt_pct(value)} ({what})"
+
+
+def _oncore(results: dict[str, Any]) -> list[str]:
+    """The bnn firmware and the TFLite-Micro firmware side by side on every emulated core."""
+    entries = results.get("oncore") or []
+    if not entries:
+        return []
+    rows = []
+    for entry in results["cores"]:
+        if entry["core"] in {e["core"] for e in entries}:
+            rows.append(
+                (
+                    f"{entry['model']} (lce)",
+                    "bnn engine",
+                    entry["core"],
+                    fmt_bytes(entry["images"]),
+                    fmt_count(entry["instructions"]["mean"]),
+                    fmt_bytes(entry["firmware_flash_bytes"]),
+                    fmt_bytes(entry["ram_bytes"]),
+                    fmt_pct(entry["accuracy"]),
+                    _agreement_cell(entry["agreement_host"], "host C"),
+                    "",
+                )
+            )
+    for entry in entries:
+        rows.append(
+            (
+                f"{entry['model']} ({entry['format']})",
+                entry["label"],
+                entry["core"],
+                fmt_bytes(entry["images"]) if entry["ran"] else DASH,
+                fmt_count(entry["instructions_per_inference"]),
+                fmt_bytes(entry["firmware_flash_bytes"]),
+                fmt_bytes(entry["ram_bytes"]),
+                fmt_pct(entry["accuracy"]),
+                _agreement_cell(entry["agreement_tflm_python"], "TFLM Python"),
+                entry["note"] or "",
+            )
+        )
+    libraries = [
+        (
+            lib["core"],
+            lib["kernels"],
+            fmt_bytes(lib["objects"]),
+            "reused" if lib["reused"] else f"built in {lib['build_seconds']:.0f} s",
+        )
+        for lib in results.get("tflm_libraries", [])
+    ]
+    return [
+        "## On the core: bnn engine and TFLite-Micro under QEMU",
+        "",
+        "Instructions per inference: SysTick under `-icount shift=0`, the same harness for both engines (mean over "
+        "the images). Flash: the whole deployable firmware (model, engine or TFLite-Micro runtime and kernels, C "
+        "library helpers), `arm-none-eabi-size` text + data of the deployable link. RAM: its data + bss (the tensor "
+        "arena included) + stack (bnn: deepest static call path; TFLite-Micro: the painted high-water mark of setup "
+        "and inference, since it calls kernels through pointers). Agreement: bnn with its host C build, TFLite-Micro "
+        "with the TFLite-Micro Python interpreter fed the same int8 input. Static RAM of a firmware that does not fit "
+        "the machine is in results.json.",
+        "",
+        markdown_table(
+            (
+                "model",
+                "engine",
+                "core",
+                "images",
+                "instructions (mean)",
+                "firmware flash",
+                "RAM",
+                "accuracy",
+                "agreement",
+                "note",
+            ),
+            rows,
+            "lllrrrrrrl",
+        ),
+        "",
+        "TFLite-Micro libraries (90b983c2, `python -m firmware_gen.tflm_build`: the framework, the CMSIS-NN sources "
+        "and the kernels of the models' ops, cached in build/tflm):",
+        "",
+        markdown_table(("core", "kernels", "objects", "this run"), libraries, "llrl"),
     ]
 
 
@@ -315,6 +444,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         _accuracy(results),
         _footprint(results),
         _cores(results),
+        _oncore(results),
         _boards(results),
         _models(results),
         _seconds(results),
@@ -323,4 +453,4 @@ def render_markdown(results: dict[str, Any]) -> str:
     if notes:
         parts.append(["## Notes", "", *(f"- {note}" for note in notes)])
     parts.append(["![accuracy vs flash bytes](accuracy_vs_flash.png)"])
-    return "\n\n".join("\n".join(part) for part in parts) + "\n"
+    return "\n\n".join("\n".join(part) for part in parts if part) + "\n"

@@ -47,6 +47,7 @@ __all__ = [
     "Artifact",
     "load_artifact",
     "choose_backend",
+    "is_tflm_firmware",
     "run_backend",
     "flatbuffer_ram",
     "keras_scores",
@@ -134,6 +135,11 @@ def load_artifact(path: str | Path) -> Artifact:
     return Artifact(path, "flatbuffer", model_name(path), model.sha256, data=data, model=model)
 
 
+def is_tflm_firmware(artifact: Artifact) -> bool:
+    """A firmware folder the tflm engine wrote (``firmware.json`` says ``engine: tflm``)."""
+    return artifact.kind == "firmware" and (artifact.firmware or {}).get("engine") == "tflm"
+
+
 def choose_backend(artifact: Artifact, requested: str, target: str | None) -> str:
     """Resolve ``auto`` and check that the backend can run the artifact.
 
@@ -148,12 +154,18 @@ def choose_backend(artifact: Artifact, requested: str, target: str | None) -> st
             return "keras"
         if artifact.kind == "flatbuffer":
             return "lce" if artifact.model is not None and artifact.model.has_lce_ops else "tflite"
+        if is_tflm_firmware(artifact):
+            if not target:
+                raise InputError(f"{artifact.path}: a tflm firmware runs on QEMU with real TFLite-Micro: pass --target CORE")
+            return "qemu"
         return "qemu" if target else "host"
     if requested not in BACKENDS:
         raise InputError(f"unknown backend {requested!r}: valid backends are auto, {', '.join(BACKENDS)}")
     if requested not in _KINDS[artifact.kind]:
         valid = ", ".join(_KINDS[artifact.kind])
         raise InputError(f"{artifact.path}: backend {requested} cannot run a {artifact.kind} artifact (use {valid})")
+    if requested == "host" and is_tflm_firmware(artifact):
+        raise InputError(f"{artifact.path}: a tflm firmware has no host build; use --backend qemu --target CORE")
     if requested in ("tflite", "tflm") and artifact.model is not None and artifact.model.has_lce_ops:
         ops = ", ".join(artifact.model.custom_ops)
         raise InputError(f"{artifact.path}: has LCE custom ops ({ops}) that {requested} cannot run; use --backend lce")
@@ -311,7 +323,9 @@ def _timed(run: Callable[[], np.ndarray], count: int) -> tuple[np.ndarray, float
     return scores, 1000.0 * (time.perf_counter() - start) / max(count, 1)
 
 
-def _run_firmware(backend: str, artifact: Artifact, images: np.ndarray, core: str | None, timeout: float | None) -> BackendRun:
+def _run_firmware(
+    backend: str, artifact: Artifact, images: np.ndarray, core: str | None, timeout: float | None, kernels: str
+) -> BackendRun:
     if backend == "host":
         from emulator.host import run_host
 
@@ -320,7 +334,7 @@ def _run_firmware(backend: str, artifact: Artifact, images: np.ndarray, core: st
         raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
     from emulator.qemu import run_qemu
 
-    return run_qemu(artifact.path, images, core=core, timeout=timeout)
+    return run_qemu(artifact.path, images, core=core, timeout=timeout, kernels=kernels)
 
 
 def run_backend(
@@ -332,6 +346,7 @@ def run_backend(
     timeout: float | None = None,
     num_classes: int,
     trust_model: bool = False,
+    kernels: str = "cmsis_nn",
 ) -> BackendRun:
     """Run ``artifact`` with ``backend`` over ``images`` and measure what the backend can.
 
@@ -347,6 +362,7 @@ def run_backend(
         timeout: seconds before a hung qemu guest is killed (``None``: the qemu backend's default).
         num_classes: the dataset's class count (a Keras model must output that many scores).
         trust_model: let a Keras model whose layers carry Python code (``Lambda``) load and run.
+        kernels: TFLite-Micro's kernel set for a tflm firmware (``reference`` or ``cmsis_nn``).
 
     Returns:
         The :class:`BackendRun`; ``extra`` carries ``latency_ms`` (host wall time per image,
@@ -360,7 +376,7 @@ def run_backend(
     count = len(images)
     if artifact.kind == "firmware":
         start = time.perf_counter()
-        result = _run_firmware(backend, artifact, images, core, timeout)
+        result = _run_firmware(backend, artifact, images, core, timeout, kernels)
         result.extra.setdefault("latency_ms", 1000.0 * (time.perf_counter() - start) / max(count, 1))
         return result
     if backend == "keras":

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "auto backend: .h5 -> keras; flatbuffer with LCE ops -> lce; other flatbuffers -> tflite "
-            "(plus a TFLite-Micro run); firmware folder -> host, or qemu with --target.\n"
+            "(plus a TFLite-Micro run); firmware folder -> host, or qemu with --target (a tflm firmware: qemu only,\n"
+            "built against real TFLite-Micro, --tflm-kernels).\n"
             f"exit status: 0 ok, 1 agreement below --min-agreement (default {DEFAULT_MIN_AGREEMENT:g} %), "
             "2 bad usage or input, 3 over budget (the JSON is still written)."
         ),
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-model",
         action="store_true",
         help="load .h5 models whose layers carry Python code (Lambda): RUNS THAT CODE; only for models you trust",
+    )
+    parser.add_argument(
+        "--tflm-kernels",
+        default="cmsis_nn",
+        choices=("reference", "cmsis_nn"),
+        help="TFLite-Micro kernel set a tflm firmware is built with on qemu (default cmsis_nn)",
     )
     return parser
 
@@ -238,7 +245,7 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
     _check_target(artifact, backend, core)
 
-    from emulator.backends import check_fits, run_backend
+    from emulator.backends import check_fits, is_tflm_firmware, run_backend
     from emulator.reference import default_reference_path, run_reference
     from emulator.report import build_report, default_json_path
     from firmware_gen.targets import check_budget
@@ -254,13 +261,21 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     if reference_path is not None and reference_path.suffix == ".tflite" and reference_path.is_file():
         check_fits(load_artifact(reference_path), dataset.example_shape, dataset.dtype, dataset.num_classes)
     result = run_backend(
-        backend, artifact, images, core=core, timeout=args.timeout, num_classes=dataset.num_classes, trust_model=trust
+        backend,
+        artifact,
+        images,
+        core=core,
+        timeout=args.timeout,
+        num_classes=dataset.num_classes,
+        trust_model=trust,
+        kernels=getattr(args, "tflm_kernels", "cmsis_nn"),
     )
     if backend == "host":
         result = _target_figures(result, artifact, core)
     reference = None
     if reference_path is not None:
-        reference = run_reference(reference_path, images, dataset.num_classes, trust_model=trust)
+        tflm_reference = is_tflm_firmware(artifact) and not args.reference
+        reference = run_reference(reference_path, images, dataset.num_classes, trust_model=trust, tflm=tflm_reference)
     gate = agreement_gate(getattr(args, "min_agreement", None), artifact, reference)
     tflm = None
     if args.backend == "auto" and backend == "tflite":

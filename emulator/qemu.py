@@ -42,6 +42,8 @@ __all__ = [
     "missing_tools",
     "default_timeout",
     "check_calibration",
+    "first_error",
+    "run_guest",
     "run_harness",
     "run_qemu",
 ]
@@ -56,6 +58,8 @@ _STATUS = {
     6: "cannot write the results file",
     7: "one inference took more than 2^24 SysTick ticks",
     8: "the stack overflowed into .bss",
+    9: "the engine's setup failed (see the message above)",
+    71: "the firmware called abort() or exit()",
     70: "the firmware took an unexpected exception (fault)",
 }
 
@@ -105,7 +109,7 @@ def _engine_sources(folder: Path) -> list[str]:
     raise InputError(f"{folder}/Makefile: no ENGINE_SRCS line (not a firmware_gen bare-metal Makefile)")
 
 
-def _first_error(text: str) -> str:
+def first_error(text: str) -> str:
     """The line of compiler or QEMU output that says what went wrong (one line for the CLI)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
@@ -122,12 +126,17 @@ def _build(source: Path, work: Path) -> _Build:
     except subprocess.TimeoutExpired:
         raise QemuError(f"make did not finish within {_BUILD_TIMEOUT:g} s in a copy of {source}") from None
     if result.returncode != 0:
-        raise QemuError(f"make failed in a copy of {source}: {_first_error(result.stdout + result.stderr)}")
+        raise QemuError(f"make failed in a copy of {source}: {first_error(result.stdout + result.stderr)}")
     return _Build(folder, _engine_sources(folder))
 
 
-def _run_guest(folder: Path, machine: str, count: int, timeout: float) -> tuple[str, float]:
-    """Run QEMU in its own process group; kill the group on timeout."""
+def run_guest(folder: Path, machine: str, count: int, timeout: float) -> tuple[str, float]:
+    """Run ``firmware.elf`` of ``folder`` in QEMU (its own process group, killed on timeout); return its output and seconds.
+
+    Raises:
+        QemuTimeoutError: the guest did not finish in time.
+        QemuError: the firmware exited with a non-zero status.
+    """
     command = ["qemu-system-arm", *qemu_flags(machine, "firmware.elf", IMAGES_NAME, RESULTS_NAME), "-kernel", "firmware.elf"]
     start = time.perf_counter()
     process = subprocess.Popen(
@@ -151,7 +160,7 @@ def _run_guest(folder: Path, machine: str, count: int, timeout: float) -> tuple[
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         meaning = _STATUS.get(process.returncode, "unknown status")
-        raise QemuError(f"firmware on {machine} exited with status {process.returncode} ({meaning}): {_first_error(output)}")
+        raise QemuError(f"firmware on {machine} exited with status {process.returncode} ({meaning}): {first_error(output)}")
     return output, seconds
 
 
@@ -220,17 +229,20 @@ def run_harness(
     core: str,
     timeout: float | None = None,
     signature: FirmwareSignature | None = None,
+    kernels: str = "cmsis_nn",
 ) -> QemuRun:
     """Build a bare-metal firmware folder in a temporary copy and run ``images`` through it.
 
     Args:
         firmware_dir: folder written by ``python -m firmware_gen --engine bnn`` (engine C plus
-            the bare-metal project); it is copied, never built in place.
+            the bare-metal project), or by ``--engine tflm`` (built against real TFLite-Micro by
+            :func:`emulator.qemu_tflm.run_tflm_harness`); it is copied, never built in place.
         images: raw examples ``(N, ...)`` (uint8 or float32), fed as the firmware's signature
             says (:func:`emulator.signature.encode_inputs`).
         core: core name (``cortex-m4``; ``cortex-m`` works); selects the QEMU machine.
         timeout: seconds before the guest is killed; ``None`` means :func:`default_timeout`.
         signature: the firmware's signature (default: read from the folder).
+        kernels: TFLite-Micro's kernel set for a tflm folder (``reference`` or ``cmsis_nn``).
 
     Returns:
         The :class:`QemuRun`.
@@ -244,6 +256,10 @@ def run_harness(
     """
     firmware_dir = Path(firmware_dir)
     spec = get_core(core)
+    from emulator.qemu_tflm import is_tflm_firmware, run_tflm_harness
+
+    if is_tflm_firmware(firmware_dir):
+        return run_tflm_harness(firmware_dir, images, core=spec.name, kernels=kernels, timeout=timeout, signature=signature)
     _check_folder(firmware_dir)
     signature = signature or read_signature(firmware_dir)
     payload = encode_inputs(signature, images)
@@ -252,10 +268,10 @@ def run_harness(
     with tempfile.TemporaryDirectory(prefix="bnn-qemu-") as tmp:
         build = _build(firmware_dir, Path(tmp))
         (build.folder / IMAGES_NAME).write_bytes(payload)
-        output, seconds = _run_guest(build.folder, spec.qemu_machine, count, limit)
+        output, seconds = run_guest(build.folder, spec.qemu_machine, count, limit)
         results_path = build.folder / RESULTS_NAME
         if not results_path.exists():
-            raise QemuError(f"the firmware wrote no {RESULTS_NAME}: {_first_error(output)}")
+            raise QemuError(f"the firmware wrote no {RESULTS_NAME}: {first_error(output)}")
         results = parse_results(results_path.read_bytes(), count, RESULTS_NAME)
         footprint = measure_footprint(build.folder, build.engine_sources)
     check_results(signature, results.scores.shape[1], results.scores, results.input_bytes, RESULTS_NAME)
@@ -276,6 +292,7 @@ def run_qemu(
     core: str,
     timeout: float | None = None,
     signature: FirmwareSignature | None = None,
+    kernels: str = "cmsis_nn",
 ) -> BackendRun:
     """Build a bare-metal firmware folder and run ``images`` through it in QEMU.
 
@@ -299,7 +316,7 @@ def run_qemu(
         QemuError: build failure, non-zero exit of the firmware, calibration or results error.
         QemuTimeoutError: the guest hung and was killed.
     """
-    run = run_harness(firmware_dir, images, core=core, timeout=timeout, signature=signature)
+    run = run_harness(firmware_dir, images, core=core, timeout=timeout, signature=signature, kernels=kernels)
     counts = run.instructions
     extra = {
         "qemu_machine": run.machine,

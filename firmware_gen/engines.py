@@ -3,9 +3,10 @@
 An engine turns a parsed flatbuffer into files (:class:`EngineOutput`); the CLI writes them
 atomically into the output folder and adds ``firmware.json`` (file list with sha256s, verdict
 against a board). Engines: ``tflm`` (:mod:`firmware_gen.tflm`: the flatbuffer as a C array and a
-TFLite-Micro app) and ``bnn`` (:mod:`firmware_gen.bnn`: standalone C compiled from the LCE
-flatbuffer, plus the bare-metal QEMU project of :mod:`firmware_gen.baremetal`). Both are
-imported when used, so ``--list-targets`` and ``--help`` stay fast.
+TFLite-Micro app, plus the same bare-metal QEMU harness under ``qemu/``) and ``bnn``
+(:mod:`firmware_gen.bnn`: standalone C compiled from the LCE flatbuffer, plus the bare-metal QEMU
+project of :mod:`firmware_gen.baremetal`). Both are imported when used, so ``--list-targets`` and
+``--help`` stay fast.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from convert.flatbuffer import Model
 from firmware_gen.targets import Board, Core
@@ -161,7 +164,7 @@ def run_engine(
         tflm.resolver_ops(model)  # custom ops and ops without a TFLite-Micro kernel: the clearest refusal first
         if data is not None:
             check_reference(engine, model, data, worker=worker)
-        return tflm.generate(model, core, board, worker=worker)
+        return _with_tflm_harness(model, core, board, tflm.generate(model, core, board, worker=worker))
     if engine != "bnn":
         raise InputError(f"unknown engine {engine!r}: valid engines are {', '.join(ENGINES)}")
     from firmware_gen import baremetal, bnn
@@ -212,6 +215,36 @@ def _takes_input_type(generate: Any) -> bool:
         return "input_type" in inspect.signature(generate).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _with_tflm_harness(model: Model, core: Core, board: Board | None, output: EngineOutput) -> EngineOutput:
+    """Add the QEMU harness (``qemu/``) and the firmware's signature to the tflm engine's output.
+
+    The harness speaks the same results protocol as the bnn engine's (any input size, any class
+    count); ``report["signature"]`` (:mod:`emulator.signature`) says what ``tflm_predict`` takes:
+    raw 8-bit input values (``main.cc`` quantizes or converts them) and one 32-bit word per class
+    (the int8 outputs as int32, or the float outputs).
+    """
+    from firmware_gen.baremetal.project import generate_tflm
+
+    shape = [int(d) for d in output.report["input"]["shape"]]
+    example = shape[1:] if len(shape) > 1 else shape
+    classes = int(np.prod(output.report["output"]["shape"]))
+    report = dict(output.report)
+    report["signature"] = {
+        "input_shape": example,
+        "input_dtype": "uint8",
+        "input_quantization": None,
+        "model_input_shape": shape,
+        "num_classes": classes,
+        "score_dtype": "int32" if output.report["output"]["dtype"] == "INT8" else "float32",
+    }
+    extra = generate_tflm(model, core, board, output)
+    clash = sorted(set(extra.files) & set(output.files))
+    if clash:
+        raise InputError(f"the tflm engine must not produce {', '.join(clash)} itself (the QEMU harness does)")
+    report.update(extra.report)
+    return EngineOutput(files={**output.files, **extra.files}, report=report)
 
 
 def _deployable_figures(files: dict[str, bytes], report: dict) -> dict:

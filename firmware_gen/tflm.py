@@ -5,6 +5,7 @@ flatbuffer as an aligned const array), ``main.cc`` (op resolver with exactly the
 static arena, input quantization, invoke, argmax) and ``tflm_model.h`` (its C API),
 ``Makefile`` and ``README.md``; plus a ``CMakeLists.txt`` (static library named after the model)
 and an arm-none-eabi toolchain file (:mod:`firmware_gen.cmake`).
+:func:`firmware_gen.engines.run_engine` adds the QEMU harness under ``qemu/``.
 
 The arena constant is ``round_up(measured + ARENA_MARGIN, 16)`` where ``measured`` is the
 ``Arena allocation total`` of the real TFLite-Micro interpreter (:mod:`firmware_gen.arena`).
@@ -23,6 +24,7 @@ from firmware_gen.cmake import TOOLCHAIN_NAME, tflm_files, tflm_target
 from firmware_gen.engines import EngineOutput
 from firmware_gen.render import banner_context, c_identifier, render, round_up
 from firmware_gen.targets import Board, Core
+from firmware_gen.tflm_build.target import TFLM_ARCH
 from pipeline.artifacts import sha256_bytes
 from pipeline.errors import InputError
 from pipeline.isolation import Worker
@@ -35,8 +37,9 @@ differences between the measuring wheel and the TFLite-Micro checkout the firmwa
 
 ARENA_ALIGN = 16
 
-# TFLite builtin op name -> MicroMutableOpResolver method (TFLite-Micro's
-# tensorflow/lite/micro/micro_mutable_op_resolver.h). An op missing here has no TFLM kernel.
+# TFLite builtin op name -> MicroMutableOpResolver method: every builtin op of TFLite-Micro's
+# tensorflow/lite/micro/micro_mutable_op_resolver.h at the pinned revision (90b983c2); an op missing
+# here has no TFLM kernel. tests/test_tflm_real.py checks the table against that header.
 TFLM_OPS: dict[str, str] = {
     "ABS": "AddAbs",
     "ADD": "AddAdd",
@@ -45,6 +48,7 @@ TFLM_OPS: dict[str, str] = {
     "ARG_MIN": "AddArgMin",
     "ASSIGN_VARIABLE": "AddAssignVariable",
     "AVERAGE_POOL_2D": "AddAveragePool2D",
+    "BATCH_MATMUL": "AddBatchMatMul",
     "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
     "BROADCAST_ARGS": "AddBroadcastArgs",
     "BROADCAST_TO": "AddBroadcastTo",
@@ -55,10 +59,13 @@ TFLM_OPS: dict[str, str] = {
     "CONV_2D": "AddConv2D",
     "COS": "AddCos",
     "CUMSUM": "AddCumSum",
-    "DEPTH_TO_SPACE": "AddDepthToSpace",
     "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
+    "DEPTH_TO_SPACE": "AddDepthToSpace",
     "DEQUANTIZE": "AddDequantize",
+    "DIV": "AddDiv",
+    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice",
     "ELU": "AddElu",
+    "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
     "EQUAL": "AddEqual",
     "EXP": "AddExp",
     "EXPAND_DIMS": "AddExpandDims",
@@ -83,6 +90,7 @@ TFLM_OPS: dict[str, str] = {
     "LOGICAL_NOT": "AddLogicalNot",
     "LOGICAL_OR": "AddLogicalOr",
     "LOGISTIC": "AddLogistic",
+    "LOG_SOFTMAX": "AddLogSoftmax",
     "MAXIMUM": "AddMaximum",
     "MAX_POOL_2D": "AddMaxPool2D",
     "MEAN": "AddMean",
@@ -97,14 +105,18 @@ TFLM_OPS: dict[str, str] = {
     "PRELU": "AddPrelu",
     "QUANTIZE": "AddQuantize",
     "READ_VARIABLE": "AddReadVariable",
+    "REDUCE_ALL": "AddReduceAll",
     "REDUCE_MAX": "AddReduceMax",
+    "REDUCE_MIN": "AddReduceMin",
     "RELU": "AddRelu",
     "RELU6": "AddRelu6",
     "RESHAPE": "AddReshape",
     "RESIZE_BILINEAR": "AddResizeBilinear",
     "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
+    "REVERSE_V2": "AddReverseV2",
     "ROUND": "AddRound",
     "RSQRT": "AddRsqrt",
+    "SELECT_V2": "AddSelectV2",
     "SHAPE": "AddShape",
     "SIN": "AddSin",
     "SLICE": "AddSlice",
@@ -115,9 +127,11 @@ TFLM_OPS: dict[str, str] = {
     "SPLIT_V": "AddSplitV",
     "SQRT": "AddSqrt",
     "SQUARE": "AddSquare",
+    "SQUARED_DIFFERENCE": "AddSquaredDifference",
     "SQUEEZE": "AddSqueeze",
     "STRIDED_SLICE": "AddStridedSlice",
     "SUB": "AddSub",
+    "SUM": "AddSum",
     "SVDF": "AddSvdf",
     "TANH": "AddTanh",
     "TRANSPOSE": "AddTranspose",
@@ -127,17 +141,6 @@ TFLM_OPS: dict[str, str] = {
     "VAR_HANDLE": "AddVarHandle",
     "WHILE": "AddWhile",
     "ZEROS_LIKE": "AddZerosLike",
-}
-
-# Core -> TARGET_ARCH of TFLite-Micro's cortex_m_generic target (its library build).
-TFLM_ARCH: dict[str, str] = {
-    "cortex-m0": "cortex-m0",
-    "cortex-m0plus": "cortex-m0plus",
-    "cortex-m3": "cortex-m3",
-    "cortex-m4": "cortex-m4+fp",
-    "cortex-m7": "cortex-m7+fp",
-    "cortex-m33": "cortex-m33",
-    "cortex-m55": "cortex-m55",
 }
 
 _C_TYPES = {"INT8": "kTfLiteInt8", "FLOAT32": "kTfLiteFloat32"}

@@ -21,6 +21,7 @@ from firmware_gen.baremetal.footprint import (
     read_callgraph,
     read_stack_usage,
 )
+from firmware_gen.baremetal.project import TFLM_HARNESS_FILES, TFLM_QEMU_DIR, generate_tflm
 from firmware_gen.baremetal.protocol import (
     CALIB_LONG,
     CALIB_SHORT,
@@ -98,6 +99,40 @@ def test_engine_file_clash_and_missing_pieces_are_refused() -> None:
         generate(FakeModel(), core, None, EngineOutput(files={"bnn_model.h": HEADER}))
     with pytest.raises(ValueError, match="-O flag"):
         generate(FakeModel(), core, None, engine(), opt="-O2 -flto")
+
+
+TFLM_FILES = {name: b"// app\n" for name in ("main.cc", "model_data.c", "model_data.h", "tflm_model.h", "Makefile")}
+
+
+@pytest.mark.parametrize("name", ["cortex-m0", "cortex-m4", "cortex-m55"])
+def test_tflm_harness_goes_to_qemu_and_calls_setup_then_predict(name: str) -> None:
+    core = get_core(name)
+    out = generate_tflm(FakeModel(), core, None, EngineOutput(files=dict(TFLM_FILES)))
+    assert sorted(out.files) == sorted(f"{TFLM_QEMU_DIR}/{file}" for file in TFLM_HARNESS_FILES)
+    harness = out.files["qemu/harness.c"].decode()
+    assert '#include "tflm_model.h"' in harness and "return tflm_setup();" in harness
+    assert "int label = tflm_predict(input, out);" in harness and "bnn_predict" not in harness
+    assert "RegisterDebugLogCallback(log_text);" in harness and "#define STATUS_SETUP 9" in harness
+    assert "static TFLM_INPUT_TYPE image[TFLM_INPUT_SIZE];" in harness and "TFLM_SCORE_IS_FLOAT" in harness
+    startup = out.files["qemu/startup.c"].decode()
+    assert "__init_array_start" in startup and "void _exit(int status)" in startup
+    link = out.files["qemu/link.ld"].decode()
+    assert "KEEP(*(.init_array*))" in link and "PROVIDE(end = _ebss);" in link
+    makefile = out.files["qemu/Makefile"].decode()
+    assert f"CPU_FLAGS := {' '.join(core.gcc_flags)}\n" in makefile
+    assert "$(BUILD)/main.o: ../main.cc" in makefile and "-Wl,-e,tflm_predict -Wl,-u,tflm_setup" in makefile
+    assert "-DTFLM_APP_NO_MAIN" in makefile and "-Werror" in makefile and "$(TFLM_LIB) -lm" in makefile
+    assert out.report["baremetal"]["entry"] == "tflm_predict" and out.report["baremetal"]["folder"] == "qemu"
+    with pytest.raises(ValueError, match="lack tflm_model.h"):
+        generate_tflm(FakeModel(), core, None, EngineOutput(files={k: v for k, v in TFLM_FILES.items() if k != "tflm_model.h"}))
+
+
+def test_bnn_harness_has_no_tflm_pieces() -> None:
+    out = generate(FakeModel(), get_core("cortex-m4"), None, engine())
+    harness = out.files["harness.c"].decode()
+    assert "tflm" not in harness and "RegisterDebugLogCallback" not in harness and "bnn_predict(input, out)" in harness
+    assert "__init_array_start" not in out.files["startup.c"].decode()
+    assert ".init_array" not in out.files["link.ld"].decode()
 
 
 def test_makefile_and_python_share_the_qemu_flags() -> None:

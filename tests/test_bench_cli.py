@@ -8,6 +8,8 @@ import shutil
 import pytest
 from conftest import require_toolchain, run_module, stderr_lines
 
+from firmware_gen.tflm_build import sources_available
+
 
 @pytest.mark.parametrize(
     ("args", "message"),
@@ -16,6 +18,8 @@ from conftest import require_toolchain, run_module, stderr_lines
         (["--cores", "cortex-m9"], "unknown target 'cortex-m9'"),
         (["--core-images", "x"], "--core-images: must be a positive integer"),
         (["--bogus"], "unrecognized arguments"),
+        (["--tflm-kernels", "helium"], "expected kernel sets from reference, cmsis_nn"),
+        (["--tflm-cores", "cortex-m9"], "unknown target 'cortex-m9'"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args, message):
@@ -45,7 +49,13 @@ def test_tiny_run_writes_consistent_results(tmp_path, tiny_models, mnist_path):
         shutil.copy(h5, artifacts / h5.name)
     out = tmp_path / "out"
     args = ["--reuse", "--artifacts", artifacts, "--data", mnist_path, "--limit", "20", "--out", out]
-    result = run_module("bench", *args, "--cores", "cortex-m4", "--core-images", "10")
+    # TFLite-Micro on QEMU's Cortex-M4 with CMSIS-NN (the library test_tflm_real.py builds, cached),
+    # when its sources are here; the float cnn with reference kernels would only add time.
+    tflm = sources_available()
+    tflm_args = (
+        ["--tflm-cores", "cortex-m4", "--tflm-kernels", "cmsis_nn", "--tflm-images", "8"] if tflm else ["--tflm-cores", "none"]
+    )
+    result = run_module("bench", *args, "--cores", "cortex-m4", "--core-images", "10", *tflm_args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["RESULTS.md", "accuracy_vs_flash.png", "results.json"]
     results = json.loads((out / "results.json").read_text())
@@ -79,7 +89,21 @@ def test_tiny_run_writes_consistent_results(tmp_path, tiny_models, mnist_path):
     markdown = (out / "RESULTS.md").read_text()
     assert f"{acc['model_data']['cnn_int8_flatbuffer_bytes']:,} B / {qemu['model_bytes']:,} B" in markdown
     assert (out / "accuracy_vs_flash.png").read_bytes()[:4] == b"\x89PNG"
+    if tflm:
+        oncore = results["oncore"]
+        assert {(e["model"], e["format"]) for e in oncore} == {
+            ("cnn", "int8"),
+            ("cnn", "float"),
+            ("mlp", "int8"),
+            ("mlp", "float"),
+        }
+        assert all(e["ran"] and e["images"] == 8 and e["agreement_tflm_python"] == 1.0 for e in oncore)
+        assert acc["tflm_agreement"]["ok"] is True and acc["bnn_vs_tflm"]["ratios"]["flash"] > 1
+        assert runs["cnn", "tflm-qemu-int8-cmsis_nn"]["firmware_flash_bytes"] > runs["cnn", "tflite-int8"]["model_bytes"]
+        assert "## On the core: bnn engine and TFLite-Micro under QEMU" in markdown
+    else:
+        assert results["oncore"] == [] and "## On the core" not in markdown
     # Everything is now in place: a second run reuses the conversions.
-    again = run_module("bench", *args, "--cores", "cortex-m4", "--core-images", "5")
+    again = run_module("bench", *args, "--cores", "cortex-m4", "--core-images", "5", "--tflm-cores", "none")
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((out / "results.json").read_text())["models"]["bcnn"]["converted_this_run"] is False

@@ -179,6 +179,7 @@ def test_render_markdown_shows_the_results_figures():
     assert "cannot run: no SIGN kernel" in text and "- a computed note" in text
     assert "(1,500,000 instructions/inference)" in text
     assert text.count("| does NOT hold |") == 0 and text.count("| holds |") == 4
+    assert "## On the core" not in text  # no TFLite-Micro firmware ran
     assert text.endswith("\n") and "accuracy_vs_flash.png" in text
 
 
@@ -205,3 +206,100 @@ def test_plot_points_and_png():
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     with pytest.raises(ValueError, match="nothing to plot"):
         accuracy_vs_flash_png([rows[0]], "empty")
+
+
+def _oncore(core: str, kernels: str, fmt: str = "int8", model: str = "cnn", **figures) -> dict:
+    entry = {
+        "model": model,
+        "format": fmt,
+        "engine": f"tflm-{kernels}",
+        "label": f"TFLM {kernels}",
+        "kernels": kernels,
+        "core": core,
+        "qemu_machine": "mps2-an386",
+        "images": 4,
+        "ran": True,
+        "note": None,
+        "accuracy": 0.75,
+        "agreement_tflm_python": 1.0,
+        "agreement_keras": 0.75,
+        "instructions": {"mean": 15e6, "median": 15e6, "min": 14e6, "max": 16e6},
+        "instructions_per_inference": 15e6,
+        "firmware_flash_bytes": 150_000,
+        "ram_bytes": 40_000,
+        "static_ram_bytes": 38_000,
+        "stack_bytes": 2_000,
+        "arena_bytes": 33_000,
+        "model_bytes": 96_000,
+        "seconds": 3.0,
+    }
+    entry.update(figures)
+    return entry
+
+
+def test_tflm_agreement_and_the_ratio_line():
+    rows = _rows()
+    oncore = [
+        _oncore("cortex-m4", "cmsis_nn"),
+        _oncore("cortex-m4", "reference", instructions_per_inference=60e6),
+        _oncore("cortex-m0", "cmsis_nn", ran=False, note="does not fit", accuracy=None, agreement_tflm_python=None),
+    ]
+    agreement = acceptance(rows, 1.0, oncore, 0.5)["tflm_agreement"]
+    assert agreement == {
+        "runs": 2,
+        "exact": 2,
+        "images": 4,
+        "differ": [],
+        "not_run": ["cnn.int8 cortex-m0 cmsis_nn: does not fit"],
+        "ok": True,
+    }
+    oncore[1]["agreement_tflm_python"] = 0.75
+    assert acceptance(rows, 1.0, oncore)["tflm_agreement"]["differ"] == ["cnn.int8 cortex-m4 reference"]
+    assert acceptance(rows, 1.0)["tflm_agreement"]["ok"] is None
+    versus = acceptance(rows, 1.0, oncore, 0.5)["bnn_vs_tflm"]
+    # bnn-qemu row: 1.5 M instructions, 15,000 B flash, 1,000 B RAM; TFLM + CMSIS-NN: 15 M, 150,000 B, 40,000 B.
+    assert versus["ratios"] == {"instructions": 10.0, "flash": 10.0, "ram": 40.0}
+    assert versus["bnn"]["accuracy"] == 0.5 and versus["tflm"]["accuracy"] == 0.75 and versus["images"] == 4
+    assert acceptance(rows, 1.0, [e for e in oncore if e["kernels"] != "cmsis_nn"])["bnn_vs_tflm"]["ratios"]["flash"] is None
+
+
+def test_oncore_table_ratio_line_and_boards():
+    results = _results()
+    oncore = [
+        _oncore("cortex-m4", "cmsis_nn"),
+        _oncore(
+            "cortex-m0",
+            "cmsis_nn",
+            ran=False,
+            note="does not fit QEMU microbit",
+            firmware_flash_bytes=300_000,
+            ram_bytes=None,
+            accuracy=None,
+            agreement_tflm_python=None,
+            instructions_per_inference=None,
+        ),
+    ]
+    results["oncore"] = oncore
+    results["cores"][0]["model"] = "bcnn"
+    results["tflm_images"] = 4
+    results["tflm_libraries"] = [
+        {"core": "cortex-m4", "kernels": "cmsis_nn", "objects": 171, "reused": False, "build_seconds": 95.0}
+    ]
+    results["acceptance"] = acceptance(_rows(), 100.0, oncore, 0.75)
+    items = deployables(_rows(), CORES_RUN, oncore)
+    firmware = [item for item in items if item["engine"] == "tflm-firmware-int8"]
+    assert firmware and firmware[0]["flash"] == {"cortex-m4": 150_000, "cortex-m0": 300_000}
+    boards = board_rows(firmware, [Board("tiny", "a small part", "cortex-m0", 16 * 1024, 4 * 1024)])
+    assert boards[0]["fits"] is False  # flash alone is over, RAM unknown
+    text = render_markdown(results)
+    assert "## On the core: bnn engine and TFLite-Micro under QEMU" in text
+    assert (
+        "| cnn (int8) | TFLM cmsis_nn | cortex-m4 | 4 | 15,000,000 | 150,000 | 40,000 | 75.00% | 100.00% (TFLM Python) |" in text
+    )
+    assert "does not fit QEMU microbit" in text and "| cortex-m4 | cmsis_nn | 171 | built in 95 s |" in text
+    assert "1 of 1 runs agree on every image (at least 4 images each)" in text
+    assert "| bcnn (lce) | bnn engine | cortex-m4 | 4 | 1,500,000 | 15,000 | 1,000 | 75.00% | 100.00% (host C) |" in text
+    assert (
+        "instructions 1,500,000 vs 15,000,000 = 10.0x; flash 15,000 vs 150,000 B = 10.0x; RAM 1,000 vs 40,000 B = 40.0x" in text
+    )
+    assert "TFLite-Micro firmware on QEMU: 4 images each" in text

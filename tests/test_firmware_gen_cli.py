@@ -119,17 +119,22 @@ def test_two_runs_give_identical_trees_and_a_consistent_report(tiny_cnn_tflite, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temporary folders left
 
     report = json.loads(first["firmware.json"])
-    assert set(first) == {
-        "firmware.json",
-        "Makefile",
-        "README.md",
-        "main.cc",
-        "model_data.c",
-        "model_data.h",
-        "tflm_model.h",
-        "CMakeLists.txt",
-        "arm-none-eabi.cmake",
-    }
+    qemu = {f"qemu/{name}" for name in ("Makefile", "harness.c", "link.ld", "semihost.c", "semihost.h", "startup.c")}
+    assert (
+        set(first)
+        == {
+            "firmware.json",
+            "Makefile",
+            "README.md",
+            "main.cc",
+            "model_data.c",
+            "model_data.h",
+            "tflm_model.h",
+            "CMakeLists.txt",
+            "arm-none-eabi.cmake",
+        }
+        | qemu
+    )
     assert [entry["path"] for entry in report["files"]] == sorted(set(first) - {"firmware.json"})
     for entry in report["files"]:
         assert entry["sha256"] == hashlib.sha256(first[entry["path"]]).hexdigest()

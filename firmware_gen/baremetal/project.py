@@ -5,12 +5,17 @@ test scaffolding kept in separate files: ``startup.c`` (vector table, reset hand
 ``semihost.c``/``.h`` (ARM semihosting), ``harness.c`` (reads images, times ``bnn_predict``
 with SysTick, writes results), ``rt.c`` (memcpy/memset for a libc-free link), ``link.ld``
 (the core's QEMU memory map) and a ``Makefile`` (``make``, ``make run``, ``make size``).
+
+:func:`generate_tflm` emits the same harness for the ``tflm`` engine's application in a
+``qemu/`` subfolder (the folder's own ``Makefile`` is the application's): ``tflm_setup`` once,
+then ``tflm_predict`` timed per image, linked with newlib-nano and the TFLite-Micro library.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from typing import Any
 
 from convert.flatbuffer import Model
 from firmware_gen.baremetal import protocol
@@ -18,7 +23,16 @@ from firmware_gen.engines import EngineOutput
 from firmware_gen.render import banner_context, environment
 from firmware_gen.targets import Board, Core
 
-__all__ = ["HARNESS_FILES", "DEFAULT_OPT", "ENTRY_POINT", "generate", "architecture"]
+__all__ = [
+    "HARNESS_FILES",
+    "TFLM_HARNESS_FILES",
+    "TFLM_QEMU_DIR",
+    "DEFAULT_OPT",
+    "ENTRY_POINT",
+    "generate",
+    "generate_tflm",
+    "architecture",
+]
 
 # Output file -> template. Sources compiled into the harness, in link order.
 HARNESS_FILES: dict[str, str] = {
@@ -31,6 +45,18 @@ HARNESS_FILES: dict[str, str] = {
     "rt.c": "baremetal/rt.c.j2",
 }
 _HARNESS_SOURCES = ("harness.c", "startup.c", "semihost.c", "rt.c")
+# The tflm engine's harness: the same scaffolding without rt.c (newlib-nano provides memcpy & co).
+TFLM_QEMU_DIR = "qemu"
+TFLM_HARNESS_FILES: dict[str, str] = {
+    "Makefile": "baremetal/Makefile_tflm.j2",
+    "link.ld": "baremetal/link.ld.j2",
+    "startup.c": "baremetal/startup.c.j2",
+    "semihost.h": "baremetal/semihost.h.j2",
+    "semihost.c": "baremetal/semihost.c.j2",
+    "harness.c": "baremetal/harness.c.j2",
+}
+_TFLM_HARNESS_SOURCES = ("harness.c", "startup.c", "semihost.c")
+TFLM_ENTRY, TFLM_SETUP, TFLM_HEADER = "tflm_predict", "tflm_setup", "tflm_model.h"
 # -Os and -O2 measured with the seed BCNN: -Os is smaller AND runs fewer instructions on every core
 # (first 200 test images: cortex-m4 774 K vs 803 K instructions per inference, 14,604 vs 15,128
 # bytes of flash; cortex-m0 1.11 M vs 1.18 M, 14,616 vs 14,976 bytes).
@@ -94,23 +120,39 @@ def generate(
             clash with a project file name; ``opt`` is not an ``-O`` flag; the core's QEMU
             machine has no measured SysTick clock.
     """
+    sources, headers, main_header = _engine_layout(engine_output.files)
+    context = _context(model, core, board, opt, "bnn engine, bare-metal QEMU project")
+    context.update(
+        {
+            "api": "BNN",
+            "entry": ENTRY_POINT,
+            "setup": None,
+            "log_callback": False,
+            "cxx": False,
+            "engine_sources": sources,
+            "engine_header": main_header,
+            "harness_sources": list(_HARNESS_SOURCES),
+            "headers": [*headers, "semihost.h"],
+        }
+    )
+    env = environment()
+    files = {name: env.get_template(template).render(context).encode("utf-8") for name, template in sorted(HARNESS_FILES.items())}
+    return EngineOutput(files=files, report={"baremetal": _report(core, board, opt, sources, _HARNESS_SOURCES)})
+
+
+def _context(model: Model, core: Core, board: Board | None, opt: str, engine: str) -> dict[str, Any]:
+    """The template variables every bare-metal project shares (banner, core, timer, protocol, QEMU flags)."""
     if not _OPT_RE.match(opt):
         raise ValueError(f"opt must be an -O flag such as -O2 or -Os, got {opt!r}")
     if core.qemu_machine not in protocol.SYSTICK_HZ:
         raise ValueError(f"no SysTick clock is known for QEMU machine {core.qemu_machine!r}")
-    sources, headers, main_header = _engine_layout(engine_output.files)
     systick_hz = protocol.SYSTICK_HZ[core.qemu_machine]
     per_tick = protocol.instructions_per_tick(core.qemu_machine)
-    context = {
-        **banner_context(model, "bnn engine, bare-metal QEMU project", core, board),
+    return {
+        **banner_context(model, engine, core, board),
         "arch": architecture(core),
         "cpu_flags": " ".join(core.gcc_flags),
         "opt": opt,
-        "entry": ENTRY_POINT,
-        "engine_sources": sources,
-        "engine_header": main_header,
-        "harness_sources": list(_HARNESS_SOURCES),
-        "headers": [*headers, "semihost.h"],
         "images_name": protocol.IMAGES_NAME,
         "results_name": protocol.RESULTS_NAME,
         "systick_hz": systick_hz,
@@ -126,20 +168,65 @@ def generate(
             for arg in protocol.qemu_flags("$(MACHINE)", "firmware.elf", "$(IMAGES)", "$(RESULTS)")
         ),
     }
-    env = environment()
-    files = {name: env.get_template(template).render(context).encode("utf-8") for name, template in sorted(HARNESS_FILES.items())}
-    report = {
-        "baremetal": {
-            "qemu_machine": core.qemu_machine,
-            "cpu_flags": list(core.gcc_flags),
-            "opt": opt,
-            "engine_sources": sources,
-            "harness_sources": list(_HARNESS_SOURCES),
-            "systick_hz": systick_hz,
-            "instructions_per_tick": per_tick,
-            "flash_region": {"origin": core.flash.origin, "length": core.flash.length},
-            "ram_region": {"origin": core.ram.origin, "length": core.ram.length},
-            "board": board.name if board is not None else None,
-        }
+
+
+def _report(core: Core, board: Board | None, opt: str, sources: list[str], harness: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "qemu_machine": core.qemu_machine,
+        "cpu_flags": list(core.gcc_flags),
+        "opt": opt,
+        "engine_sources": sources,
+        "harness_sources": list(harness),
+        "systick_hz": protocol.SYSTICK_HZ[core.qemu_machine],
+        "instructions_per_tick": protocol.instructions_per_tick(core.qemu_machine),
+        "flash_region": {"origin": core.flash.origin, "length": core.flash.length},
+        "ram_region": {"origin": core.ram.origin, "length": core.ram.length},
+        "board": board.name if board is not None else None,
     }
-    return EngineOutput(files=files, report=report)
+
+
+def generate_tflm(
+    model: Model, core: Core, board: Board | None, engine_output: EngineOutput, *, opt: str = DEFAULT_OPT
+) -> EngineOutput:
+    """Emit the QEMU harness project for the ``tflm`` engine's application, under ``qemu/``.
+
+    Args:
+        model: the parsed flatbuffer (its ``sha256`` goes into every banner).
+        core: the target core.
+        board: recorded in the report only.
+        engine_output: the tflm engine's files; ``main.cc``, ``model_data.c`` and ``tflm_model.h``
+            must be among them (they are referenced as ``../NAME``, never copied).
+        opt: optimisation flag of the application and harness objects (the library keeps
+            TFLite-Micro's own flags).
+
+    Returns:
+        :class:`EngineOutput` with ``qemu/*`` files and a ``baremetal`` report entry.
+
+    Raises:
+        ValueError: a required application file is missing, ``opt`` is not an ``-O`` flag, or
+            the core's machine has no measured SysTick clock.
+    """
+    missing = [name for name in ("main.cc", "model_data.c", "model_data.h", TFLM_HEADER) if name not in engine_output.files]
+    if missing:
+        raise ValueError(f"the tflm engine's files lack {', '.join(missing)}")
+    context = _context(model, core, board, opt, "tflm engine, bare-metal QEMU harness")
+    context.update(
+        {
+            "api": "TFLM",
+            "entry": TFLM_ENTRY,
+            "setup": TFLM_SETUP,
+            "log_callback": True,
+            "cxx": True,
+            "engine_header": TFLM_HEADER,
+            "harness_sources": list(_TFLM_HARNESS_SOURCES),
+            "headers": [f"../{TFLM_HEADER}", "../model_data.h", "semihost.h"],
+        }
+    )
+    env = environment()
+    files = {
+        f"{TFLM_QEMU_DIR}/{name}": env.get_template(template).render(context).encode("utf-8")
+        for name, template in sorted(TFLM_HARNESS_FILES.items())
+    }
+    report = _report(core, board, opt, ["main.cc", "model_data.c"], _TFLM_HARNESS_SOURCES)
+    report.update({"folder": TFLM_QEMU_DIR, "entry": TFLM_ENTRY, "setup": TFLM_SETUP})
+    return EngineOutput(files=files, report={"baremetal": report})

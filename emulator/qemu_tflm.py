@@ -1,0 +1,226 @@
+"""The ``qemu`` backend for the ``tflm`` engine: real TFLite-Micro on an emulated Cortex-M.
+
+A tflm firmware folder holds the application (``main.cc``, ``model_data.c``, ``tflm_model.h``)
+and its QEMU harness in ``qemu/`` (:func:`firmware_gen.baremetal.project.generate_tflm`).
+:func:`run_tflm_harness` copies the folder to a temporary one, gets ``libtensorflow-microlite.a``
+for the core and kernel set (:func:`firmware_gen.tflm_build.ensure_library`, cached, only the
+model's ops unless a library is given), builds ``build/deployable.elf`` (application + library +
+C library helpers, alone) and ``firmware.elf`` (with the harness), runs QEMU with ``-icount
+shift=0`` and decodes the results: the same protocol, SysTick method and calibration check as
+the bnn engine's harness. Inputs are fed as the folder's signature says (``firmware.json``'s
+``report.signature``: raw 8-bit values, one 32-bit word per class), exactly as for a bnn folder.
+
+Footprint: flash = text + data of ``deployable.elf``; RAM = its data + bss (the tensor arena,
+the interpreter and resolver objects, TFLite-Micro's statics) + the stack high-water mark the
+harness measured (a painted stack under ``tflm_setup`` and every ``tflm_predict``). A static
+call-graph bound is not possible here: TFLite-Micro calls kernels through function pointers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emulator.qemu import QemuError, QemuRun, check_calibration, first_error, missing_tools, run_guest
+from emulator.signature import FirmwareSignature, check_results, encode_inputs, read_signature
+from firmware_gen.baremetal import Footprint, parse_results
+from firmware_gen.baremetal.footprint import parse_size_output
+from firmware_gen.baremetal.project import MIN_STACK_BYTES, TFLM_QEMU_DIR
+from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME
+from firmware_gen.targets import Core, get_core
+from pipeline.errors import InputError
+
+__all__ = ["DoesNotFitError", "is_tflm_firmware", "firmware_kernel_ops", "machine_fit", "tflm_timeout", "run_tflm_harness"]
+
+_BUILD_TIMEOUT = 900.0
+_OVERFLOW = re.compile(r"region `(FLASH|RAM)' overflowed by (\d+) bytes|not enough RAM left for the stack")
+
+
+class DoesNotFitError(QemuError):
+    """The firmware needs more flash or RAM than the QEMU machine of the core has (exit 1).
+
+    Attributes:
+        sizes: ``{"text", "data", "bss"}`` of the deployable part, which did link.
+    """
+
+    def __init__(self, message: str, sizes: dict[str, int]) -> None:
+        super().__init__(message)
+        self.sizes = sizes
+
+
+def is_tflm_firmware(folder: Path) -> bool:
+    """A tflm engine folder with its QEMU harness (``main.cc`` and ``qemu/Makefile``)."""
+    return (folder / "main.cc").is_file() and (folder / TFLM_QEMU_DIR / "Makefile").is_file()
+
+
+def firmware_kernel_ops(folder: Path) -> list[str]:
+    """The builtin ops the folder's model uses, from its ``firmware.json``.
+
+    Raises:
+        InputError: no readable ``firmware.json`` with the tflm engine's ``report.ops``.
+    """
+    try:
+        manifest = json.loads((folder / "firmware.json").read_text(encoding="utf-8"))
+        ops = manifest["report"]["ops"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError(f"{folder}: no firmware.json with report.ops (regenerate it with python -m firmware_gen)") from None
+    if not isinstance(ops, list) or not ops or not all(isinstance(op, str) for op in ops):
+        raise InputError(f"{folder}/firmware.json: report.ops must be a list of op names")
+    return ops
+
+
+def machine_fit(sizes: dict[str, int], core: Core) -> str | None:
+    """Why the deployable part cannot run on the core's QEMU machine, or ``None`` when it fits.
+
+    Args:
+        sizes: ``{"text", "data", "bss"}`` of ``deployable.elf``.
+        core: the core (its machine's flash and RAM regions).
+    """
+    flash = sizes["text"] + sizes["data"]
+    ram = sizes["data"] + sizes["bss"] + MIN_STACK_BYTES
+    problems = []
+    if flash > core.flash.length:
+        problems.append(f"{flash:,} B of flash (the machine has {core.flash.length:,})")
+    if ram > core.ram.length:
+        problems.append(f"{ram:,} B of RAM with a {MIN_STACK_BYTES:,} B stack (the machine has {core.ram.length:,})")
+    if not problems:
+        return None
+    return f"does not fit QEMU {core.qemu_machine} ({core.name}): needs " + " and ".join(problems)
+
+
+def tflm_timeout(count: int) -> float:
+    """Seconds allowed for ``count`` images: 5 minutes plus 5 s per image.
+
+    The zoo's int8 cnn with the reference kernels runs 204 M instructions per image on the
+    Cortex-M4; QEMU with ``-icount shift=0`` ran it at about 150 M instructions a second of wall
+    time (1.3 s an image) on a machine shared at load average 11 to 15 on 2 cores, with about a
+    quarter of a core.
+    """
+    return 300.0 + 5.0 * count
+
+
+def _make(folder: Path, target: str, variables: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["make", "-s", target, *variables], cwd=folder, capture_output=True, text=True, timeout=_BUILD_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise QemuError(f"make {target} did not finish within {_BUILD_TIMEOUT:g} s in a copy of {what}") from None
+
+
+def _sizes(elf: Path) -> dict[str, int]:
+    result = subprocess.run(["arm-none-eabi-size", str(elf)], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise QemuError(f"arm-none-eabi-size {elf.name} failed: {result.stderr.strip()[:300]}")
+    return next(iter(parse_size_output(result.stdout).values()))
+
+
+def run_tflm_harness(
+    firmware_dir: Path,
+    images: np.ndarray,
+    *,
+    core: str,
+    kernels: str = "cmsis_nn",
+    library: Any = None,
+    timeout: float | None = None,
+    signature: FirmwareSignature | None = None,
+    log: Callable[[str], None] = print,
+) -> QemuRun:
+    """Build a tflm firmware folder with real TFLite-Micro in a temporary copy and run ``images``.
+
+    Args:
+        firmware_dir: written by ``python -m firmware_gen --engine tflm`` (with ``qemu/``).
+        images: raw examples ``(N, ...)``, fed as the signature says
+            (:func:`emulator.signature.encode_inputs`).
+        core: the core the folder was generated for.
+        kernels: ``reference`` or ``cmsis_nn`` (TFLite-Micro's kernel set).
+        library: a :class:`firmware_gen.tflm_build.Library` for this core and kernel set that
+            holds the model's ops; ``None`` builds (or reuses) one for the model's ops.
+        timeout: seconds before the guest is killed (``None``: :func:`tflm_timeout`).
+        signature: the firmware's signature (default: read from ``firmware.json``).
+        log: progress printer for the library build.
+
+    Returns:
+        The :class:`~emulator.qemu.QemuRun` (footprint as the module docstring says).
+
+    Raises:
+        InputError: not a tflm firmware folder, a core or kernel set mismatch, inputs that do not
+            fit the signature, missing tools.
+        DoesNotFitError: the firmware needs more flash or RAM than the machine has.
+        QemuError: build failure, non-zero exit, calibration or results error.
+        QemuTimeoutError: the guest hung and was killed.
+    """
+    from firmware_gen.tflm_build import ensure_library
+
+    firmware_dir = Path(firmware_dir)
+    spec = get_core(core)
+    if not is_tflm_firmware(firmware_dir):
+        raise InputError(f"{firmware_dir}: not a tflm firmware folder with a QEMU harness (main.cc and qemu/Makefile)")
+    missing = missing_tools()
+    if missing:
+        raise InputError(f"missing tools: {', '.join(missing)}; install them with `make toolchain` (Debian packages)")
+    signature = signature or read_signature(firmware_dir)
+    payload = encode_inputs(signature, images)
+    if library is None:
+        library = ensure_library(spec.name, kernels, firmware_kernel_ops(firmware_dir), log=log)
+    elif library.spec.core != spec.name or library.spec.kernels != kernels:
+        raise InputError(f"the library is for {library.spec.core} ({library.spec.kernels}), not {spec.name} ({kernels})")
+    count = len(images)
+    variables = [f"TFLM_DIR={library.tree}", f"TFLM_LIB={library.path}"]
+    with tempfile.TemporaryDirectory(prefix="tflm-qemu-") as tmp:
+        folder = Path(tmp) / "firmware"
+        shutil.copytree(firmware_dir, folder, ignore=shutil.ignore_patterns("build", "firmware.elf", IMAGES_NAME, RESULTS_NAME))
+        qemu_dir = folder / TFLM_QEMU_DIR
+        result = _make(qemu_dir, "build/deployable.elf", variables, str(firmware_dir))
+        if result.returncode != 0:
+            raise QemuError(
+                f"building {firmware_dir.name} against TFLite-Micro failed: {first_error(result.stdout + result.stderr)}"
+            )
+        sizes = _sizes(qemu_dir / "build" / "deployable.elf")
+        result = _make(qemu_dir, "firmware.elf", variables, str(firmware_dir))
+        if result.returncode != 0:
+            reason = machine_fit(sizes, spec)
+            if reason is not None or _OVERFLOW.search(result.stderr):
+                message = reason or f"{firmware_dir.name} does not fit QEMU {spec.qemu_machine}: {first_error(result.stderr)}"
+                raise DoesNotFitError(message, sizes)
+            raise QemuError(
+                f"linking the QEMU harness of {firmware_dir.name} failed: {first_error(result.stdout + result.stderr)}"
+            )
+        (qemu_dir / IMAGES_NAME).write_bytes(payload)
+        limit = tflm_timeout(count) if timeout is None else float(timeout)
+        output, seconds = run_guest(qemu_dir, spec.qemu_machine, count, limit)
+        results_path = qemu_dir / RESULTS_NAME
+        if not results_path.exists():
+            raise QemuError(f"the firmware wrote no {RESULTS_NAME}: {first_error(output)}")
+        results = parse_results(results_path.read_bytes(), count, RESULTS_NAME)
+    check_results(signature, results.scores.shape[1], results.scores, results.input_bytes, RESULTS_NAME)
+    calibration = check_calibration(results, spec.qemu_machine)
+    last = signature.num_classes - 1
+    bad = np.flatnonzero((results.predictions < 0) | (results.predictions > last))
+    if bad.size:
+        returned = int(results.predictions[bad[0]])
+        raise QemuError(f"tflm_predict returned {returned} for input {int(bad[0])} (classes are 0..{last})")
+    static = sizes["data"] + sizes["bss"]
+    stack = results.stack_peak_bytes
+    detail = {
+        "flash_source": "arm-none-eabi-size qemu/build/deployable.elf (main.cc, model_data.c, TFLite-Micro, libc): text + data",
+        "ram_source": "deployable.elf data + bss (arena included) + painted stack peak of tflm_setup and tflm_predict",
+        "deployable_elf": sizes,
+        "static_ram_bytes": static,
+        "stack_bytes": stack,
+        "stack_source": "painted (measured high-water mark)",
+        "library": str(library.path),
+        "kernels": kernels,
+        "library_objects": library.record.get("objects"),
+    }
+    footprint = Footprint(flash_bytes=sizes["text"] + sizes["data"], ram_bytes=static + stack, detail=detail)
+    instructions = results.ticks.astype(np.float64) * calibration["instructions_per_tick"]
+    return QemuRun(spec.name, spec.qemu_machine, results, instructions, calibration, footprint, seconds, signature)
