@@ -189,12 +189,18 @@ class Model:
         return [op for op in self.operators if tensor in op.inputs]
 
 
-def _decode_options(op: Any, schema: Any, name: str) -> dict[str, Any]:
+def _decode_options(op: Any, schema: Any, name: str, where: str) -> dict[str, Any]:
     if op.customOptions is not None and len(op.customOptions):
         from flatbuffers import flexbuffers
 
         decoded = flexbuffers.Loads(bytes(bytearray(op.customOptions)))
-        return dict(decoded) if isinstance(decoded, dict) else {"value": decoded}
+        options = dict(decoded) if isinstance(decoded, dict) else {"value": decoded}
+        # Custom ops (LCE's) carry a flat map of numbers: a list or a nested map there is a
+        # corrupt file, refused here so no consumer has to guard every int() it takes.
+        for key, value in options.items():
+            if not isinstance(key, str) or not isinstance(value, (bool, int, float, str)):
+                raise InputError(f"{where}: custom option {key!r} of {name} is {type(value).__name__}, not a number or a string")
+        return options
     if op.builtinOptions is None:
         return {}
     options = {}
@@ -299,7 +305,8 @@ def _build(model: Any, data: bytes, name: str, schema: Any) -> Model:
             op_name = code.customCode.decode("utf-8") if isinstance(code.customCode, bytes) else str(code.customCode)
         inputs = tuple(int(i) for i in (op.inputs if op.inputs is not None else []))
         outputs = tuple(int(i) for i in (op.outputs if op.outputs is not None else []))
-        operators.append(Operator(index, op_name, is_custom, inputs, outputs, _decode_options(op, schema, op_name)))
+        options = _decode_options(op, schema, op_name, f"{name}: operator {index}")
+        operators.append(Operator(index, op_name, is_custom, inputs, outputs, options))
     description = (
         model.description.decode("utf-8", "replace") if isinstance(model.description, bytes) else str(model.description or "")
     )

@@ -68,6 +68,16 @@ def _sparse(model) -> None:
     _tensor(model, _in(model, 0, 1)).sparsity = schema.SparsityParametersT()
 
 
+def _list_custom_option(model) -> None:
+    """Operator 5 of bcnn.lce is LceBconv2d: its channels_in becomes a list (fuzz mutant 22603)."""
+    from flatbuffers import flexbuffers
+
+    op = _g(model).operators[5]
+    options = dict(flexbuffers.Loads(bytes(bytearray(op.customOptions))))
+    options["channels_in"] = [1, 2]
+    op.customOptions = np.frombuffer(flexbuffers.Dumps(options), np.uint8)
+
+
 def _shape(index_of: Callable, shape: list[int]) -> Callable:
     def edit(model) -> None:
         _tensor(model, index_of(model)).shape = np.array(shape, np.int32)
@@ -137,6 +147,11 @@ CASES = {
     "tensor over 2 GiB": ("cnn", _shape(_conv_out, [1, 65536, 65536, 4]), "over TFLite's 2 GiB limit"),
     "activations over 1 GiB": ("cnn", _shape(_conv_out, [1, 16384, 16384, 1]), "activation tensors need"),
     "sparse tensor": ("cnn", _sparse, "sparse"),
+    "custom option a list (emulator.layers: TypeError)": (
+        "bcnn.lce",
+        _list_custom_option,
+        "operator 5: custom option 'channels_in' of LceBconv2d is list",
+    ),
 }
 
 
