@@ -7,14 +7,16 @@ loads MNIST, builds every model of the study) and exits: its peak RSS is what no
 
 A model is reused when ``NAME.h5``, ``NAME.train.json`` and the study's own record of that
 training (``NAME.study.json``: the command, peak RSS, CPU seconds, the ``.h5``'s sha256) all
-agree: same recipe in full, seed, image limit, MNIST files and parameter count. Otherwise it
-is trained again.
+agree: same recipe in full, seed, image limit, MNIST files and parameter count, and a peak RSS
+measured through :mod:`study.launcher`. Otherwise it is trained again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,9 @@ from pipeline.errors import CheckError
 __all__ = ["ChildRun", "Trained", "run_measured", "baseline_rss", "reuse_mismatch", "train_or_reuse"]
 
 _KIB = 1024
+# How NAME.study.json's peak RSS was measured; records without it (measured from the study
+# process itself, which inflated them to its own peak) are not reused.
+PEAK_RSS_METHOD = "launcher"
 
 
 @dataclass(frozen=True)
@@ -55,11 +60,17 @@ class ChildRun:
     stderr: str
 
 
-def run_measured(command: list[str], env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``command`` to completion and measure it with ``os.wait4`` (this child only).
+_LAUNCHER = Path(__file__).with_name("launcher.py")
 
-    Output goes to temporary files (no pipe can fill up); the child is killed if this process
-    is interrupted.
+
+def run_measured(command: list[str], env: dict[str, str] | None = None) -> ChildRun:
+    """Run ``command`` to completion and measure it alone: its CPU time and peak RSS.
+
+    The command is started by :mod:`study.launcher`, a small standard-library process that
+    waits for it with ``os.wait4`` and reports its usage: started directly from this process,
+    the child's ``ru_maxrss`` would begin at this process's own peak (see the launcher's doc).
+    Output goes to temporary files (no pipe can fill up); launcher and command run in their own
+    process group, killed if this process is interrupted.
 
     Args:
         command: program and arguments.
@@ -67,28 +78,40 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> Child
 
     Returns:
         The :class:`ChildRun`.
+
+    Raises:
+        CheckError: the launcher wrote no report (it was killed or could not start the command).
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "usage.json"
         start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        launcher = [sys.executable, str(_LAUNCHER), str(report), "--", *command]
+        proc = subprocess.Popen(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            proc.wait()
         except BaseException:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
         wall = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
+        stdout = out.read().decode("utf-8", "replace")
+        stderr = err.read().decode("utf-8", "replace")
+        try:
+            usage = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            tail = " | ".join(line.strip() for line in stderr.splitlines()[-2:] if line.strip()) or "no output"
+            raise CheckError(f"the measuring launcher failed (exit {proc.returncode}): {tail}") from None
         return ChildRun(
             command=list(command),
-            status=proc.returncode,
+            status=int(usage["status"]),
             wall_seconds=wall,
-            cpu_seconds=usage.ru_utime + usage.ru_stime,
-            peak_rss_bytes=int(usage.ru_maxrss) * _KIB,
-            stdout=out.read().decode("utf-8", "replace"),
-            stderr=err.read().decode("utf-8", "replace"),
+            cpu_seconds=float(usage["cpu_seconds"]),
+            peak_rss_bytes=int(usage["peak_rss_kib"]) * _KIB,
+            stdout=stdout,
+            stderr=stderr,
         )
 
 
@@ -161,6 +184,8 @@ def reuse_mismatch(
     data = report.get("data")
     if not isinstance(data, dict) or data.get("sha256") != expected["data"]:
         return "trained on other MNIST files"
+    if record.get("peak_rss_method") != PEAK_RSS_METHOD:
+        return "its peak RSS was measured without the launcher (inflated by the study process)"
     if record.get("h5_sha256") != sha256_file(h5):
         return "the .h5 changed after the study recorded its training"
     return None
@@ -220,6 +245,7 @@ def train_or_reuse(
         "wall_seconds": round(run.wall_seconds, 2),
         "cpu_seconds": round(run.cpu_seconds, 2),
         "peak_rss_bytes": run.peak_rss_bytes,
+        "peak_rss_method": PEAK_RSS_METHOD,
         "h5_sha256": sha256_file(h5),
     }
     write_json(record_path, record)

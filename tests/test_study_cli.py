@@ -123,6 +123,18 @@ def test_run_measured_reports_the_child_peak_rss_and_status() -> None:
     assert failed.status == 1 and "boom" in failed.stderr
 
 
+def test_run_measured_excludes_the_parent_memory() -> None:
+    """A child started while this process holds 400 MiB reports its own peak, not this process's."""
+    import numpy as np
+
+    from study.training import run_measured
+
+    held = np.ones(400 * 2**20 // 8)  # touched: resident in this process
+    run = run_measured([sys.executable, "-c", "pass"])
+    assert held.sum() > 0 and run.status == 0
+    assert run.peak_rss_bytes < 100 * 2**20  # a bare interpreter (plus the launcher) is ~10-20 MiB
+
+
 def test_reuse_mismatch(tmp_path: Path) -> None:
     from pipeline.artifacts import sha256_file
     from study.training import reuse_mismatch
@@ -133,8 +145,9 @@ def test_reuse_mismatch(tmp_path: Path) -> None:
     report = {**{key: value for key, value in expected.items() if key != "data"}, "data": {"sha256": {"a": "1"}}}
     assert reuse_mismatch(expected, report, {}, h5) == "no .h5"
     h5.write_bytes(b"weights")
-    record = {"h5_sha256": sha256_file(h5)}
+    record = {"h5_sha256": sha256_file(h5), "peak_rss_method": "launcher"}
     assert reuse_mismatch(expected, report, record, h5) is None
+    assert "launcher" in reuse_mismatch(expected, report, {"h5_sha256": sha256_file(h5)}, h5)  # older records
     assert reuse_mismatch(expected, None, record, h5) == "no readable train report"
     assert "study record" in reuse_mismatch(expected, report, None, h5)
     assert reuse_mismatch(expected, {**report, "recipe": {"name": "study", "lr": 0.002}}, record, h5) == "its recipe differs"
