@@ -84,7 +84,7 @@ def read_model_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         with h5py.File(str(path), "r") as handle:
             raw = handle.attrs.get("model_config")
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise InputError(f"{path}: cannot read the HDF5 attributes ({first_line(err)})") from None
+        raise InputError(f"{path}: not a loadable Keras model: cannot read its HDF5 attributes ({first_line(err)})") from None
     if raw is None:
         return None
     try:

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from firmware_gen.engines import ENGINE_CHOICES, INPUT_TYPES
 from firmware_gen.targets import BOARDS, CORE_ALIASES, CORES, Board, Core, check_budget, get_board, get_core
-from pipeline.artifacts import TOOL_VERSION, sha256_bytes
+from pipeline.artifacts import TOOL_VERSION, replace_folder, sha256_bytes
 from pipeline.errors import BudgetError, InputError, OneLineArgumentParser, run_cli
 
 __all__ = ["main", "build_parser", "list_targets", "write_tree", "model_path_for", "DEFAULT_MODEL", "ARTIFACTS"]
@@ -116,52 +114,17 @@ def _resolve_model(args: argparse.Namespace) -> Path:
     raise InputError(f"no --model given and {DEFAULT_MODEL} does not exist; {listing}; pass one with --model")
 
 
-def _check_relpath(rel: str) -> PurePosixPath:
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
-        raise InputError(f"engine produced an invalid output path {rel!r}")
-    return path
-
-
 def write_tree(out: Path, files: dict[str, bytes]) -> None:
-    """Write ``files`` (relative path -> bytes) as the whole content of folder ``out``.
+    """Write ``files`` (relative path -> bytes) as the whole content of folder ``out``, atomically.
 
-    The files are written into a temporary sibling folder, which then takes ``out``'s place
-    (the previous folder is moved aside first and deleted only once the new one is in place;
-    on failure it is moved back). A non-empty ``out`` without ``firmware.json`` is refused,
-    so a mistyped ``--out`` cannot wipe an unrelated folder.
+    See :func:`pipeline.artifacts.replace_folder`: a non-empty ``out`` without ``firmware.json``
+    is refused, so a mistyped ``--out`` cannot wipe an unrelated folder.
 
     Raises:
-        InputError: ``out`` is a file, or a non-empty folder that is not a firmware_gen output.
+        InputError: ``out`` is a file, a non-empty folder that is not a firmware_gen output, or
+            an engine produced a path outside ``out``.
     """
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_NAME).is_file():
-        raise InputError(f"refusing to replace {out}: it is not empty and holds no {REPORT_NAME} (not a firmware_gen output)")
-    parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-    old: Path | None = None
-    try:
-        os.chmod(tmp, 0o777 & ~umask)
-        for rel in sorted(files):
-            dest = tmp.joinpath(*_check_relpath(rel).parts)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(files[rel])
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
-            os.rmdir(old)
-            os.replace(out, old)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and old.exists() and not out.exists():
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_folder(out, files, marker=REPORT_NAME, owner="firmware_gen")
 
 
 def model_path_for(model_path: Path, out: Path) -> str:

@@ -10,15 +10,18 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 __all__ = [
     "TOOL_VERSION",
     "atomic_path",
+    "check_replaceable",
+    "replace_folder",
     "write_bytes",
     "write_text",
     "write_json",
@@ -90,3 +93,70 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_replaceable(out: str | os.PathLike[str], *, marker: str, owner: str) -> None:
+    """Refuse an output folder :func:`replace_folder` must not replace (check it before long work).
+
+    Raises:
+        InputError: ``out`` is a file, or a non-empty folder without the file ``marker``.
+    """
+    from pipeline.errors import InputError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise InputError(f"refusing to replace {out}: it is not empty and holds no {marker} (not an output of {owner})")
+
+
+def replace_folder(out: str | os.PathLike[str], files: dict[str, bytes], *, marker: str, owner: str) -> None:
+    """Make ``files`` (relative POSIX path -> bytes) the whole content of folder ``out``, or leave it as it was.
+
+    The files are written into a temporary sibling folder, which then takes ``out``'s place: the
+    previous folder is moved aside first and deleted only once the new one is in place (on
+    failure it is moved back). A non-empty ``out`` without the file ``marker`` is refused, so a
+    mistyped ``--out`` cannot wipe an unrelated folder.
+
+    Args:
+        out: the folder to write.
+        files: its content; paths must be relative and stay inside ``out``.
+        marker: a file every output of this kind holds (``firmware.json``, ``results.json``).
+        owner: what writes such folders, for the refusal (``firmware_gen``, ``the study``).
+
+    Raises:
+        InputError: ``out`` is a file, a non-empty folder without ``marker``, or a path in
+            ``files`` is absolute or leaves ``out``.
+    """
+    from pipeline.errors import InputError
+
+    out = Path(out)
+    check_replaceable(out, marker=marker, owner=owner)
+    relpaths = {}
+    for rel in files:
+        path = PurePosixPath(rel)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
+            raise InputError(f"invalid output path {rel!r}: it must stay inside {out}")
+        relpaths[rel] = path
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    old: Path | None = None
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        for rel in sorted(files):
+            dest = tmp.joinpath(*relpaths[rel].parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(files[rel])
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+            os.rmdir(old)
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not out.exists():
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from firmware_gen.targets import Board, Core
-from pipeline.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
+from pipeline.artifacts import write_bytes
 from pipeline.data import Dataset
 from search.space import Arch
 
@@ -68,51 +68,22 @@ def finalize(
     from search.estimate import packed_size
     from search.measure import compile_model, engine_difference, run_firmware, write_firmware
     from search.training import release_session, train_candidate
-    from train.plots import confusion_matrix, confusion_png, history_png
+    from train.outputs import write_training_outputs
 
     log(f"final: training {arch.tag()} as {name} with the {recipe.name} recipe ({recipe.epochs} epochs)")
     result = train_candidate(arch, recipe, data, seed=seed, name=name, limit=limit)
-    params = int(result.model.count_params())
-    trainable = int(sum(int(w.shape.num_elements()) for w in result.model.trainable_weights))
     log(f"final: {name} test accuracy {100 * result.test_accuracy:.2f} % (Keras), trained in {result.train_seconds:.0f} s")
-    with atomic_path(out / f"{name}.h5") as tmp:
-        result.model.save(tmp, save_format="h5", include_optimizer=False)
-    matrix = confusion_matrix(data.y_test, result.test_predictions)
-    write_bytes(out / f"{name}.history.png", history_png(result.history, f"{name} ({recipe.name} recipe)"))
-    write_bytes(
-        out / f"{name}.confusion.png",
-        confusion_png(matrix, f"{name} on {len(data.y_test)} test images: {100 * result.test_accuracy:.2f}%"),
+    trained = write_training_outputs(
+        out,
+        name,
+        result,
+        recipe,
+        data,
+        seed=seed,
+        limit=limit,
+        extra={"search": {**source, "arch": arch.to_json(), "tag": arch.tag()}},
     )
-    from train.recipes import get_recipe
-
-    teacher = get_recipe(recipe.distill_teacher).to_json() if recipe.distill_teacher else None
-    write_json(
-        out / f"{name}.train.json",
-        {
-            "model": name,
-            "version": TOOL_VERSION,
-            "params": params,
-            "trainable_params": trainable,
-            "recipe": recipe.to_json(),
-            "recipe_overrides": {},
-            "epochs": recipe.epochs,
-            "batch_size": recipe.batch_size,
-            "lr": recipe.lr,
-            "seed": seed,
-            "limit": limit,
-            "train_images": result.train_images,
-            "val_images": result.val_images,
-            "history": result.history,
-            "test_accuracy": result.test_accuracy,
-            "test_images": int(len(data.y_test)),
-            "confusion_matrix": matrix.tolist(),
-            "train_seconds": round(result.train_seconds, 2),
-            "teacher_recipe": teacher,
-            "teacher_test_accuracy": result.teacher_test_accuracy,
-            "data": {"source": data.source, "sha256": data.sha256},
-            "search": {**source, "arch": arch.to_json(), "tag": arch.tag()},
-        },
-    )
+    params = trained["params"]
 
     compiled = compile_model(result.model, core, board, name)
     keras_predictions = np.asarray(result.test_predictions)

@@ -12,15 +12,13 @@ replaced as a whole.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.artifacts import check_replaceable, replace_folder
 from pipeline.errors import InputError, OneLineArgumentParser, positive_int, run_cli
 
 __all__ = ["MODELS", "Settings", "FULL", "QUICK", "build_parser", "check_out", "main", "write_folder"]
@@ -87,46 +85,19 @@ def check_out(out: Path) -> None:
     Raises:
         InputError: as above.
     """
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / RESULTS_JSON).is_file():
-        raise InputError(f"refusing to replace {out}: it is not empty and holds no {RESULTS_JSON} (not a study's output)")
+    check_replaceable(out, marker=RESULTS_JSON, owner="the study")
 
 
 def write_folder(out: Path, files: dict[str, bytes]) -> None:
     """Make ``files`` (relative name -> bytes) the whole content of ``out``, or leave ``out`` as it was.
 
-    Written into a temporary sibling folder that then takes ``out``'s place; the old folder is
-    removed only once the new one is in place. A non-empty ``out`` without ``results.json`` is
-    refused, so a mistyped ``--out`` cannot wipe an unrelated folder.
+    See :func:`pipeline.artifacts.replace_folder`: a non-empty ``out`` without ``results.json``
+    is refused, so a mistyped ``--out`` cannot wipe an unrelated folder.
 
     Raises:
         InputError: ``out`` is a file, or a non-empty folder that is not a study's output.
     """
-    check_out(out)
-    parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
-    old: Path | None = None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        for name, data in sorted(files.items()):
-            (tmp / name).write_bytes(data)
-            os.chmod(tmp / name, 0o666 & ~umask)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
-            os.rmdir(old)
-            os.replace(out, old)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and old.exists() and not out.exists():
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    replace_folder(out, files, marker=RESULTS_JSON, owner="the study")
 
 
 def _log(message: str) -> None:

@@ -1,25 +1,27 @@
 """Train the study's models with ``python -m train`` in a child process, or reuse them.
 
-Training runs in its own process so its peak resident memory (``ru_maxrss`` from
-``os.wait4``, Linux reports KiB) and CPU time belong to it alone. A *baseline* process does
+Training runs in its own process so its peak resident memory and CPU time belong to it alone.
+Peak memory is the child's own ``VmHWM`` (``/proc/PID/status``), polled while it runs: Linux's
+``ru_maxrss`` of a child starts at the RSS of the process that forked it (the high-water mark of
+the copied address space is kept across ``exec``), so a 1 GB parent would make every child look
+at least 1 GB big. Where ``/proc`` is missing, ``ru_maxrss`` from ``os.wait4`` is used. A *baseline* process does
 everything a training process does before its first step (imports TensorFlow, Larq and the zoo,
 loads MNIST, builds every model of the study) and exits: its peak RSS is what no training costs.
 
 A model is reused when ``NAME.h5``, ``NAME.train.json`` and the study's own record of that
 training (``NAME.study.json``: the command, peak RSS, CPU seconds, the ``.h5``'s sha256) all
-agree: same recipe in full, seed, image limit, MNIST files and parameter count, and a peak RSS
-measured through :mod:`study.launcher`. Otherwise it is trained again.
+agree: same recipe in full, seed, image limit, MNIST files and parameter count. Otherwise it
+is trained again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +34,43 @@ from pipeline.errors import CheckError
 __all__ = ["ChildRun", "Trained", "run_measured", "baseline_rss", "reuse_mismatch", "train_or_reuse"]
 
 _KIB = 1024
-# How NAME.study.json's peak RSS was measured; records without it (measured from the study
-# process itself, which inflated them to its own peak) are not reused.
-PEAK_RSS_METHOD = "launcher"
+_POLL_SECONDS = 0.05
+
+
+def _read_hwm(pid: int) -> int | None:
+    """``VmHWM`` of process ``pid`` in bytes, or ``None`` (no ``/proc``, or the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * _KIB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class _HighWaterWatch:
+    """Poll a child's ``VmHWM`` every 50 ms on a thread and keep the largest value seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.peak: int | None = None
+        self._pid = pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            value = _read_hwm(self._pid)
+            if value is not None:
+                self.peak = value if self.peak is None else max(self.peak, value)
+            if self._stop.wait(_POLL_SECONDS):
+                return
+
+    def stop(self) -> int | None:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 @dataclass(frozen=True)
@@ -60,17 +96,12 @@ class ChildRun:
     stderr: str
 
 
-_LAUNCHER = Path(__file__).with_name("launcher.py")
-
-
 def run_measured(command: list[str], env: dict[str, str] | None = None) -> ChildRun:
-    """Run ``command`` to completion and measure it alone: its CPU time and peak RSS.
+    """Run ``command`` to completion and measure it: CPU time from ``os.wait4`` (this child only),
+    peak RSS from its ``VmHWM`` polled every 50 ms (growth in its last 50 ms can be missed).
 
-    The command is started by :mod:`study.launcher`, a small standard-library process that
-    waits for it with ``os.wait4`` and reports its usage: started directly from this process,
-    the child's ``ru_maxrss`` would begin at this process's own peak (see the launcher's doc).
-    Output goes to temporary files (no pipe can fill up); launcher and command run in their own
-    process group, killed if this process is interrupted.
+    Output goes to temporary files (no pipe can fill up); the child is killed if this process
+    is interrupted.
 
     Args:
         command: program and arguments.
@@ -78,40 +109,31 @@ def run_measured(command: list[str], env: dict[str, str] | None = None) -> Child
 
     Returns:
         The :class:`ChildRun`.
-
-    Raises:
-        CheckError: the launcher wrote no report (it was killed or could not start the command).
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "usage.json"
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        launcher = [sys.executable, str(_LAUNCHER), str(report), "--", *command]
-        proc = subprocess.Popen(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        watch = _HighWaterWatch(proc.pid)
         try:
-            proc.wait()
+            _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
             proc.wait()
+            watch.stop()
             raise
+        polled = watch.stop()
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
         wall = time.perf_counter() - start
         out.seek(0)
         err.seek(0)
-        stdout = out.read().decode("utf-8", "replace")
-        stderr = err.read().decode("utf-8", "replace")
-        try:
-            usage = json.loads(report.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            tail = " | ".join(line.strip() for line in stderr.splitlines()[-2:] if line.strip()) or "no output"
-            raise CheckError(f"the measuring launcher failed (exit {proc.returncode}): {tail}") from None
         return ChildRun(
             command=list(command),
-            status=int(usage["status"]),
+            status=proc.returncode,
             wall_seconds=wall,
-            cpu_seconds=float(usage["cpu_seconds"]),
-            peak_rss_bytes=int(usage["peak_rss_kib"]) * _KIB,
-            stdout=stdout,
-            stderr=stderr,
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
+            peak_rss_bytes=polled if polled is not None else int(usage.ru_maxrss) * _KIB,
+            stdout=out.read().decode("utf-8", "replace"),
+            stderr=err.read().decode("utf-8", "replace"),
         )
 
 
@@ -184,8 +206,6 @@ def reuse_mismatch(
     data = report.get("data")
     if not isinstance(data, dict) or data.get("sha256") != expected["data"]:
         return "trained on other MNIST files"
-    if record.get("peak_rss_method") != PEAK_RSS_METHOD:
-        return "its peak RSS was measured without the launcher (inflated by the study process)"
     if record.get("h5_sha256") != sha256_file(h5):
         return "the .h5 changed after the study recorded its training"
     return None
@@ -245,7 +265,6 @@ def train_or_reuse(
         "wall_seconds": round(run.wall_seconds, 2),
         "cpu_seconds": round(run.cpu_seconds, 2),
         "peak_rss_bytes": run.peak_rss_bytes,
-        "peak_rss_method": PEAK_RSS_METHOD,
         "h5_sha256": sha256_file(h5),
     }
     write_json(record_path, record)

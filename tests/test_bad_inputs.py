@@ -163,7 +163,12 @@ CASES: dict[str, tuple[str, list[str], int, str]] = {
         2,
         "exists and is not a folder",
     ),
-    "train 0 test images, before training": ("train", ["--model", "mlp", "--data", "{empty}", "--out", "out"], 2, "test images"),
+    "train 0 test images, before training": (
+        "train",
+        ["--model", "mlp", "--data", "{empty}", "--out", "out"],
+        2,
+        "test set is empty",
+    ),
     "convert a Lambda layer": ("convert", ["{lambda}", "--data", "{small}", "--check", "20"], 2, "carry Python code"),
     "convert an empty Sequential": ("convert", ["{empty_h5}", "--data", "{small}", "--check", "20"], 2, "no layers"),
     "convert NaN weights": (
@@ -216,7 +221,7 @@ CASES: dict[str, tuple[str, list[str], int, str]] = {
     ),
     "emulator graph input -1 (TFLite-Micro: SIGSEGV)": ("emulator", ["{input_minus_one}", "--limit", "5"], 2, "tensor -1"),
     "emulator a Lambda layer": ("emulator", ["{lambda}", "--data", "{small}"], 2, "carry Python code"),
-    "emulator 0 test images": ("emulator", ["{nan}", "--data", "{empty}"], 2, "test images"),
+    "emulator 0 test images": ("emulator", ["{nan}", "--data", "{empty}"], 2, "test set is empty"),
     "emulator --min-agreement 150": ("emulator", ["{nan}", "--min-agreement", "150"], 2, "--min-agreement"),
     "emulator M4 firmware on cortex-m0": (
         "emulator",
@@ -228,7 +233,7 @@ CASES: dict[str, tuple[str, list[str], int, str]] = {
     "emulator.host --limit -1": ("emulator.host", ["{firmware_m4}", "{nan}", "--limit", "-1"], 2, "--limit"),
     "emulator.host --limit -10000": ("emulator.host", ["{firmware_m4}", "{nan}", "--limit", "-10000"], 2, "--limit"),
     "emulator.host --sanitize -5000": ("emulator.host", ["{firmware_m4}", "{nan}", "--sanitize", "-5000"], 2, "--sanitize"),
-    "emulator.host 0 test images": ("emulator.host", ["{firmware_m4}", "{nan}", "--data", "{empty}"], 2, "test images"),
+    "emulator.host 0 test images": ("emulator.host", ["{firmware_m4}", "{nan}", "--data", "{empty}"], 2, "test set is empty"),
     "bench: a stage fails in one line": (
         "bench",
         ["--reuse", "--artifacts", "{bench_artifacts}", "--data", "{small}", "--out", "bench_out"],

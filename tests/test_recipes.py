@@ -91,7 +91,7 @@ def test_fast_is_the_bcnn_default_and_best_stays():
 
 def test_recipe_rejects_unknown_choices():
     with pytest.raises(ValueError, match="optimizer"):
-        Recipe("x", "sgd", 1e-3, 64, 1)
+        Recipe("x", "rmsprop", 1e-3, 64, 1)
     with pytest.raises(ValueError, match="schedule"):
         Recipe("x", "adam", 1e-3, 64, 1, schedule="step")
     with pytest.raises(ValueError, match="final_lr_fraction"):

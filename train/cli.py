@@ -16,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, positive_float, positive_int, run_cli, seed_int
 from train.distribute import DISTRIBUTE, read_tf_config
 from train.recipes import Recipe, default_recipe, get_recipe, parse_override, recipe_names
@@ -194,48 +193,22 @@ def _train(argv: Sequence[str] | None) -> int:
         print(f"weights sha256 {digest}")
         return 0
 
-    from train.plots import confusion_matrix, confusion_png, history_png
+    from train.outputs import write_training_outputs
 
     lq.models.summary(result.model)
-    params = int(result.model.count_params())
-    trainable = int(sum(int(w.shape.num_elements()) for w in result.model.trainable_weights))
-
     out = Path(args.out)
-    with atomic_path(out / f"{name}.h5") as tmp:
-        result.model.save(tmp, save_format="h5", include_optimizer=False)
-    matrix = confusion_matrix(data.y_test, result.test_predictions)
-    write_bytes(out / f"{name}.history.png", history_png(result.history, f"{name} ({recipe.name} recipe)"))
-    write_bytes(
-        out / f"{name}.confusion.png",
-        confusion_png(matrix, f"{name} on {len(data.y_test)} test images: {100 * result.test_accuracy:.2f}%"),
+    report = write_training_outputs(
+        out,
+        name,
+        result,
+        recipe,
+        data,
+        seed=args.seed,
+        limit=args.limit,
+        overrides=overrides,
+        extra={"distribute": distribution, "weights_sha256": digest},
     )
-    report = {
-        "model": name,
-        "version": TOOL_VERSION,
-        "params": params,
-        "trainable_params": trainable,
-        "recipe": recipe.to_json(),
-        "recipe_overrides": overrides,
-        "epochs": recipe.epochs,
-        "batch_size": recipe.batch_size,
-        "lr": recipe.lr,
-        "seed": args.seed,
-        "limit": args.limit,
-        "train_images": result.train_images,
-        "val_images": result.val_images,
-        "history": result.history,
-        "test_accuracy": result.test_accuracy,
-        "test_images": int(len(data.y_test)),
-        "confusion_matrix": matrix.tolist(),
-        "train_seconds": round(result.train_seconds, 2),
-        "train_cpu_seconds": round(result.train_cpu_seconds, 2),
-        "distribute": distribution,
-        "weights_sha256": digest,
-        "teacher_recipe": get_recipe(recipe.distill_teacher).to_json() if recipe.distill_teacher else None,
-        "teacher_test_accuracy": result.teacher_test_accuracy,
-        "data": {"source": data.source, "sha256": data.sha256},
-    }
-    write_json(out / f"{name}.train.json", report)
+    params, trainable = report["params"], report["trainable_params"]
     print(
         f"{name}: test accuracy {100 * result.test_accuracy:.2f}% on {len(data.y_test)} images, "
         f"{params:,} params ({trainable:,} trainable), trained in {result.train_seconds:.1f} s -> {out}/"
