@@ -45,6 +45,34 @@ def test_mean_of_samples_matches_hard_sigmoid():
     assert np.max(np.abs(mean - expected)) < MEAN_TOLERANCE
 
 
+@pytest.mark.parametrize("scale", [1.0 / 28.0, 0.5])
+def test_scale_stretches_the_probability(scale: float):
+    """With latent weights in [-H, H]: P(+1) = hard_sigmoid(w / H), certain beyond +-H, still +-1."""
+    import tensorflow as tf
+
+    from train.quantizers import stochastic_binary
+
+    tf.random.set_seed(3)
+    weights = np.linspace(-1.2 * scale, 1.2 * scale, 25, dtype=np.float32)
+    out = stochastic_binary(tf.constant(np.tile(weights, (SAMPLES, 1))), training=True, scale=scale).numpy()
+    assert set(np.unique(out)) <= {-1.0, 1.0}
+    expected = 2.0 * _hard_sigmoid(weights / scale) - 1.0
+    assert np.max(np.abs(out.mean(axis=0) - expected)) < MEAN_TOLERANCE
+    assert np.all(out[:, weights >= scale] == 1.0) and np.all(out[:, weights <= -scale] == -1.0)
+    inference = stochastic_binary(tf.constant(weights), training=False, scale=scale).numpy()
+    assert np.array_equal(inference, np.where(weights >= 0, 1.0, -1.0))
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0])
+def test_scale_must_be_positive(scale: float):
+    from train.quantizers import StochasticBinary, stochastic_binary
+
+    with pytest.raises(ValueError, match="scale must be positive"):
+        StochasticBinary(scale=scale)
+    with pytest.raises(ValueError, match="scale must be positive"):
+        stochastic_binary(np.zeros(3, np.float32), scale=scale)
+
+
 def test_inference_is_the_deterministic_sign():
     import tensorflow as tf
 
@@ -81,10 +109,12 @@ def test_config_round_trip_and_registration():
 
     from train.quantizers import StochasticBinary
 
-    layer = StochasticBinary(seed=3, name="q")
+    layer = StochasticBinary(seed=3, scale=0.25, name="q")
     config = layer.get_config()
-    assert config["seed"] == 3
+    assert config["seed"] == 3 and config["scale"] == 0.25
     assert StochasticBinary.from_config(config).seed == 3
+    assert StochasticBinary.from_config(config).scale == 0.25
+    assert StochasticBinary.from_config({"name": "old", "seed": None}).scale == 1.0  # older .h5 files
     assert StochasticBinary.precision == 1
     assert tf.keras.utils.get_custom_objects()["StochasticBinary"] is StochasticBinary
     assert isinstance(lq.quantizers.get("StochasticBinary"), StochasticBinary)

@@ -126,6 +126,18 @@ def test_run_measured_reports_the_child_peak_rss_and_status() -> None:
     assert failed.status == 1 and "boom" in failed.stderr
 
 
+def test_run_measured_excludes_the_parent_memory() -> None:
+    """A child started while this process holds 400 MiB reports its own peak, not this process's."""
+    import numpy as np
+
+    from study.training import run_measured
+
+    held = np.ones(400 * 2**20 // 8)  # touched: resident in this process
+    run = run_measured([sys.executable, "-c", "pass"])
+    assert held.sum() > 0 and run.status == 0
+    assert run.peak_rss_bytes < 100 * 2**20  # a bare interpreter is ~10-20 MiB
+
+
 def test_reuse_mismatch(tmp_path: Path) -> None:
     from pipeline.artifacts import sha256_file
     from study.training import reuse_mismatch

@@ -75,3 +75,27 @@ def test_bc_cnn_layers_are_binary_and_scaled():
     fan_ins = [9 * 1, 9 * 32, 9 * 64, 3 * 3 * 64, 64]
     assert scales == pytest.approx([1 / math.sqrt(n) for n in fan_ins])
     assert not any("batch_normalization" in layer.name for layer in model.layers)
+
+
+def test_bc_mlp_latent_weights_live_on_the_fan_in_scale(mnist):
+    """bc_mlp: stochastic kernels with latent weights in [-1/sqrt(fan_in), 1/sqrt(fan_in)], kept there by training."""
+    import larq as lq
+
+    from train.quantizers import StochasticBinary
+    from train.recipes import get_recipe
+    from train.trainer import fit
+
+    recipe = get_recipe("study", "bc_mlp").with_overrides(epochs=1, batch_size=32)
+    model = fit("bc_mlp", recipe, mnist, seed=0, limit=SLICE).model
+    quant = [layer for layer in model.layers if isinstance(layer, lq.layers.QuantDense)]
+    fan_ins = [28 * 28, 128, 128]
+    assert [layer.kernel.shape[0] for layer in quant] == fan_ins
+    for layer, fan_in in zip(quant, fan_ins, strict=True):
+        bound = 1 / math.sqrt(fan_in)
+        assert isinstance(layer.kernel_quantizer, StochasticBinary)
+        assert layer.kernel_quantizer.scale == pytest.approx(bound)
+        kernel = layer.get_weights()[0]
+        assert np.max(np.abs(kernel)) <= bound * (1 + 1e-6)  # the clip constraint holds after the updates
+        assert np.max(np.abs(kernel)) > 0.5 * bound  # and the weights use the range
+    scales = [layer.scale for layer in model.layers if layer.name.startswith("fan_in_scale")]
+    assert scales == pytest.approx([1 / math.sqrt(n) for n in fan_ins])

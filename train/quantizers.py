@@ -12,6 +12,14 @@ quantized layer to its kernel quantizer) each weight ``w`` becomes ``+1`` with p
 Everywhere else (inference, ``model.predict``, conversion) it is the deterministic sign, with
 ``sign(0) = +1`` like Larq's ``ste_sign``. The gradient passes straight through to the real
 weight, which the layer's ``weight_clip`` constraint keeps in ``[-1, 1]``.
+
+``StochasticBinary(scale=H)`` keeps the latent weights in ``[-H, H]`` instead (BinaryConnect's
+``H``; the constraint is then ``WeightClip(H)``) and draws ``+1`` with probability
+``hard_sigmoid(w / H)``; its output is still +-1. A layer whose binary output is divided by
+``sqrt(fan_in)`` takes ``H = 1 / sqrt(fan_in)``: the latent weight then lives on the scale of
+the weight the layer effectively uses, as in the paper, and an optimizer step of a given size
+moves the probability as much as it would there (with ``H = 1`` and a fan-in of 784 it would be
+28 times smaller).
 """
 
 from __future__ import annotations
@@ -32,26 +40,32 @@ def hard_sigmoid(x: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value((x + 1.0) / 2.0, 0.0, 1.0)
 
 
-def stochastic_binary(x: tf.Tensor, training: bool | tf.Tensor = False, seed: int | None = None) -> tf.Tensor:
-    """Binarize ``x`` to +-1: sampled with ``P(+1) = hard_sigmoid(x)`` when training, ``sign`` otherwise.
+def stochastic_binary(x: tf.Tensor, training: bool | tf.Tensor = False, seed: int | None = None, scale: float = 1.0) -> tf.Tensor:
+    """Binarize ``x`` to +-1: sampled with ``P(+1) = hard_sigmoid(x / scale)`` when training, ``sign`` otherwise.
 
     Args:
         x: real values (the latent weights).
         training: sample (True) or take the deterministic sign (False); a boolean tensor is
             resolved in the graph.
         seed: operation seed of the uniform draw (``None``: TensorFlow's global seed alone).
+        scale: the latent weights' range ``[-scale, scale]`` (BinaryConnect's ``H``; > 0).
 
     Returns:
         A tensor of ``x``'s shape and dtype holding only -1 and +1. Its gradient with respect
         to ``x`` is the incoming gradient unchanged (straight-through estimator).
+
+    Raises:
+        ValueError: ``scale`` is not positive.
     """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
     x = tf.convert_to_tensor(x)
 
     @tf.custom_gradient
     def _binarize(value: tf.Tensor) -> tuple[tf.Tensor, Any]:
         def sampled() -> tf.Tensor:
             draw = tf.random.uniform(tf.shape(value), dtype=value.dtype, seed=seed)
-            return tf.where(draw < hard_sigmoid(value), tf.ones_like(value), -tf.ones_like(value))
+            return tf.where(draw < hard_sigmoid(value / scale), tf.ones_like(value), -tf.ones_like(value))
 
         def deterministic() -> tf.Tensor:
             return lq.math.sign(value)
@@ -73,24 +87,32 @@ def stochastic_binary(x: tf.Tensor, training: bool | tf.Tensor = False, seed: in
 class StochasticBinary(lq.quantizers.Quantizer):
     """Larq quantizer: BinaryConnect's stochastic binarization (see :func:`stochastic_binary`).
 
-    Use it as a ``kernel_quantizer`` with ``kernel_constraint="weight_clip"``. ``precision = 1``
-    tells Larq's summary and ``convert`` that the weights are binary.
+    Use it as a ``kernel_quantizer`` with ``kernel_constraint=larq.constraints.WeightClip(scale)``
+    (``"weight_clip"`` for the default scale 1). ``precision = 1`` tells Larq's summary and
+    ``convert`` that the weights are binary.
 
     Args:
         seed: operation seed of the draw (``None``: TensorFlow's global seed alone).
+        scale: the latent weights' range ``[-scale, scale]`` (see :func:`stochastic_binary`).
         **kwargs: passed to the Keras layer (``name``, ``dtype``...).
+
+    Raises:
+        ValueError: ``scale`` is not positive.
     """
 
     precision = 1
 
-    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, seed: int | None = None, scale: float = 1.0, **kwargs: Any) -> None:
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
         self.seed = seed
+        self.scale = float(scale)
         super().__init__(**kwargs)
 
     def call(self, inputs: tf.Tensor, training: bool | tf.Tensor | None = None) -> tf.Tensor:
         """Sample when ``training`` is true, else the deterministic sign (``None`` means inference)."""
-        return stochastic_binary(inputs, training=False if training is None else training, seed=self.seed)
+        return stochastic_binary(inputs, training=False if training is None else training, seed=self.seed, scale=self.scale)
 
     def get_config(self) -> dict[str, Any]:
-        """The layer config plus ``seed``."""
-        return {**super().get_config(), "seed": self.seed}
+        """The layer config plus ``seed`` and ``scale``."""
+        return {**super().get_config(), "seed": self.seed, "scale": self.scale}
