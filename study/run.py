@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.artifacts import TOOL_VERSION
-from pipeline.data import Dataset
+from pipeline.data import Dataset, portable_source
 
 __all__ = ["run_study", "eda_step", "model_step"]
 
@@ -217,7 +217,7 @@ def run_study(
             "baseline": {"peak_rss_bytes": baseline.peak_rss_bytes, "command": ["python", *baseline.command[1:]]},
             "eda": {"tsne": eda_results["tsne"], "samples_per_digit": 10},
             "kmeans": eda_results["kmeans"],
-            "data": {"source": data.source, "sha256": data.sha256},
+            "data": {"source": portable_source(data.source, _REPO), "sha256": data.sha256},
             "settings": asdict(settings),
         }
     )
