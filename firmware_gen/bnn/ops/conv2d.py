@@ -1,0 +1,70 @@
+"""CONV_2D in float (full-precision layers: the zoo's stem, 1x1 shortcut convs, ...).
+
+TFLite's reference kernel: per output, ``acc = sum over (ky, kx, c) of input * filter`` in that
+order, then ``acc + bias`` and the fused ReLU family; padding taps are skipped. Any kernel,
+strides, dilation, SAME or VALID; a raw uint8 input is read as the float it converts to. The
+sum's order may differ from TFLite's optimized kernels: results agree to float rounding.
+A CONV_2D with ``+-c`` weights on the raw pixels is compiled by the fusion pass instead
+(exact integer pixel conv).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from firmware_gen.bnn.graph import Node
+from firmware_gen.bnn.kernel import CArray, Kernel
+from firmware_gen.bnn.ops.base import (
+    LowerContext,
+    OpKind,
+    activation,
+    clamp_lines,
+    float_input,
+    make_window,
+    positive,
+    window_context,
+)
+from firmware_gen.bnn.values import Value
+
+__all__ = ["OP"]
+
+TEMPLATE = "bnn/ops/conv2d.c.j2"
+
+
+def check(node: Node, ctx: LowerContext) -> None:
+    """Float32 input, weights, bias and output; SAME or VALID; positive strides and dilations."""
+    value = float_input(node, ctx)
+    weights = node.const(1, "filter")
+    if node.inputs[1].dtype != "FLOAT32" or weights.ndim != 4:
+        raise node.refuse(f"filter of type {node.inputs[1].dtype} {weights.shape}; int8 CONV_2D is not supported")
+    if weights.shape[3] != value.shape[2]:
+        raise node.refuse(f"filter reads {weights.shape[3]} channels, the input has {value.shape[2]} (grouped conv)")
+    if node.has_input(2) and (node.inputs[2].dtype != "FLOAT32" or node.const(2, "bias").size != weights.shape[0]):
+        raise node.refuse("bias must be float32 with one value per output channel")
+    if node.options.get("padding") not in ("SAME", "VALID"):
+        raise node.refuse(f"padding {node.options.get('padding')!r}")
+    if node.output.dtype != "FLOAT32":
+        raise node.refuse(f"output of type {node.output.dtype}")
+    for key in ("strideH", "strideW", "dilationHFactor", "dilationWFactor"):
+        positive(node, key, 1)
+    activation(node)
+
+
+def lower(node: Node, ctx: LowerContext) -> Kernel:
+    """Direct convolution, one accumulator per output."""
+    value = ctx.value(node)
+    weights = node.const(1, "filter").astype(np.float32)
+    out_c, kh, kw, in_c = weights.shape
+    stride = positive(node, "strideH", 1), positive(node, "strideW", 1)
+    dilation = positive(node, "dilationHFactor", 1), positive(node, "dilationWFactor", 1)
+    conv = make_window(node, value.shape, (kh, kw), stride, node.options.get("padding") == "SAME", dilation)
+    bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
+    arrays = [CArray("float", f"{ctx.prefix}weights", weights), CArray("float", f"{ctx.prefix}bias", bias)]
+    out = ctx.define(Value(node.output.index, "float32", (conv.out_h, conv.out_w, out_c)))
+    context = {**window_context(conv), "in_c": in_c, "out_c": out_c, "clamp": clamp_lines("acc", activation(node))}
+    kernel = Kernel(node.index, [node.name], (value.tensor,), out.tensor, TEMPLATE, context, arrays, kind="Conv2D")
+    kernel.weight_bytes = arrays[0].nbytes
+    return kernel
+
+
+OP = OpKind(("CONV_2D",), check, lower, TEMPLATE, "float32; any kernel, strides, dilation, SAME/VALID, fused ReLU family")

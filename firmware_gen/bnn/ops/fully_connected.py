@@ -1,0 +1,54 @@
+"""FULLY_CONNECTED in float (a full-precision head or hidden layer).
+
+TFLite's reference kernel: ``acc = sum over i of input[i] * weights[o][i]`` in order, then
+``acc + bias`` and the fused ReLU family; the input is read flat (NHWC order). A dense layer
+with ``+-c`` weights on ``LceDequantize``-d bits is compiled by the fusion pass instead
+(XNOR/popcount on packed weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from firmware_gen.bnn.graph import Node
+from firmware_gen.bnn.kernel import CArray, Kernel
+from firmware_gen.bnn.ops.base import LowerContext, OpKind, activation, clamp_lines, float_input, shape_of
+from firmware_gen.bnn.values import Value
+
+__all__ = ["OP"]
+
+TEMPLATE = "bnn/ops/fully_connected.c.j2"
+
+
+def check(node: Node, ctx: LowerContext) -> None:
+    """Float32 input, weights ``(O, N)`` with N the input size, bias and output; default format."""
+    value = float_input(node, ctx)
+    weights = node.const(1, "weights")
+    if node.inputs[1].dtype != "FLOAT32" or weights.ndim != 2:
+        raise node.refuse(f"weights of type {node.inputs[1].dtype} {weights.shape}; int8 FULLY_CONNECTED is not supported")
+    if weights.shape[1] != value.size:
+        raise node.refuse(f"weights read {weights.shape[1]} inputs, the input has {value.size} values")
+    if node.options.get("weightsFormat", 0) != 0:
+        raise node.refuse("only the default weights format is supported")
+    if node.has_input(2) and node.const(2, "bias").size != weights.shape[0]:
+        raise node.refuse("bias must have one value per output")
+    if node.output.dtype != "FLOAT32":
+        raise node.refuse(f"output of type {node.output.dtype}")
+    activation(node)
+
+
+def lower(node: Node, ctx: LowerContext) -> Kernel:
+    """One dot product per output."""
+    value = ctx.value(node)
+    weights = node.const(1, "weights").astype(np.float32)
+    outputs, inputs = weights.shape
+    bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(outputs, np.float32)
+    arrays = [CArray("float", f"{ctx.prefix}weights", weights), CArray("float", f"{ctx.prefix}bias", bias)]
+    out = ctx.define(Value(node.output.index, "float32", shape_of(node, node.output.shape)))
+    context = {"outputs": outputs, "inputs": inputs, "clamp": clamp_lines("acc", activation(node))}
+    kernel = Kernel(node.index, [node.name], (value.tensor,), out.tensor, TEMPLATE, context, arrays, kind="FullyConnected")
+    kernel.weight_bytes = arrays[0].nbytes
+    return kernel
+
+
+OP = OpKind(("FULLY_CONNECTED",), check, lower, TEMPLATE, "float32 (binary +-c weights on LceDequantize: packed, see fusion)")
