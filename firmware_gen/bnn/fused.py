@@ -23,12 +23,12 @@ import numpy as np
 
 from firmware_gen.bnn.contract import unpack_lce_filter
 from firmware_gen.bnn.fold import Evaluator, Step, clamp_for, score_epilogue, threshold_epilogue
-from firmware_gen.bnn.fusion import Group, NotFusableError
+from firmware_gen.bnn.fusion import Group, NotFusableError, binary_rows
 from firmware_gen.bnn.graph import Node, hwc
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitShape, Layer, PixelConv, Window
 from firmware_gen.bnn.values import Value
 
-__all__ = ["lower_group", "binary_rows", "MAX_PIXEL_TAPS"]
+__all__ = ["lower_group", "MAX_PIXEL_TAPS"]
 
 MAX_PIXEL_TAPS = 30  # the pixel kernel unrolls its taps; wider first convs take the float path
 _LCE_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
@@ -73,16 +73,6 @@ def _activation(node: Node, key: str = "fusedActivationFunction") -> str:
 def _clamp_step(activation: str) -> list[Step]:
     limits = clamp_for(activation)
     return [] if limits is None else [Step("clamp", lo=limits[0], hi=limits[1])]
-
-
-def binary_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Split float weights ``(O, ...)`` into signs ``+-1`` (int8) and per-row magnitudes, or
-    ``None`` when some row is not ``+-c`` with ``c != 0``."""
-    flat = weights.reshape(weights.shape[0], -1).astype(np.float32)
-    mags = np.abs(flat[:, 0])
-    if np.any(mags == 0) or not np.all(np.abs(flat) == mags[:, None]):
-        return None
-    return np.where(flat < 0, -1, 1).astype(np.int8).reshape(weights.shape), mags
 
 
 def _rows(node: Node, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

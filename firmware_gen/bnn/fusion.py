@@ -8,6 +8,11 @@ ending in ``LceQuantize`` (the layer writes bits through per-channel integer thr
 :func:`firmware_gen.bnn.fold.threshold_epilogue`) or, for a dense producer, at the model output
 through an optional SOFTMAX (exact fixed-point class scores, :func:`~firmware_gen.bnn.fold.score_epilogue`).
 
+A second, float pattern: an ``LceBconv2d`` with float output whose only consumer is an ADD of
+another activation of the same shape (the residual shortcut of Bi-Real / QuickNet blocks) is a
+``residual`` group: the bconv kernel adds the shortcut itself (``y + x``, the same two float
+roundings), so the block needs no buffer for ``y`` and can write over the shortcut in place.
+
 A group is only formed where it is valid: every tensor inside it has exactly one consumer and
 is not the model output, so no other op ever needs the float values the group never computes.
 This module matches shapes of the graph only; :mod:`firmware_gen.bnn.fused` then checks the
@@ -19,9 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from firmware_gen.bnn.graph import Graph, Node
 
-__all__ = ["Group", "NotFusableError", "find_groups", "TAIL_OPS"]
+__all__ = ["Group", "NotFusableError", "find_groups", "binary_rows", "TAIL_OPS"]
 
 TAIL_OPS = ("MUL", "ADD", "RELU", "RELU6", "RELU_N1_TO_1", "MAX_POOL_2D", "RESHAPE")
 
@@ -35,7 +42,7 @@ class Group:
     """A fusable chain.
 
     Attributes:
-        kind: ``pixel``, ``bconv`` or ``dense``.
+        kind: ``pixel``, ``bconv``, ``dense`` (integer layers) or ``residual`` (bconv + ADD).
         prefix: ops before the producer that the group absorbs (the input rescaling; the
             ``LceDequantize`` and RESHAPEs feeding a dense layer).
         producer: the integer op.
@@ -60,6 +67,23 @@ class Group:
     def input(self) -> int:
         """The tensor the group reads."""
         return (self.prefix[0] if self.prefix else self.producer).data.index
+
+
+def binary_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split float weights ``(O, ...)`` into signs ``+-1`` (int8) and per-row magnitudes, or
+    ``None`` when some row is not ``+-c`` with ``c != 0``."""
+    flat = weights.reshape(weights.shape[0], -1).astype(np.float32)
+    mags = np.abs(flat[:, 0])
+    if np.any(mags == 0) or not np.all(np.abs(flat) == mags[:, None]):
+        return None
+    return np.where(flat < 0, -1, 1).astype(np.int8).reshape(weights.shape), mags
+
+
+def _has_binary_weights(node: Node) -> bool:
+    weights = node.inputs[1] if len(node.inputs) > 1 else None
+    if weights is None or not weights.is_constant or weights.dtype != "FLOAT32":
+        return False
+    return binary_rows(weights.array()) is not None
 
 
 def _scalar_rescale(node: Node) -> bool:
@@ -119,13 +143,28 @@ def _tail(graph: Graph, producer: Node) -> tuple[tuple[Node, ...], Node | None, 
         tensor = node.output.index
 
 
+def _residual(graph: Graph, node: Node) -> Group | None:
+    """A float-output bconv whose single consumer adds a same-shape activation to it."""
+    if not graph.single_use(node.output.index):
+        return None
+    add = graph.consumers(node.output.index)[0]
+    others = [t for t in add.activations if t.index != node.output.index]
+    if add.name != "ADD" or len(add.inputs) != 2 or len(add.activations) != 2 or len(others) != 1:
+        return None
+    if tuple(others[0].shape) != tuple(node.output.shape) or tuple(add.output.shape) != tuple(node.output.shape):
+        return None
+    if others[0].dtype != "FLOAT32" or add.output.dtype != "FLOAT32":
+        return None
+    return Group("residual", (), node, (), add, False)
+
+
 def _match(graph: Graph, node: Node, pixel_input: bool) -> Group | None:
-    if node.name == "CONV_2D" and pixel_input:
+    if node.name == "CONV_2D" and pixel_input and _has_binary_weights(node):
         prefix = _pixel_prefix(graph, node)
         kind = "pixel"
     elif node.name == "LceBconv2d" and node.output.dtype == "FLOAT32":
         prefix, kind = (), "bconv"
-    elif node.name == "FULLY_CONNECTED":
+    elif node.name == "FULLY_CONNECTED" and _has_binary_weights(node):
         prefix, kind = _dense_prefix(graph, node), "dense"
     else:
         return None
@@ -133,7 +172,7 @@ def _match(graph: Graph, node: Node, pixel_input: bool) -> Group | None:
         return None
     found = _tail(graph, node)
     if found is None:
-        return None
+        return _residual(graph, node) if kind == "bconv" else None
     tail, end, scores = found
     if scores and kind != "dense":
         return None

@@ -99,6 +99,7 @@ class Kernel:
         notes: remarks for the report.
         layer: the integer layer (:mod:`firmware_gen.bnn.ir`) of fused kernels, for tests.
         weight_bytes: bytes of weights among ``arrays`` (the rest: thresholds, scales...).
+        prefix: the name prefix of its constants (``l3_``), set by the driver.
     """
 
     index: int
@@ -116,6 +117,7 @@ class Kernel:
     notes: list[str] = field(default_factory=list)
     layer: Any = None
     weight_bytes: int | None = None
+    prefix: str = ""
 
     @property
     def data_bytes(self) -> int:

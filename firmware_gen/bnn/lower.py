@@ -7,7 +7,8 @@
    one by one (the reason goes into the report).
 3. Every other op goes through its module in the registry (:mod:`firmware_gen.bnn.ops`):
    ``check`` then ``lower``. An op outside the registry is refused.
-4. The model output must be float32, int8 or the fused integer scores; an int8 output is
+4. The kernels are ordered to keep live memory low (:mod:`firmware_gen.bnn.schedule`).
+5. The model output must be float32, int8 or the fused integer scores; an int8 output is
    widened into the int32 scores by one last kernel.
 """
 
@@ -15,12 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from firmware_gen.bnn.binary import layer_kernel
 from firmware_gen.bnn.fused import lower_group
 from firmware_gen.bnn.fusion import Group, NotFusableError, find_groups
 from firmware_gen.bnn.graph import Graph, hwc
 from firmware_gen.bnn.kernel import Kernel
-from firmware_gen.bnn.ops import LowerContext, op_kind
+from firmware_gen.bnn.ops import LowerContext, lce_bconv2d, op_kind
+from firmware_gen.bnn.ops.base import LUT_READERS
+from firmware_gen.bnn.schedule import schedule
 from firmware_gen.bnn.signature import Signature, choose_input_dtype, input_quant
 from firmware_gen.bnn.values import Value
 from pipeline.errors import InputError
@@ -75,7 +80,44 @@ def _pixel_conv_applies(graph: Graph, shape: tuple[int, int, int]) -> bool:
     return False
 
 
+def _rescale_table(graph: Graph, ctx: LowerContext, claimed: set[int]) -> list[int]:
+    """Fold the scalar MUL/ADD chain on a uint8 model input into a 256-entry float table.
+
+    Applies when the chain (each op used once, no fused activation, not claimed by a fusion
+    group) ends in a tensor that only ops of ``LUT_READERS`` read: they then read the raw input
+    through the table (no float copy of the input in RAM). The table replays the chain's
+    float32 operations exactly. Returns the folded nodes' indices.
+    """
+    source = ctx.values[graph.input.index]
+    if source.dtype != "uint8":
+        return []
+    chain, tensor = [], graph.input.index
+    while True:
+        consumers = graph.consumers(tensor)
+        node = consumers[0] if len(consumers) == 1 else None
+        if node is None or node.name not in ("MUL", "ADD") or node.index in claimed or tensor == graph.output.index:
+            break
+        consts = [t for t in node.inputs if t is not None and t.is_constant]
+        if len(node.inputs) != 2 or len(consts) != 1 or consts[0].size != 1 or consts[0].dtype != "FLOAT32":
+            break
+        if node.options.get("fusedActivationFunction", "NONE") != "NONE" or node.output.dtype != "FLOAT32":
+            break
+        chain.append(node)
+        tensor = node.output.index
+    readers = graph.consumers(tensor)
+    if not chain or not readers or tensor == graph.output.index or any(n.name not in LUT_READERS for n in readers):
+        return []
+    table = np.arange(256, dtype=np.float32)
+    for node in chain:
+        constant = np.float32(node.operand().reshape(-1)[0])
+        table = (table * constant if node.name == "MUL" else table + constant).astype(np.float32)
+    ctx.define(Value(tensor, "uint8", source.shape, storage=source.storage, lut=table))
+    return [node.index for node in chain]
+
+
 def _lower_group(group: Group, ctx: LowerContext) -> Kernel:
+    if group.kind == "residual":
+        return lce_bconv2d.lower_residual(group.producer, group.end, ctx)
     inp = ctx.values[group.input]
     layer = lower_group(group, inp)
     kernel, background = layer_kernel(layer, ctx.prefix, inp.background)
@@ -123,7 +165,10 @@ def compile_graph(graph: Graph, input_type: str = "auto") -> Program:
         op_kind(node)  # refuse an unknown op before anything else
     groups = {g.nodes[0].index: g for g in find_groups(graph, in_dtype == "uint8") if all(n.index in live for n in g.nodes)}
     kernels: list[Kernel] = []
-    done: set[int] = set()
+    done = set(_rescale_table(graph, ctx, {n.index for g in groups.values() for n in g.nodes}))
+    for node in nodes:
+        if node.index in done:
+            notes.append(f"layer {node.index} ({node.name}): folded into the input's 256-entry rescaling table")
     for node in nodes:
         if node.index in done:
             continue
@@ -132,6 +177,7 @@ def compile_graph(graph: Graph, input_type: str = "auto") -> Program:
         if group is not None:
             try:
                 kernels.append(_lower_group(group, ctx))
+                kernels[-1].prefix = ctx.prefix
                 done.update(n.index for n in group.nodes)
                 continue
             except NotFusableError as why:
@@ -140,6 +186,7 @@ def compile_graph(graph: Graph, input_type: str = "auto") -> Program:
         kind.check(node, ctx)
         kernel = kind.lower(node, ctx)
         if kernel is not None:
+            kernel.prefix = ctx.prefix
             kernels.append(kernel)
     output = ctx.values.get(graph.output.index)
     if output is None or output.dtype not in ("float32", "int8", "int32"):
@@ -150,6 +197,8 @@ def compile_graph(graph: Graph, input_type: str = "auto") -> Program:
     if output.dtype == "int8":
         ctx.prefix = f"l{len(kernels)}_"
         kernels.append(_widen_output(graph, ctx))
+        kernels[-1].prefix = ctx.prefix
+    kernels = schedule(kernels, ctx.values)
     score_dtype = "float32" if output.dtype == "float32" else "int32"
     signature = Signature.of(graph, in_dtype, score_dtype)
     return Program(graph, signature, kernels, ctx.values, kernels[-1].output if output.dtype == "int8" else output.tensor, notes)

@@ -18,7 +18,7 @@ and in-place ops).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,6 +52,8 @@ class Value:
         background: ``bits`` only: the words of one pixel the producer writes for an
             all-background input, or ``None``.
         quant: ``int8`` only: the quantization.
+        lut: ``uint8`` only: the 256 floats the raw values stand for (the model input's
+            rescaling folded into a table the consumer reads through), or ``None``.
     """
 
     tensor: int
@@ -61,7 +63,7 @@ class Value:
     complement: np.ndarray | None = None
     background: np.ndarray | None = None
     quant: Quant | None = None
-    notes: list[str] = field(default_factory=list)
+    lut: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

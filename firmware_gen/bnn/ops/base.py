@@ -15,7 +15,7 @@ import numpy as np
 
 from firmware_gen.bnn.graph import Graph, Node, hwc
 from firmware_gen.bnn.ir import Window
-from firmware_gen.bnn.kernel import Kernel, c_float
+from firmware_gen.bnn.kernel import CArray, Kernel, c_float
 from firmware_gen.bnn.values import Quant, Value
 
 __all__ = [
@@ -31,8 +31,10 @@ __all__ = [
     "shape_of",
     "quant_of",
     "FLOAT_TOLERANCE",
+    "LUT_READERS",
     "broadcast_loops",
     "float_input",
+    "lut_array",
 ]
 
 # TFLite's ActivationFunctionType codes as LCE stores them in its custom options.
@@ -41,6 +43,8 @@ ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
 # Float ops whose results depend on summation order or on exp() agree with TFLite to this
 # relative tolerance of the output range (see README: float paths).
 FLOAT_TOLERANCE = 1e-5
+# Ops whose kernels read a uint8 input through a 256-entry float table (the folded rescaling).
+LUT_READERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "LceQuantize")
 
 
 @dataclass
@@ -213,9 +217,18 @@ def broadcast_loops(node: Node, out_shape: tuple[int, ...], operands: list[tuple
     return {"dims": dims, "strides": strides}
 
 
+def lut_array(ctx: LowerContext, value: Value) -> tuple[list[CArray], str | None]:
+    """The rescaling table of a uint8 input read through one (``lN_lut``), else nothing."""
+    if value.lut is None:
+        return [], None
+    return [CArray("float", f"{ctx.prefix}lut", value.lut)], f"{ctx.prefix}lut"
+
+
 def float_input(node: Node, ctx: LowerContext, slot: int = 0) -> Value:
     """The ``slot``-th activation input, refusing values that are not float32 (or raw uint8)."""
     value = ctx.value(node, slot)
     if value.dtype not in ("float32", "uint8"):
         raise node.refuse(f"input {slot} is {value.dtype}; this op takes float32 values")
+    if value.lut is not None and node.name not in LUT_READERS:
+        raise node.refuse("reads the model input through its rescaling table (a compiler bug: only LUT_READERS may)")
     return value

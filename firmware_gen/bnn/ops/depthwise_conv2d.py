@@ -16,6 +16,7 @@ from firmware_gen.bnn.ops.base import (
     activation,
     clamp_lines,
     float_input,
+    lut_array,
     make_window,
     positive,
     window_context,
@@ -55,8 +56,11 @@ def lower(node: Node, ctx: LowerContext) -> Kernel:
     conv = make_window(node, value.shape, (kh, kw), stride, node.options.get("padding") == "SAME", dilation)
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
     arrays = [CArray("float", f"{ctx.prefix}weights", weights), CArray("float", f"{ctx.prefix}bias", bias)]
+    lut, lut_name = lut_array(ctx, value)
+    arrays += lut
     out = ctx.define(Value(node.output.index, "float32", (conv.out_h, conv.out_w, out_c)))
     context = {
+        "lut": lut_name,
         **window_context(conv),
         "in_c": value.shape[2],
         "out_c": out_c,

@@ -12,7 +12,7 @@ import numpy as np
 
 from firmware_gen.bnn.graph import Node
 from firmware_gen.bnn.kernel import CArray, Kernel
-from firmware_gen.bnn.ops.base import LowerContext, OpKind, activation, clamp_lines, float_input, shape_of
+from firmware_gen.bnn.ops.base import LowerContext, OpKind, activation, clamp_lines, float_input, lut_array, shape_of
 from firmware_gen.bnn.values import Value
 
 __all__ = ["OP"]
@@ -44,8 +44,10 @@ def lower(node: Node, ctx: LowerContext) -> Kernel:
     outputs, inputs = weights.shape
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(outputs, np.float32)
     arrays = [CArray("float", f"{ctx.prefix}weights", weights), CArray("float", f"{ctx.prefix}bias", bias)]
+    lut, lut_name = lut_array(ctx, value)
+    arrays += lut
     out = ctx.define(Value(node.output.index, "float32", shape_of(node, node.output.shape)))
-    context = {"outputs": outputs, "inputs": inputs, "clamp": clamp_lines("acc", activation(node))}
+    context = {"lut": lut_name, "outputs": outputs, "inputs": inputs, "clamp": clamp_lines("acc", activation(node))}
     kernel = Kernel(node.index, [node.name], (value.tensor,), out.tensor, TEMPLATE, context, arrays, kind="FullyConnected")
     kernel.weight_bytes = arrays[0].nbytes
     return kernel

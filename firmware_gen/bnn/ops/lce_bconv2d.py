@@ -15,8 +15,9 @@ ReLU family. Output types, as LCE computes them (``core/bconv2d/output_transform
 * bit-packed: bit = ``popcount > threshold`` with LCE's thresholds.
 
 A float bconv whose tail ends in LceQuantize is compiled by the fusion pass instead (integer
-thresholds); a bit-packed bconv without groups uses the integer layer kernels of
-:mod:`firmware_gen.bnn.binary` (early exit per channel, background shortcut).
+thresholds); one whose only consumer is a residual ADD takes the ADD in (:func:`lower_residual`);
+a bit-packed bconv without groups uses the integer layer kernels of :mod:`firmware_gen.bnn.binary`
+(early exit per channel, background shortcut).
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ import numpy as np
 
 from firmware_gen.bnn.binary import layer_kernel, xor_trees
 from firmware_gen.bnn.contract import pack_signs, unpack_lce_filter, words_for
+from firmware_gen.bnn.fusion import NotFusableError
 from firmware_gen.bnn.graph import Node
 from firmware_gen.bnn.ir import BinaryConv, BitShape, Threshold
 from firmware_gen.bnn.kernel import CArray, Kernel
-from firmware_gen.bnn.ops.base import LowerContext, OpKind, activation, make_window, positive, quant_of, window_context
+from firmware_gen.bnn.ops.base import (
+    LowerContext,
+    OpKind,
+    activation,
+    clamp_lines,
+    make_window,
+    positive,
+    quant_of,
+    window_context,
+)
 from firmware_gen.bnn.values import Value
 
-__all__ = ["OP"]
+__all__ = ["OP", "lower_residual"]
 
 TEMPLATE = "bnn/ops/lce_bconv2d.c.j2"
 _INT_CLAMPS = {"NONE": (-(2**31), 2**31 - 1), "RELU": (0, 2**31 - 1), "RELU_N1_TO_1": (-1, 1), "RELU6": (0, 6)}
@@ -114,11 +125,32 @@ def _transform(node: Node, k: int, out_c: int, scale: float, zero_point: float) 
 def lower(node: Node, ctx: LowerContext) -> Kernel:
     """The integer kernel (bit-packed output, one group) or the general kernel of this module."""
     value = ctx.value(node)
+    if node.output.dtype == "INT32" and _groups(node, value.shape[2], node.const(1, "filter").shape[3]) == 1:
+        return _integer_kernel(node, ctx, value)
+    return _general(node, ctx, None)
+
+
+def lower_residual(node: Node, add: Node, ctx: LowerContext) -> Kernel:
+    """The general kernel with the residual ADD fused in (fusion group ``residual``): ``out = y + x``.
+
+    Raises:
+        NotFusableError: the shortcut is not a float32 value of the output's shape, or the
+            bconv does not write float.
+        InputError: the bconv or the ADD is outside the supported set.
+    """
+    check(node, ctx)
+    shortcut = ctx.values.get(next(t.index for t in add.activations if t.index != node.output.index))
+    if shortcut is None or shortcut.dtype != "float32" or node.output.dtype != "FLOAT32":
+        raise NotFusableError("the shortcut is not a float32 value")
+    activation(add)
+    return _general(node, ctx, (add, shortcut))
+
+
+def _general(node: Node, ctx: LowerContext, residual: tuple[Node, Value] | None) -> Kernel:
+    value = ctx.value(node)
     filt = node.const(1, "filter")
     out_c, kh, kw, wpg = filt.shape
     groups = _groups(node, value.shape[2], wpg)
-    if node.output.dtype == "INT32" and groups == 1:
-        return _integer_kernel(node, ctx, value)
     conv = _window(node, value, kh, kw)
     cpg = value.shape[2] // groups  # input channels per group
     k = kh * kw * cpg
@@ -171,10 +203,16 @@ def lower(node: Node, ctx: LowerContext) -> Kernel:
                 CArray("float", f"{ctx.prefix}negmul", negmul),
             ]
         dtype = "float32" if quant is None else "int8"
-        out = ctx.define(Value(node.output.index, dtype, (conv.out_h, conv.out_w, out_c), quant=quant))
-    weight_bytes = weights.nbytes
-    kernel = Kernel(node.index, [node.name], (value.tensor,), out.tensor, TEMPLATE, context, arrays, kind="BinaryConvGeneral")
-    kernel.weight_bytes = weight_bytes
+        target = node.output.index if residual is None else residual[0].output.index
+        out = ctx.define(Value(target, dtype, (conv.out_h, conv.out_w, out_c), quant=quant))
+    inputs, ops, inplace = (value.tensor,), [node.name], ()
+    context["residual_clamp"] = None
+    if residual is not None:
+        add, shortcut = residual
+        inputs, ops, inplace = (value.tensor, shortcut.tensor), [node.name, add.name], (1,)
+        context["residual_clamp"] = clamp_lines("v", activation(add))
+    kernel = Kernel(node.index, ops, inputs, out.tensor, TEMPLATE, context, arrays, kind="BinaryConvGeneral", inplace=inplace)
+    kernel.weight_bytes = weights.nbytes
     return kernel
 
 
