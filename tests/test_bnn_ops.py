@@ -210,3 +210,27 @@ def test_op_matches_lce(name: str, tmp_path: Path) -> None:
     else:
         span = float(np.max(np.abs(expected))) or 1.0
         np.testing.assert_allclose(got, expected, rtol=0, atol=FLOAT_RTOL * span)
+
+
+@pytest.mark.parametrize(("size", "pad_value"), [(1, 0.0), (2, 0.0), (3, 0.0), (2, 1.0)])
+def test_same_padding_on_small_maps_against_keras(size: int, pad_value: float, tmp_path: Path) -> None:
+    """Keras is the truth where LCE 0.16 is wrong: its zero-padding correction picks one border
+    case per output, so a map smaller than the 3x3 kernel (padded on two opposite sides) gets a
+    wrong value. The engine adds the exact correction: it equals Keras (to float rounding) on
+    every map, and LCE bit for bit wherever LCE is right (3x3 and up, and one-padding)."""
+    from convert.converter import to_lce
+
+    builder = _seq(_lq(_bconv, 6, 3, padding="same", pad_values=pad_value), _bn)
+    model = build_model((size, size, 5), builder, seed=size)
+    flatbuffer = to_lce(model)
+    report = write_engine(flatbuffer, tmp_path, input_type="float32")
+    inputs = random_inputs((size, size, 5), N_INPUTS, seed=7)
+    keras = model.predict(inputs, verbose=0).reshape(N_INPUTS, -1)
+    lce = lce_run(flatbuffer, inputs)
+    got = run_c(tmp_path, report, inputs).scores
+    span = float(np.abs(keras).max())
+    np.testing.assert_allclose(got, keras, rtol=0, atol=FLOAT_RTOL * span)
+    if size < 3 and pad_value == 0.0:
+        assert np.abs(lce - keras).max() > 0.01 * span, "LCE got small zero-padded maps right: revisit this test"
+    else:
+        np.testing.assert_array_equal(got, lce)
