@@ -132,8 +132,10 @@ def global_pool(x):
 
 
 def cifar(x):
-    """The zoo's shape on 32x32x3: float stem, Bi-Real blocks with residual shortcuts, global pooling, float head."""
-    x = _stem(_rescale(x), 32)
+    """The zoo's shape on 32x32x3: a float stem (stride 2), Bi-Real blocks with residual shortcuts
+    (16x16x32, 8x8x64, 4x4x128; average pool + 1x1 float conv shortcuts where they downsample),
+    global average pooling and a float head."""
+    x = _stem(_rescale(x), 32, strides=2)
     x = _bireal(_bireal(x, 32), 32)
     x = _bireal(_bireal(x, 64, strides=2), 64)
     x = _bireal(x, 128, strides=2)

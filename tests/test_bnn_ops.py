@@ -234,3 +234,75 @@ def test_same_padding_on_small_maps_against_keras(size: int, pad_value: float, t
         assert np.abs(lce - keras).max() > 0.01 * span, "LCE got small zero-padded maps right: revisit this test"
     else:
         np.testing.assert_array_equal(got, lce)
+
+
+def _gap(x):
+    import tensorflow as tf
+
+    return tf.keras.layers.GlobalAveragePooling2D()(tf.keras.layers.ReLU()(x))
+
+
+def _int8_model(x):
+    """A small int8 classifier: float-trained stem and binary block, quantized by the converter."""
+    import tensorflow as tf
+
+    x = _bn()(tf.keras.layers.Conv2D(8, 3, padding="same")(x))
+    x = tf.keras.layers.MaxPooling2D(2)(_bn()(_bconv(8, 3, padding="same", pad_values=1.0)(x)))
+    x = tf.keras.layers.Dense(10)(tf.keras.layers.Flatten()(x))
+    return tf.keras.layers.Activation("softmax")(x)
+
+
+# int8 flatbuffers (LCE converter, default int8 range): name -> (input shape, builder)
+INT8_CASES: dict[str, tuple[tuple[int, ...], Callable]] = {
+    "conv_3x3_same_relu": ((6, 6, 3), _seq(_k("Conv2D", 5, 3, padding="same", activation="relu"))),
+    "conv_1x1_stride2": ((7, 7, 4), _seq(_k("Conv2D", 6, 1, strides=2))),
+    "depthwise_3x3": ((6, 6, 4), _seq(_k("DepthwiseConv2D", 3, depth_multiplier=2))),
+    "depthwise_5x5_stride2_same": ((9, 9, 3), _seq(_k("DepthwiseConv2D", 5, strides=2, padding="same", activation="relu"))),
+    "dense_relu": ((3, 3, 4), _seq(_k("Flatten"), _k("Dense", 9, activation="relu"))),
+    "add_residual": ((6, 6, 8), _residual),
+    "mul_add_constants": ((4, 4, 3), _scale_shift),
+    "mul_two_activations": ((4, 4, 3), _mul_two),
+    "maxpool": ((6, 6, 3), _seq(_k("MaxPooling2D", 2))),
+    "avgpool_same": ((5, 5, 3), _seq(_k("AveragePooling2D", 3, strides=2, padding="same"))),
+    "pad": ((4, 4, 3), _seq(_k("ZeroPadding2D", 1), _k("ReLU"))),
+    "concat": ((4, 4, 3), _concat3),
+    "relu6": ((4, 4, 3), _seq(_k("ReLU", max_value=6.0))),
+    "softmax": ((13,), _seq(_k("Activation", "softmax"))),
+    "model": ((8, 8, 1), _int8_model),
+}
+
+
+def to_lce_int8(model) -> bytes:
+    """The LCE converter's int8 flatbuffer (int8 input and output, default range [-3, 3])."""
+    import larq_compute_engine as lce
+    import tensorflow as tf
+
+    return lce.convert_keras_model(
+        model, inference_input_type=tf.int8, inference_output_type=tf.int8, experimental_default_int8_range=(-3.0, 3.0)
+    )
+
+
+@pytest.mark.parametrize("name", list(INT8_CASES))
+def test_int8_op_matches_lce(name: str, tmp_path: Path) -> None:
+    """int8 kernels are TFLite's integer arithmetic: the outputs equal LCE's int8 outputs exactly."""
+    shape, builder = INT8_CASES[name]
+    flatbuffer = to_lce_int8(build_model(shape, builder, seed=len(name)))
+    report = write_engine(flatbuffer, tmp_path)
+    assert report["signature"]["input_dtype"] == "int8" and report["signature"]["input_quantization"] is not None
+    inputs = np.random.default_rng(len(name)).integers(-128, 128, size=(N_INPUTS, *shape)).astype(np.int8)
+    expected = lce_run(flatbuffer, inputs)
+    assert expected.dtype == np.int8
+    got = run_c(tmp_path, report, inputs)
+    np.testing.assert_array_equal(got.scores, expected.astype(np.int32))
+
+
+def test_int8_mean_is_refused_in_one_line(tmp_path: Path) -> None:
+    """int8 MEAN is outside the set (LCE's optimized int8 mean does not round as TFLite's reference
+    kernel does; see the README): one line naming the layer."""
+    from pipeline.errors import InputError
+
+    flatbuffer = to_lce_int8(build_model((5, 4, 6), _gap, seed=4))
+    with pytest.raises(InputError) as caught:
+        write_engine(flatbuffer, tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message and "MEAN" in message and "int8" in message

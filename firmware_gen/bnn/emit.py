@@ -117,6 +117,7 @@ def emit_files(
         "need_float": float_code,
         "need_exp": any(k.context.get("uses_exp") for k in kernels),
         "need_round": any(k.context.get("uses_round") or k.context.get("output") == "int8" for k in kernels),
+        "need_int8": any(k.context.get("uses_int8") for k in kernels),
         "need_barrier": bool(memory.barriers),
         "argmax_type": None if returns else score_type,
     }

@@ -26,6 +26,7 @@ from firmware_gen.bnn.ops import (
     pad,
     pool2d,
     prelu,
+    quantize,
     relu,
     reshape,
     softmax,
@@ -52,6 +53,7 @@ _MODULES = (
     prelu,
     logistic,
     softmax,
+    quantize,
 )
 
 REGISTRY: dict[str, OpKind] = {name: module.OP for module in _MODULES for name in module.OP.names}

@@ -16,7 +16,7 @@ import numpy as np
 from firmware_gen.bnn.graph import Graph, Node, hwc
 from firmware_gen.bnn.ir import Window
 from firmware_gen.bnn.kernel import CArray, Kernel, c_float
-from firmware_gen.bnn.values import Quant, Value
+from firmware_gen.bnn.values import Value
 
 __all__ = [
     "OpKind",
@@ -29,7 +29,6 @@ __all__ = [
     "make_window",
     "window_context",
     "shape_of",
-    "quant_of",
     "FLOAT_TOLERANCE",
     "LUT_READERS",
     "broadcast_loops",
@@ -171,16 +170,6 @@ def shape_of(node: Node, tensor_shape: tuple[int, ...], what: str = "output") ->
     return shape
 
 
-def quant_of(node: Node, tensor_index: int) -> Quant:
-    """The per-tensor quantization of an int8 tensor, refusing per-channel or missing ones."""
-    tensor = node.output if node.output.index == tensor_index else next(t for t in node.inputs if t and t.index == tensor_index)
-    q = tensor.quantization
-    if q is None or len(q.scale) != 1:
-        raise node.refuse(f"tensor {tensor_index} needs one per-tensor scale, has {0 if q is None else len(q.scale)}")
-    zero = q.zero_point[0] if q.zero_point else 0
-    return Quant(float(np.float32(q.scale[0])), int(zero))
-
-
 def broadcast_loops(node: Node, out_shape: tuple[int, ...], operands: list[tuple[int, ...]]) -> dict[str, object]:
     """NumPy/TFLite broadcasting as four nested loops with constant strides.
 
@@ -227,6 +216,8 @@ def lut_array(ctx: LowerContext, value: Value) -> tuple[list[CArray], str | None
 def float_input(node: Node, ctx: LowerContext, slot: int = 0) -> Value:
     """The ``slot``-th activation input, refusing values that are not float32 (or raw uint8)."""
     value = ctx.value(node, slot)
+    if value.dtype == "int8":
+        raise node.refuse(f"int8 {node.name} is not supported (the engine runs this op in float32 only)")
     if value.dtype not in ("float32", "uint8"):
         raise node.refuse(f"input {slot} is {value.dtype}; this op takes float32 values")
     if value.lut is not None and node.name not in LUT_READERS:

@@ -37,9 +37,9 @@ from firmware_gen.bnn.ops.base import (
     clamp_lines,
     make_window,
     positive,
-    quant_of,
     window_context,
 )
+from firmware_gen.bnn.ops.quantized import int8_quant
 from firmware_gen.bnn.values import Value
 
 __all__ = ["OP", "lower_residual"]
@@ -187,7 +187,7 @@ def _general(node: Node, ctx: LowerContext, residual: tuple[Node, Value] | None)
         out = ctx.define(Value(node.output.index, "bits", (conv.out_h, conv.out_w, out_c)))
         context.update(output="bits", out_words=out.words)
     else:
-        quant = quant_of(node, node.output.index) if node.output.dtype == "INT8" else None
+        quant = int8_quant(node, node.output.index) if node.output.dtype == "INT8" else None
         scale, zero = (1.0, 0.0) if quant is None else (float(np.float32(quant.scale)), float(quant.zero_point))
         mul, bias = _transform(node, k, out_c, scale, zero)
         arrays += [CArray("float", f"{ctx.prefix}mul", mul), CArray("float", f"{ctx.prefix}bias", bias)]

@@ -13,7 +13,8 @@ import numpy as np
 from firmware_gen.bnn.contract import pack_signs
 from firmware_gen.bnn.graph import Node
 from firmware_gen.bnn.kernel import CArray, Kernel
-from firmware_gen.bnn.ops.base import LowerContext, OpKind, quant_of
+from firmware_gen.bnn.ops.base import LowerContext, OpKind
+from firmware_gen.bnn.ops.quantized import int8_quant
 from firmware_gen.bnn.values import Value
 
 __all__ = ["OP"]
@@ -34,7 +35,7 @@ def lower(node: Node, ctx: LowerContext) -> Kernel:
     value = ctx.value(node)
     h, w, c = value.shape
     if node.output.dtype == "INT8":
-        quant = quant_of(node, node.output.index)
+        quant = int8_quant(node, node.output.index)
         offset = int(np.floor(float(np.float32(1.0) / np.float32(quant.scale)) + 0.5))  # TfLiteRound, positive
         levels = (str(min(127, quant.zero_point + offset)), str(max(-128, quant.zero_point - offset)))
         out = ctx.define(Value(node.output.index, "int8", (h, w, c), quant=quant))
