@@ -9,7 +9,7 @@ converter, ``firmware_gen`` (bnn engine + bare-metal project) for ``--target``, 
 ``--images`` test images through the LCE interpreter, the host build and the firmware under
 QEMU (``make run``); prints accuracy, agreement, flash, RAM and instructions per inference.
 
-    PYTHONPATH=. .venv/bin/python tools/cifar_bnn/run.py --out /tmp/cifar_bnn [--epochs 2] [--images 500]
+    PYTHONPATH=. .venv/bin/python tools/cifar_bnn/run.py --out OUT_DIR [--epochs 2] [--train-images N] [--images 500]
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--train-images", type=int, default=None, help="train on the first N training images (default all)")
     parser.add_argument("--target", default="cortex-m7")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="reuse OUT/cifar_bnn.lce.tflite (and .h5) instead of training")
@@ -94,7 +95,8 @@ def main() -> int:
 
             keras = load_keras_model(keras_path).predict(x.astype(np.float32), verbose=0).argmax(axis=1)
     else:
-        model = train(data, args.epochs, args.seed)
+        train_data = {key: value[: args.train_images] for key, value in data.items() if key.endswith("_train")}
+        model = train(train_data, args.epochs, args.seed)
         model.save(keras_path)
         keras = model.predict(x.astype(np.float32), verbose=0).argmax(axis=1)
         flatbuffer = to_lce(model)
@@ -114,6 +116,7 @@ def main() -> int:
         "target": core.name,
         "images": len(x),
         "epochs": args.epochs,
+        "train_images": len(data["x_train"]) if args.train_images is None else min(args.train_images, len(data["x_train"])),
         "accuracy_keras": None if keras is None else float((keras == y).mean()),
         "accuracy_lce": float((lce.argmax(axis=1) == y).mean()),
         "accuracy_qemu": float((np.asarray(results.predictions) == y).mean()),
