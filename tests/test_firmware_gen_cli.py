@@ -241,7 +241,9 @@ def test_bnn_engine_dispatch_merges_baremetal(tiny_cnn_tflite, monkeypatch):
 
     calls = []
     monkeypatch.setattr(
-        bnn, "generate", lambda model, core, board: calls.append("bnn") or EngineOutput({"bnn.c": b"1"}, {"x": 10})
+        bnn,
+        "generate",
+        lambda model, core, board, input_type="auto": calls.append("bnn") or EngineOutput({"bnn.c": b"1"}, {"x": 10}),
     )
     monkeypatch.setattr(
         baremetal,
