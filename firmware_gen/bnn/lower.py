@@ -163,6 +163,9 @@ def compile_graph(graph: Graph, input_type: str = "auto") -> Program:
     nodes = [n for n in graph.nodes if n.index in live]
     for node in nodes:
         op_kind(node)  # refuse an unknown op before anything else
+        for tensor in (*node.activations, node.output):
+            if any(int(d) <= 0 for d in tensor.shape):
+                raise node.refuse(f"tensor {tensor.index} has shape {list(tensor.shape)}: every dimension must be positive")
     groups = {g.nodes[0].index: g for g in find_groups(graph, in_dtype == "uint8") if all(n.index in live for n in g.nodes)}
     kernels: list[Kernel] = []
     done = set(_rescale_table(graph, ctx, {n.index for g in groups.values() for n in g.nodes}))
