@@ -171,14 +171,7 @@ def run_engine(
 
     if data is not None:
         check_reference(engine, model, data, worker=worker)
-    if _takes_input_type(bnn.generate):
-        output = bnn.generate(model, core, board, input_type=input_type)
-    elif input_type == "auto":
-        output = bnn.generate(model, core, board)
-    else:
-        raise InputError(
-            f"--input-type {input_type}: this version of the bnn engine has a fixed input type; use --input-type auto"
-        )
+    output = bnn.generate(model, core, board, input_type=input_type)
     engine_sources = sorted(path for path in output.files if path.endswith(".c") and "/" not in path)
     extra = baremetal.generate(model, core, board, output)
     files = dict(output.files)
@@ -205,16 +198,6 @@ def _with_cmake(output: EngineOutput, sources: list[str], model: Model, core: Co
         raise InputError(f"the bnn engine must not produce {', '.join(clash)} itself (the CMake library does)")
     report = {**output.report, "cmake": {"target": BNN_TARGET, "sources": sources, "toolchain_file": TOOLCHAIN_NAME}}
     return EngineOutput(files={**output.files, **extra}, report=report)
-
-
-def _takes_input_type(generate: Any) -> bool:
-    """True when the bnn engine's ``generate`` has an ``input_type`` keyword (contract13.md)."""
-    import inspect
-
-    try:
-        return "input_type" in inspect.signature(generate).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _with_tflm_harness(model: Model, core: Core, board: Board | None, output: EngineOutput) -> EngineOutput:

@@ -4,7 +4,7 @@
 reports once it has compiled the trained model: ``model_data_bytes`` (every ``const`` array of
 ``bnn_model.c``: packed weights, thresholds, tables, the final affine) and
 ``activation_ram_bytes`` (the static arena its planner lays out). It follows the engine's
-layout rules (:mod:`firmware_gen.bnn.contract` and :mod:`firmware_gen.bnn.emit`), restated here
+layout rules (:mod:`firmware_gen.bnn.contract` and :mod:`firmware_gen.bnn.fused`), restated here
 from the architecture rather than read off a compiled model:
 
 * stem (convolution on pixels, ``taps = k * k``): one ``uint8_t`` table offset per group of 3
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from firmware_gen.bnn.contract import WORD_BITS
-from firmware_gen.bnn.emit import MAX_PIXEL_TAPS
+from firmware_gen.bnn.fused import MAX_PIXEL_TAPS
 from pipeline.planner import Buffer, plan_buffers
 from search.space import INPUT_SIZE, POOL, Arch, Conv, shape_problem
 
@@ -99,7 +99,10 @@ def packed_size(arch: Arch) -> PackedSize:
     problem = shape_problem(arch)
     taps = arch.stem.kernel * arch.stem.kernel
     if problem is None and taps > MAX_PIXEL_TAPS:
-        problem = f"stem: {taps} taps per output; the bnn engine's pixel kernel takes up to {MAX_PIXEL_TAPS}"
+        problem = (
+            f"stem: {taps} taps per output; the bnn engine's integer pixel kernel takes up to {MAX_PIXEL_TAPS}"
+            " (wider stems compile on its float path, which this estimate does not model)"
+        )
     if problem is not None:
         return PackedSize(0, 0, [], problem)
 

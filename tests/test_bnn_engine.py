@@ -20,10 +20,8 @@ from conftest import require_toolchain
 import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 from convert.flatbuffer import read_model_bytes
 from emulator.host import run_host
-from firmware_gen.bnn import generate
-from firmware_gen.bnn.graph import load_graph
+from firmware_gen.bnn import compile_model, generate
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, PixelConv
-from firmware_gen.bnn.lower import lower
 from firmware_gen.targets import get_core
 
 M4 = get_core("cortex-m4")
@@ -63,6 +61,14 @@ def head(*hidden: int) -> list[tuple]:
 
 SAME1 = {"padding": "same", "pad_values": 1.0}
 SAME0 = {"padding": "same", "pad_values": 0.0}
+
+
+def integer_layers(flatbuffer: bytes) -> list:
+    """The integer layers (:mod:`firmware_gen.bnn.ir`) the compiler made of a model, in order;
+    fails if any kernel is not one (these models must compile entirely on the integer path)."""
+    kernels = compile_model(flatbuffer).kernels
+    assert all(k.layer is not None for k in kernels), [k.kind for k in kernels]
+    return [k.layer for k in kernels]
 
 
 def _kinds(layers) -> list[str]:
@@ -251,7 +257,7 @@ def test_tiny_random_model_matches_lce(name: str, images, calibration, tmp_path:
 
     spec, expect = SPECS[name]
     flatbuffer = to_lce(build_model(spec, seed=len(name), calibration=calibration))
-    expect(lower(load_graph(read_model_bytes(flatbuffer))))
+    expect(integer_layers(flatbuffer))
     report = write_firmware(flatbuffer, tmp_path)
     run = run_host(tmp_path, images)
     reference = lce_outputs(flatbuffer, images)
@@ -377,7 +383,7 @@ def test_first_layer_bits_match_lce(tiny_models, mnist) -> None:
     head_only = to_lce(tf.keras.Model(model.inputs, first_bn.output))
     images = mnist.x_test[:2000]
     floats = lce_outputs(head_only, images).reshape(len(images), 13, 13, -1)
-    layer = lower(load_graph(read_model_bytes(to_lce(model))))[0]
+    layer = integer_layers(to_lce(model))[0]
     assert isinstance(layer, PixelConv) and layer.signs.shape[1:] == (3, 3, 1)
     q = images.astype(np.int64) * layer.unit - layer.zero
     s = np.zeros((len(images), 26, 26, layer.signs.shape[0]), dtype=np.int64)

@@ -1,4 +1,9 @@
-"""Models outside the supported set are refused with one line naming the layer and the op."""
+"""Models outside the supported set are refused with one line naming the layer and the op.
+
+Two kinds of refusal: an op that is not in the registry (firmware_gen/bnn/ops; nothing falls
+through to another kernel), and a registered op with an option outside its set. Both are one
+InputError line (exit status 2 at the CLI) and leave no files behind.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from conftest import run_module, stderr_lines
 
 import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 from firmware_gen.bnn import generate
+from firmware_gen.bnn.ops import REGISTRY
 from firmware_gen.targets import get_core
 from pipeline.errors import InputError
 
@@ -17,71 +23,55 @@ M4 = get_core("cortex-m4")
 BINARY = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "use_bias": False}
 
 
-def _convert(layers: list) -> bytes:
+def _convert(shape: tuple[int, ...], body) -> bytes:
     import tensorflow as tf
 
     from convert.converter import to_lce
 
-    model = tf.keras.Sequential([tf.keras.Input((28, 28, 1)), *layers])
+    inputs = tf.keras.Input(shape)
+    model = tf.keras.Model(inputs, body(inputs))
     rng = np.random.default_rng(0)
     for layer in model.layers:
         weights = layer.get_weights()
-        if weights and layer.__class__.__name__ in ("QuantConv2D", "QuantDense", "Dense", "Conv2D"):
+        if weights and not isinstance(layer, tf.keras.layers.BatchNormalization):
             layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in weights])
     return to_lce(model)
 
 
-def _average_pool() -> bytes:
+def _tanh() -> bytes:
+    """A binary conv followed by TANH: an op outside the registry."""
     import larq as lq
     import tensorflow as tf
 
-    return _convert(
-        [
-            lq.layers.QuantConv2D(8, 3, kernel_quantizer="ste_sign", use_bias=False),
-            tf.keras.layers.BatchNormalization(),
-            tf.keras.layers.AveragePooling2D(2),
-            lq.layers.QuantConv2D(8, 3, **BINARY),
-            tf.keras.layers.Flatten(),
-            lq.layers.QuantDense(10, **BINARY),
-        ]
-    )
+    return _convert((8, 8, 3), lambda x: tf.keras.layers.Activation("tanh")(lq.layers.QuantConv2D(4, 3, **BINARY)(x)))
 
 
-def _float_dense_relu() -> bytes:
+def _mean_over_channels() -> bytes:
+    """MEAN over the channel axis: a registered op with an option outside its set."""
     import larq as lq
     import tensorflow as tf
 
-    return _convert(
-        [
-            lq.layers.QuantConv2D(8, 3, kernel_quantizer="ste_sign", use_bias=False),
-            tf.keras.layers.BatchNormalization(),
-            lq.layers.QuantConv2D(8, 3, **BINARY),
-            tf.keras.layers.Flatten(),
-            tf.keras.layers.Dense(16, activation="relu"),
-            lq.layers.QuantDense(10, **BINARY),
-        ]
-    )
+    def body(x):
+        y = lq.layers.QuantConv2D(4, 3, **BINARY)(x)
+        return tf.keras.layers.Lambda(lambda t: tf.reduce_mean(t, axis=-1))(y)
+
+    return _convert((8, 8, 3), body)
 
 
-def _float_first_conv() -> bytes:
-    import larq as lq
+def _concat_constant() -> bytes:
+    """CONCATENATION with a constant input."""
     import tensorflow as tf
 
-    return _convert(
-        [
-            tf.keras.layers.Conv2D(8, 3, use_bias=False),
-            tf.keras.layers.BatchNormalization(),
-            lq.layers.QuantConv2D(8, 3, **BINARY),
-            tf.keras.layers.Flatten(),
-            lq.layers.QuantDense(10, **BINARY),
-        ]
-    )
+    def body(x):
+        return tf.keras.layers.Lambda(lambda t: tf.concat([t, tf.ones_like(t[:, :1]) * 0.5], axis=1))(tf.keras.layers.ReLU()(x))
+
+    return _convert((4, 4, 2), body)
 
 
 CASES = {
-    "average_pool": (_average_pool, r"^bnn engine: layer \d+ \(AVERAGE_POOL_2D\): op not supported"),
-    "float_dense_relu": (_float_dense_relu, r"^bnn engine: layer \d+ \(FULLY_CONNECTED\): op not supported on the float output"),
-    "float_first_conv": (_float_first_conv, r"^bnn engine: layer 0 \(CONV_2D\): weights are not binary"),
+    "tanh": (_tanh, r"^bnn engine: layer \d+ \(TANH\): op not supported by the bnn engine \(supported: .*LceBconv2d"),
+    "mean_over_channels": (_mean_over_channels, r"^bnn engine: layer \d+ \(MEAN\): mean over axes \[3\]"),
+    "concat_constant": (_concat_constant, r"^bnn engine: layer \d+ \(CONCATENATION\): constant inputs are not supported"),
 }
 
 
@@ -97,17 +87,32 @@ def test_unsupported_model_is_refused_in_one_line(name: str, flatbuffers: dict[s
     assert "\n" not in str(caught.value)
 
 
+def test_the_registry_covers_the_issue_op_set() -> None:
+    expected = {
+        "LceQuantize", "LceDequantize", "LceBconv2d", "LceBMaxPool2d", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+        "ADD", "MUL", "MAX_POOL_2D", "AVERAGE_POOL_2D", "MEAN", "CONCATENATION", "PAD", "RESHAPE", "RELU", "RELU6",
+        "PRELU", "LOGISTIC", "SOFTMAX",
+    }  # fmt: skip
+    assert expected <= set(REGISTRY)
+    assert all(kind.summary and (kind.template or name == "RESHAPE") for name, kind in REGISTRY.items())
+
+
 def test_cli_refusal_is_one_line_exit_2(flatbuffers: dict[str, bytes], tmp_path: Path) -> None:
-    model = tmp_path / "avg.lce.tflite"
-    model.write_bytes(flatbuffers["average_pool"])
+    model = tmp_path / "tanh.lce.tflite"
+    model.write_bytes(flatbuffers["tanh"])
     out = tmp_path / "fw"
     result = run_module("firmware_gen", "--target", "cortex-m4", "--engine", "bnn", "--model", model, "--out", out)
     assert result.returncode == 2
     lines = stderr_lines(result)
-    assert len(lines) == 1 and "layer" in lines[0] and "AVERAGE_POOL_2D" in lines[0], lines
+    assert len(lines) == 1 and "layer" in lines[0] and "TANH" in lines[0], lines
     assert not out.exists() or not any(out.iterdir()), "a refused model left files behind"
 
 
 def test_non_flatbuffer_is_refused() -> None:
     with pytest.raises(InputError, match="not a TFLite flatbuffer"):
         generate(b"not a model at all", M4)
+
+
+def test_input_type_outside_the_set_is_refused(flatbuffers: dict[str, bytes]) -> None:
+    with pytest.raises(InputError, match="input type 'int16' is not one of auto, uint8, float32"):
+        generate(flatbuffers["tanh"], M4, input_type="int16")

@@ -246,7 +246,9 @@ def test_bnn_engine_dispatch_merges_baremetal(tiny_cnn_tflite, monkeypatch):
 
     calls = []
     monkeypatch.setattr(
-        bnn, "generate", lambda model, core, board: calls.append("bnn") or EngineOutput({"bnn.c": b"1"}, {"x": 10})
+        bnn,
+        "generate",
+        lambda model, core, board, input_type="auto": calls.append("bnn") or EngineOutput({"bnn.c": b"1"}, {"x": 10}),
     )
     monkeypatch.setattr(
         baremetal,
@@ -273,7 +275,9 @@ def _fake_bnn(monkeypatch, report: dict) -> None:
     """The bnn engine replaced by one that reports ``report``, with no bare-metal project (so no ELF figures)."""
     from firmware_gen import baremetal, bnn
 
-    monkeypatch.setattr(bnn, "generate", lambda model, core, board: EngineOutput({"bnn_model.c": b"int x;\n"}, dict(report)))
+    monkeypatch.setattr(
+        bnn, "generate", lambda model, core, board, input_type="auto": EngineOutput({"bnn_model.c": b"int x;\n"}, dict(report))
+    )
     monkeypatch.setattr(baremetal, "generate", lambda model, core, board, out: EngineOutput({}, {}))
 
 
@@ -320,11 +324,8 @@ def test_input_type_reaches_the_bnn_engine_and_is_refused_elsewhere(tiny_cnn_tfl
         lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(lines) == 1 and message in lines[0], lines
 
-    _fake_bnn(monkeypatch, {})  # an engine whose generate() has no input_type keyword
-    assert main([*base, "--engine", "bnn", "--out", str(tmp_path / "old")]) == 0
-    refused([*base, "--engine", "bnn", "--input-type", "float32", "--out", str(tmp_path / "x")], "has a fixed input type")
     refused([*base, "--input-type", "uint8", "--out", str(tmp_path / "y")], "applies to the bnn engine only")
     with pytest.raises(SystemExit) as stop:
         main([*base, "--input-type", "int16"])
     assert stop.value.code == 2
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert not (tmp_path / "y").exists()

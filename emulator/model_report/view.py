@@ -158,7 +158,7 @@ def _plans(sources: ModelSources, doc: Doc | None) -> list[Plot]:
                 title,
                 svg.memory_plan_chart(spans, steps=len(layers), total_bytes=total, title=title, step_label="layer"),
                 firmware.rel,
-                "report.arena_buffers: what bnn_predict uses on the chip (layer i reads buffer i-1, writes buffer i)",
+                "report.arena_buffers: what bnn_predict uses on the chip (each buffer lives from its first to its last layer)",
             )
         )
     plan = doc.data.get("memory_plan") if doc is not None else None

@@ -123,11 +123,13 @@ def _block(words: list[str], n: int, result: str, prefix: str) -> list[str]:
         for i, b in enumerate(bytes_):
             lines.append(f"{b} = ({b} & 0x00ff00ffu) + (({b} >> 8) & 0x00ff00ffu);")
             halves.append(b if i == 0 else f"({b} << {2 * i})")
-        lines.append(f"{prefix}b0 = {' + '.join(halves)};")
+        if len(halves) > 1:  # (one byte word is already in b0; `b0 = b0` would trip clang's -Wself-assign)
+            lines.append(f"{prefix}b0 = {' + '.join(halves)};")
         lines.append(f"{result} = (int32_t)(({prefix}b0 + ({prefix}b0 >> 16)) & 0xffffu);")
     else:
         terms = [b if i == 0 else f"({b} << {2 * i})" for i, b in enumerate(bytes_)]
-        lines.append(f"{prefix}b0 = {' + '.join(terms)};")
+        if len(terms) > 1:
+            lines.append(f"{prefix}b0 = {' + '.join(terms)};")
         if 32 * n <= 255:
             lines.append(f"{result} = (int32_t)(({prefix}b0 * 0x01010101u) >> 24);")
         else:

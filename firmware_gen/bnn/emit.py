@@ -1,343 +1,149 @@
-"""Per-layer emission: pack each lowered layer's constants and build its template context.
+"""Write the C files of a compiled program: ``bnn_model.h``, ``bnn_model.c``, ``bnn_kernels.h``.
 
-Each layer kind has a ``_resolve_*`` function (shapes, packing, C types, the per-layer report
-row) and a template ``firmware_gen/templates/bnn/layer_*.c.j2`` that only lays the code out.
-Packing follows :mod:`firmware_gen.bnn.contract`.
+Templates hold the layout (``firmware_gen/templates/bnn/``); this module only names things:
+kernel ``N`` becomes ``static ... bnn_layerN(...)`` with its constants prefixed ``lN_``, its
+parameters are one pointer per input value then the output (``in0``, ``in1``, ..., ``out``:
+the model's ``input``, the caller's ``scores`` or an offset into the static arena), and
+``bnn_predict`` calls the kernels in order and returns the argmax of the scores (first
+maximum), or what the fused integer head returns. The arena is a ``uint32_t`` array when it
+holds bit-packed values only, else a union of typed views.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
+from firmware_gen.bnn.kernel import Kernel
+from firmware_gen.bnn.plan import INPUT, SCORES, MemoryPlan
+from firmware_gen.bnn.signature import Signature
+from firmware_gen.bnn.values import Value
+from firmware_gen.render import render
 
-from firmware_gen.bnn.contract import WORD_BITS, flat_storage_bit, pack_signs, pixel_group_entries, words_for
-from firmware_gen.bnn.csa import PopcountTree, popcount_tree
-from firmware_gen.bnn.graph import refuse
-from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, Layer, PixelConv, Scores, Threshold, Window
+__all__ = ["emit_files", "kernel_title"]
 
-__all__ = ["CArray", "LayerCode", "resolve_layer", "MAX_PIXEL_TAPS"]
-
-MAX_PIXEL_TAPS = 30
-# XOR-popcounts over at most this many words are one straight carry-save tree; longer ones loop
-# over trees of TREE_CHUNK words.
-MAX_STRAIGHT_TREE = 36
-TREE_CHUNK = 16
-_INT16 = (-(2**15), 2**15 - 1)
+_VIEWS = {"uint32_t": ("u32", 4), "float": ("f32", 4), "int8_t": ("i8", 1), "uint8_t": ("u8", 1)}
 
 
-@dataclass
-class CArray:
-    """A constant array in flash: C type, name, values; ``target_only`` arrays are read only by the
-    target kernels (the channel-inner host build has its own layouts, ``LayerCode.inner_arrays``)."""
-
-    ctype: str
-    name: str
-    values: np.ndarray
-    target_only: bool = False
-
-    @property
-    def itemsize(self) -> int:
-        """Bytes per element."""
-        return {"uint32_t": 4, "int32_t": 4, "int16_t": 2, "int64_t": 8, "uint8_t": 1, "int8_t": 1, "uint16_t": 2}[self.ctype]
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes in flash."""
-        return self.itemsize * int(self.values.size)
-
-    @property
-    def body(self) -> str:
-        """Initializer lines."""
-        if self.ctype == "uint32_t":
-            items = [f"0x{int(v) & 0xFFFFFFFF:08x}u" for v in self.values.reshape(-1)]
-            per_line = 6
-        else:
-            items = [str(int(v)) for v in self.values.reshape(-1)]
-            per_line = 12
-        lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
-        return ",\n".join("    " + line for line in lines)
-
-
-@dataclass
-class LayerCode:
-    """Everything the templates and the report need for one layer.
-
-    ``background`` is the layer's output pixel (``words`` uint32) when its whole input is the
-    background (pixels 0 for the pixel conv, the previous background for the others), or ``None``:
-    the next layer may test its windows against it (an exact shortcut, whatever the input).
-    """
-
-    template: str
-    context: dict[str, Any]
-    arrays: list[CArray]
-    weight_bytes: int
-    threshold_bytes: int
-    out_words: int
-    report: dict[str, Any] = field(default_factory=dict)
-    inner_template: str | None = None
-    inner_arrays: list[CArray] = field(default_factory=list)
-    background: np.ndarray | None = None
-
-
-def _pool_context(pool: Window | None) -> dict[str, int]:
-    if pool is None:
-        return {
-            "pool_h": 1,
-            "pool_w": 1,
-            "pool_stride_h": 1,
-            "pool_stride_w": 1,
-            "pool_pad_top": 0,
-            "pool_pad_left": 0,
-            "pool_taps": 1,
-        }
-    return {
-        "pool_h": pool.kh,
-        "pool_w": pool.kw,
-        "pool_stride_h": pool.sh,
-        "pool_stride_w": pool.sw,
-        "pool_pad_top": pool.pad_top,
-        "pool_pad_left": pool.pad_left,
-        "pool_taps": pool.kh * pool.kw,
-    }
-
-
-def _threshold_array(prefix: str, epilogue: Threshold) -> CArray:
-    t = epilogue.thresholds
-    fits = _INT16[0] <= min(epilogue.s_min, int(t.min())) and max(epilogue.s_max + 1, int(t.max())) <= _INT16[1]
-    return CArray("int16_t" if fits else "int32_t", f"{prefix}thresholds", t.astype(np.int64))
-
-
-def _conv_context(conv: Window) -> dict[str, int]:
-    return {
-        "kernel_h": conv.kh,
-        "kernel_w": conv.kw,
-        "stride_h": conv.sh,
-        "stride_w": conv.sw,
-        "pad_top": conv.pad_top,
-        "pad_left": conv.pad_left,
-        "in_h": conv.in_h,
-        "in_w": conv.in_w,
-        "conv_h": conv.out_h,
-        "conv_w": conv.out_w,
-    }
-
-
-def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
-    out_c, kh, kw, in_c = layer.signs.shape
-    taps = kh * kw * in_c
-    if taps > MAX_PIXEL_TAPS:
-        raise refuse(layer.index, "CONV_2D", f"{taps} taps per output; the pixel kernel supports up to {MAX_PIXEL_TAPS}")
-    groups = -(-taps // 3)
-    entries = pixel_group_entries(layer.signs.reshape(out_c, taps) < 0)
-    q_max = max(abs(layer.zero), abs(255 * layer.unit - layer.zero))
-    qtype = "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t"
-    byte_offsets = entries * (2 if qtype == "int16_t" else 4)
-    offset_type = "uint8_t" if byte_offsets.max() <= 255 else "uint16_t"
-    offsets = CArray(offset_type, f"{prefix}offsets", byte_offsets, target_only=True)
-    thresholds = _threshold_array(prefix, layer.epilogue)
-    arrays = [offsets, thresholds]
-    # q = 0 exactly when the pixel is 0 (and in the padding): such windows have S = 0.
-    skip_zero = layer.zero == 0
-    zero_bits = pack_signs(layer.epilogue.thresholds > 0)
-    if skip_zero:
-        arrays.append(CArray("uint32_t", f"{prefix}zero_bits", zero_bits))
-    context = {
-        **_conv_context(layer.conv),
-        **_pool_context(layer.epilogue.pool),
-        "taps": taps,
-        "groups": groups,
-        "padded": layer.conv.padded,
-        "unit": layer.unit,
-        "zero": layer.zero,
-        "skip_zero": skip_zero,
-        "band_type": "uint32_t" if layer.conv.in_w + layer.conv.pad_left <= 32 else "uint64_t",
-        "kernel_mask": f"0x{(1 << kw) - 1:x}u",
-        "qtype": qtype,
-        "offset_type": offset_type,
-        "out_h": layer.out.h,
-        "out_w": layer.out.w,
-        "channels": layer.out.c,
-        "out_words": layer.out.words,
-    }
-    # Channel-inner form: +-1 weights [tap][channel] in the accumulator type.
-    bound = taps * q_max
-    acc = "int16_t" if bound + 1 <= _INT16[1] else "int32_t"
-    signs_t = layer.signs.reshape(out_c, taps).T.astype(np.int64)
-    context.update(acc_type=acc, s_floor=-bound - 1)
-    weight_bytes = offsets.nbytes + (4 * layer.out.words if skip_zero else 0)
-    code = LayerCode("bnn/layer_pixel_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
-    code.inner_template = "bnn/layer_pixel_conv_inner.c.j2"
-    code.inner_arrays = [CArray(acc, f"{prefix}signs_t", signs_t)]
-    code.background = zero_bits if skip_zero else None
-    return code
-
-
-def _all_ones(channels: int) -> str:
-    """C expression (in a loop over output words ``w``) of the word with every channel bit set."""
-    tail = channels % WORD_BITS
-    if tail == 0:
-        return "0xffffffffu"
-    return f"(w == {words_for(channels) - 1} ? 0x{(1 << tail) - 1:x}u : 0xffffffffu)"
-
-
-def _xor_terms(offsets: range, masked: bool, base: str = "") -> list[str]:
-    if masked:
-        return [f"(a[{base}{k}] ^ b[{base}{k}]) & m[{base}{k}]" for k in offsets]
-    return [f"a[{base}{k}] ^ b[{base}{k}]" for k in offsets]
-
-
-def _xor_trees(words: int, masked: bool) -> dict[str, PopcountTree | int | None]:
-    """Context of ``_xor_popcount.j2``: one straight tree, or a chunk tree in a loop plus a tail."""
-    if words <= MAX_STRAIGHT_TREE:
-        tree = popcount_tree(_xor_terms(range(words), masked), "total")
-        return {"tree": tree, "chunk_tree": None, "tail_tree": None, "chunk": 0}
-    chunk = popcount_tree(_xor_terms(range(TREE_CHUNK), masked, "i + "), "count")
-    full = words // TREE_CHUNK * TREE_CHUNK
-    tail = popcount_tree(_xor_terms(range(full, words), masked), "count") if words > full else None
-    return {"tree": None, "chunk_tree": chunk, "tail_tree": tail, "chunk": TREE_CHUNK}
-
-
-def _resolve_binary_conv(layer: BinaryConv, prefix: str, background: np.ndarray | None) -> LayerCode:
-    out_c, kh, kw, in_c = layer.signs.shape
-    packed = pack_signs(layer.signs < 0).reshape(out_c, -1)
-    weights = CArray("uint32_t", f"{prefix}weights", packed, target_only=True)
-    n_full = kh * kw * in_c
-    thresholds = _threshold_array(prefix, layer.epilogue)
-    if layer.pad_mode != "zero":  # every window has n_full bits: S >= T is popcount <= (n_full - T) // 2
-        limits = (n_full - layer.epilogue.thresholds.astype(np.int64)) // 2
-        thresholds = CArray("int16_t" if n_full <= _INT16[1] else "int32_t", f"{prefix}limits", limits)
-    arrays = [weights, thresholds]
-    if layer.pad_mode == "one":
-        arrays.append(CArray("uint32_t", f"{prefix}pad", pack_signs(layer.pad_bits)))
-    # Windows made only of background pixels have a known S per channel: S_bg = K - 2 popcount.
-    memo = layer.pad_mode == "valid" and background is not None and background.size == layer.inp.words
-    bg_open = None
-    if memo:
-        window = np.tile(np.asarray(background, dtype=np.uint32), kh * kw)
-        s_bg = n_full - 2 * np.array([sum(bin(int(v)).count("1") for v in row ^ window) for row in packed])
-        bg_open = pack_signs(s_bg < layer.epilogue.thresholds)
-        arrays += [
-            CArray("uint32_t", f"{prefix}bg_in", np.asarray(background, dtype=np.uint32), target_only=True),
-            CArray("uint32_t", f"{prefix}bg_open", bg_open, target_only=True),
-        ]
-    context = {
-        **_conv_context(layer.conv),
-        **_pool_context(layer.epilogue.pool),
-        "in_words": layer.inp.words,
-        "in_channels": in_c,
-        "n_full": n_full,
-        "taps_words": kh * kw * layer.inp.words,
-        "pad_mode": layer.pad_mode,
-        "memo": memo,
-        "all_ones": _all_ones(layer.out.c),
-        **_xor_trees(kh * kw * layer.inp.words, layer.pad_mode == "zero"),
-        "out_h": layer.out.h,
-        "out_w": layer.out.w,
-        "channels": out_c,
-        "out_words": layer.out.words,
-    }
-    extra = 4 * layer.inp.words if layer.pad_mode == "one" else 0
-    weight_bytes = weights.nbytes + extra + (4 * (layer.inp.words + layer.out.words) if memo else 0)
-    code = LayerCode("bnn/layer_binary_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
-    code.inner_template = "bnn/layer_binary_conv_inner.c.j2"
-    code.inner_arrays = [CArray("uint32_t", f"{prefix}weights_t", packed.T)]
-    code.background = bg_open
-    return code
-
-
-def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
-    out_n, n = layer.signs.shape
-    inp = layer.inp
-    storage_words = inp.total_words
-    negative = np.zeros((out_n, storage_words * WORD_BITS), dtype=bool)
-    negative[:, flat_storage_bit(np.arange(n), inp.c)] = layer.signs < 0
-    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative), target_only=True)
-    context: dict[str, Any] = {
-        "outputs": out_n,
-        "inputs": n,
-        "in_words": storage_words,
-        "scores": isinstance(layer.epilogue, Scores),
-        "taps_words": storage_words,
-        "pad_mode": "valid",
-        **_xor_trees(storage_words, False),
-    }
-    if isinstance(layer.epilogue, Scores):
-        ctype = "int64_t" if layer.epilogue.wide else "int32_t"
-        mul = CArray(ctype, f"{prefix}score_mul", layer.epilogue.mul)
-        add = CArray(ctype, f"{prefix}score_add", layer.epilogue.add)
-        arrays, tail_bytes, out_words = [weights, mul, add], mul.nbytes + add.nbytes, 0
-        context.update(scale_log2=layer.epilogue.scale_log2, wide=layer.epilogue.wide, view_shift=layer.epilogue.view_shift)
+def kernel_title(position: int, kernel: Kernel, value: Value, output_is_scores: bool) -> str:
+    """One line naming a kernel, its ops and its output (comments and reports)."""
+    if output_is_scores and value.dtype == "int32":
+        shape = f"{value.size} int32 scores"
+    elif output_is_scores:
+        shape = f"{value.size} {'float' if value.dtype == 'float32' else value.dtype} scores"
     else:
-        thresholds = _threshold_array(prefix, layer.epilogue)
-        arrays, tail_bytes, out_words = [weights, thresholds], thresholds.nbytes, words_for(out_n)
-    code = LayerCode("bnn/layer_binary_dense.c.j2", context, arrays, weights.nbytes, tail_bytes, out_words)
-    code.inner_arrays = [CArray("uint32_t", f"{prefix}weights_t", weights.values.reshape(out_n, -1).T)]
-    return code
+        shape = value.describe()
+    return f"layer {position}: {' + '.join(kernel.ops)} (flatbuffer op {kernel.index}) -> {shape}"
 
 
-def _resolve_bit_maxpool(layer: BitMaxPool, prefix: str) -> LayerCode:
-    pool = layer.pool
-    arrays = []
-    has_or = bool(np.any(layer.or_mask))
-    if has_or:
-        arrays.append(CArray("uint32_t", f"{prefix}or_mask", pack_signs(layer.or_mask)))
-    context = {
-        "pool_h": pool.kh,
-        "pool_w": pool.kw,
-        "pool_stride_h": pool.sh,
-        "pool_stride_w": pool.sw,
-        "pool_pad_top": pool.pad_top,
-        "pool_pad_left": pool.pad_left,
-        "in_h": pool.in_h,
-        "in_w": pool.in_w,
-        "out_h": pool.out_h,
-        "out_w": pool.out_w,
-        "in_words": layer.inp.words,
-        "has_or": has_or,
-    }
-    mask_bytes = sum(a.nbytes for a in arrays)
-    return LayerCode("bnn/layer_bit_maxpool.c.j2", context, arrays, 0, mask_bytes, layer.out.total_words)
+def _pointer(tensor: int, values: dict[int, Value], memory: MemoryPlan, single_view: bool) -> str:
+    place = memory.place(tensor)
+    if place == INPUT:
+        return "input"
+    if place == SCORES:
+        return "scores"
+    view, size = _VIEWS[values[tensor].ctype]
+    offset = int(place) // size
+    return f"bnn_arena + {offset}" if single_view else f"bnn_arena.{view} + {offset}"
 
 
-def resolve_layer(layer: Layer, position: int, background: np.ndarray | None = None) -> LayerCode:
-    """Pack one layer's constants and build its template context.
+def _row(title: str, kernel: Kernel, values: dict[int, Value], memory: MemoryPlan) -> str:
+    out = 0 if memory.place(kernel.output) == SCORES else values[kernel.output].nbytes
+    if kernel.weight_bytes is None:
+        return f"{title}: constants {kernel.data_bytes} B, out {out} B"
+    if kernel.layer is None:
+        return (
+            f"{title}: weights {kernel.weight_bytes} B, other constants {kernel.data_bytes - kernel.weight_bytes} B, out {out} B"
+        )
+    return f"{title}: weights {kernel.weight_bytes} B, thresholds {kernel.data_bytes - kernel.weight_bytes} B, out {out} B"
+
+
+def _params(kernel: Kernel, values: dict[int, Value], output_type: str) -> tuple[str, list[str]]:
+    in_types = [values[t].ctype for t in kernel.inputs]
+    names = [f"const {ctype} *in{i}" for i, ctype in enumerate(in_types)]
+    return ", ".join([*names, f"{output_type} *out"]), in_types
+
+
+def emit_files(
+    kernels: list[Kernel],
+    values: dict[int, Value],
+    memory: MemoryPlan,
+    signature: Signature,
+    output_tensor: int,
+    common: dict[str, Any],
+    popcount_choice: str,
+) -> dict[str, str]:
+    """Render the three engine files.
 
     Args:
-        layer: a lowered layer.
-        position: its position in the program (names ``bnn_layerN`` and the ``lN_`` arrays).
-        background: the previous layer's :attr:`LayerCode.background`, or ``None``.
+        kernels: in execution order.
+        values: tensor -> value.
+        memory: the plan of :func:`firmware_gen.bnn.plan.plan_memory`.
+        signature: the API.
+        output_tensor: the model output (written to ``scores``).
+        common: banner variables plus ``model_data_bytes`` and ``arena_bytes``.
+        popcount_choice: the single-word popcount variant of the core (comment).
 
     Returns:
-        The :class:`LayerCode`; ``context`` also carries ``fn``, ``prefix`` and ``title``.
-
-    Raises:
-        InputError: the layer exceeds a kernel limit.
+        File name -> text.
     """
-    prefix = f"l{position}_"
-    if isinstance(layer, PixelConv):
-        code = _resolve_pixel_conv(layer, prefix)
-    elif isinstance(layer, BinaryConv):
-        code = _resolve_binary_conv(layer, prefix, background)
-    elif isinstance(layer, BinaryDense):
-        code = _resolve_binary_dense(layer, prefix)
-    else:
-        code = _resolve_bit_maxpool(layer, prefix)
-        code.background = background  # AND/OR of equal pixels is that pixel
-    out = getattr(layer, "out", None)
-    shape = f"{out.h}x{out.w}x{out.c} bits" if out is not None else f"{layer.signs.shape[0]} int32 scores"
-    title = f"layer {position}: {' + '.join(layer.ops)} (flatbuffer op {layer.index}) -> {shape}"
-    code.context.update({"fn": f"bnn_layer{position}", "prefix": prefix, "title": title})
-    code.report = {
-        "position": position,
-        "op_index": layer.index,
-        "ops": list(layer.ops),
-        "kind": type(layer).__name__,
-        "output": shape,
-        "packed_weight_bytes": code.weight_bytes,
-        "threshold_bytes": code.threshold_bytes,
-        "activation_bytes": 4 * code.out_words,
-        "notes": list(layer.notes),
+    single_view = memory.ctypes in ((), ("uint32_t",))
+    layers, calls = [], []
+    score_type = "float" if signature.score_dtype == "float32" else "int32_t"
+    for position, kernel in enumerate(kernels):
+        is_scores = memory.place(kernel.output) == SCORES
+        out_type = score_type if is_scores else values[kernel.output].ctype
+        params, in_types = _params(kernel, values, out_type)
+        title = kernel_title(position, kernel, values[kernel.output], is_scores)
+        context = {
+            **kernel.context,
+            "fn": f"bnn_layer{position}",
+            "prefix": f"l{position}_",
+            "title": title,
+            "params": params,
+            "in_types": in_types,
+            "out_type": out_type,
+            "template": kernel.template,
+            "inner_template": kernel.inner_template,
+        }
+        layers.append(context)
+        args = [_pointer(t, values, memory, single_view) for t in (*kernel.inputs, kernel.output)]
+        call = f"{context['fn']}({', '.join(args)})"
+        calls.append({"call": call, "barrier": position in memory.barriers})
+    final = kernels[-1]
+    returns = calls.pop()["call"] if final.returns_class else None
+    arrays = [array for kernel in kernels for array in kernel.arrays]
+    float_code = any(v.dtype == "float32" for v in values.values()) or signature.input_dtype == "float32"
+    needs = {
+        "need_float": float_code,
+        "need_exp": any(k.context.get("uses_exp") for k in kernels),
+        "need_round": any(k.context.get("uses_round") or k.context.get("output") == "int8" for k in kernels),
+        "need_int8": any(k.context.get("uses_int8") for k in kernels),
+        "need_barrier": bool(memory.barriers),
+        "argmax_type": None if returns else score_type,
     }
-    return code
+    views = [(_VIEWS[t][0], t, memory.total // _VIEWS[t][1]) for t in memory.ctypes]
+    layer_rows = [_row(row["title"], kernel, values, memory) for row, kernel in zip(layers, kernels, strict=True)]
+    model_c = render(
+        "bnn/bnn_model.c.j2",
+        arrays=arrays,
+        inner_arrays=[array for kernel in kernels for array in kernel.inner_arrays],
+        arena_words=max(memory.total // 4, 1),
+        single_view=single_view,
+        views=views,
+        plan_lines=memory.plan.describe(),
+        layers=layers,
+        calls=calls,
+        final_call=returns,
+        **needs,
+        **common,
+    )
+    header = render(
+        "bnn/bnn_model.h.j2",
+        layer_rows=layer_rows,
+        scale_log2=final.layer.epilogue.scale_log2 - final.layer.epilogue.view_shift if returns else None,
+        float_code=float_code,
+        **signature.macros(),
+        **common,
+    )
+    kernels_h = render("bnn/bnn_kernels.h.j2", popcount_choice=popcount_choice, **needs, **common)
+    return {"bnn_kernels.h": kernels_h, "bnn_model.h": header, "bnn_model.c": model_c}

@@ -45,9 +45,10 @@ class BitShape:
 class Window:
     """A sliding window (convolution or pooling) in TFLite's geometry.
 
-    ``out = (in + pad_total - k) // stride + 1``; the window of output ``(y, x)`` starts at input
-    row ``y * sh - pad_top`` and column ``x * sw - pad_left``; positions outside the input are
-    padding (skipped, or a constant for one-padded convolutions).
+    ``out = (in + pad_total - eff) // stride + 1`` with the effective extent
+    ``eff = (k - 1) * dilation + 1``; tap ``(ky, kx)`` of output ``(y, x)`` reads input row
+    ``y * sh - pad_top + ky * dh`` and column ``x * sw - pad_left + kx * dw``; positions outside
+    the input are padding (skipped, or a constant for one-padded convolutions).
     """
 
     kh: int
@@ -60,24 +61,33 @@ class Window:
     in_w: int
     out_h: int
     out_w: int
+    dh: int = 1
+    dw: int = 1
 
     @property
     def padded(self) -> bool:
         """True when some window reaches outside the input."""
-        bottom = (self.out_h - 1) * self.sh + self.kh - self.pad_top - self.in_h
-        right = (self.out_w - 1) * self.sw + self.kw - self.pad_left - self.in_w
+        bottom = (self.out_h - 1) * self.sh + (self.kh - 1) * self.dh + 1 - self.pad_top - self.in_h
+        right = (self.out_w - 1) * self.sw + (self.kw - 1) * self.dw + 1 - self.pad_left - self.in_w
         return self.pad_top > 0 or self.pad_left > 0 or bottom > 0 or right > 0
 
     @staticmethod
-    def make(in_h: int, in_w: int, kh: int, kw: int, sh: int, sw: int, same: bool) -> Window:
-        """TFLite's output size and padding for ``SAME`` or ``VALID``."""
+    def make(in_h: int, in_w: int, kh: int, kw: int, sh: int, sw: int, same: bool, dh: int = 1, dw: int = 1) -> Window:
+        """TFLite's output size and padding for ``SAME`` or ``VALID`` (``ComputePaddingHeightWidth``).
+
+        Raises:
+            ValueError: a VALID window larger than the input (no output).
+        """
+        eff_h, eff_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
         if same:
             out_h, out_w = -(-in_h // sh), -(-in_w // sw)
-            pad_h = max((out_h - 1) * sh + kh - in_h, 0)
-            pad_w = max((out_w - 1) * sw + kw - in_w, 0)
-            return Window(kh, kw, sh, sw, pad_h // 2, pad_w // 2, in_h, in_w, out_h, out_w)
-        out_h, out_w = (in_h - kh) // sh + 1, (in_w - kw) // sw + 1
-        return Window(kh, kw, sh, sw, 0, 0, in_h, in_w, out_h, out_w)
+            pad_h = max((out_h - 1) * sh + eff_h - in_h, 0)
+            pad_w = max((out_w - 1) * sw + eff_w - in_w, 0)
+            return Window(kh, kw, sh, sw, pad_h // 2, pad_w // 2, in_h, in_w, out_h, out_w, dh, dw)
+        out_h, out_w = (in_h - eff_h) // sh + 1, (in_w - eff_w) // sw + 1
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"a {kh}x{kw} window (dilation {dh}x{dw}) does not fit a {in_h}x{in_w} input without padding")
+        return Window(kh, kw, sh, sw, 0, 0, in_h, in_w, out_h, out_w, dh, dw)
 
 
 @dataclass
