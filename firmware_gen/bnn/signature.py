@@ -1,10 +1,10 @@
 """The model's signature: the input's shape and C type, the class count and the score type.
 
-Everything comes from the flatbuffer (``/work/notes/contract13.md`` is the agreement with the
-downstream stages): the input shape as ``(H, W, C)`` (:func:`firmware_gen.bnn.graph.hwc`: a
-``(1, N)`` input is ``1 x 1 x N``, a ``(1, H, W)`` input has ``C = 1``); the class count is the
-number of elements of the output tensor; the score type is int32 (the fused integer head, or
-an int8 output widened) or float (a float head).
+Everything comes from the flatbuffer, and ``firmware.json``'s ``report.signature`` carries it to
+the downstream stages (:mod:`emulator.signature` reads it): the input shape as ``(H, W, C)``
+(:func:`firmware_gen.bnn.graph.hwc`: a ``(1, N)`` input is ``1 x 1 x N``, a ``(1, H, W)`` input
+has ``C = 1``); the class count is the number of elements of the output tensor; the score type
+is int32 (the fused integer head, or an int8 output widened) or float (a float head).
 
 The input type rule (``input_type``): an INT8 input is ``int8_t`` (with its scale and zero
 point); a FLOAT32 input is ``uint8_t`` when asked (``uint8``), or with ``auto`` when every
