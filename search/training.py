@@ -15,7 +15,6 @@ final retraining (:mod:`search.final`) is given the real one.
 from __future__ import annotations
 
 import gc
-import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -102,15 +101,9 @@ def train_candidate(arch: Arch, recipe: Any, data: Dataset, *, seed: int, name: 
     """
     from train.trainer import fit
 
-    options: dict[str, Any] = {}
-    parameters = inspect.signature(fit).parameters
-    if "progress" in parameters:
-        options["progress"] = "none"
-    elif "verbose" in parameters:
-        options["verbose"] = 0
     gc.collect()
     with registered(name, arch):
-        result = fit(name, recipe, data, seed=seed, limit=limit, **options)
+        result = fit(name, recipe, data, seed=seed, limit=limit, progress="none")
     return result
 
 
