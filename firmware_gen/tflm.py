@@ -183,9 +183,10 @@ def input_quant_table(scale: float, zero_point: int) -> list[int]:
     if not np.isfinite(scale) or scale <= 0:
         raise InputError(f"input quantization scale must be positive, got {scale}")
     pixels = np.arange(256, dtype=np.float32)
-    scaled = pixels / np.float32(scale)
+    with np.errstate(over="ignore"):  # a tiny scale sends pixels to +inf, which saturates at 127
+        scaled = pixels / np.float32(scale)
     rounded = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))
-    values = np.clip(rounded.astype(np.int64) + int(zero_point), -128, 127)
+    values = np.clip(rounded.astype(np.float64) + int(zero_point), -128, 127).astype(np.int64)
     return [int(v) for v in values]
 
 

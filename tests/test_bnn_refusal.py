@@ -116,3 +116,46 @@ def test_non_flatbuffer_is_refused() -> None:
 def test_input_type_outside_the_set_is_refused(flatbuffers: dict[str, bytes]) -> None:
     with pytest.raises(InputError, match="input type 'int16' is not one of auto, uint8, float32"):
         generate(flatbuffers["tanh"], M4, input_type="int16")
+
+
+def _fc_output_scale(value: float):
+    """cnn.int8's FULLY_CONNECTED (operator 3) writes a tensor of int8 scale ``value``."""
+
+    def edit(model) -> None:
+        graph = model.subgraphs[0]
+        graph.tensors[int(graph.operators[3].outputs[0])].quantization.scale = np.array([value], np.float32)
+
+    return edit
+
+
+def _softmax_beta(model) -> None:
+    """cnn.int8's SOFTMAX (operator 4) gets beta -1000: the int8 kernel's exp table overflows float32."""
+    model.subgraphs[0].operators[4].builtinOptions.beta = -1000.0
+
+
+def _reshape_reads_its_shape(model) -> None:
+    """bcnn.lce's RESHAPE (operator 11) reads its shape constant as the data too: no activation input."""
+    op = model.subgraphs[0].operators[11]
+    op.inputs[0] = op.inputs[1]
+
+
+# Readable flatbuffers that LCE loads, on which the compiler raised something else than InputError
+# (make fuzz, mutants 244, 940, 4268, 9112 of seed 0).
+HOSTILE = {
+    "int8 output scale 0 (ZeroDivisionError)": ("cnn.int8", _fc_output_scale(0.0), "a scale must be positive and finite"),
+    "int8 output scale -0.0 (ZeroDivisionError)": ("cnn.int8", _fc_output_scale(-0.0), "a scale must be positive and finite"),
+    "softmax beta -1000 (ValueError in the C writer)": ("cnn.int8", _softmax_beta, "not finite in float32"),
+    "reshape without a data input (IndexError)": ("bcnn.lce", _reshape_reads_its_shape, "has 0 activation input"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_readable_model_is_one_input_error(mini_flatbuffers, case: str) -> None:
+    from fuzzing import edit_model
+
+    seed, edit, message = HOSTILE[case]
+    data = edit_model(mini_flatbuffers[seed].read_bytes(), edit)
+    with pytest.raises(InputError) as caught:
+        generate(data, M4)
+    text = str(caught.value)
+    assert message in text and "\n" not in text and text.startswith("bnn engine: "), text

@@ -508,3 +508,13 @@ def test_makefile_builds_the_tflm_library_with_its_own_compiler(generated, tmp_p
     assert re.search(r"TARGET_TOOLCHAIN_ROOT=\S*/ ", default), default  # the folder of arm-none-eabi-g++
     reference = _library_command(folder, tmp_path, "TFLM_OPTIMIZED_KERNEL_DIR=", "TFLM_MAKE_ARGS=CMSIS_PATH=/opt/cmsis")
     assert "OPTIMIZED_KERNEL_DIR" not in reference and "CMSIS_PATH=/opt/cmsis" in reference
+
+
+def test_input_quant_table_saturates_on_a_tiny_scale():
+    """A scale so small that p / scale overflows float32 saturates at 127 (it cast +inf to int64 with a warning)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = input_quant_table(1e-45, -5)
+    assert table[0] == -5 and set(table[1:]) == {127}

@@ -152,8 +152,32 @@ def compile_graph(graph: Graph, input_type: str = "auto") -> Program:
 
     Raises:
         InputError: an op, option or type outside the supported set (one line naming the
-            layer and the op), or a model output the engine cannot return as scores.
+            layer and the op), a model output the engine cannot return as scores, or constants
+            that overflow float arithmetic when folded (a hostile or broken file: the C would hold
+            infinities or garbage integers).
     """
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            program = _compile(graph, input_type)
+    except FloatingPointError as err:
+        raise InputError(f"bnn engine: folding the model's constants fails in float arithmetic ({err})") from None
+    _check_finite(program.kernels)
+    return program
+
+
+def _check_finite(kernels: list[Kernel]) -> None:
+    """Refuse a float constant the C cannot hold (an infinity or NaN the file itself carries)."""
+    for kernel in kernels:
+        for array in (*kernel.arrays, *kernel.inner_arrays):
+            if array.ctype == "float" and not np.all(np.isfinite(np.asarray(array.values, dtype=np.float32))):
+                raise InputError(
+                    f"bnn engine: layer {kernel.index} ({kernel.ops[0] if kernel.ops else kernel.kind}): "
+                    f"constant {array.name} is not finite in float32"
+                )
+
+
+def _compile(graph: Graph, input_type: str) -> Program:
+    """:func:`compile_graph` without its float-arithmetic guard."""
     shape = hwc(graph.input.shape) or (1, 1, 1)
     in_dtype = choose_input_dtype(graph, input_type, _pixel_conv_applies(graph, shape))
     ctx = LowerContext(graph)

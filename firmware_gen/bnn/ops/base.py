@@ -66,8 +66,11 @@ class LowerContext:
         """The value of the ``slot``-th activation input of ``node``.
 
         Raises:
-            InputError: the tensor was never materialized (a producer the engine folded away).
+            InputError: the op has no such input, or the tensor was never materialized (a producer
+                the engine folded away).
         """
+        if slot >= len(node.activations):
+            raise node.refuse(f"has {len(node.activations)} activation input(s); the op reads input {slot}")
         tensor = node.activations[slot]
         found = self.values.get(tensor.index)
         if found is None:

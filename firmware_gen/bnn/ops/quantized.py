@@ -82,7 +82,10 @@ def int8_quant(node: Node, tensor_index: int) -> Quant:
     q = tensor.quantization
     if tensor.dtype != "INT8" or q is None or len(q.scale) != 1:
         raise node.refuse(f"tensor {tensor_index} is {tensor.dtype} without one per-tensor int8 scale")
-    return Quant(float(np.float32(q.scale[0])), int(q.zero_point[0]) if q.zero_point else 0)
+    scale = float(np.float32(q.scale[0]))
+    if not math.isfinite(scale) or scale <= 0.0:
+        raise node.refuse(f"tensor {tensor_index} has int8 scale {scale}; a scale must be positive and finite")
+    return Quant(scale, int(q.zero_point[0]) if q.zero_point else 0)
 
 
 def int8_input(node: Node, ctx, slot: int = 0):
@@ -105,6 +108,8 @@ def filter_multipliers(node: Node, input_q: Quant, output_q: Quant, channels: in
     if node.inputs[1].dtype != "INT8" or q is None or len(q.scale) not in (1, channels):
         raise node.refuse(f"filter of type {node.inputs[1].dtype} needs int8 with 1 or {channels} scales")
     scales = [float(np.float32(s)) for s in q.scale]
+    if not all(math.isfinite(s) and s >= 0.0 for s in scales):
+        raise node.refuse("filter scales must be finite and non-negative")
     pairs = [quantize_multiplier(input_q.scale * scales[i if len(scales) > 1 else 0] / output_q.scale) for i in range(channels)]
     return np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64)
 
