@@ -44,7 +44,7 @@ toolchain:
 # The demo: train (reused when artifacts/bcnn.h5 exists; `make demo RETRAIN=1` retrains), convert,
 # generate the bnn firmware, then climb the verification ladder, print one summary table and write the
 # HTML model report (artifacts/bcnn.report.html, path printed last).
-# Training uses bcnn's default recipe (`fast`: 20 epochs, >= 99.0 %, 343-377 s of CPU time, measured by make bench-train);
+# Training uses bcnn's default recipe (`fast`: 20 epochs, >= 99.0 %, 184-204 s on 2 idle cores, measured by make bench-train);
 # `make demo RECIPE=best` trains issue 8's slower recipe, `make demo RECIPE=seed` the seed recipe (~75 s).
 DEMO_TARGET ?= cortex-m4
 RECIPE ?=
@@ -70,7 +70,7 @@ bench: install
 	$(PY) -m bench --artifacts $(ARTIFACTS) --out bench $(BENCH_ARGS)
 
 # Training benchmark: the bcnn's default recipe on seeds 0, 1, 2 and the best recipe on seed 0, one after
-# the other (~37 min of CPU time): time to 99.0 %, CPU time, peak RSS. Writes bench/training.json and bench/TRAINING.md.
+# the other (~20 min on 2 idle cores): time to 99.0 %, CPU time, peak RSS. Writes bench/training.json and bench/TRAINING.md.
 BENCH_TRAIN_ARGS ?=
 bench-train: install
 	$(PY) -m bench.training --out bench $(BENCH_TRAIN_ARGS)
