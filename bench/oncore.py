@@ -40,6 +40,7 @@ __all__ = [
     "m4_rows",
 ]
 
+_REPO = Path(__file__).resolve().parent.parent
 TFLM_CORES = ("cortex-m4", "cortex-m7", "cortex-m0")
 TFLM_KERNELS = ("reference", "cmsis_nn")
 TFLM_FORMATS = ("int8", "float")
@@ -176,6 +177,7 @@ def oncore_entries(
     from emulator.qemu_tflm import DoesNotFitError, run_tflm_harness
     from emulator.reference import firmware_input_values
     from firmware_gen.tflm_build import ensure_library
+    from pipeline.data import portable_source
     from pipeline.isolation import run_checked
 
     ops = tflm_ops(prepared)
@@ -190,7 +192,7 @@ def oncore_entries(
                 {
                     "core": core,
                     "kernels": kernels,
-                    "path": str(library.path),
+                    "path": portable_source(library.path, _REPO),
                     "objects": library.record.get("objects"),
                     "ops": ops,
                     "reused": library.reused,
