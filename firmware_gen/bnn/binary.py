@@ -252,12 +252,7 @@ def _resolve_bit_maxpool(layer: BitMaxPool, prefix: str) -> LayerCode:
     if has_or:
         arrays.append(CArray("uint32_t", f"{prefix}or_mask", pack_signs(layer.or_mask)))
     context = {
-        "pool_h": pool.kh,
-        "pool_w": pool.kw,
-        "pool_stride_h": pool.sh,
-        "pool_stride_w": pool.sw,
-        "pool_pad_top": pool.pad_top,
-        "pool_pad_left": pool.pad_left,
+        **pool_context(pool),
         "in_h": pool.in_h,
         "in_w": pool.in_w,
         "out_h": pool.out_h,
