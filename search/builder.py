@@ -4,7 +4,8 @@ The layer pattern is the seed BCNN's (``train.models.build_bcnn``), generalised:
 rescaled to [-1, 1]; every convolution ``QuantConv2D`` with ``ste_sign`` kernels (the stem
 keeps its float input, the others binarize theirs) and no bias, then an optional 2x2
 max-pool, then ``BatchNormalization(scale=False)``; flatten; hidden ``QuantDense`` layers with
-batch norm; a ``QuantDense`` to the classes, batch norm, softmax. ``same`` binary convolutions
+batch norm; a ``QuantDense`` to the classes (``+-1`` weights, or float weights for
+``Arch.scores == "float"``, on the binarized features either way), batch norm, softmax. ``same`` binary convolutions
 pad with +1 (``pad_values=1``), which the bnn engine compiles without masks. Like every zoo
 model, the result takes raw pixels 0..255 (float32, 28x28x1).
 """
@@ -75,7 +76,8 @@ def build_model(arch: Arch, name: str = "candidate") -> tf.keras.Model:
     for index, width in enumerate(arch.dense, start=1):
         layers.append(lq.layers.QuantDense(width, use_bias=False, name=f"dense{index}", **_BINARY))
         layers.append(tf.keras.layers.BatchNormalization(scale=False, name=f"dense{index}_bn"))
-    layers.append(lq.layers.QuantDense(arch.classes, use_bias=False, name="scores", **_BINARY))
+    scores = _BINARY if arch.scores == "binary" else {"input_quantizer": "ste_sign"}
+    layers.append(lq.layers.QuantDense(arch.classes, use_bias=False, name="scores", **scores))
     layers.append(tf.keras.layers.BatchNormalization(scale=False, name="scores_bn"))
     layers.append(tf.keras.layers.Activation("softmax", name="softmax"))
     return tf.keras.Sequential(layers, name=name)

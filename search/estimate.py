@@ -17,6 +17,9 @@ from the architecture rather than read off a compiled model:
 * binary dense: ``outputs * words of the flattened input storage`` weight words (every pixel
   owns whole words), then one ``int16_t`` threshold per output, or for the class scores an
   ``int32_t`` multiplier and offset per class;
+* float class scores (``Arch.scores == "float"``): the features dequantized to one float each
+  (arena only), then ``classes * inputs`` float weights and ``classes`` float biases, and the
+  float scores in the arena;
 * the arena: every layer's bit-packed output (``4 * words`` bytes) alive from the layer that
   writes it to the one that reads it, placed by :func:`pipeline.planner.plan_buffers`.
 
@@ -138,11 +141,21 @@ def packed_size(arch: Arch) -> PackedSize:
             _row(f"dense{index}", 1, width, 4 * width * storage_words, _threshold_bytes(width, inputs), 4 * _words(width))
         )
         storage_words, inputs = _words(width), width
-    rows.append(_row("scores", 1, arch.classes, 4 * arch.classes * storage_words, 2 * 4 * arch.classes, 0))
+    if arch.scores == "float":
+        # the engine's float path: the bits dequantized to one float each, a float32
+        # FULLY_CONNECTED (batch norm folded into its bias) writing float scores, then the softmax
+        rows.append(_row("scores_input", 1, inputs, 0, 0, 4 * inputs))
+        rows.append(_row("scores", 1, arch.classes, 4 * arch.classes * inputs, 0, 4 * arch.classes))
+        rows[-1]["bias_bytes"] = 4 * arch.classes  # counted in the engine's constant_bytes, not its threshold_bytes
+        written = rows[:]
+        rows.append(_row("softmax", 1, arch.classes, 0, 0, 0))  # writes the caller's scores
+    else:
+        rows.append(_row("scores", 1, arch.classes, 4 * arch.classes * storage_words, 2 * 4 * arch.classes, 0))
+        written = rows[:-1]
 
-    buffers = [Buffer(f"layer{i}_out", row["activation_bytes"], i, i + 1) for i, row in enumerate(rows[:-1])]
+    buffers = [Buffer(f"layer{i}_out", row["activation_bytes"], i, i + 1) for i, row in enumerate(written)]
     arena = plan_buffers(buffers).total
-    data = sum(row["packed_weight_bytes"] + row["threshold_bytes"] for row in rows)
+    data = sum(row["packed_weight_bytes"] + row["threshold_bytes"] + row.get("bias_bytes", 0) for row in rows)
     return PackedSize(data, arena, rows)
 
 

@@ -7,11 +7,14 @@ An architecture is a sequential binarized CNN as the ``bnn`` engine compiles it 
 * **blocks**: binary convolutions (``+-1`` weights on ``+-1`` inputs), each optionally followed
   by a 2x2 max-pool, then batch norm; ``same`` padding pads with +1 (LCE's one-padding);
 * **dense**: hidden binary dense layers (``+-1`` weights and inputs), each followed by batch
-  norm, then the binary dense layer that produces the class scores, batch norm and softmax.
+  norm, then the dense layer that produces the class scores, batch norm and softmax.
 
-Which layers may stay in higher precision is a field of every layer (``precision``), but the
-only value the engine compiles today is ``binary`` (:data:`ENGINE_PRECISIONS`); the space lists
-it so widening the engine widens the search without a new format.
+Which layers stay in higher precision is data too. The class-score layer may be ``binary``
+(``+-1`` weights: the engine's exact integer scores) or ``float`` (float32 weights on the
+``+-1`` features: the engine's float path, 4 bytes a weight and the soft-float code of a core
+without an FPU; :data:`SCORES_PRECISIONS`). Every convolution carries a ``precision`` field whose
+only value is ``binary`` (:data:`ENGINE_PRECISIONS`): a float stem would make the engine keep
+float feature maps (26x26x32 floats are 86 KB), which no board of the search fits.
 
 A :class:`SearchSpace` holds the choices; :func:`sample_arch` draws one architecture from an
 Optuna trial (categorical parameters with stable names, conditional on the number of blocks and
@@ -31,6 +34,7 @@ from pipeline.errors import InputError
 __all__ = [
     "PADDINGS",
     "ENGINE_PRECISIONS",
+    "SCORES_PRECISIONS",
     "INPUT_SIZE",
     "INPUT_RANGE",
     "Conv",
@@ -48,6 +52,7 @@ INPUT_RANGE = (-1.0, 1.0)
 """Every candidate rescales raw pixels 0..255 onto this range itself."""
 PADDINGS = ("valid", "same")
 ENGINE_PRECISIONS = ("binary",)
+SCORES_PRECISIONS = ("binary", "float")
 INPUT_SIZE = 28
 POOL = 2
 
@@ -84,17 +89,19 @@ class Arch:
         blocks: the binary convolutions after it.
         dense: widths of the hidden binary dense layers (may be empty).
         classes: number of class scores.
+        scores: precision of the class-score layer, one of :data:`SCORES_PRECISIONS`.
     """
 
     stem: Conv
     blocks: tuple[Conv, ...]
     dense: tuple[int, ...] = ()
     classes: int = 10
+    scores: str = "binary"
 
     def tag(self) -> str:
-        """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10``."""
+        """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10`` (``10f``: float scores)."""
         parts = [f"c{self.stem.tag()}", *(f"b{block.tag()}" for block in self.blocks), *(f"d{w}" for w in self.dense)]
-        return " ".join([*parts, str(self.classes)])
+        return " ".join([*parts, f"{self.classes}{'f' if self.scores == 'float' else ''}"])
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (the inverse of :meth:`from_json`)."""
@@ -103,6 +110,7 @@ class Arch:
             "blocks": [asdict(block) for block in self.blocks],
             "dense": list(self.dense),
             "classes": self.classes,
+            "scores": self.scores,
         }
 
     @staticmethod
@@ -118,6 +126,7 @@ class Arch:
                 blocks=tuple(Conv(**block) for block in data["blocks"]),
                 dense=tuple(int(w) for w in data.get("dense", ())),
                 classes=int(data.get("classes", 10)),
+                scores=str(data.get("scores", "binary")),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"not an architecture description: {err}") from None
@@ -159,6 +168,8 @@ def shape_problem(arch: Arch, size: int = INPUT_SIZE) -> str | None:
         size = _out_size(size, conv)
     if any(width < 1 for width in arch.dense) or arch.classes < 2:
         return "dense widths must be >= 1 and classes >= 2"
+    if arch.scores not in SCORES_PRECISIONS:
+        return f"class scores: precision {arch.scores!r} is not one of {', '.join(SCORES_PRECISIONS)}"
     return None
 
 
@@ -182,6 +193,7 @@ class SearchSpace:
     dense_layers: tuple[int, ...] = (0, 1, 2)
     dense_widths: tuple[int, ...] = (32, 64, 128)
     precisions: tuple[str, ...] = field(default=ENGINE_PRECISIONS)
+    scores_precisions: tuple[str, ...] = ("binary",)
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -205,6 +217,9 @@ class SearchSpace:
         unknown = [p for p in self.precisions if p not in ENGINE_PRECISIONS]
         if unknown:
             raise InputError(f"search space: precisions {unknown} are not compiled by the bnn engine ({list(ENGINE_PRECISIONS)})")
+        unknown = [p for p in self.scores_precisions if p not in SCORES_PRECISIONS]
+        if unknown:
+            raise InputError(f"search space: scores_precisions {unknown} must be among {list(SCORES_PRECISIONS)}")
 
     def to_json(self) -> dict[str, list[Any]]:
         """JSON-ready dict of lists (the format of ``--space FILE``)."""
@@ -294,4 +309,5 @@ def sample_arch(trial: Any, space: SearchSpace) -> Arch:
         _pick(trial, f"dense{index}_width", space.dense_widths)
         for index in range(1, _pick(trial, "dense_layers", space.dense_layers) + 1)
     )
-    return Arch(stem=stem, blocks=tuple(blocks), dense=dense)
+    scores = _pick(trial, "scores_precision", space.scores_precisions)
+    return Arch(stem=stem, blocks=tuple(blocks), dense=dense, scores=scores)

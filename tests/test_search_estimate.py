@@ -31,6 +31,21 @@ def test_small_candidate_by_hand() -> None:
     assert (size.model_data_bytes, size.arena_bytes) == (2388, 776)
 
 
+def test_float_scores_by_hand() -> None:
+    # The same candidate with float class scores: its 5x5x32 bits dequantized to 800 floats (3,200 B
+    # of arena), 10 x 800 float weights (32,000 B) and 10 float biases (40 B), float scores (40 B),
+    # then a softmax with nothing stored.
+    size = packed_size(Arch(Conv(16, 3, "valid", True), (Conv(32, 3, "valid", True),), scores="float"))
+    assert [(r["layer"], r["packed_weight_bytes"], r["threshold_bytes"], r["activation_bytes"]) for r in size.layers] == [
+        ("stem", 52, 32, 676),
+        ("block1", 1160, 64, 100),
+        ("scores_input", 0, 0, 3200),
+        ("scores", 32000, 0, 40),
+        ("softmax", 0, 0, 0),
+    ]
+    assert size.model_data_bytes == 52 + 32 + 1160 + 64 + 32000 + 40
+
+
 def test_padding_changes_what_is_stored() -> None:
     valid = packed_size(Arch(Conv(16, 3, "valid", True), (Conv(32, 3, "valid", True),)))
     same = packed_size(Arch(Conv(16, 3, "same", True), (Conv(32, 3, "same", True),)))
@@ -68,6 +83,9 @@ def test_engine_difference_accounts_for_int64_scores() -> None:
         Arch(
             Conv(16, 3, "valid", False), (Conv(32, 3, "same", True), Conv(64, 3, "valid", True), Conv(32, 3, "same")), (32, 128)
         ),
+        # float class scores on a hidden dense layer, and straight on a two-word-per-pixel conv output
+        Arch(Conv(32, 3, "valid", True), (Conv(64, 3, "valid", True), Conv(64, 3, "valid", False)), (64,), scores="float"),
+        Arch(Conv(16, 3, "valid", False), (Conv(32, 3, "same", True), Conv(48, 3, "valid", True)), scores="float"),
     ],
     ids=lambda arch: arch.tag().replace(" ", "_"),
 )

@@ -33,6 +33,12 @@ def test_seed_bcnn_shapes_and_tag() -> None:
 def test_arch_json_round_trip() -> None:
     arch = Arch(Conv(24, 5, "same", False), (Conv(48, 3, "same", True),), ())
     assert Arch.from_json(json.loads(json.dumps(arch.to_json()))) == arch
+    floating = Arch(Conv(24, 5, "same", False), (Conv(48, 3, "same", True),), (64,), scores="float")
+    assert floating.tag() == "c24k5s b48k3s+p d64 10f"
+    assert Arch.from_json(json.loads(json.dumps(floating.to_json()))) == floating
+    # records written before the scores field existed read as binary scores
+    legacy = {key: value for key, value in arch.to_json().items() if key != "scores"}
+    assert Arch.from_json(legacy).scores == "binary"
     with pytest.raises(InputError, match="not an architecture"):
         Arch.from_json({"stem": {"channels": 8}})
 
@@ -45,6 +51,7 @@ def test_arch_json_round_trip() -> None:
         (Arch(Conv(8, 3, "diagonal"), ()), "padding"),
         (Arch(Conv(8, 3, precision="int8"), ()), "not compiled by the bnn engine"),
         (Arch(Conv(8, 3), (), (0,)), "dense widths"),
+        (Arch(Conv(8, 3), (), scores="int4"), "class scores: precision 'int4'"),
     ],
 )
 def test_impossible_architectures_are_named(arch: Arch, expect: str) -> None:
@@ -72,8 +79,11 @@ def test_sample_arch_follows_the_trial() -> None:
         "block2_pool": False,
         "dense_layers": 1,
         "dense1_width": 64,
+        "scores_precision": "binary",
     }
     assert sample_arch(FixedTrial(params), DEFAULT_SPACE) == SEED_BCNN
+    floating = SearchSpace(scores_precisions=("binary", "float"))
+    assert sample_arch(FixedTrial({**params, "scores_precision": "float"}), floating).scores == "float"
 
 
 def test_sample_arch_draws_only_listed_values() -> None:
@@ -114,6 +124,7 @@ def test_space_json_round_trip_and_file(tmp_path: Path) -> None:
         ('{"stem_paddings": ["full"]}', "must be among"),
         ('{"block_pools": ["yes"]}', "true/false"),
         ('{"precisions": ["float"]}', "not compiled by the bnn engine"),
+        ('{"scores_precisions": ["int4"]}', "scores_precisions"),
         ("{not json", "not valid JSON"),
     ],
 )
