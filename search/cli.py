@@ -59,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a final recipe field",
     )
+    parser.add_argument(
+        "--final-top",
+        type=positive_int,
+        default=1,
+        help="retrain the K most accurate fitting trials with the final recipe and keep the one most accurate "
+        "on the validation split (default 1: the best trial only)",
+    )
     parser.add_argument("--no-final", action="store_true", help="stop after the front: no retraining (for extra workers)")
     parser.add_argument("--name", help="name of the final model (default bnn-BOARD)")
     parser.add_argument("--limit", type=positive_int, help="trials use only the first N training images (default: all)")
@@ -173,7 +180,7 @@ def _search(argv: Sequence[str] | None) -> int:
         f"{recipe.name} ({recipe.epochs} epochs)"
     )
 
-    from search.report import best_trial, build_report, trial_rows, write_reports
+    from search.report import build_report, ranked_trials, trial_rows, write_reports
     from search.training import trial_data
     from search.trial import Objective, TrialSetup
 
@@ -203,23 +210,30 @@ def _search(argv: Sequence[str] | None) -> int:
     _line(f"{sum(counts.values())} trials ({', '.join(f'{n} {s.lower()}' for s, n in sorted(counts.items()))}) -> {paths[0]}")
     if args.no_final:
         return 0
-    number = best_trial(trial_rows(study))
-    if number is None:
+    ranked = ranked_trials(trial_rows(study), args.final_top)
+    if not ranked:
         raise CheckError(f"no completed trial fits {board.name}: see {paths[1]}")
 
-    from search.final import finalize
+    from search.final import finalize, retrain_best
     from search.space import Arch
 
-    chosen = study.trials[number]
+    candidates = [(n, Arch.from_json(study.trials[n].user_attrs["arch"]), float(study.trials[n].values[0])) for n in ranked]
+    kept = None
+    if len(candidates) > 1:
+        kept = retrain_best(
+            candidates, name=name, recipe=final_recipe, data=data, limit=args.final_limit, seed=args.seed, log=_line
+        )
+    number, arch = (kept.number, kept.arch) if kept else candidates[0][:2]
     source = {
         "study": study_name,
         "trial": number,
         "storage": redact(storage_url),
-        "validation_accuracy": chosen.values[0],
+        "validation_accuracy": study.trials[number].values[0],
         "trial_recipe": recipe.to_json(),
+        "retrained": kept.candidates if kept else [],
     }
     final = finalize(
-        Arch.from_json(chosen.user_attrs["arch"]),
+        arch,
         name=name,
         recipe=final_recipe,
         data=data,
@@ -231,6 +245,7 @@ def _search(argv: Sequence[str] | None) -> int:
         test_images=args.final_images,
         source=source,
         log=_line,
+        trained=kept.result if kept else None,
     )
     report = build_report(study, header, final)
     write_reports(out, report)

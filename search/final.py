@@ -14,6 +14,7 @@ deployable ELF against the board.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,84 @@ from pipeline.artifacts import write_bytes
 from pipeline.data import Dataset
 from search.space import Arch
 
-__all__ = ["finalize"]
+__all__ = ["Retrained", "retrain_best", "finalize"]
+
+
+@dataclass
+class Retrained:
+    """The candidate the final step keeps.
+
+    Attributes:
+        number: its trial number.
+        arch: its architecture.
+        result: its final training (:class:`train.trainer.TrainResult`).
+        candidates: one row per candidate retrained: trial, tag, the trial's validation accuracy
+            and the final training's (``final_validation_accuracy``, the last epoch's on the
+            same held-back split), and whether it was kept.
+    """
+
+    number: int
+    arch: Arch
+    result: Any
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+def retrain_best(
+    candidates: list[tuple[int, Arch, float]],
+    *,
+    name: str,
+    recipe: Any,
+    data: Dataset,
+    limit: int | None,
+    seed: int,
+    log: Any = print,
+) -> Retrained:
+    """Retrain each candidate with the full recipe and keep the most accurate on the validation split.
+
+    Short trials rank candidates only roughly, so the final step may retrain the first few of the
+    ranking. The choice reads the held-back validation split only (the last epoch's
+    ``val_accuracy``; ties keep the better-ranked trial), never the test set.
+
+    Args:
+        candidates: ``(trial number, architecture, trial validation accuracy)``, best-ranked first.
+        name: the model name every candidate trains under.
+        recipe: the full recipe.
+        data: the whole dataset.
+        limit: first ``limit`` training images (``None``: all).
+        seed: training seed (the same for every candidate).
+        log: prints one line.
+
+    Returns:
+        The kept candidate, its training and the table of all of them.
+    """
+    from search.training import train_candidate
+
+    kept: Retrained | None = None
+    kept_accuracy = -1.0
+    rows = []
+    for rank, (number, arch, trial_accuracy) in enumerate(candidates, start=1):
+        log(
+            f"final: training {arch.tag()} (trial {number}, {rank} of {len(candidates)}) as {name} with the "
+            f"{recipe.name} recipe ({recipe.epochs} epochs)"
+        )
+        result = train_candidate(arch, recipe, data, seed=seed, name=name, limit=limit)
+        accuracy = float(result.history["val_accuracy"][-1]) if result.history.get("val_accuracy") else 0.0
+        log(f"final: trial {number}: validation accuracy {100 * accuracy:.2f} %, trained in {result.train_seconds:.0f} s")
+        rows.append(
+            {
+                "trial": number,
+                "tag": arch.tag(),
+                "trial_validation_accuracy": trial_accuracy,
+                "final_validation_accuracy": accuracy,
+                "train_seconds": round(result.train_seconds, 1),
+            }
+        )
+        if accuracy > kept_accuracy:
+            kept, kept_accuracy = Retrained(number, arch, result), accuracy
+    if kept is None:
+        raise ValueError("retrain_best needs at least one candidate")
+    kept.candidates = [{**row, "kept": row["trial"] == kept.number} for row in rows]
+    return kept
 
 
 def finalize(
@@ -41,8 +119,9 @@ def finalize(
     test_images: int | None,
     source: dict[str, Any],
     log: Any = print,
+    trained: Any = None,
 ) -> dict[str, Any]:
-    """Retrain ``arch`` with ``recipe``, write it as ``NAME.h5`` and measure its firmware.
+    """Retrain ``arch`` with ``recipe`` (unless ``trained`` is given), write it as ``NAME.h5`` and measure its firmware.
 
     Args:
         arch: the chosen architecture.
@@ -57,6 +136,7 @@ def finalize(
         test_images: test images run on QEMU (``None``: all of them; the host C runs all anyway).
         source: the study, trial and validation figures the model comes from (recorded).
         log: prints one line.
+        trained: ``arch`` already trained with ``recipe`` (:func:`retrain_best`), or ``None``.
 
     Returns:
         The ``final`` entry of ``search.json``: paths, test accuracy, agreements, flash, RAM,
@@ -70,10 +150,12 @@ def finalize(
     from search.training import release_session, train_candidate
     from train.outputs import write_training_outputs
 
-    log(f"final: training {arch.tag()} as {name} with the {recipe.name} recipe ({recipe.epochs} epochs)")
-    result = train_candidate(arch, recipe, data, seed=seed, name=name, limit=limit)
+    result = trained
+    if result is None:
+        log(f"final: training {arch.tag()} as {name} with the {recipe.name} recipe ({recipe.epochs} epochs)")
+        result = train_candidate(arch, recipe, data, seed=seed, name=name, limit=limit)
     log(f"final: {name} test accuracy {100 * result.test_accuracy:.2f} % (Keras), trained in {result.train_seconds:.0f} s")
-    trained = write_training_outputs(
+    outputs = write_training_outputs(
         out,
         name,
         result,
@@ -83,7 +165,7 @@ def finalize(
         limit=limit,
         extra={"search": {**source, "arch": arch.to_json(), "tag": arch.tag()}},
     )
-    params = trained["params"]
+    params = outputs["params"]
 
     compiled = compile_model(result.model, core, board, name)
     keras_predictions = np.asarray(result.test_predictions)
@@ -132,6 +214,19 @@ def finalize(
         f"deployable firmware: {flash:,} B flash, {ram:,} B RAM ({'fits' if fits else 'does NOT fit'} {board.name}: "
         f"{board.flash_bytes:,} / {board.ram_bytes:,}); {run.instructions:,.0f} instructions per inference",
     ]
+    retrained = source.get("retrained") or []
+    if retrained:
+        report["retrained"] = retrained
+        report["summary"].insert(
+            0,
+            f"chosen on the validation split after retraining the {len(retrained)} most accurate trials with the "
+            f"{recipe.name} recipe: "
+            + "; ".join(
+                f"trial {row['trial']} `{row['tag']}` {100 * row['final_validation_accuracy']:.2f} %"
+                + (" (kept)" if row["kept"] else "")
+                for row in retrained
+            ),
+        )
     for line in report["summary"]:
         log(f"final: {line}")
     return report

@@ -4,7 +4,8 @@
   objectives, pruning reason, measurements, wall time).
 * :func:`pareto_front`: the completed, feasible trials no other such trial dominates on
   (accuracy up, flash, RAM and instructions down); repeats of a candidate count once.
-* :func:`best_trial`: the most accurate feasible trial (ties: less flash, then fewer instructions).
+* :func:`best_trial`: the most accurate feasible trial (ties: less flash, then fewer instructions);
+  :func:`ranked_trials`: the first few of that order (the final step may retrain several).
 * :func:`write_reports`: ``search.json``, ``search.md`` and ``search.png`` in the output folder.
 """
 
@@ -17,7 +18,16 @@ from typing import Any
 from pipeline.artifacts import TOOL_VERSION, write_bytes, write_json, write_text
 from search.trial import OBJECTIVES
 
-__all__ = ["trial_rows", "pareto_front", "best_trial", "build_report", "render_markdown", "render_plot", "write_reports"]
+__all__ = [
+    "trial_rows",
+    "pareto_front",
+    "best_trial",
+    "ranked_trials",
+    "build_report",
+    "render_markdown",
+    "render_plot",
+    "write_reports",
+]
 
 _KEYS = [key for key, _ in OBJECTIVES]
 
@@ -69,13 +79,17 @@ def pareto_front(rows: list[dict[str, Any]]) -> list[int]:
     return [r["number"] for r in front]
 
 
+def ranked_trials(rows: list[dict[str, Any]], count: int) -> list[int]:
+    """The ``count`` most accurate feasible trials, best first (ties: less flash, then fewer instructions)."""
+    pool = _candidates(rows)
+    pool.sort(key=lambda r: (-r["values"]["accuracy"], r["values"]["flash_bytes"], r["values"]["instructions"], r["number"]))
+    return [int(r["number"]) for r in pool[:count]]
+
+
 def best_trial(rows: list[dict[str, Any]]) -> int | None:
     """The most accurate feasible trial (ties: less flash, then fewer instructions), or ``None``."""
-    pool = _candidates(rows)
-    if not pool:
-        return None
-    pool.sort(key=lambda r: (-r["values"]["accuracy"], r["values"]["flash_bytes"], r["values"]["instructions"], r["number"]))
-    return int(pool[0]["number"])
+    ranked = ranked_trials(rows, 1)
+    return ranked[0] if ranked else None
 
 
 def build_report(study: Any, header: dict[str, Any], final: dict[str, Any] | None = None) -> dict[str, Any]:
