@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from search.report import best_trial, pareto_front, render_markdown, render_plot, write_reports
+from search.report import best_trial, pareto_front, ranked_trials, render_markdown, render_plot, write_reports
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -46,6 +46,54 @@ def test_best_is_the_most_accurate_that_fits() -> None:
     tie = [*ROWS, _row(7, 0.990, 13_000, 1_700, 1.5e6)]
     assert best_trial(tie) == 7  # same accuracy, less flash
     assert best_trial([ROWS[3], ROWS[6]]) is None
+
+
+def test_ranked_trials_follow_the_best_trial_order() -> None:
+    # feasible, distinct candidates only, most accurate first (ties: less flash)
+    assert ranked_trials(ROWS, 2) == [1, 2]
+    assert ranked_trials(ROWS, 10) == [1, 2, 0, 5]
+    assert ranked_trials([ROWS[3], ROWS[6]], 3) == []
+
+
+def test_the_final_step_keeps_the_most_accurate_retrained_candidate(monkeypatch: Any) -> None:
+    import search.training
+    from search.final import retrain_best
+    from search.space import Arch, Conv
+
+    archs = [Arch(Conv(channels, 3), ()) for channels in (8, 16, 24)]
+    val = {8: [0.5, 0.97], 16: [0.6, 0.98], 24: [0.98]}  # the second-ranked wins; the third ties it
+
+    class Result:
+        def __init__(self, arch: Arch) -> None:
+            self.history = {"val_accuracy": val[arch.stem.channels]}
+            self.train_seconds = 1.0
+
+    seen: list[str] = []
+
+    def fake_train(arch: Arch, recipe: Any, data: Any, *, seed: int, name: str, limit: int | None = None) -> Result:
+        seen.append(arch.tag())
+        assert (seed, name, limit) == (5, "bnn-x", None)
+        return Result(arch)
+
+    monkeypatch.setattr(search.training, "train_candidate", fake_train)
+    recipe = type("R", (), {"name": "fast", "epochs": 2})()
+    lines: list[str] = []
+    kept = retrain_best(
+        [(4, archs[0], 0.99), (7, archs[1], 0.98), (9, archs[2], 0.97)],
+        name="bnn-x",
+        recipe=recipe,
+        data=None,  # type: ignore[arg-type]
+        limit=None,
+        seed=5,
+        log=lines.append,
+    )
+    assert seen == [a.tag() for a in archs] and len(lines) == 6
+    assert (kept.number, kept.arch) == (7, archs[1]) and kept.result.history["val_accuracy"][-1] == 0.98
+    assert [(row["trial"], row["final_validation_accuracy"], row["kept"]) for row in kept.candidates] == [
+        (4, 0.97, False),
+        (7, 0.98, True),
+        (9, 0.98, False),
+    ]
 
 
 def test_reports_are_written(tmp_path: Path) -> None:
