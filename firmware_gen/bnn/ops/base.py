@@ -137,6 +137,14 @@ def positive(node: Node, key: str, default: int | None = None) -> int:
     return value
 
 
+def check_window_options(node: Node) -> None:
+    """TFLite's windowed-op options: SAME or VALID padding, positive strides and dilations (default 1)."""
+    if node.options.get("padding") not in ("SAME", "VALID"):
+        raise node.refuse(f"padding {node.options.get('padding')!r} (SAME or VALID)")
+    for key in ("strideH", "strideW", "dilationHFactor", "dilationWFactor"):
+        positive(node, key, 1)
+
+
 def make_window(node: Node, in_shape: tuple[int, int, int], kernel: tuple[int, int], stride: tuple[int, int], same: bool,
                 dilation: tuple[int, int] = (1, 1)) -> Window:  # fmt: skip
     """:meth:`Window.make` with a one-line refusal when the window does not fit."""

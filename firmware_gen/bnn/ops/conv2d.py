@@ -18,6 +18,7 @@ from firmware_gen.bnn.ops.base import (
     LowerContext,
     OpKind,
     activation,
+    check_window_options,
     clamp_lines,
     float_input,
     lut_array,
@@ -27,8 +28,8 @@ from firmware_gen.bnn.ops.base import (
 )
 from firmware_gen.bnn.ops.quantized import (
     activation_range,
+    check_int8_weights,
     filter_multipliers,
-    filter_zero_point,
     int8_input,
     int8_quant,
     int32_bias,
@@ -54,12 +55,9 @@ def check(node: Node, ctx: LowerContext) -> None:
         raise node.refuse(f"filter reads {weights.shape[3]} channels, the input has {value.shape[2]} (grouped conv)")
     if node.has_input(2) and (node.inputs[2].dtype != "FLOAT32" or node.const(2, "bias").size != weights.shape[0]):
         raise node.refuse("bias must be float32 with one value per output channel")
-    if node.options.get("padding") not in ("SAME", "VALID"):
-        raise node.refuse(f"padding {node.options.get('padding')!r}")
     if node.output.dtype != "FLOAT32":
         raise node.refuse(f"output of type {node.output.dtype}")
-    for key in ("strideH", "strideW", "dilationHFactor", "dilationWFactor"):
-        positive(node, key, 1)
+    check_window_options(node)
     activation(node)
 
 
@@ -68,14 +66,8 @@ def _check_int8(node: Node, ctx: LowerContext) -> None:
     weights = node.const(1, "filter")
     if weights.ndim != 4 or weights.shape[3] != value.shape[2]:
         raise node.refuse(f"filter {weights.shape} does not read the {value.shape[2]} input channels")
-    filter_multipliers(node, value.quant, int8_quant(node, node.output.index), weights.shape[0])
-    if filter_zero_point(node) != 0:
-        raise node.refuse("int8 filter with a nonzero zero point")
-    int32_bias(node, weights.shape[0])
-    if node.options.get("padding") not in ("SAME", "VALID"):
-        raise node.refuse(f"padding {node.options.get('padding')!r}")
-    for key in ("strideH", "strideW", "dilationHFactor", "dilationWFactor"):
-        positive(node, key, 1)
+    check_int8_weights(node, value.quant, weights.shape[0], symmetric=True)
+    check_window_options(node)
     activation(node)
 
 

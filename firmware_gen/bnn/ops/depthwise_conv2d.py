@@ -16,6 +16,7 @@ from firmware_gen.bnn.ops.base import (
     LowerContext,
     OpKind,
     activation,
+    check_window_options,
     clamp_lines,
     float_input,
     lut_array,
@@ -25,8 +26,8 @@ from firmware_gen.bnn.ops.base import (
 )
 from firmware_gen.bnn.ops.quantized import (
     activation_range,
+    check_int8_weights,
     filter_multipliers,
-    filter_zero_point,
     int8_input,
     int8_quant,
     int32_bias,
@@ -47,14 +48,8 @@ def check(node: Node, ctx: LowerContext) -> None:
         multiplier = positive(node, "depthMultiplier", 1)
         if weights.ndim != 4 or weights.shape[0] != 1 or weights.shape[3] != value.shape[2] * multiplier:
             raise node.refuse(f"filter {weights.shape} does not fit {value.shape[2]} channels x {multiplier}")
-        filter_multipliers(node, value.quant, int8_quant(node, node.output.index), weights.shape[3])
-        if filter_zero_point(node) != 0:
-            raise node.refuse("int8 filter with a nonzero zero point")
-        int32_bias(node, weights.shape[3])
-        if node.options.get("padding") not in ("SAME", "VALID"):
-            raise node.refuse(f"padding {node.options.get('padding')!r}")
-        for key in ("strideH", "strideW", "dilationHFactor", "dilationWFactor"):
-            positive(node, key, 1)
+        check_int8_weights(node, value.quant, weights.shape[3], symmetric=True)
+        check_window_options(node)
         activation(node)
         return
     value = float_input(node, ctx)
@@ -66,10 +61,9 @@ def check(node: Node, ctx: LowerContext) -> None:
         raise node.refuse(f"filter has {weights.shape[3]} channels, expected {value.shape[2]} x {multiplier}")
     if node.has_input(2) and node.const(2, "bias").size != weights.shape[3]:
         raise node.refuse("bias must have one value per output channel")
-    if node.options.get("padding") not in ("SAME", "VALID") or node.output.dtype != "FLOAT32":
-        raise node.refuse(f"padding {node.options.get('padding')!r} / output {node.output.dtype} (SAME/VALID, FLOAT32)")
-    for key in ("strideH", "strideW", "dilationHFactor", "dilationWFactor"):
-        positive(node, key, 1)
+    if node.output.dtype != "FLOAT32":
+        raise node.refuse(f"output of type {node.output.dtype}")
+    check_window_options(node)
     activation(node)
 
 

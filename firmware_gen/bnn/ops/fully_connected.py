@@ -15,6 +15,7 @@ from firmware_gen.bnn.kernel import CArray, Kernel
 from firmware_gen.bnn.ops.base import LowerContext, OpKind, activation, clamp_lines, float_input, lut_array, shape_of
 from firmware_gen.bnn.ops.quantized import (
     activation_range,
+    check_int8_weights,
     filter_multipliers,
     filter_zero_point,
     int8_input,
@@ -36,8 +37,7 @@ def check(node: Node, ctx: LowerContext) -> None:
         weights = node.const(1, "weights")
         if weights.ndim != 2 or weights.shape[1] != value.size or node.options.get("weightsFormat", 0) != 0:
             raise node.refuse(f"weights {weights.shape} (default format) do not read the {value.size} inputs")
-        filter_multipliers(node, value.quant, int8_quant(node, node.output.index), weights.shape[0])
-        int32_bias(node, weights.shape[0])
+        check_int8_weights(node, value.quant, weights.shape[0], symmetric=False)
         activation(node)
         return
     value = float_input(node, ctx)

@@ -27,6 +27,7 @@ __all__ = [
     "filter_multipliers",
     "filter_zero_point",
     "int32_bias",
+    "check_int8_weights",
     "INT8_MIN",
     "INT8_MAX",
 ]
@@ -127,3 +128,12 @@ def int32_bias(node: Node, channels: int) -> np.ndarray:
     if node.inputs[2].dtype != "INT32":
         raise node.refuse(f"bias of type {node.inputs[2].dtype}, expected INT32 for an int8 layer")
     return node.const(2, "bias").astype(np.int64).reshape(-1)
+
+
+def check_int8_weights(node: Node, input_q: Quant, channels: int, *, symmetric: bool) -> None:
+    """The int8 weights of a conv or dense layer: per-channel multipliers TFLite can form, an int32
+    bias per channel, and (``symmetric``: CONV_2D and DEPTHWISE_CONV_2D) a zero filter zero point."""
+    filter_multipliers(node, input_q, int8_quant(node, node.output.index), channels)
+    if symmetric and filter_zero_point(node) != 0:
+        raise node.refuse("int8 filter with a nonzero zero point")
+    int32_bias(node, channels)
