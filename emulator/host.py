@@ -47,6 +47,7 @@ from firmware_gen.baremetal import protocol
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, non_negative_int, positive_int, run_cli
 
 __all__ = [
+    "host_harness_source",
     "C_FLAGS",
     "SANITIZE_FLAGS",
     "FAST_FLAGS",
@@ -167,6 +168,20 @@ def _footprint(cc: str, sources: list[Path], firmware_dir: Path, build: Path, ex
     }
 
 
+def host_harness_source() -> str:
+    """The C of the host harness that reads images from a file, runs ``bnn_predict`` and writes the
+    classes, scores and per-input timings in the baremetal protocol's framing."""
+    from firmware_gen.render import render
+
+    return render(
+        "bnn/host_harness.c.j2",
+        magic_header=protocol.MAGIC_HEADER,
+        magic_trailer=protocol.MAGIC_TRAILER,
+        format_version=protocol.FORMAT_VERSION,
+        host_clock_hz=protocol.HOST_CLOCK_HZ,
+    )
+
+
 def run_host(
     firmware_dir: Path,
     images: np.ndarray,
@@ -207,8 +222,6 @@ def run_host(
     payload = encode_inputs(signature, images)
     count = len(images)
     cc = compiler()
-    from firmware_gen.render import render
-
     with tempfile.TemporaryDirectory(prefix="bnn-host-") as tmp:
         build = Path(tmp)
         variant = popcount_flags(builtin_popcount)
@@ -216,15 +229,7 @@ def run_host(
             variant += fast_flags(cc)
         footprint = _footprint(cc, sources, firmware_dir, build, variant)
         harness = build / "harness.c"
-        harness.write_text(
-            render(
-                "bnn/host_harness.c.j2",
-                magic_header=protocol.MAGIC_HEADER,
-                magic_trailer=protocol.MAGIC_TRAILER,
-                format_version=protocol.FORMAT_VERSION,
-                host_clock_hz=protocol.HOST_CLOCK_HZ,
-            )
-        )
+        harness.write_text(host_harness_source())
         exe = build / "harness"
         flags = [*C_FLAGS, *variant, *(SANITIZE_FLAGS if sanitize else ())]
         _run([cc, *flags, f"-I{firmware_dir}", str(harness), *map(str, sources), "-o", str(exe)], "host build")

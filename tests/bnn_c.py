@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
+from emulator.host import host_harness_source
 from firmware_gen.baremetal import protocol
 from firmware_gen.bnn import generate
-from firmware_gen.render import render
 from firmware_gen.targets import get_core
 
 __all__ = ["CBuild", "write_engine", "run_c", "lce_run", "input_dtype", "random_inputs", "STRICT", "SANITIZE"]
@@ -74,15 +74,7 @@ def run_c(
     with tempfile.TemporaryDirectory(prefix="bnn-test-") as tmp:
         build = Path(tmp)
         harness = build / "harness.c"
-        harness.write_text(
-            render(
-                "bnn/host_harness.c.j2",
-                magic_header=protocol.MAGIC_HEADER,
-                magic_trailer=protocol.MAGIC_TRAILER,
-                format_version=protocol.FORMAT_VERSION,
-                host_clock_hz=protocol.HOST_CLOCK_HZ,
-            )
-        )
+        harness.write_text(host_harness_source())
         flags = [*STRICT, *(SANITIZE if sanitize else ()), *extra]
         sources = sorted(str(p) for p in folder.glob("bnn_*.c"))
         cmd = [cc, *flags, f"-I{folder}", str(harness), *sources, "-o", str(build / "harness")]
