@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="retrain the K most accurate fitting trials with the final recipe and keep the one most accurate "
         "on the validation split (default 1: the best trial only)",
     )
+    parser.add_argument(
+        "--final-seeds",
+        type=positive_int,
+        default=1,
+        help="train each of them N times (seeds SEED .. SEED+N-1) and keep the training most accurate on the "
+        "validation split (default 1)",
+    )
     parser.add_argument("--no-final", action="store_true", help="stop after the front: no retraining (for extra workers)")
     parser.add_argument("--name", help="name of the final model (default bnn-BOARD)")
     parser.add_argument("--limit", type=positive_int, help="trials use only the first N training images (default: all)")
@@ -218,12 +225,12 @@ def _search(argv: Sequence[str] | None) -> int:
     from search.space import Arch
 
     candidates = [(n, Arch.from_json(study.trials[n].user_attrs["arch"]), float(study.trials[n].values[0])) for n in ranked]
+    seeds = tuple(range(args.seed, args.seed + args.final_seeds))
     kept = None
-    if len(candidates) > 1:
-        kept = retrain_best(
-            candidates, name=name, recipe=final_recipe, data=data, limit=args.final_limit, seed=args.seed, log=_line
-        )
+    if len(candidates) * len(seeds) > 1:
+        kept = retrain_best(candidates, name=name, recipe=final_recipe, data=data, limit=args.final_limit, seeds=seeds, log=_line)
     number, arch = (kept.number, kept.arch) if kept else candidates[0][:2]
+    final_seed = kept.seed if kept else args.seed
     source = {
         "study": study_name,
         "trial": number,
@@ -238,7 +245,7 @@ def _search(argv: Sequence[str] | None) -> int:
         recipe=final_recipe,
         data=data,
         limit=args.final_limit,
-        seed=args.seed,
+        seed=final_seed,
         board=board,
         core=core,
         out=out,

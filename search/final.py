@@ -35,14 +35,16 @@ class Retrained:
     Attributes:
         number: its trial number.
         arch: its architecture.
+        seed: the seed of its final training.
         result: its final training (:class:`train.trainer.TrainResult`).
-        candidates: one row per candidate retrained: trial, tag, the trial's validation accuracy
-            and the final training's (``final_validation_accuracy``, the last epoch's on the
-            same held-back split), and whether it was kept.
+        candidates: one row per training: trial, tag, seed, the trial's validation accuracy and
+            the final training's (``final_validation_accuracy``, the last epoch's on the same
+            held-back split), and whether it was kept.
     """
 
     number: int
     arch: Arch
+    seed: int
     result: Any
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
@@ -54,14 +56,17 @@ def retrain_best(
     recipe: Any,
     data: Dataset,
     limit: int | None,
-    seed: int,
+    seeds: tuple[int, ...],
     log: Any = print,
 ) -> Retrained:
-    """Retrain each candidate with the full recipe and keep the most accurate on the validation split.
+    """Retrain each candidate with the full recipe, once per seed, and keep the training most
+    accurate on the validation split.
 
     Short trials rank candidates only roughly, so the final step may retrain the first few of the
-    ranking. The choice reads the held-back validation split only (the last epoch's
-    ``val_accuracy``; ties keep the better-ranked trial), never the test set.
+    ranking; a binarized network's accuracy also moves with its seed by about 0.1 %, so it may
+    train each several times. The choice reads the held-back validation split only (the last
+    epoch's ``val_accuracy``; ties keep the earlier training: the better-ranked trial, then the
+    lower seed), never the test set.
 
     Args:
         candidates: ``(trial number, architecture, trial validation accuracy)``, best-ranked first.
@@ -69,7 +74,7 @@ def retrain_best(
         recipe: the full recipe.
         data: the whole dataset.
         limit: first ``limit`` training images (``None``: all).
-        seed: training seed (the same for every candidate).
+        seeds: training seeds, each candidate trained once with each.
         log: prints one line.
 
     Returns:
@@ -80,28 +85,33 @@ def retrain_best(
     kept: Retrained | None = None
     kept_accuracy = -1.0
     rows = []
-    for rank, (number, arch, trial_accuracy) in enumerate(candidates, start=1):
+    runs = [(number, arch, trial_accuracy, seed) for number, arch, trial_accuracy in candidates for seed in seeds]
+    for index, (number, arch, trial_accuracy, seed) in enumerate(runs, start=1):
         log(
-            f"final: training {arch.tag()} (trial {number}, {rank} of {len(candidates)}) as {name} with the "
+            f"final: training {arch.tag()} (trial {number}, seed {seed}; {index} of {len(runs)}) as {name} with the "
             f"{recipe.name} recipe ({recipe.epochs} epochs)"
         )
         result = train_candidate(arch, recipe, data, seed=seed, name=name, limit=limit)
         accuracy = float(result.history["val_accuracy"][-1]) if result.history.get("val_accuracy") else 0.0
-        log(f"final: trial {number}: validation accuracy {100 * accuracy:.2f} %, trained in {result.train_seconds:.0f} s")
+        log(
+            f"final: trial {number}, seed {seed}: validation accuracy {100 * accuracy:.2f} %, "
+            f"trained in {result.train_seconds:.0f} s"
+        )
         rows.append(
             {
                 "trial": number,
                 "tag": arch.tag(),
+                "seed": seed,
                 "trial_validation_accuracy": trial_accuracy,
                 "final_validation_accuracy": accuracy,
                 "train_seconds": round(result.train_seconds, 1),
             }
         )
         if accuracy > kept_accuracy:
-            kept, kept_accuracy = Retrained(number, arch, result), accuracy
+            kept, kept_accuracy = Retrained(number, arch, seed, result), accuracy
     if kept is None:
         raise ValueError("retrain_best needs at least one candidate")
-    kept.candidates = [{**row, "kept": row["trial"] == kept.number} for row in rows]
+    kept.candidates = [{**row, "kept": (row["trial"], row["seed"]) == (kept.number, kept.seed)} for row in rows]
     return kept
 
 
@@ -219,10 +229,10 @@ def finalize(
         report["retrained"] = retrained
         report["summary"].insert(
             0,
-            f"chosen on the validation split after retraining the {len(retrained)} most accurate trials with the "
-            f"{recipe.name} recipe: "
+            f"chosen on the validation split among {len(retrained)} final trainings (the most accurate trials, "
+            f"each with {len({row['seed'] for row in retrained})} seed(s)) with the {recipe.name} recipe: "
             + "; ".join(
-                f"trial {row['trial']} `{row['tag']}` {100 * row['final_validation_accuracy']:.2f} %"
+                f"trial {row['trial']} `{row['tag']}` seed {row['seed']} {100 * row['final_validation_accuracy']:.2f} %"
                 + (" (kept)" if row["kept"] else "")
                 for row in retrained
             ),

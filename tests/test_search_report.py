@@ -55,25 +55,26 @@ def test_ranked_trials_follow_the_best_trial_order() -> None:
     assert ranked_trials([ROWS[3], ROWS[6]], 3) == []
 
 
-def test_the_final_step_keeps_the_most_accurate_retrained_candidate(monkeypatch: Any) -> None:
+def test_the_final_step_keeps_the_most_accurate_retraining(monkeypatch: Any) -> None:
     import search.training
     from search.final import retrain_best
     from search.space import Arch, Conv
 
     archs = [Arch(Conv(channels, 3), ()) for channels in (8, 16, 24)]
-    val = {8: [0.5, 0.97], 16: [0.6, 0.98], 24: [0.98]}  # the second-ranked wins; the third ties it
+    # per (channels, seed): the second-ranked trial wins with seed 6; the third ties it
+    val = {(8, 5): [0.5, 0.97], (8, 6): [0.96], (16, 5): [0.975], (16, 6): [0.6, 0.98], (24, 5): [0.98], (24, 6): [0.9]}
 
     class Result:
-        def __init__(self, arch: Arch) -> None:
-            self.history = {"val_accuracy": val[arch.stem.channels]}
+        def __init__(self, arch: Arch, seed: int) -> None:
+            self.history = {"val_accuracy": val[arch.stem.channels, seed]}
             self.train_seconds = 1.0
 
     seen: list[str] = []
 
     def fake_train(arch: Arch, recipe: Any, data: Any, *, seed: int, name: str, limit: int | None = None) -> Result:
-        seen.append(arch.tag())
-        assert (seed, name, limit) == (5, "bnn-x", None)
-        return Result(arch)
+        seen.append(f"{arch.tag()}/{seed}")
+        assert seed in (5, 6) and (name, limit) == ("bnn-x", None)
+        return Result(arch, seed)
 
     monkeypatch.setattr(search.training, "train_candidate", fake_train)
     recipe = type("R", (), {"name": "fast", "epochs": 2})()
@@ -84,15 +85,18 @@ def test_the_final_step_keeps_the_most_accurate_retrained_candidate(monkeypatch:
         recipe=recipe,
         data=None,  # type: ignore[arg-type]
         limit=None,
-        seed=5,
+        seeds=(5, 6),
         log=lines.append,
     )
-    assert seen == [a.tag() for a in archs] and len(lines) == 6
-    assert (kept.number, kept.arch) == (7, archs[1]) and kept.result.history["val_accuracy"][-1] == 0.98
-    assert [(row["trial"], row["final_validation_accuracy"], row["kept"]) for row in kept.candidates] == [
-        (4, 0.97, False),
-        (7, 0.98, True),
-        (9, 0.98, False),
+    assert seen == [f"{a.tag()}/{seed}" for a in archs for seed in (5, 6)] and len(lines) == 12
+    assert (kept.number, kept.arch, kept.seed) == (7, archs[1], 6) and kept.result.history["val_accuracy"][-1] == 0.98
+    assert [(row["trial"], row["seed"], row["final_validation_accuracy"], row["kept"]) for row in kept.candidates] == [
+        (4, 5, 0.97, False),
+        (4, 6, 0.96, False),
+        (7, 5, 0.975, False),
+        (7, 6, 0.98, True),
+        (9, 5, 0.98, False),
+        (9, 6, 0.9, False),
     ]
 
 
