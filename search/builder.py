@@ -4,10 +4,10 @@ The layer pattern is the seed BCNN's (``train.models.build_bcnn``), generalised:
 rescaled to [-1, 1]; every convolution ``QuantConv2D`` with ``ste_sign`` kernels (the stem
 keeps its float input, the others binarize theirs) and no bias, then an optional 2x2
 max-pool, then ``BatchNormalization(scale=False)``; flatten; hidden ``QuantDense`` layers with
-batch norm; a ``QuantDense`` to the classes (``+-1`` weights, or float weights for
-``Arch.scores == "float"``, on the binarized features either way), batch norm, softmax. ``same`` binary convolutions
-pad with +1 (``pad_values=1``), which the bnn engine compiles without masks. Like every zoo
-model, the result takes raw pixels 0..255 (float32, 28x28x1).
+batch norm; a ``QuantDense`` to the classes (``+-1`` weights, or float weights when
+``Arch.scores == "float"``; binarized inputs either way), batch norm, softmax. ``same`` binary
+convolutions pad with +1 (``pad_values=1``), which the bnn engine compiles without masks. Like
+every zoo model, the result takes raw pixels 0..255 (float32, 28x28x1).
 """
 
 from __future__ import annotations

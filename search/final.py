@@ -131,7 +131,7 @@ def finalize(
     log: Any = print,
     trained: Any = None,
 ) -> dict[str, Any]:
-    """Retrain ``arch`` with ``recipe`` (unless ``trained`` is given), write it as ``NAME.h5`` and measure its firmware.
+    """Train ``arch`` with ``recipe`` (unless ``trained`` is given), write it as ``NAME.h5``, measure its firmware.
 
     Args:
         arch: the chosen architecture.
