@@ -229,8 +229,9 @@ def finalize(
         report["retrained"] = retrained
         report["summary"].insert(
             0,
-            f"chosen on the validation split among {len(retrained)} final trainings (the most accurate trials, "
-            f"each with {len({row['seed'] for row in retrained})} seed(s)) with the {recipe.name} recipe: "
+            f"chosen on the validation split among {len(retrained)} final trainings with the {recipe.name} recipe "
+            f"(the {len({row['trial'] for row in retrained})} most accurate trial(s) x "
+            f"{len({row['seed'] for row in retrained})} seed(s)): "
             + "; ".join(
                 f"trial {row['trial']} `{row['tag']}` seed {row['seed']} {100 * row['final_validation_accuracy']:.2f} %"
                 + (" (kept)" if row["kept"] else "")
