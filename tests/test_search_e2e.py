@@ -38,6 +38,7 @@ TINY_SPACE = {
     "block_pools": [True],
     "dense_layers": [0],
     "dense_widths": [32],
+    "scores_precisions": ["binary"],  # float scores: tests/test_search_estimate.py and the 64 KiB run
 }
 
 
