@@ -226,33 +226,27 @@ def _search(argv: Sequence[str] | None) -> int:
 
     candidates = [(n, Arch.from_json(study.trials[n].user_attrs["arch"]), float(study.trials[n].values[0])) for n in ranked]
     seeds = tuple(range(args.seed, args.seed + args.final_seeds))
-    kept = None
-    if len(candidates) * len(seeds) > 1:
-        kept = retrain_best(candidates, name=name, recipe=final_recipe, data=data, limit=args.final_limit, seeds=seeds, log=_line)
-    number, arch = (kept.number, kept.arch) if kept else candidates[0][:2]
-    final_seed = kept.seed if kept else args.seed
+    kept = retrain_best(candidates, name=name, recipe=final_recipe, data=data, limit=args.final_limit, seeds=seeds, log=_line)
     source = {
         "study": study_name,
-        "trial": number,
+        "trial": kept.number,
         "storage": redact(storage_url),
-        "validation_accuracy": study.trials[number].values[0],
+        "validation_accuracy": study.trials[kept.number].values[0],
         "trial_recipe": recipe.to_json(),
-        "retrained": kept.candidates if kept else [],
+        "retrained": kept.candidates if len(kept.candidates) > 1 else [],
     }
     final = finalize(
-        arch,
+        kept,
         name=name,
         recipe=final_recipe,
         data=data,
         limit=args.final_limit,
-        seed=final_seed,
         board=board,
         core=core,
         out=out,
         test_images=args.final_images,
         source=source,
         log=_line,
-        trained=kept.result if kept else None,
     )
     report = build_report(study, header, final)
     write_reports(out, report)

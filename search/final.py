@@ -1,8 +1,10 @@
 """The search's result as a model for the rest of the pipeline: retrain the best candidate, write it, measure it.
 
-:func:`finalize` takes the best feasible trial's architecture, trains it again with the full
-recipe on the whole training slice (the validation split held out as ``python -m train``
-does), and writes into the output folder what ``python -m train`` writes for a zoo model:
+:func:`retrain_best` trains the best feasible trials' architectures again with the full recipe
+on the whole training slice (the validation split held out as ``python -m train`` does), once
+per seed, and keeps the training most accurate on that validation split (one trial and one seed
+by default: a single training). :func:`finalize` writes the kept one into the output folder as
+``python -m train`` writes a zoo model:
 ``NAME.h5``, ``NAME.train.json`` (with a ``search`` entry naming the study, the trial and the
 architecture), ``NAME.history.png`` and ``NAME.confusion.png``. Only here is the MNIST test set
 used. The model is then compiled by the bnn engine for the board's core
@@ -116,37 +118,33 @@ def retrain_best(
 
 
 def finalize(
-    arch: Arch,
+    kept: Retrained,
     *,
     name: str,
     recipe: Any,
     data: Dataset,
     limit: int | None,
-    seed: int,
     board: Board,
     core: Core,
     out: Path,
     test_images: int | None,
     source: dict[str, Any],
     log: Any = print,
-    trained: Any = None,
 ) -> dict[str, Any]:
-    """Train ``arch`` with ``recipe`` (unless ``trained`` is given), write it as ``NAME.h5``, measure its firmware.
+    """Write the kept final training as ``NAME.h5`` and measure its firmware.
 
     Args:
-        arch: the chosen architecture.
+        kept: the training :func:`retrain_best` kept (architecture, seed, trained model).
         name: the model name (``NAME.h5``).
-        recipe: the full recipe (:class:`train.recipes.Recipe`).
+        recipe: the full recipe it was trained with (:class:`train.recipes.Recipe`).
         data: the whole dataset (test split included).
-        limit: first ``limit`` training images (``None``: all).
-        seed: training seed.
+        limit: first ``limit`` training images it was trained on (``None``: all).
         board: the board (its budgets are checked).
         core: its core.
         out: output folder.
         test_images: test images run on QEMU (``None``: all of them; the host C runs all anyway).
         source: the study, trial and validation figures the model comes from (recorded).
         log: prints one line.
-        trained: ``arch`` already trained with ``recipe`` (:func:`retrain_best`), or ``None``.
 
     Returns:
         The ``final`` entry of ``search.json``: paths, test accuracy, agreements, flash, RAM,
@@ -157,13 +155,10 @@ def finalize(
     """
     from search.estimate import packed_size
     from search.measure import compile_model, engine_difference, run_firmware, write_firmware
-    from search.training import release_session, train_candidate
+    from search.training import release_session
     from train.outputs import write_training_outputs
 
-    result = trained
-    if result is None:
-        log(f"final: training {arch.tag()} as {name} with the {recipe.name} recipe ({recipe.epochs} epochs)")
-        result = train_candidate(arch, recipe, data, seed=seed, name=name, limit=limit)
+    arch, seed, result = kept.arch, kept.seed, kept.result
     log(f"final: {name} test accuracy {100 * result.test_accuracy:.2f} % (Keras), trained in {result.train_seconds:.0f} s")
     outputs = write_training_outputs(
         out,
