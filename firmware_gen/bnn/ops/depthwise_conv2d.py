@@ -8,31 +8,11 @@ of LCE's interpreter does; the reference kernel rounds them away from zero), bit
 
 from __future__ import annotations
 
-import numpy as np
-
 from firmware_gen.bnn.graph import Node
-from firmware_gen.bnn.kernel import CArray, Kernel
-from firmware_gen.bnn.ops.base import (
-    LowerContext,
-    OpKind,
-    activation,
-    check_window_options,
-    clamp_lines,
-    float_input,
-    lut_array,
-    make_window,
-    positive,
-    window_context,
-)
-from firmware_gen.bnn.ops.quantized import (
-    activation_range,
-    check_int8_weights,
-    filter_multipliers,
-    int8_input,
-    int8_quant,
-    int32_bias,
-)
-from firmware_gen.bnn.values import Value
+from firmware_gen.bnn.kernel import Kernel
+from firmware_gen.bnn.ops.base import LowerContext, OpKind, activation, check_window_options, float_input, positive
+from firmware_gen.bnn.ops.quantized import check_int8_weights, int8_input
+from firmware_gen.bnn.ops.window_conv import float_conv_kernel, int8_conv_kernel, option_window
 
 __all__ = ["OP"]
 
@@ -68,61 +48,14 @@ def check(node: Node, ctx: LowerContext) -> None:
 
 
 def lower(node: Node, ctx: LowerContext) -> Kernel:
-    """One accumulator per output, filter taps in (ky, kx) order."""
+    """One accumulator per output, filter taps in (ky, kx) order (int8: DepthwiseConvPerChannel)."""
     value = ctx.value(node)
-    weights = node.const(1, "filter").astype(np.float32)
-    _, kh, kw, out_c = weights.shape
-    stride = positive(node, "strideH", 1), positive(node, "strideW", 1)
-    dilation = positive(node, "dilationHFactor", 1), positive(node, "dilationWFactor", 1)
-    conv = make_window(node, value.shape, (kh, kw), stride, node.options.get("padding") == "SAME", dilation)
+    _, kh, kw, out_c = node.const(1, "filter").shape
+    conv = option_window(node, value.shape, (kh, kw))
+    extra = {"in_c": value.shape[2], "out_c": out_c, "multiplier": positive(node, "depthMultiplier", 1)}
     if value.dtype == "int8":
-        return _lower_int8(node, ctx, value, conv)
-    bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
-    arrays = [CArray("float", f"{ctx.prefix}weights", weights), CArray("float", f"{ctx.prefix}bias", bias)]
-    lut, lut_name = lut_array(ctx, value)
-    arrays += lut
-    out = ctx.define(Value(node.output.index, "float32", (conv.out_h, conv.out_w, out_c)))
-    context = {
-        "lut": lut_name,
-        **window_context(conv),
-        "in_c": value.shape[2],
-        "out_c": out_c,
-        "multiplier": positive(node, "depthMultiplier", 1),
-        "clamp": clamp_lines("acc", activation(node)),
-    }
-    kernel = Kernel(node.index, [node.name], (value.tensor,), out.tensor, TEMPLATE, context, arrays, kind="DepthwiseConv2D")
-    kernel.weight_bytes = arrays[0].nbytes
-    return kernel
-
-
-def _lower_int8(node: Node, ctx: LowerContext, value: Value, conv) -> Kernel:
-    """TFLite's DepthwiseConvPerChannel: acc = bias + sum w * (x - zp_in), requantized per channel."""
-    weights = node.const(1, "filter").astype(np.int64)
-    out_c = weights.shape[3]
-    out_q = int8_quant(node, node.output.index)
-    multipliers, shifts = filter_multipliers(node, value.quant, out_q, out_c)
-    arrays = [
-        CArray("int8_t", f"{ctx.prefix}weights", weights),
-        CArray("int32_t", f"{ctx.prefix}bias", int32_bias(node, out_c)),
-        CArray("int32_t", f"{ctx.prefix}multiplier", multipliers),
-        CArray("int8_t", f"{ctx.prefix}shift", shifts),
-    ]
-    out = ctx.define(Value(node.output.index, "int8", (conv.out_h, conv.out_w, out_c), quant=out_q))
-    lo, hi = activation_range(activation(node), out_q)
-    context = {
-        **window_context(conv),
-        "in_c": value.shape[2],
-        "out_c": out_c,
-        "multiplier": positive(node, "depthMultiplier", 1),
-        "input_offset": -value.quant.zero_point,
-        "output_offset": out_q.zero_point,
-        "act_min": lo,
-        "act_max": hi,
-        "uses_int8": True,
-    }
-    kernel = Kernel(node.index, [node.name], (value.tensor,), out.tensor, TEMPLATE_INT8, context, arrays, kind="DepthwiseInt8")
-    kernel.weight_bytes = arrays[0].nbytes
-    return kernel
+        return int8_conv_kernel(node, ctx, conv, out_c, TEMPLATE_INT8, "DepthwiseInt8", extra)
+    return float_conv_kernel(node, ctx, conv, out_c, TEMPLATE, "DepthwiseConv2D", extra)
 
 
 OP = OpKind(
