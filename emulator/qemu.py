@@ -42,6 +42,8 @@ __all__ = [
     "missing_tools",
     "default_timeout",
     "check_calibration",
+    "read_guest_results",
+    "check_guest_results",
     "first_error",
     "run_guest",
     "run_harness",
@@ -197,6 +199,46 @@ def check_calibration(results: HarnessResults, machine: str) -> dict[str, Any]:
     return summary
 
 
+def read_guest_results(folder: Path, output: str, count: int) -> HarnessResults:
+    """The results file the guest wrote in ``folder``, decoded for ``count`` images.
+
+    Raises:
+        QemuError: the guest wrote no results file (the first error line of its ``output`` says why).
+    """
+    results_path = folder / RESULTS_NAME
+    if not results_path.exists():
+        raise QemuError(f"the firmware wrote no {RESULTS_NAME}: {first_error(output)}")
+    return parse_results(results_path.read_bytes(), count, RESULTS_NAME)
+
+
+def check_guest_results(
+    signature: FirmwareSignature, results: HarnessResults, machine: str, predict: str
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Check a guest's results against its signature, its SysTick calibration and the class range.
+
+    Args:
+        signature: the firmware's signature.
+        results: from :func:`read_guest_results`.
+        machine: QEMU machine.
+        predict: the firmware's predict function, named in the error.
+
+    Returns:
+        The calibration (:func:`check_calibration`) and the instructions of every inference.
+
+    Raises:
+        QemuError: scores or input sizes off the signature, a failed calibration, or a class
+            outside ``0..num_classes-1``.
+    """
+    check_results(signature, results.scores.shape[1], results.scores, results.input_bytes, RESULTS_NAME)
+    calibration = check_calibration(results, machine)
+    last = signature.num_classes - 1
+    bad = np.flatnonzero((results.predictions < 0) | (results.predictions > last))
+    if bad.size:
+        returned = int(results.predictions[bad[0]])
+        raise QemuError(f"{predict} returned {returned} for input {int(bad[0])} (classes are 0..{last})")
+    return calibration, results.ticks.astype(np.float64) * calibration["instructions_per_tick"]
+
+
 @dataclass
 class QemuRun:
     """Everything one harness run produced (what :func:`run_qemu` summarises).
@@ -269,19 +311,9 @@ def run_harness(
         build = _build(firmware_dir, Path(tmp))
         (build.folder / IMAGES_NAME).write_bytes(payload)
         output, seconds = run_guest(build.folder, spec.qemu_machine, count, limit)
-        results_path = build.folder / RESULTS_NAME
-        if not results_path.exists():
-            raise QemuError(f"the firmware wrote no {RESULTS_NAME}: {first_error(output)}")
-        results = parse_results(results_path.read_bytes(), count, RESULTS_NAME)
+        results = read_guest_results(build.folder, output, count)
         footprint = measure_footprint(build.folder, build.engine_sources)
-    check_results(signature, results.scores.shape[1], results.scores, results.input_bytes, RESULTS_NAME)
-    calibration = check_calibration(results, spec.qemu_machine)
-    last = signature.num_classes - 1
-    bad = np.flatnonzero((results.predictions < 0) | (results.predictions > last))
-    if bad.size:
-        returned = int(results.predictions[bad[0]])
-        raise QemuError(f"bnn_predict returned {returned} for input {int(bad[0])} (classes are 0..{last})")
-    instructions = results.ticks.astype(np.float64) * calibration["instructions_per_tick"]
+    calibration, instructions = check_guest_results(signature, results, spec.qemu_machine, "bnn_predict")
     return QemuRun(spec.name, spec.qemu_machine, results, instructions, calibration, footprint, seconds, signature)
 
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from emulator.qemu import QemuError, QemuRun, check_calibration, first_error, missing_tools, run_guest
-from emulator.signature import FirmwareSignature, check_results, encode_inputs, read_signature
-from firmware_gen.baremetal import Footprint, parse_results
+from emulator.qemu import QemuError, QemuRun, check_guest_results, first_error, missing_tools, read_guest_results, run_guest
+from emulator.signature import FirmwareSignature, encode_inputs, read_signature
+from firmware_gen.baremetal import Footprint
 from firmware_gen.baremetal.footprint import parse_size_output
 from firmware_gen.baremetal.project import MIN_STACK_BYTES, TFLM_QEMU_DIR
 from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME
@@ -197,17 +197,8 @@ def run_tflm_harness(
         (qemu_dir / IMAGES_NAME).write_bytes(payload)
         limit = tflm_timeout(count) if timeout is None else float(timeout)
         output, seconds = run_guest(qemu_dir, spec.qemu_machine, count, limit)
-        results_path = qemu_dir / RESULTS_NAME
-        if not results_path.exists():
-            raise QemuError(f"the firmware wrote no {RESULTS_NAME}: {first_error(output)}")
-        results = parse_results(results_path.read_bytes(), count, RESULTS_NAME)
-    check_results(signature, results.scores.shape[1], results.scores, results.input_bytes, RESULTS_NAME)
-    calibration = check_calibration(results, spec.qemu_machine)
-    last = signature.num_classes - 1
-    bad = np.flatnonzero((results.predictions < 0) | (results.predictions > last))
-    if bad.size:
-        returned = int(results.predictions[bad[0]])
-        raise QemuError(f"tflm_predict returned {returned} for input {int(bad[0])} (classes are 0..{last})")
+        results = read_guest_results(qemu_dir, output, count)
+    calibration, instructions = check_guest_results(signature, results, spec.qemu_machine, "tflm_predict")
     static = sizes["data"] + sizes["bss"]
     stack = results.stack_peak_bytes
     detail = {
@@ -222,5 +213,4 @@ def run_tflm_harness(
         "library_objects": library.record.get("objects"),
     }
     footprint = Footprint(flash_bytes=sizes["text"] + sizes["data"], ram_bytes=static + stack, detail=detail)
-    instructions = results.ticks.astype(np.float64) * calibration["instructions_per_tick"]
     return QemuRun(spec.name, spec.qemu_machine, results, instructions, calibration, footprint, seconds, signature)
