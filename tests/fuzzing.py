@@ -115,37 +115,20 @@ def _time_limit(seconds: float) -> Iterator[None]:
 def build_seeds(random_seed: int = 7) -> dict[str, bytes]:
     """Three small real flatbuffers with fixed weights: ``bcnn.lce`` (LCE), ``cnn`` (float), ``cnn.int8``.
 
-    The binary CNN is the zoo's bcnn with fewer filters (8, 16, 16, dense 64; the bnn engine
-    compiles it); the float CNN has a conv, a pool and a dense layer. Batch norms get random statistics so their
-    MUL/ADD survive conversion. int8 is calibrated on random images (no dataset needed).
+    The binary CNN is the zoo's bcnn with fewer filters (8, 16, 16, dense 64), built by the
+    architecture search's builder (the bnn engine compiles it); the float CNN has a conv, a pool
+    and a dense layer. Batch norms get random statistics so their MUL/ADD survive conversion.
+    int8 is calibrated on random images (no dataset needed).
     """
-    import larq as lq
     import tensorflow as tf
 
     from convert.converter import to_lce, to_tflite_float, to_tflite_int8
+    from search.builder import build_model
+    from search.space import Arch, Conv
 
     tf.keras.utils.set_random_seed(random_seed)
     rng = np.random.default_rng(random_seed)
-    binary = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip"}
-    bcnn = tf.keras.Sequential(
-        [
-            tf.keras.layers.Rescaling(2 / 255, offset=-1.0, input_shape=(28, 28, 1)),
-            lq.layers.QuantConv2D(8, (3, 3), kernel_quantizer="ste_sign", kernel_constraint="weight_clip", use_bias=False),
-            tf.keras.layers.MaxPooling2D((2, 2)),
-            tf.keras.layers.BatchNormalization(scale=False),
-            lq.layers.QuantConv2D(16, (3, 3), use_bias=False, **binary),
-            tf.keras.layers.MaxPooling2D((2, 2)),
-            tf.keras.layers.BatchNormalization(scale=False),
-            lq.layers.QuantConv2D(16, (3, 3), use_bias=False, **binary),
-            tf.keras.layers.BatchNormalization(scale=False),
-            tf.keras.layers.Flatten(),
-            lq.layers.QuantDense(64, use_bias=False, **binary),
-            tf.keras.layers.BatchNormalization(scale=False),
-            lq.layers.QuantDense(10, use_bias=False, **binary),
-            tf.keras.layers.BatchNormalization(scale=False),
-            tf.keras.layers.Activation("softmax"),
-        ]
-    )
+    bcnn = build_model(Arch(Conv(8, 3, pool=True), (Conv(16, 3, pool=True), Conv(16, 3)), dense=(64,)), name="fuzz_bcnn")
     for layer in bcnn.layers:
         if isinstance(layer, tf.keras.layers.BatchNormalization):
             beta, mean, variance = layer.get_weights()
