@@ -186,6 +186,18 @@ def same_one_stride2(x):
     return tf.keras.layers.Activation("softmax")(tf.keras.layers.Dense(10)(tf.keras.layers.Flatten()(x)))
 
 
+def binaryconnect(x):
+    """BinaryConnect (the study's bc_cnn shape, narrower): binary weights on float ReLU activations, float
+    biases, pixels read through the rescaling table; the binary head batch-normed."""
+    tf, lq = _tf(), _lq()
+    bc = {"kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip"}
+    x = tf.keras.layers.MaxPooling2D(2)(lq.layers.QuantConv2D(8, 3, activation="relu", **bc)(_rescale(x, lo=0.0)))
+    x = tf.keras.layers.MaxPooling2D(2)(lq.layers.QuantConv2D(16, 3, padding="same", activation="relu", **bc)(x))
+    x = lq.layers.QuantDense(24, activation="relu", **bc)(tf.keras.layers.Flatten()(x))
+    x = _bn(lq.layers.QuantDense(10, use_bias=False, **bc)(x))
+    return tf.keras.layers.Activation("softmax")(x)
+
+
 FAMILY: dict[str, Spec] = {
     "binary_mlp": Spec((784,), 10, "uint8", binary_mlp, "binary MLP on flattened 28x28 images"),
     "float_stem_head": Spec((28, 28, 1), 10, "uint8", float_stem_head, "float stem and float head around binary blocks"),
@@ -197,6 +209,7 @@ FAMILY: dict[str, Spec] = {
     "two_classes": Spec((32, 32, 1), 2, "uint8", two_classes, "2 classes"),
     "hundred_classes": Spec((16, 16, 3), 100, "uint8", hundred_classes, "100 classes"),
     "xnor": Spec((28, 28, 1), 10, "uint8", xnor, "XNOR-Net magnitude_aware_sign weights"),
+    "binaryconnect": Spec((28, 28, 1), 10, "uint8", binaryconnect, "BinaryConnect: binary weights, float activations"),
     "same_one_stride2": Spec((28, 28, 1), 10, "uint8", same_one_stride2, "SAME-one padding with stride 2"),
 }
 

@@ -68,6 +68,13 @@ def _lq(factory: Callable, *args, **kwargs) -> Callable:
     return lambda: factory(*args, **kwargs)
 
 
+def _bc(layer: str, *args, **kwargs):
+    """A BinaryConnect layer: binary weights (``ste_sign`` unless given), float inputs."""
+    import larq as lq
+
+    return getattr(lq.layers, layer)(*args, **{"kernel_quantizer": "ste_sign", **kwargs})
+
+
 def _float_quant_dense(units: int):
     """A dense layer with binarized inputs and float weights: LceQuantize, LceDequantize, float FC."""
     import larq as lq
@@ -143,6 +150,20 @@ CASES: dict[str, tuple[tuple[int, ...], Callable, bool]] = {
     # FULLY_CONNECTED
     "dense_relu": ((3, 3, 4), _seq(_k("Flatten"), _k("Dense", 11, activation="relu")), False),
     "dense_no_bias": ((20,), _seq(_k("Dense", 7, use_bias=False)), False),
+    # BinaryConnect: binary weights on float inputs, CONV_2D / FULLY_CONNECTED with +-c weights (packed)
+    "bc_conv_3x3_same_relu": (
+        (6, 6, 3),
+        _seq(_lq(_bc, "QuantConv2D", 5, 3, padding="same", activation="relu")),
+        False,
+    ),
+    "bc_conv_magnitude": (
+        (5, 5, 4),
+        _seq(_lq(_bc, "QuantConv2D", 6, 3, kernel_quantizer="magnitude_aware_sign")),
+        False,
+    ),
+    "bc_conv_bn": ((6, 6, 2), _seq(_lq(_bc, "QuantConv2D", 4, 3, use_bias=False), _bn), False),
+    "bc_dense": ((3, 3, 4), _seq(_k("Flatten"), _lq(_bc, "QuantDense", 7, activation="relu")), False),
+    "bc_dense_bn": ((40,), _seq(_lq(_bc, "QuantDense", 5, use_bias=False), _bn), False),
     # ADD / MUL
     "add_residual": ((6, 6, 8), _residual, True),
     "add_broadcast": ((4, 5, 6), _broadcast_add, False),
@@ -210,6 +231,22 @@ def test_op_matches_lce(name: str, tmp_path: Path) -> None:
     else:
         span = float(np.max(np.abs(expected))) or 1.0
         np.testing.assert_allclose(got, expected, rtol=0, atol=FLOAT_RTOL * span)
+
+
+@pytest.mark.parametrize("name", [name for name in CASES if name.startswith("bc_")])
+def test_binary_weights_on_float_inputs_take_one_bit_each(name: str, tmp_path: Path) -> None:
+    """The BinaryConnect cases keep sign bits and a scale per output, no float weight array."""
+    from convert.converter import to_lce
+
+    shape, builder, _ = CASES[name]
+    model = build_model(shape, builder, seed=len(name))
+    report = write_engine(to_lce(model), tmp_path, input_type="float32")
+    source = (tmp_path / "bnn_model.c").read_text()
+    assert "l0_signs[" in source and "l0_scales[" in source
+    assert "l0_weights" not in source
+    kernel = next(layer for layer in model.layers if layer.get_weights()).get_weights()[0]  # (..., in, out)
+    outputs, per_output = kernel.shape[-1], kernel.size // kernel.shape[-1]
+    assert report["layers"][0]["packed_weight_bytes"] == 4 * outputs * -(-per_output // 32)
 
 
 @pytest.mark.parametrize(("size", "pad_value"), [(1, 0.0), (2, 0.0), (3, 0.0), (2, 1.0)])

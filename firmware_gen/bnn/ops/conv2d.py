@@ -5,7 +5,8 @@ order, then ``acc + bias`` and the fused ReLU family; padding taps are skipped. 
 strides, dilation, SAME or VALID; a raw uint8 input is read as the float it converts to. The
 sum's order may differ from TFLite's optimized kernels: results agree to float rounding.
 A CONV_2D with ``+-c`` weights on the raw pixels is compiled by the fusion pass instead
-(exact integer pixel conv). int8 (a quantized flatbuffer): TFLite's ConvPerChannel, bit-exact.
+(exact integer pixel conv); elsewhere ``+-c`` weights (BinaryConnect) are stored as sign bits
+with one scale per output channel, same products and sums. int8 (a quantized flatbuffer): TFLite's ConvPerChannel, bit-exact.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def lower(node: Node, ctx: LowerContext) -> Kernel:
     extra = {"in_c": in_c, "out_c": out_c}
     if value.dtype == "int8":
         return int8_conv_kernel(node, ctx, conv, out_c, TEMPLATE_INT8, "Conv2DInt8", extra)
-    return float_conv_kernel(node, ctx, conv, out_c, TEMPLATE, "Conv2D", extra)
+    return float_conv_kernel(node, ctx, conv, out_c, TEMPLATE, "Conv2D", extra, pack_signs=True)
 
 
 OP = OpKind(

@@ -3,7 +3,9 @@
 TFLite's reference kernel: ``acc = sum over i of input[i] * weights[o][i]`` in order, then
 ``acc + bias`` and the fused ReLU family; the input is read flat (NHWC order). A dense layer
 with ``+-c`` weights on ``LceDequantize``-d bits is compiled by the fusion pass instead
-(XNOR/popcount on packed weights). int8: TFLite's integer FullyConnected, bit-exact.
+(XNOR/popcount on packed weights); on float inputs (BinaryConnect) its weights are stored as
+sign bits with one scale per output, same products and sums. int8: TFLite's integer
+FullyConnected, bit-exact.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from firmware_gen.bnn.ops.quantized import (
     int8_quant,
     int32_bias,
 )
+from firmware_gen.bnn.ops.sign_packed import float_weight_arrays
 from firmware_gen.bnn.values import Value
 
 __all__ = ["OP"]
@@ -87,18 +90,25 @@ def _lower_int8(node: Node, ctx: LowerContext, value: Value) -> Kernel:
 
 
 def lower(node: Node, ctx: LowerContext) -> Kernel:
-    """One dot product per output."""
+    """One dot product per output; ``+-c`` weights are stored as sign bits (:mod:`.sign_packed`)."""
     value = ctx.value(node)
     if value.dtype == "int8":
         return _lower_int8(node, ctx, value)
     weights = node.const(1, "weights").astype(np.float32)
     outputs, inputs = weights.shape
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(outputs, np.float32)
-    arrays = [CArray("float", f"{ctx.prefix}weights", weights), CArray("float", f"{ctx.prefix}bias", bias)]
+    arrays, packed = float_weight_arrays(ctx, weights)
+    arrays.append(CArray("float", f"{ctx.prefix}bias", bias))
     lut, lut_name = lut_array(ctx, value)
     arrays += lut
     out = ctx.define(Value(node.output.index, "float32", shape_of(node, node.output.shape)))
-    context = {"lut": lut_name, "outputs": outputs, "inputs": inputs, "clamp": clamp_lines("acc", activation(node))}
+    context = {
+        "lut": lut_name,
+        "outputs": outputs,
+        "inputs": inputs,
+        "packed": packed,
+        "clamp": clamp_lines("acc", activation(node)),
+    }
     kernel = Kernel(node.index, [node.name], (value.tensor,), out.tensor, TEMPLATE, context, arrays, kind="FullyConnected")
     kernel.weight_bytes = arrays[0].nbytes
     return kernel

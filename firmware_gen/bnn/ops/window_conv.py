@@ -16,6 +16,7 @@ from firmware_gen.bnn.ir import Window
 from firmware_gen.bnn.kernel import CArray, Kernel
 from firmware_gen.bnn.ops.base import LowerContext, activation, clamp_lines, lut_array, make_window, positive, window_context
 from firmware_gen.bnn.ops.quantized import activation_range, filter_multipliers, int8_quant, int32_bias
+from firmware_gen.bnn.ops.sign_packed import float_weight_arrays
 from firmware_gen.bnn.values import Value
 
 __all__ = ["option_window", "float_conv_kernel", "int8_conv_kernel"]
@@ -29,9 +30,17 @@ def option_window(node: Node, in_shape: tuple[int, int, int], kernel: tuple[int,
 
 
 def float_conv_kernel(
-    node: Node, ctx: LowerContext, conv: Window, out_c: int, template: str, kind: str, extra: dict[str, Any]
+    node: Node,
+    ctx: LowerContext,
+    conv: Window,
+    out_c: int,
+    template: str,
+    kind: str,
+    extra: dict[str, Any],
+    *,
+    pack_signs: bool = False,
 ) -> Kernel:
-    """A float conv's kernel: float weights as stored, float bias (zeros without one), fused clamp.
+    """A float conv's kernel: float weights (or sign bits), float bias (zeros without one), fused clamp.
 
     Args:
         node: the op; its filter is input 1, its optional bias input 2.
@@ -41,15 +50,27 @@ def float_conv_kernel(
         template: the kernel's template.
         kind: the kernel's kind.
         extra: template variables of this op (channel counts, depth multiplier).
+        pack_signs: store ``+-c`` weights as sign bits (:mod:`.sign_packed`); the template reads
+            them when its ``packed`` variable is true.
     """
     value = ctx.value(node)
     weights = node.const(1, "filter").astype(np.float32)
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
-    arrays = [CArray("float", f"{ctx.prefix}weights", weights), CArray("float", f"{ctx.prefix}bias", bias)]
+    if pack_signs:
+        arrays, packed = float_weight_arrays(ctx, weights)
+    else:
+        arrays, packed = [CArray("float", f"{ctx.prefix}weights", weights)], False
+    arrays.append(CArray("float", f"{ctx.prefix}bias", bias))
     lut, lut_name = lut_array(ctx, value)
     arrays += lut
     out = ctx.define(Value(node.output.index, "float32", (conv.out_h, conv.out_w, out_c)))
-    context = {"lut": lut_name, **window_context(conv), **extra, "clamp": clamp_lines("acc", activation(node))}
+    context = {
+        "lut": lut_name,
+        **window_context(conv),
+        **extra,
+        "packed": packed,
+        "clamp": clamp_lines("acc", activation(node)),
+    }
     kernel = Kernel(node.index, [node.name], (value.tensor,), out.tensor, template, context, arrays, kind=kind)
     kernel.weight_bytes = arrays[0].nbytes
     return kernel
