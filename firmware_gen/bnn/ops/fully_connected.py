@@ -18,11 +18,10 @@ from firmware_gen.bnn.ops.base import LowerContext, OpKind, activation, clamp_li
 from firmware_gen.bnn.ops.quantized import (
     activation_range,
     check_int8_weights,
-    filter_multipliers,
     filter_zero_point,
     int8_input,
     int8_quant,
-    int32_bias,
+    int8_weight_arrays,
 )
 from firmware_gen.bnn.ops.sign_packed import float_weight_arrays
 from firmware_gen.bnn.values import Value
@@ -60,16 +59,9 @@ def check(node: Node, ctx: LowerContext) -> None:
 
 def _lower_int8(node: Node, ctx: LowerContext, value: Value) -> Kernel:
     """TFLite's integer FullyConnected: acc = bias + sum (w - zp_w) * (x - zp_in), requantized."""
-    weights = node.const(1, "weights").astype(np.int64)
-    outputs, inputs = weights.shape
+    outputs, inputs = node.const(1, "weights").shape
     out_q = int8_quant(node, node.output.index)
-    multipliers, shifts = filter_multipliers(node, value.quant, out_q, outputs)
-    arrays = [
-        CArray("int8_t", f"{ctx.prefix}weights", weights),
-        CArray("int32_t", f"{ctx.prefix}bias", int32_bias(node, outputs)),
-        CArray("int32_t", f"{ctx.prefix}multiplier", multipliers),
-        CArray("int8_t", f"{ctx.prefix}shift", shifts),
-    ]
+    arrays = int8_weight_arrays(node, ctx.prefix, value.quant, out_q, outputs)
     out = ctx.define(Value(node.output.index, "int8", shape_of(node, node.output.shape), quant=out_q))
     lo, hi = activation_range(activation(node), out_q)
     context = {

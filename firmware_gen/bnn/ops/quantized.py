@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from firmware_gen.bnn.graph import Node
+from firmware_gen.bnn.kernel import CArray
 from firmware_gen.bnn.values import Quant
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "filter_zero_point",
     "int32_bias",
     "check_int8_weights",
+    "int8_weight_arrays",
     "INT8_MIN",
     "INT8_MAX",
 ]
@@ -137,3 +139,18 @@ def check_int8_weights(node: Node, input_q: Quant, channels: int, *, symmetric: 
     if symmetric and filter_zero_point(node) != 0:
         raise node.refuse("int8 filter with a nonzero zero point")
     int32_bias(node, channels)
+
+
+def int8_weight_arrays(node: Node, prefix: str, input_q: Quant, output_q: Quant, channels: int) -> list[CArray]:
+    """The constants of an int8 CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED, weights first.
+
+    ``{prefix}weights`` (int8, as stored), ``{prefix}bias`` (:func:`int32_bias`), and the
+    per-channel ``{prefix}multiplier`` / ``{prefix}shift`` of :func:`filter_multipliers`.
+    """
+    multipliers, shifts = filter_multipliers(node, input_q, output_q, channels)
+    return [
+        CArray("int8_t", f"{prefix}weights", node.const(1, "weights").astype(np.int64)),
+        CArray("int32_t", f"{prefix}bias", int32_bias(node, channels)),
+        CArray("int32_t", f"{prefix}multiplier", multipliers),
+        CArray("int8_t", f"{prefix}shift", shifts),
+    ]

@@ -15,7 +15,7 @@ from firmware_gen.bnn.graph import Node
 from firmware_gen.bnn.ir import Window
 from firmware_gen.bnn.kernel import CArray, Kernel
 from firmware_gen.bnn.ops.base import LowerContext, activation, clamp_lines, lut_array, make_window, positive, window_context
-from firmware_gen.bnn.ops.quantized import activation_range, filter_multipliers, int8_quant, int32_bias
+from firmware_gen.bnn.ops.quantized import activation_range, int8_quant, int8_weight_arrays
 from firmware_gen.bnn.ops.sign_packed import float_weight_arrays
 from firmware_gen.bnn.values import Value
 
@@ -84,15 +84,8 @@ def int8_conv_kernel(
     The arguments are :func:`float_conv_kernel`'s; the input is an int8 value with its quantization.
     """
     value = ctx.value(node)
-    weights = node.const(1, "filter").astype(np.int64)
     out_q = int8_quant(node, node.output.index)
-    multipliers, shifts = filter_multipliers(node, value.quant, out_q, out_c)
-    arrays = [
-        CArray("int8_t", f"{ctx.prefix}weights", weights),
-        CArray("int32_t", f"{ctx.prefix}bias", int32_bias(node, out_c)),
-        CArray("int32_t", f"{ctx.prefix}multiplier", multipliers),
-        CArray("int8_t", f"{ctx.prefix}shift", shifts),
-    ]
+    arrays = int8_weight_arrays(node, ctx.prefix, value.quant, out_q, out_c)
     out = ctx.define(Value(node.output.index, "int8", (conv.out_h, conv.out_w, out_c), quant=out_q))
     lo, hi = activation_range(activation(node), out_q)
     context = {
