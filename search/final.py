@@ -40,8 +40,8 @@ class Retrained:
         seed: the seed of its final training.
         result: its final training (:class:`train.trainer.TrainResult`).
         candidates: one row per training: trial, tag, seed, the trial's validation accuracy and
-            the final training's (``final_validation_accuracy``, the last epoch's on the same
-            held-back split), and whether it was kept.
+            the final training's (``final_validation_accuracy``, on the same held-back split, of
+            the epoch the training kept: ``kept_epoch``), and whether it was kept.
     """
 
     number: int
@@ -66,9 +66,10 @@ def retrain_best(
 
     Short trials rank candidates only roughly, so the final step may retrain the first few of the
     ranking; a binarized network's accuracy also moves with its seed by about 0.1 %, so it may
-    train each several times. The choice reads the held-back validation split only (the last
-    epoch's ``val_accuracy``; ties keep the earlier training: the better-ranked trial, then the
-    lower seed), never the test set.
+    train each several times. The choice reads the held-back validation split only (the
+    ``val_accuracy`` of the epoch each training kept: the last, or the recipe's
+    ``keep_best_epochs`` choice; ties keep the earlier training: the better-ranked trial, then
+    the lower seed), never the test set.
 
     Args:
         candidates: ``(trial number, architecture, trial validation accuracy)``, best-ranked first.
@@ -94,9 +95,9 @@ def retrain_best(
             f"{recipe.name} recipe ({recipe.epochs} epochs)"
         )
         result = train_candidate(arch, recipe, data, seed=seed, name=name, limit=limit)
-        accuracy = float(result.history["val_accuracy"][-1]) if result.history.get("val_accuracy") else 0.0
+        accuracy = result.validation_accuracy or 0.0
         log(
-            f"final: trial {number}, seed {seed}: validation accuracy {100 * accuracy:.2f} %, "
+            f"final: trial {number}, seed {seed}: validation accuracy {100 * accuracy:.2f} % (epoch {result.kept_epoch}), "
             f"trained in {result.train_seconds:.0f} s"
         )
         rows.append(
@@ -106,6 +107,7 @@ def retrain_best(
                 "seed": seed,
                 "trial_validation_accuracy": trial_accuracy,
                 "final_validation_accuracy": accuracy,
+                "kept_epoch": result.kept_epoch,
                 "train_seconds": round(result.train_seconds, 1),
             }
         )
@@ -229,6 +231,7 @@ def finalize(
             f"{len({row['seed'] for row in retrained})} seed(s)): "
             + "; ".join(
                 f"trial {row['trial']} `{row['tag']}` seed {row['seed']} {100 * row['final_validation_accuracy']:.2f} %"
+                + (f" (epoch {row['kept_epoch']})" if row.get("kept_epoch") not in (None, recipe.epochs) else "")
                 + (" (kept)" if row["kept"] else "")
                 for row in retrained
             ),

@@ -59,22 +59,28 @@ def test_the_final_step_keeps_the_most_accurate_retraining(monkeypatch: Any) -> 
     import search.training
     from search.final import retrain_best
     from search.space import Arch, Conv
+    from train.trainer import TrainResult
 
     archs = [Arch(Conv(channels, 3), ()) for channels in (8, 16, 24)]
-    # per (channels, seed): the second-ranked trial wins with seed 6; the third ties it
-    val = {(8, 5): [0.5, 0.97], (8, 6): [0.96], (16, 5): [0.975], (16, 6): [0.6, 0.98], (24, 5): [0.98], (24, 6): [0.9]}
-
-    class Result:
-        def __init__(self, arch: Arch, seed: int) -> None:
-            self.history = {"val_accuracy": val[arch.stem.channels, seed]}
-            self.train_seconds = 1.0
+    # per (channels, seed): validation accuracy per epoch and the epoch the training kept (None: the
+    # last). The second-ranked trial wins with seed 6; the third ties it; (16, 5) kept its first
+    # epoch, whose 0.979 counts, not the last epoch's 0.99.
+    val = {
+        (8, 5): ([0.5, 0.97], None),
+        (8, 6): ([0.96], None),
+        (16, 5): ([0.979, 0.99], 1),
+        (16, 6): ([0.6, 0.98], 2),
+        (24, 5): ([0.98], None),
+        (24, 6): ([0.9], None),
+    }
 
     seen: list[str] = []
 
-    def fake_train(arch: Arch, recipe: Any, data: Any, *, seed: int, name: str, limit: int | None = None) -> Result:
+    def fake_train(arch: Arch, recipe: Any, data: Any, *, seed: int, name: str, limit: int | None = None) -> TrainResult:
         seen.append(f"{arch.tag()}/{seed}")
         assert seed in (5, 6) and (name, limit) == ("bnn-x", None)
-        return Result(arch, seed)
+        history, kept_epoch = val[arch.stem.channels, seed]
+        return TrainResult(None, {"val_accuracy": history}, 0.0, None, 1.0, 1.0, 0, 0, kept_epoch=kept_epoch)
 
     monkeypatch.setattr(search.training, "train_candidate", fake_train)
     recipe = type("R", (), {"name": "fast", "epochs": 2})()
@@ -89,14 +95,17 @@ def test_the_final_step_keeps_the_most_accurate_retraining(monkeypatch: Any) -> 
         log=lines.append,
     )
     assert seen == [f"{a.tag()}/{seed}" for a in archs for seed in (5, 6)] and len(lines) == 12
-    assert (kept.number, kept.arch, kept.seed) == (7, archs[1], 6) and kept.result.history["val_accuracy"][-1] == 0.98
-    assert [(row["trial"], row["seed"], row["final_validation_accuracy"], row["kept"]) for row in kept.candidates] == [
-        (4, 5, 0.97, False),
-        (4, 6, 0.96, False),
-        (7, 5, 0.975, False),
-        (7, 6, 0.98, True),
-        (9, 5, 0.98, False),
-        (9, 6, 0.9, False),
+    assert (kept.number, kept.arch, kept.seed) == (7, archs[1], 6) and kept.result.validation_accuracy == 0.98
+    rows = [
+        (row["trial"], row["seed"], row["final_validation_accuracy"], row["kept_epoch"], row["kept"]) for row in kept.candidates
+    ]
+    assert rows == [
+        (4, 5, 0.97, None, False),
+        (4, 6, 0.96, None, False),
+        (7, 5, 0.979, 1, False),
+        (7, 6, 0.98, 2, True),
+        (9, 5, 0.98, None, False),
+        (9, 6, 0.9, None, False),
     ]
 
 

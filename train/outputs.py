@@ -74,6 +74,7 @@ def write_training_outputs(
         "train_images": result.train_images,
         "val_images": result.val_images,
         "history": result.history,
+        "kept_epoch": result.kept_epoch,
         "test_accuracy": result.test_accuracy,
         "test_images": int(len(data.y_test)),
         "confusion_matrix": matrix.tolist(),

@@ -38,6 +38,11 @@ class Recipe:
         augment_rotation: largest random rotation in degrees, drawn per image and epoch (0: none).
         logit_scale: the loss is the cross-entropy of ``logit_scale`` times the logits (1: plain;
             see :mod:`train.losses`). The model and its argmax predictions are unchanged.
+        keep_best_epochs: keep the weights of the epoch most accurate on the validation split
+            among the last ``keep_best_epochs`` (0: the last epoch's weights; ties keep the later
+            epoch). A BNN's accuracy still swings by tenths of a point between its last epochs,
+            its batch-norm thresholds drifting with the moving averages; this picks among them
+            on held-back images only. Needs a validation split.
         bn_recalibration_images: after training, set every batch-norm layer's moving mean and
             variance to the exact statistics of this many (unaugmented) training images
             (0: keep the training-time moving averages; see :mod:`train.batchnorm`).
@@ -63,6 +68,7 @@ class Recipe:
     augment_shift: float = 0.0
     augment_rotation: float = 0.0
     logit_scale: float = 1.0
+    keep_best_epochs: int = 0
     bn_recalibration_images: int = 0
     distill_teacher: str = ""
     distill_alpha: float = 0.0
@@ -93,6 +99,8 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r}: augmentation limits must be >= 0")
         if not self.logit_scale > 0:
             raise ValueError(f"recipe {self.name!r}: logit_scale must be positive, got {self.logit_scale}")
+        if not 0 <= self.keep_best_epochs <= self.epochs:
+            raise ValueError(f"recipe {self.name!r}: keep_best_epochs must be in [0, epochs], got {self.keep_best_epochs}")
         if self.bn_recalibration_images < 0:
             raise ValueError(f"recipe {self.name!r}: bn_recalibration_images must be >= 0")
         if not 0.0 <= self.distill_alpha <= 1.0 or not self.distill_temperature > 0:

@@ -50,6 +50,8 @@ class TrainResult:
         train_images: images trained on.
         val_images: images held out for validation.
         teacher_test_accuracy: the teacher's test accuracy, when the recipe distils.
+        kept_epoch: the epoch (from 1) whose weights the model holds: the last one, or the one
+            ``keep_best_epochs`` chose.
     """
 
     model: tf.keras.Model
@@ -61,6 +63,15 @@ class TrainResult:
     train_images: int
     val_images: int
     teacher_test_accuracy: float | None = None
+    kept_epoch: int | None = None
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        """Accuracy on the validation split of the weights the model holds (``None`` without one)."""
+        values = self.history.get("val_accuracy")
+        if not values:
+            return None
+        return float(values[(self.kept_epoch or len(values)) - 1])
 
 
 def seed_everything(seed: int) -> None:
@@ -161,6 +172,34 @@ class TestSetTracker(tf.keras.callbacks.Callback):
             logs["test_accuracy"] = self.accuracies[-1]
 
 
+class BestEpochKeeper(tf.keras.callbacks.Callback):
+    """Keras callback: the weights of the epoch most accurate on validation among the last few.
+
+    Ties keep the later epoch. :meth:`restore` puts the kept weights back into the model.
+    """
+
+    def __init__(self, trained: tf.keras.Model, epochs: int, last: int) -> None:
+        super().__init__()
+        self.trained, self.first = trained, epochs - last
+        self.best = -1.0
+        self.kept_epoch: int | None = None
+        self._weights: list[np.ndarray] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        """Copy the weights when this epoch is one of the last and at least as accurate as the best."""
+        if epoch < self.first or logs is None or "val_accuracy" not in logs:
+            return
+        if float(logs["val_accuracy"]) >= self.best:
+            self.best, self.kept_epoch = float(logs["val_accuracy"]), epoch + 1
+            self._weights = [np.array(w, copy=True) for w in self.trained.get_weights()]
+
+    def restore(self) -> int | None:
+        """Load the kept weights into the model; returns their epoch (from 1), ``None`` if none was kept."""
+        if self._weights is not None:
+            self.trained.set_weights(self._weights)
+        return self.kept_epoch
+
+
 def _loss(recipe: Recipe) -> Any:
     """The Keras loss: sparse labels, or target distributions when distilling."""
     if recipe.distill_teacher:
@@ -216,6 +255,8 @@ def fit(
     x = data.x_train[:limit] if limit else data.x_train
     y = data.y_train[:limit] if limit else data.y_train
     held = validation_split(len(x))
+    if recipe.keep_best_epochs and not held:
+        raise ValueError(f"recipe {recipe.name!r}: keep_best_epochs needs a validation split ({len(x)} training images)")
     x_fit, y_fit = x[: len(x) - held], y[: len(y) - held]
     x_val, y_val = x[len(x) - held :], y[len(y) - held :]
 
@@ -265,7 +306,8 @@ def fit(
     final = plain_model(model_name, recipe)
     test_images = evaluation_dataset(data.x_test, data.y_test)
     tracker = TestSetTracker(model, final, test_images, data.y_test) if track_test else None
-    callbacks = [*(callbacks or []), *([tracker] if tracker else [])]
+    keeper = BestEpochKeeper(model, recipe.epochs, recipe.keep_best_epochs) if recipe.keep_best_epochs else None
+    callbacks = [*(callbacks or []), *([tracker] if tracker else []), *([keeper] if keeper else [])]
     if progress == "lines":
         callbacks.append(EpochLines(recipe.epochs, prefix=label))
     history = trainee.fit(
@@ -278,6 +320,7 @@ def fit(
     ).history
     if tracker is not None:
         history = {**history, "test_accuracy": tracker.accuracies}  # also in logs, for the progress line
+    kept_epoch = (keeper.restore() if keeper else None) or recipe.epochs
     trained = copy_weights(model, final)
     if recipe.bn_recalibration_images:
         recalibrate_batchnorm(trained, _as_input(x_fit[: recipe.bn_recalibration_images]))
@@ -293,4 +336,5 @@ def fit(
         train_images=len(x_fit),
         val_images=held,
         teacher_test_accuracy=teacher_accuracy,
+        kept_epoch=kept_epoch,
     )
