@@ -135,6 +135,20 @@ def _config(args: argparse.Namespace, board: Any, space: Any, recipe: Any, data:
     }
 
 
+def _upgrade_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored study config with its trial recipe completed by the recipe fields added since
+    (each at its default, which is what the older version trained with)."""
+    from train.recipes import Recipe
+
+    recipe = stored.get("recipe")
+    if not isinstance(recipe, dict):
+        return stored
+    try:
+        return {**stored, "recipe": Recipe(**recipe).to_json()}
+    except (TypeError, ValueError):
+        return stored  # not a recipe this version knows: the comparison names it
+
+
 def _line(text: str) -> None:
     print(text, flush=True)
 
@@ -179,7 +193,7 @@ def _search(argv: Sequence[str] | None) -> int:
     storage_url = args.storage or default_storage(out)
     data = load_mnist(args.data)
     storage = open_storage(storage_url)
-    study = open_study(storage, study_name, _config(args, board, space, recipe, data))
+    study = open_study(storage, study_name, _config(args, board, space, recipe, data), upgrade=_upgrade_config)
     study.sampler = make_sampler(args.sampler, startup_trials=args.startup_trials, seed=worker_seed(args.seed, study))
     _line(
         f"search {study_name!r} on {redact(storage_url)}: {board.name} ({core.name}, {board.flash_bytes:,} B flash, "

@@ -130,7 +130,9 @@ def make_sampler(name: str, *, startup_trials: int, seed: int | None) -> Any:
     raise InputError(f"unknown sampler {name!r}: one of {', '.join(SAMPLERS)}")
 
 
-def open_study(storage: Any, name: str, config: dict[str, Any]) -> Any:
+def open_study(
+    storage: Any, name: str, config: dict[str, Any], upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+) -> Any:
     """Create the study ``name``, or load it and check that it searches the same thing.
 
     Set its sampler afterwards (``study.sampler = make_sampler(...)``): the sampler's seed
@@ -140,6 +142,8 @@ def open_study(storage: Any, name: str, config: dict[str, Any]) -> Any:
         storage: from :func:`open_storage`.
         name: the study name.
         config: what the study searches (board, space, recipe, ...); stored on creation.
+        upgrade: maps a stored config to today's form before the comparison (a study started by
+            an older version lacks the fields added since, which mean their defaults).
 
     Returns:
         The ``optuna.Study``.
@@ -160,6 +164,8 @@ def open_study(storage: Any, name: str, config: dict[str, Any]) -> Any:
         study.set_user_attr(CONFIG_KEY, config)
         study.set_metric_names([key for key, _ in OBJECTIVES])
         return study
+    if upgrade is not None:
+        stored = upgrade(stored)
     changed = sorted(key for key in set(stored) | set(config) if stored.get(key) != config.get(key))
     if changed:
         raise InputError(

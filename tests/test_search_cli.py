@@ -65,3 +65,25 @@ def test_a_study_refuses_other_settings(tmp_path: Path) -> None:
     assert "gave up after 1 pruned candidates" in first.stderr
     again = run_module("search", *common, "--epochs", "2")
     _one_line_exit_2(again, "study 'stm32f030f4' was started with other settings (recipe differ)")
+
+
+def test_a_study_of_an_older_version_resumes(tmp_path: Path) -> None:
+    """A study stored before a recipe field existed resumes: the field means its default then."""
+    import optuna
+
+    from search.study import CONFIG_KEY
+
+    require_toolchain()
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"stem_channels": [64], "blocks": [2], "block_channels": [128], "block_paddings": ["same"]}))
+    out = tmp_path / "out"
+    common = ["--board", "stm32f030f4", "--space", space, "--max-pruned", "1", "--out", out, "--data", mnist_dir()]
+    assert "gave up after 1 pruned candidates" in run_module("search", *common).stderr
+    study = optuna.load_study(study_name="stm32f030f4", storage=f"sqlite:///{out / 'search.db'}")
+    config = study.user_attrs[CONFIG_KEY]
+    del config["recipe"]["keep_best_epochs"]  # as a study of the version before that field stored it
+    study.set_user_attr(CONFIG_KEY, config)
+    _one_line_exit_2(run_module("search", *common, "--max-pruned", "2"), "gave up after 2 pruned candidates")
+    config["recipe"]["lr"] = 0.5  # a real difference is still refused
+    study.set_user_attr(CONFIG_KEY, config)
+    _one_line_exit_2(run_module("search", *common), "was started with other settings (recipe differ)")
