@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware_gen.bnn.contract import pack_signs, words_for
+from firmware_gen.bnn.contract import pack_signs
 from firmware_gen.bnn.kernel import CArray
 
 __all__ = ["SignRows", "sign_rows", "float_weight_arrays"]
@@ -33,11 +33,6 @@ class SignRows:
     signs: np.ndarray
     scales: np.ndarray
     row: int
-
-    @property
-    def words(self) -> int:
-        """32-bit words per output row."""
-        return words_for(self.row)
 
 
 def sign_rows(weights: np.ndarray) -> SignRows | None:
