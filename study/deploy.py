@@ -33,6 +33,9 @@ __all__ = ["TARGET", "quiet_main", "convert_model", "generate_firmware", "plan",
 
 TARGET = "cortex-m4"
 
+BNN_MODEL_DATA = "model data: packed weights and per-channel constants"
+"""What the bnn engine's deployable model bytes hold (its report's ``model_data_bytes``)."""
+
 
 def quiet_main(main: Callable[[list[str]], int], args: list[str]) -> tuple[int, str]:
     """Run a stage's ``main(args)`` with its stdout and stderr captured.
@@ -203,7 +206,7 @@ def deploy_model(
             "firmware": str(out),
             "refusals": refusals,
             "model_bytes": int(report.get("model_data_bytes", report.get("model_bytes", flatbuffer.stat().st_size))),
-            "model_bytes_source": "packed weights + thresholds (bnn model data)" if engine == "bnn" else f"{fmt} flatbuffer",
+            "model_bytes_source": BNN_MODEL_DATA if engine == "bnn" else f"{fmt} flatbuffer",
             "flash_bytes": report.get("flash_bytes"),
             "ram_bytes": report.get("ram_bytes"),
             "flash_source": report.get("flash_source") or report.get("footprint", {}).get("flash_source"),
