@@ -6,7 +6,8 @@ strides, dilation, SAME or VALID; a raw uint8 input is read as the float it conv
 sum's order may differ from TFLite's optimized kernels: results agree to float rounding.
 A CONV_2D with ``+-c`` weights on the raw pixels is compiled by the fusion pass instead
 (exact integer pixel conv); elsewhere ``+-c`` weights (BinaryConnect) are stored as sign bits
-with one scale per output channel, same products and sums. int8 (a quantized flatbuffer): TFLite's ConvPerChannel, bit-exact.
+with one scale per output channel, same products and sums. int8 (a quantized flatbuffer):
+TFLite's ConvPerChannel, bit-exact.
 """
 
 from __future__ import annotations
@@ -68,5 +69,6 @@ OP = OpKind(
     check,
     lower,
     TEMPLATE,
-    "float32 or int8 (per-channel); any kernel, strides, dilation, SAME/VALID, fused ReLU family",
+    "float32 (+-c weights per channel: sign bits) or int8 (per-channel); any kernel, strides, dilation, SAME/VALID, "
+    "fused ReLU family",
 )

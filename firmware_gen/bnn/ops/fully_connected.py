@@ -111,5 +111,6 @@ OP = OpKind(
     check,
     lower,
     TEMPLATE,
-    "float32 (binary +-c weights on LceDequantize: packed) or int8 (per-tensor or per-channel)",
+    "float32 (binary +-c weights on LceDequantize: packed; +-c per output on float inputs: sign bits) "
+    "or int8 (per-tensor or per-channel)",
 )
