@@ -53,11 +53,12 @@ def sign_rows(weights: np.ndarray) -> SignRows | None:
     return SignRows(pack_signs(rows < 0), scales.astype(np.float32), rows.shape[1])
 
 
-def float_weight_arrays(ctx: Any, weights: np.ndarray) -> tuple[list[CArray], bool]:
-    """The weight arrays of a float layer: ``lN_signs`` + ``lN_scales`` when :func:`sign_rows` packs
-    them (then ``True``), else ``lN_weights`` as float32 (then ``False``). The first array is the weights'.
+def float_weight_arrays(ctx: Any, weights: np.ndarray, *, pack: bool = True) -> tuple[list[CArray], bool]:
+    """The weight arrays of a float layer: ``lN_signs`` + ``lN_scales`` when ``pack`` and
+    :func:`sign_rows` packs them (then ``True``), else ``lN_weights`` as float32 (then ``False``).
+    The first array is the weights'. ``pack=False``: layouts whose output channel is not axis 0.
     """
-    rows = sign_rows(weights)
+    rows = sign_rows(weights) if pack else None
     if rows is None:
         return [CArray("float", f"{ctx.prefix}weights", np.asarray(weights, dtype=np.float32))], False
     return [CArray("uint32_t", f"{ctx.prefix}signs", rows.signs), CArray("float", f"{ctx.prefix}scales", rows.scales)], True

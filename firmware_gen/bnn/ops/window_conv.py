@@ -56,10 +56,7 @@ def float_conv_kernel(
     value = ctx.value(node)
     weights = node.const(1, "filter").astype(np.float32)
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
-    if pack_signs:
-        arrays, packed = float_weight_arrays(ctx, weights)
-    else:
-        arrays, packed = [CArray("float", f"{ctx.prefix}weights", weights)], False
+    arrays, packed = float_weight_arrays(ctx, weights, pack=pack_signs)
     arrays.append(CArray("float", f"{ctx.prefix}bias", bias))
     lut, lut_name = lut_array(ctx, value)
     arrays += lut
