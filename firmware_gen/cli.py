@@ -1,8 +1,9 @@
 """Command line for firmware generation.
 
 ``python -m firmware_gen --target CORE [--board NAME] [--engine auto|tflm|bnn] [--model PATH]
-[--input-type auto|uint8|float32] [--out DIR]`` writes ``artifacts/firmware/NAME-TARGET/`` (NAME: the flatbuffer's file name
-without ``.tflite``): the engine's files plus ``firmware.json``. The folder is written as a
+[--input-type auto|uint8|float32] [--optimize speed|size] [--out DIR]`` writes
+``artifacts/firmware/NAME-TARGET/`` (NAME: the flatbuffer's file name without ``.tflite``): the
+engine's files plus ``firmware.json``. The folder is written as a
 whole: files go to a temporary sibling folder that then replaces OUT, so a failed run leaves
 the previous tree (or nothing). Over a board's budget the tree is still written (it is useful
 to see what does not fit) and the command exits 3 with one line naming the budget.
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from firmware_gen.engines import ENGINE_CHOICES, INPUT_TYPES
+from firmware_gen.engines import ENGINE_CHOICES, INPUT_TYPES, OPTIMIZE_CHOICES
 from firmware_gen.targets import BOARDS, CORE_ALIASES, CORES, Board, Core, check_budget, get_board, get_core
 from pipeline.artifacts import TOOL_VERSION, replace_folder, sha256_bytes
 from pipeline.errors import BudgetError, InputError, OneLineArgumentParser, run_cli
@@ -48,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=INPUT_TYPES,
         help="bnn engine: what bnn_predict takes for a float32 model input; auto = uint8 raw 8-bit values when the "
         "model only rescales its input (the zoo's pixels), else float32 (int8 models always take int8)",
+    )
+    parser.add_argument(
+        "--optimize",
+        default="speed",
+        choices=OPTIMIZE_CHOICES,
+        help="bnn engine: speed = each binary layer's popcount unrolled into its own carry-save tree; size = every "
+        "layer calls one shared loop (less flash, more instructions; the same results)",
     )
     parser.add_argument("--out", help="output folder (default: artifacts/firmware/NAME-TARGET/)")
     parser.add_argument("--list-targets", action="store_true", help="print every core and board, then exit")
@@ -192,7 +200,7 @@ def _main(argv: Sequence[str] | None) -> int:
     engine = choose_engine(args.engine, model)
     name = model_path.name.removesuffix(".tflite")
     out = Path(args.out) if args.out else ARTIFACTS / "firmware" / f"{name}-{core.name}"
-    output = run_engine(engine, model, core, board, input_type=args.input_type, data=data)
+    output = run_engine(engine, model, core, board, input_type=args.input_type, optimize=args.optimize, data=data)
     verdict = None
     if board is not None:
         verdict = check_budget(

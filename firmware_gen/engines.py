@@ -26,6 +26,7 @@ __all__ = [
     "ENGINES",
     "ENGINE_CHOICES",
     "INPUT_TYPES",
+    "OPTIMIZE_CHOICES",
     "REFERENCE_INTERPRETERS",
     "EngineOutput",
     "choose_engine",
@@ -37,6 +38,9 @@ ENGINES = ("tflm", "bnn")
 ENGINE_CHOICES = ("auto", *ENGINES)
 # --input-type (bnn engine): what bnn_predict takes for a FLOAT32 graph input.
 INPUT_TYPES = ("auto", "uint8", "float32")
+# --optimize (bnn engine): each binary layer's popcount unrolled into its own carry-save tree
+# (speed), or every layer calling one shared word loop (size: less code, more instructions).
+OPTIMIZE_CHOICES = ("speed", "size")
 
 REFERENCE_INTERPRETERS = {"tflm": "tflite", "bnn": "lce"}
 """The interpreter whose predictions each engine's firmware must reproduce (:mod:`pipeline.isolation` kinds)."""
@@ -127,6 +131,7 @@ def run_engine(
     board: Board | None,
     *,
     input_type: str = "auto",
+    optimize: str = "speed",
     data: bytes | None = None,
     worker: Worker | None = None,
 ) -> EngineOutput:
@@ -135,6 +140,8 @@ def run_engine(
     ``input_type`` (``auto``, ``uint8`` or ``float32``) is the bnn engine's
     ``generate(..., input_type=...)``: the type of ``bnn_predict``'s input for a FLOAT32 graph
     input (``auto``: uint8 when the input only feeds a scalar rescale of raw 8-bit values).
+    ``optimize`` (:data:`OPTIMIZE_CHOICES`) is the bnn engine's ``generate(..., optimize=...)``;
+    the tflm engine takes ``speed`` only.
 
     With ``data`` (the flatbuffer's bytes) the model goes through :func:`check_reference` first,
     so no engine generates firmware for a model its reference interpreter refuses; the ``tflm``
@@ -154,10 +161,16 @@ def run_engine(
     """
     if input_type not in INPUT_TYPES:
         raise InputError(f"unknown input type {input_type!r}: valid input types are {', '.join(INPUT_TYPES)}")
+    if optimize not in OPTIMIZE_CHOICES:
+        raise InputError(f"unknown optimization {optimize!r}: valid choices are {', '.join(OPTIMIZE_CHOICES)}")
     if engine == "tflm":
         if input_type != "auto":
             raise InputError(
                 f"--input-type {input_type} applies to the bnn engine only (the tflm engine takes the flatbuffer's input type)"
+            )
+        if optimize != "speed":
+            raise InputError(
+                f"--optimize {optimize} applies to the bnn engine only (TFLite-Micro's kernels are compiled as they are)"
             )
         from firmware_gen import tflm
 
@@ -171,7 +184,7 @@ def run_engine(
 
     if data is not None:
         check_reference(engine, model, data, worker=worker)
-    output = bnn.generate(model, core, board, input_type=input_type)
+    output = bnn.generate(model, core, board, input_type=input_type, optimize=optimize)
     engine_sources = sorted(path for path in output.files if path.endswith(".c") and "/" not in path)
     extra = baremetal.generate(model, core, board, output)
     files = dict(output.files)

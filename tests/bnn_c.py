@@ -39,9 +39,11 @@ class CBuild:
     report: dict
 
 
-def write_engine(flatbuffer: bytes, folder: Path, core: str = "cortex-m4", input_type: str = "auto") -> dict:
+def write_engine(
+    flatbuffer: bytes, folder: Path, core: str = "cortex-m4", input_type: str = "auto", optimize: str = "speed"
+) -> dict:
     """Generate the engine's files into ``folder``; returns the engine report."""
-    out = generate(flatbuffer, get_core(core), input_type=input_type)
+    out = generate(flatbuffer, get_core(core), input_type=input_type, optimize=optimize)
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in out.files.items():
         (folder / name).write_bytes(data)

@@ -212,8 +212,8 @@ def lce_outputs(flatbuffer: bytes, images: np.ndarray) -> np.ndarray:
     return Interpreter(flatbuffer, num_threads=1).predict(images.astype(np.float32)[..., None])
 
 
-def write_firmware(flatbuffer: bytes, folder: Path, core=M4) -> dict:
-    out = generate(flatbuffer, core)
+def write_firmware(flatbuffer: bytes, folder: Path, core=M4, optimize: str = "speed") -> dict:
+    out = generate(flatbuffer, core, optimize=optimize)
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in out.files.items():
         (folder / name).write_bytes(data)
@@ -269,6 +269,13 @@ def test_tiny_random_model_matches_lce(name: str, images, calibration, tmp_path:
     target = run_host(tmp_path, images, builtin_popcount=False)  # the C the Cortex-M4 runs
     assert "BNN_CHANNEL_INNER" not in target.extra["c_flags"]
     np.testing.assert_array_equal(target.extra["scores"], run.extra["scores"])
+    # --optimize size: the shared word loops instead of the trees, the same integers.
+    write_firmware(flatbuffer, tmp_path / "size", optimize="size")
+    code = (tmp_path / "size" / "bnn_model.c").read_text()
+    assert "carry-save" not in code and "bnn_xor_popcount_loop(a, b," in code
+    assert ("bnn_xor_popcount_masked_loop(a, b, m," in code) == any(kw.get("pad_values") == 0.0 for _, _, kw in spec)
+    small = run_host(tmp_path / "size", images, builtin_popcount=False)
+    np.testing.assert_array_equal(small.extra["scores"], run.extra["scores"])
 
 
 @pytest.fixture(scope="module")

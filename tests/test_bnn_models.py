@@ -87,6 +87,45 @@ def test_architecture_matches_lce(name: str, flatbuffers, mnist, tmp_path: Path)
     np.testing.assert_array_equal(checked.scores, got.scores[:30])
 
 
+# The family's binary layers in their other forms (tests/test_bnn_engine.py covers zero-padded and
+# chunked windows): bit-packed outputs of the LceBconv2d op, residuals, concatenations, dense heads.
+SIZE_MODELS = ("cifar", "bireal", "binary_mlp", "float_stem_head", "densenet")
+
+
+@pytest.mark.parametrize("name", SIZE_MODELS)
+def test_size_optimized_code_computes_the_same_scores(name: str, flatbuffers, mnist, tmp_path: Path) -> None:
+    """``optimize="size"`` swaps each layer's carry-save tree for a shared word loop: the same
+    integers, so the same scores bit for bit (float ones included), with gcc, clang and ASan/UBSan."""
+    spec = FAMILY[name]
+    inputs = example_inputs(spec, 100, 0, mnist)
+    speed = write_engine(flatbuffers[name], tmp_path / "speed")
+    size = write_engine(flatbuffers[name], tmp_path / "size", optimize="size")
+    assert (speed["optimize"], size["optimize"]) == ("speed", "size")
+    code = (tmp_path / "size" / "bnn_model.c").read_text()
+    assert "carry-save" not in code and "_loop(a, b" in code
+    expected = run_c(tmp_path / "speed", speed, inputs).scores
+    np.testing.assert_array_equal(run_c(tmp_path / "size", size, inputs).scores, expected)
+    np.testing.assert_array_equal(run_c(tmp_path / "size", size, inputs[:30], cc="clang").scores, expected[:30])
+    np.testing.assert_array_equal(run_c(tmp_path / "size", size, inputs[:20], sanitize=True).scores, expected[:20])
+
+
+@pytest.mark.toolchain
+def test_size_optimized_firmware_is_smaller(flatbuffers) -> None:
+    """Deployable flash on Cortex-M0 (arm-none-eabi-gcc -Os, ELF): the shared loop saves code."""
+    require_toolchain()
+    from convert.flatbuffer import read_model_bytes
+    from firmware_gen.engines import run_engine
+    from firmware_gen.targets import get_core
+
+    model = read_model_bytes(flatbuffers["global_pool"], "global_pool.lce.tflite")
+    flash = {
+        mode: run_engine("bnn", model, get_core("cortex-m0"), None, optimize=mode).report["flash_bytes"]
+        for mode in ("speed", "size")
+    }
+    print(f"global_pool on cortex-m0: {flash}")
+    assert flash["size"] < flash["speed"], flash
+
+
 def test_generation_is_deterministic(flatbuffers) -> None:
     from firmware_gen.bnn import generate
     from firmware_gen.targets import get_core

@@ -118,6 +118,11 @@ def test_input_type_outside_the_set_is_refused(flatbuffers: dict[str, bytes]) ->
         generate(flatbuffers["tanh"], M4, input_type="int16")
 
 
+def test_optimization_outside_the_set_is_refused(flatbuffers: dict[str, bytes]) -> None:
+    with pytest.raises(InputError, match="unknown optimization 'tiny': valid choices are speed, size"):
+        generate(flatbuffers["tanh"], M4, optimize="tiny")
+
+
 def _fc_output_scale(value: float):
     """cnn.int8's FULLY_CONNECTED (operator 3) writes a tensor of int8 scale ``value``."""
 

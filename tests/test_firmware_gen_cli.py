@@ -301,13 +301,13 @@ def test_engine_figures_drive_the_verdict(tiny_cnn_tflite, tmp_path, monkeypatch
     assert "RAM" not in line  # 4,096 of 4,096 fits exactly
 
 
-def test_input_type_reaches_the_bnn_engine_and_is_refused_elsewhere(tiny_cnn_tflite, tmp_path, monkeypatch, capsys):
+def test_input_type_and_optimize_reach_the_bnn_engine_and_are_refused_elsewhere(tiny_cnn_tflite, tmp_path, monkeypatch, capsys):
     from firmware_gen import baremetal, bnn
 
     seen = []
 
-    def generate(model, core, board=None, *, input_type="auto"):
-        seen.append(input_type)
+    def generate(model, core, board=None, *, input_type="auto", optimize="speed"):
+        seen.append((input_type, optimize))
         return EngineOutput({"bnn_model.c": b"int x;\n"}, {})
 
     monkeypatch.setattr(bnn, "generate", generate)
@@ -316,7 +316,8 @@ def test_input_type_reaches_the_bnn_engine_and_is_refused_elsewhere(tiny_cnn_tfl
     base = ["--target", "cortex-m4", "--model", model]
     for choice in ("auto", "uint8", "float32"):
         assert main([*base, "--engine", "bnn", "--input-type", choice, "--out", str(tmp_path / choice)]) == 0
-    assert seen == ["auto", "uint8", "float32"]
+    assert main([*base, "--engine", "bnn", "--optimize", "size", "--out", str(tmp_path / "size")]) == 0
+    assert seen == [("auto", "speed"), ("uint8", "speed"), ("float32", "speed"), ("auto", "size")]
 
     def refused(args: list[str], message: str) -> None:
         capsys.readouterr()
@@ -325,7 +326,9 @@ def test_input_type_reaches_the_bnn_engine_and_is_refused_elsewhere(tiny_cnn_tfl
         assert len(lines) == 1 and message in lines[0], lines
 
     refused([*base, "--input-type", "uint8", "--out", str(tmp_path / "y")], "applies to the bnn engine only")
-    with pytest.raises(SystemExit) as stop:
-        main([*base, "--input-type", "int16"])
-    assert stop.value.code == 2
+    refused([*base, "--optimize", "size", "--out", str(tmp_path / "y")], "--optimize size applies to the bnn engine only")
+    for flag, value in (("--input-type", "int16"), ("--optimize", "tiny")):
+        with pytest.raises(SystemExit) as stop:
+            main([*base, flag, value])
+        assert stop.value.code == 2
     assert not (tmp_path / "y").exists()

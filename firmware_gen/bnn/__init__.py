@@ -38,8 +38,9 @@ from firmware_gen.bnn.emit import emit_files
 from firmware_gen.bnn.graph import load_graph
 from firmware_gen.bnn.lower import Program, compile_graph
 from firmware_gen.bnn.plan import SCORES, plan_memory
-from firmware_gen.engines import EngineOutput
+from firmware_gen.engines import OPTIMIZE_CHOICES, EngineOutput
 from firmware_gen.targets import Board, Core
+from pipeline.errors import InputError
 
 __all__ = ["generate", "compile_model"]
 
@@ -100,7 +101,12 @@ def _report_rows(program: Program, memory) -> list[dict]:
 
 
 def generate(
-    model: Model | bytes | str | os.PathLike[str], core: Core, board: Board | None = None, *, input_type: str = "auto"
+    model: Model | bytes | str | os.PathLike[str],
+    core: Core,
+    board: Board | None = None,
+    *,
+    input_type: str = "auto",
+    optimize: str = "speed",
 ) -> EngineOutput:
     """Compile an LCE flatbuffer to C.
 
@@ -110,6 +116,9 @@ def generate(
         board: the board or ``None`` (only named in the banner).
         input_type: ``auto``, ``uint8`` or ``float32``: the C type of a FLOAT32 model input
             (:mod:`firmware_gen.bnn.signature`; ``firmware_gen --input-type``).
+        optimize: ``speed`` (every binary layer's XOR-popcount unrolled into its own carry-save
+            tree, :mod:`.csa`) or ``size`` (every layer calls one shared word loop: less code,
+            more instructions); ``firmware_gen --optimize``. Both compute the same integers.
 
     Returns:
         :class:`~firmware_gen.engines.EngineOutput` with ``bnn_model.h``, ``bnn_model.c``,
@@ -123,6 +132,8 @@ def generate(
     """
     from firmware_gen.render import banner_context
 
+    if optimize not in OPTIMIZE_CHOICES:
+        raise InputError(f"unknown optimization {optimize!r}: valid choices are {', '.join(OPTIMIZE_CHOICES)}")
     parsed = _as_model(model)
     program = compile_graph(load_graph(parsed), input_type)
     memory = plan_memory(program.kernels, program.values, program.graph.input.index, program.output)
@@ -131,6 +142,7 @@ def generate(
         **banner_context(parsed, "bnn engine", core, board),
         "model_data_bytes": model_data_bytes,
         "arena_bytes": memory.total,
+        "optimize": optimize,
     }
     popcount_h, popcount = _popcount_header(parsed, core)
     files = emit_files(program.kernels, program.values, memory, program.signature, program.output, common, popcount)
@@ -148,7 +160,10 @@ def generate(
             {"name": b.name, "bytes": b.size, "offset": o, "first_layer": b.first, "last_layer": b.last}
             for b, o in zip(memory.plan.buffers, memory.plan.offsets, strict=True)
         ],
-        "popcount": "carry-save trees, then one SWAR pass over the weighted words",
+        "optimize": optimize,
+        "popcount": "one shared XOR-popcount word loop (byte counts summed per 31 words)"
+        if optimize == "size"
+        else "carry-save trees, then one SWAR pass over the weighted words",
         "score_scale_log2": final.layer.epilogue.scale_log2 - final.layer.epilogue.view_shift if fixed_point else None,
         "score_int64": bool(final.layer.epilogue.wide) if fixed_point else False,
     }
