@@ -131,6 +131,7 @@ def finalize(
     out: Path,
     test_images: int | None,
     source: dict[str, Any],
+    optimize: str = "speed",
     log: Any = print,
 ) -> dict[str, Any]:
     """Write the kept final training as ``NAME.h5`` and measure its firmware.
@@ -146,6 +147,7 @@ def finalize(
         out: output folder.
         test_images: test images run on QEMU (``None``: all of them; the host C runs all anyway).
         source: the study, trial and validation figures the model comes from (recorded).
+        optimize: the bnn engine's ``speed`` or ``size`` code (the search's ``--optimize``).
         log: prints one line.
 
     Returns:
@@ -174,7 +176,7 @@ def finalize(
     )
     params = outputs["params"]
 
-    compiled = compile_model(result.model, core, board, name)
+    compiled = compile_model(result.model, core, board, name, optimize=optimize)
     keras_predictions = np.asarray(result.test_predictions)
     release_session()
     write_bytes(out / f"{name}.lce.tflite", compiled.lce)
@@ -202,6 +204,7 @@ def finalize(
         "qemu_agreement_with_keras": qemu_agreement,
         "flash_bytes": flash,
         "ram_bytes": ram,
+        "optimize": optimize,
         "model_data_bytes": int(compiled.report["model_data_bytes"]),
         "arena_bytes": int(compiled.report["activation_ram_bytes"]),
         "estimate_check": check,
@@ -218,8 +221,9 @@ def finalize(
         f"test accuracy {100 * result.test_accuracy:.2f} % (Keras) on {len(data.y_test):,} images; "
         f"the generated C agrees with Keras on {100 * host_agreement:.2f} %, the firmware on QEMU {core.name} on "
         f"{100 * qemu_agreement:.2f} % of {count:,} images",
-        f"deployable firmware: {flash:,} B flash, {ram:,} B RAM ({'fits' if fits else 'does NOT fit'} {board.name}: "
-        f"{board.flash_bytes:,} / {board.ram_bytes:,}); {run.instructions:,.0f} instructions per inference",
+        f"deployable firmware ({optimize}-optimized engine code): {flash:,} B flash, {ram:,} B RAM "
+        f"({'fits' if fits else 'does NOT fit'} {board.name}: {board.flash_bytes:,} / {board.ram_bytes:,}); "
+        f"{run.instructions:,.0f} instructions per inference",
     ]
     retrained = source.get("retrained") or []
     if retrained:

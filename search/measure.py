@@ -65,7 +65,7 @@ class Compiled:
         return value
 
 
-def compile_model(model: Any, core: Core, board: Board | None, name: str = "candidate") -> Compiled:
+def compile_model(model: Any, core: Core, board: Board | None, name: str = "candidate", *, optimize: str = "speed") -> Compiled:
     """Convert a Keras model to LCE and compile it with the bnn engine for ``core``.
 
     Args:
@@ -73,6 +73,7 @@ def compile_model(model: Any, core: Core, board: Board | None, name: str = "cand
         core: the target core.
         board: the board (named in the banners), or ``None``.
         name: the flatbuffer's name in banners and reports.
+        optimize: the engine's ``speed`` or ``size`` code (``python -m firmware_gen --optimize``).
 
     Returns:
         The :class:`Compiled` model.
@@ -86,7 +87,7 @@ def compile_model(model: Any, core: Core, board: Board | None, name: str = "cand
     from firmware_gen.engines import run_engine
 
     lce = to_lce(model)
-    output = run_engine("bnn", read_model_bytes(lce, f"{name}.lce.tflite"), core, board)
+    output = run_engine("bnn", read_model_bytes(lce, f"{name}.lce.tflite"), core, board, optimize=optimize)
     return Compiled(lce, dict(output.files), dict(output.report))
 
 

@@ -77,6 +77,7 @@ class TrialSetup:
         log: prints one line.
         prebuild: ``auto``: build the untrained firmware only when the packed size comes within
             :data:`CODE_ALLOWANCE` / :data:`RAM_ALLOWANCE` of the budget; ``always``: every trial.
+        optimize: the bnn engine's ``speed`` or ``size`` code for every candidate.
     """
 
     board: Board
@@ -90,6 +91,7 @@ class TrialSetup:
     seed: int
     log: Callable[[str], None] = print
     prebuild: str = "auto"
+    optimize: str = "speed"
 
 
 def _clearly_fits(model_data_bytes: int, arena_bytes: int, board: Board) -> bool:
@@ -183,7 +185,7 @@ class Objective:
         name = trial_name(trial.number)
         if setup.prebuild == "always" or not _clearly_fits(estimate.model_data_bytes, estimate.arena_bytes, board):
             phase = time.perf_counter()
-            untrained = compile_model(build_model(arch, name), setup.core, board, name)
+            untrained = compile_model(build_model(arch, name), setup.core, board, name, optimize=setup.optimize)
             release_session()
             before = {
                 "flash_bytes": untrained.flash_bytes,
@@ -212,7 +214,7 @@ class Objective:
         _save_model(result.model, folder / f"{name}.h5")
 
         phase = time.perf_counter()
-        compiled = compile_model(result.model, setup.core, board, name)
+        compiled = compile_model(result.model, setup.core, board, name, optimize=setup.optimize)
         release_session()
         (folder / f"{name}.lce.tflite").write_bytes(compiled.lce)
         firmware = write_firmware(compiled, folder / "firmware", setup.core, board)

@@ -82,8 +82,10 @@ def test_a_study_of_an_older_version_resumes(tmp_path: Path) -> None:
     study = optuna.load_study(study_name="stm32f030f4", storage=f"sqlite:///{out / 'search.db'}")
     config = study.user_attrs[CONFIG_KEY]
     del config["recipe"]["keep_best_epochs"]  # as a study of the version before that field stored it
+    del config["optimize"]  # the version before --optimize compiled every candidate for speed
     study.set_user_attr(CONFIG_KEY, config)
     _one_line_exit_2(run_module("search", *common, "--max-pruned", "2"), "gave up after 2 pruned candidates")
+    _one_line_exit_2(run_module("search", *common, "--optimize", "size"), "was started with other settings (optimize differ)")
     config["recipe"]["lr"] = 0.5  # a real difference is still refused
     study.set_user_attr(CONFIG_KEY, config)
     _one_line_exit_2(run_module("search", *common), "was started with other settings (recipe differ)")

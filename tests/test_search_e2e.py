@@ -58,6 +58,8 @@ def _args(space: Path, out: Path, trials: int, *extra: str) -> list[Any]:
         "10",
         "--startup-trials",
         "10",
+        "--optimize",  # every candidate and the final model with the engine's size code
+        "size",
         "--out",
         out,
         "--data",
@@ -118,7 +120,8 @@ def test_tiny_search_writes_the_front(search: dict[str, Any]) -> None:
         # the firmware's classes are Keras' on the validation split, and its flash is the QEMU build's
         assert measured["keras_agreement"] == 1.0
         assert row["values"]["flash_bytes"] == measured["qemu_flash_bytes"]
-        assert (out / measured["artifacts"] / "firmware" / "bnn_model.c").is_file()
+        code = (out / measured["artifacts"] / "firmware" / "bnn_model.c").read_text()
+        assert "bnn_xor_popcount_loop(a, b," in code and "carry-save" not in code  # --optimize size
     assert (out / "search.md").read_text().startswith("# Search `stm32f103c8`")
     assert (out / "search.png").read_bytes().startswith(b"\x89PNG")
     assert "trial 0: packed size" in search["first"].stdout
@@ -153,7 +156,9 @@ def test_final_model_is_a_normal_pipeline_model(search: dict[str, Any]) -> None:
     assert train["test_images"] == 10_000 and train["recipe"]["epochs"] == 1
     assert final["host_agreement_with_keras"] == 1.0 and final["qemu_agreement_with_keras"] == 1.0
     assert final["qemu_images"] == 20 and final["fits"] is True and final["estimate_check"] == []
-    assert (out / final["firmware"] / "firmware.json").is_file()
+    firmware = json.loads((out / final["firmware"] / "firmware.json").read_text())
+    assert final["optimize"] == "size" and firmware["report"]["optimize"] == "size"
+    assert "size-optimized engine code" in final["summary"][-1]
     converted = run_module("convert", out / "bnn-stm32f103c8.h5", "--formats", "lce", "--check", "50", "--data", mnist_dir())
     assert converted.returncode == 0, converted.stderr
 
