@@ -29,6 +29,7 @@ __all__ = [
     "OPTIMIZE_CHOICES",
     "REFERENCE_INTERPRETERS",
     "EngineOutput",
+    "check_optimize",
     "choose_engine",
     "check_reference",
     "run_engine",
@@ -41,6 +42,13 @@ INPUT_TYPES = ("auto", "uint8", "float32")
 # --optimize (bnn engine): each binary layer's popcount unrolled into its own carry-save tree
 # (speed), or every layer calling one shared word loop (size: less code, more instructions).
 OPTIMIZE_CHOICES = ("speed", "size")
+
+
+def check_optimize(optimize: str) -> None:
+    """Refuse an ``optimize`` outside :data:`OPTIMIZE_CHOICES` (one line, :class:`InputError`)."""
+    if optimize not in OPTIMIZE_CHOICES:
+        raise InputError(f"unknown optimization {optimize!r}: valid choices are {', '.join(OPTIMIZE_CHOICES)}")
+
 
 REFERENCE_INTERPRETERS = {"tflm": "tflite", "bnn": "lce"}
 """The interpreter whose predictions each engine's firmware must reproduce (:mod:`pipeline.isolation` kinds)."""
@@ -161,8 +169,7 @@ def run_engine(
     """
     if input_type not in INPUT_TYPES:
         raise InputError(f"unknown input type {input_type!r}: valid input types are {', '.join(INPUT_TYPES)}")
-    if optimize not in OPTIMIZE_CHOICES:
-        raise InputError(f"unknown optimization {optimize!r}: valid choices are {', '.join(OPTIMIZE_CHOICES)}")
+    check_optimize(optimize)
     if engine == "tflm":
         if input_type != "auto":
             raise InputError(

@@ -38,9 +38,8 @@ from firmware_gen.bnn.emit import emit_files
 from firmware_gen.bnn.graph import load_graph
 from firmware_gen.bnn.lower import Program, compile_graph
 from firmware_gen.bnn.plan import SCORES, plan_memory
-from firmware_gen.engines import OPTIMIZE_CHOICES, EngineOutput
+from firmware_gen.engines import EngineOutput, check_optimize
 from firmware_gen.targets import Board, Core
-from pipeline.errors import InputError
 
 __all__ = ["generate", "compile_model"]
 
@@ -132,8 +131,7 @@ def generate(
     """
     from firmware_gen.render import banner_context
 
-    if optimize not in OPTIMIZE_CHOICES:
-        raise InputError(f"unknown optimization {optimize!r}: valid choices are {', '.join(OPTIMIZE_CHOICES)}")
+    check_optimize(optimize)
     parsed = _as_model(model)
     program = compile_graph(load_graph(parsed), input_type)
     memory = plan_memory(program.kernels, program.values, program.graph.input.index, program.output)
