@@ -336,6 +336,7 @@ def test_target_popcount_variants_agree(trained_bcnn: bytes, mnist, tmp_path: Pa
 def test_generation_is_deterministic(trained_bcnn: bytes) -> None:
     first, second = generate(trained_bcnn, M4), generate(trained_bcnn, M4)
     assert first.files == second.files and first.report == second.report
+    assert generate(trained_bcnn, M0, optimize="size").files == generate(trained_bcnn, M0, optimize="size").files
     assert sorted(first.files) == ["bnn_kernels.h", "bnn_model.c", "bnn_model.h", "bnn_popcount.h"]
     m0 = generate(trained_bcnn, M0)
     assert m0.files["bnn_model.c"].split(b"\n", 1)[1] == first.files["bnn_model.c"].split(b"\n", 1)[1]
@@ -363,15 +364,16 @@ def test_header_documents_generated_sizes(trained_bcnn: bytes) -> None:
 
 
 @pytest.mark.toolchain
+@pytest.mark.parametrize("optimize", ["speed", "size"])
 @pytest.mark.parametrize("core", ["cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"])
-def test_cross_compiles_without_warnings(trained_bcnn: bytes, tmp_path: Path, core: str) -> None:
+def test_cross_compiles_without_warnings(trained_bcnn: bytes, tmp_path: Path, core: str, optimize: str) -> None:
     import shutil
     import subprocess
 
     require_toolchain()
     gcc = shutil.which("arm-none-eabi-gcc")
     spec = get_core(core)
-    write_firmware(trained_bcnn, tmp_path, spec)
+    write_firmware(trained_bcnn, tmp_path, spec, optimize=optimize)
     cmd = [gcc, *spec.gcc_flags, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-c", "bnn_model.c", "-o", "bnn_model.o"]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
