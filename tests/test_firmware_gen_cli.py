@@ -248,7 +248,8 @@ def test_bnn_engine_dispatch_merges_baremetal(tiny_cnn_tflite, monkeypatch):
     monkeypatch.setattr(
         bnn,
         "generate",
-        lambda model, core, board, input_type="auto": calls.append("bnn") or EngineOutput({"bnn.c": b"1"}, {"x": 10}),
+        lambda model, core, board, input_type="auto", optimize="speed": calls.append("bnn")
+        or EngineOutput({"bnn.c": b"1"}, {"x": 10}),
     )
     monkeypatch.setattr(
         baremetal,
@@ -276,7 +277,9 @@ def _fake_bnn(monkeypatch, report: dict) -> None:
     from firmware_gen import baremetal, bnn
 
     monkeypatch.setattr(
-        bnn, "generate", lambda model, core, board, input_type="auto": EngineOutput({"bnn_model.c": b"int x;\n"}, dict(report))
+        bnn,
+        "generate",
+        lambda model, core, board, input_type="auto", optimize="speed": EngineOutput({"bnn_model.c": b"int x;\n"}, dict(report)),
     )
     monkeypatch.setattr(baremetal, "generate", lambda model, core, board, out: EngineOutput({}, {}))
 
