@@ -23,6 +23,7 @@ from typing import Any
 
 from firmware_gen.engines import OPTIMIZE_CHOICES
 from pipeline.errors import BudgetError, CheckError, InputError, OneLineArgumentParser, positive_int, run_cli
+from search.study import SAMPLERS
 
 __all__ = ["main", "build_parser"]
 
@@ -95,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bnn engine code of every candidate: speed (unrolled popcount trees) or size (one shared loop: "
         "1,260 B less flash on the 16 KiB model, 65 % more instructions); default speed",
     )
-    parser.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2"), help="multi-objective sampler (default tpe)")
+    parser.add_argument(
+        "--sampler",
+        default="tpe",
+        choices=SAMPLERS,
+        help="tpe or nsga2 (multi-objective), or brute (every candidate of a small space once); default tpe",
+    )
     parser.add_argument(
         "--startup-trials", type=positive_int, default=8, help="random trials before the sampler models (default 8)"
     )

@@ -11,7 +11,10 @@
   ``group``, which model the conditional space: the number of blocks decides which block
   parameters exist), with the board's budgets as constraints; ``nsga2`` picks Optuna's NSGA-II.
   TPE is the default because a trial costs minutes: a few dozen trials are a whole search,
-  which is less than one NSGA-II generation of the usual size.
+  which is less than one NSGA-II generation of the usual size. ``brute`` (Optuna's
+  ``BruteForceSampler``) draws every candidate of a small space once, in a random order, and
+  stops the study when none is left: on a space of a few dozen candidates TPE soon proposes
+  measured ones again, and the worker stops after :data:`MAX_REPEATS` of them in a row.
 * A study remembers what it searches (:func:`study_config`: board, space, recipe, data slice,
   limits); resuming it with different settings is refused, so one study never mixes two searches.
 """
@@ -43,7 +46,7 @@ __all__ = [
     "worker_seed",
 ]
 
-SAMPLERS = ("tpe", "nsga2")
+SAMPLERS = ("tpe", "nsga2", "brute")
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
 MAX_REPEATS = 20
@@ -109,7 +112,8 @@ def open_storage(url: str) -> Any:
 
 
 def make_sampler(name: str, *, startup_trials: int, seed: int | None) -> Any:
-    """The multi-objective sampler ``tpe`` or ``nsga2`` (both read the budgets from the trials' constraints).
+    """The sampler: multi-objective ``tpe`` or ``nsga2`` (both read the budgets from the trials'
+    constraints), or ``brute`` (every candidate once, in an order drawn from ``seed``).
 
     Raises:
         InputError: unknown sampler.
@@ -127,6 +131,8 @@ def make_sampler(name: str, *, startup_trials: int, seed: int | None) -> Any:
         )
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=max(2, startup_trials), seed=seed)
+    if name == "brute":
+        return optuna.samplers.BruteForceSampler(seed=seed)
     raise InputError(f"unknown sampler {name!r}: one of {', '.join(SAMPLERS)}")
 
 

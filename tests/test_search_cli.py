@@ -89,3 +89,27 @@ def test_a_study_of_an_older_version_resumes(tmp_path: Path) -> None:
     config["recipe"]["lr"] = 0.5  # a real difference is still refused
     study.set_user_attr(CONFIG_KEY, config)
     _one_line_exit_2(run_module("search", *common), "was started with other settings (recipe differ)")
+
+
+def test_brute_sampler_draws_every_candidate_of_a_small_space_once() -> None:
+    """``--sampler brute``: the 36 candidates of the 16 KiB size space, each once, then the study
+    stops by itself (where TPE soon proposes measured candidates again)."""
+    import optuna
+
+    from search.space import load_space, sample_arch
+    from search.study import make_sampler, run_worker
+
+    space = load_space(str(Path(__file__).resolve().parents[1] / "search" / "spaces" / "stm32f030f4-size.json"))
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize", "minimize"])
+    study.sampler = make_sampler("brute", startup_trials=4, seed=3)
+    tags: list[str] = []
+
+    def objective(trial) -> tuple[float, float, float, float]:
+        tags.append(sample_arch(trial, space).tag())
+        if "b128k3v+p b128k3v+p" in tags[-1]:
+            raise optuna.TrialPruned()  # pruned candidates are drawn once too
+        return 0.99, float(len(tags)), 1.0, 1.0
+
+    counts = run_worker(study, objective, trials=1000, max_pruned=1000, log=lambda line: None)
+    assert len(tags) == len(set(tags)) == 3 * 3 * 4  # block channels 3 x 3, no dense or 3 widths
+    assert counts == {"COMPLETE": 32, "PRUNED": 4}
