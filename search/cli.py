@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="speed",
         choices=OPTIMIZE_CHOICES,
         help="bnn engine code of every candidate: speed (unrolled popcount trees) or size (one shared loop: "
-        "1,260 B less flash on the 16 KiB model, 65 % more instructions); default speed",
+        "1,260 B less flash on the 16 KiB model, 65 %% more instructions); default speed",
     )
     parser.add_argument(
         "--sampler",
