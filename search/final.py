@@ -25,6 +25,7 @@ import numpy as np
 from firmware_gen.targets import Board, Core
 from pipeline.artifacts import write_bytes
 from pipeline.data import Dataset
+from search.report import accuracy_standard_error
 from search.space import Arch
 
 __all__ = ["Retrained", "retrain_best", "finalize"]
@@ -108,6 +109,7 @@ def retrain_best(
                 "trial_validation_accuracy": trial_accuracy,
                 "final_validation_accuracy": accuracy,
                 "kept_epoch": result.kept_epoch,
+                "validation_images": result.val_images,
                 "train_seconds": round(result.train_seconds, 1),
             }
         )
@@ -117,6 +119,16 @@ def retrain_best(
         raise ValueError("retrain_best needs at least one candidate")
     kept.candidates = [{**row, "kept": (row["trial"], row["seed"]) == (kept.number, kept.seed)} for row in rows]
     return kept
+
+
+def _noise_note(retrained: list[dict[str, Any]]) -> str:
+    """`` (one standard error ...)`` for the summary line of the final trainings ("" without their split's size)."""
+    kept = next((row for row in retrained if row["kept"]), None)
+    images = (kept or {}).get("validation_images")
+    if not kept or not images:
+        return ""
+    error = 100 * accuracy_standard_error(kept["final_validation_accuracy"], int(images))
+    return f" (one standard error of these figures: {error:.2f} points on {int(images):,} validation images)"
 
 
 def finalize(
@@ -238,7 +250,8 @@ def finalize(
                 + (f" (epoch {row['kept_epoch']})" if row.get("kept_epoch") not in (None, recipe.epochs) else "")
                 + (" (kept)" if row["kept"] else "")
                 for row in retrained
-            ),
+            )
+            + _noise_note(retrained),
         )
     for line in report["summary"]:
         log(f"final: {line}")

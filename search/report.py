@@ -6,12 +6,15 @@
   (accuracy up, flash, RAM and instructions down); repeats of a candidate count once.
 * :func:`best_trial`: the most accurate feasible trial (ties: less flash, then fewer instructions);
   :func:`ranked_trials`: the first few of that order (the final step may retrain several).
+* :func:`accuracy_standard_error`: the sampling noise of an accuracy measured on a few thousand
+  images, which the reports print beside the figures they rank candidates by.
 * :func:`write_reports`: ``search.json``, ``search.md`` and ``search.png`` in the output folder.
 """
 
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from search.trial import OBJECTIVES
 
 __all__ = [
     "trial_rows",
+    "accuracy_standard_error",
     "pareto_front",
     "best_trial",
     "ranked_trials",
@@ -59,6 +63,36 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
         }
         rows.append(row)
     return rows
+
+
+def accuracy_standard_error(accuracy: float, images: int) -> float:
+    """One standard error of an accuracy measured on ``images`` images (binomial: sqrt(p (1 - p) / n)).
+
+    Two candidates whose validation accuracies differ by less than about twice this are not told
+    apart by that split: ranking them picks noise.
+
+    Raises:
+        ValueError: ``images`` below 1 or ``accuracy`` outside [0, 1].
+    """
+    if images < 1 or not 0.0 <= accuracy <= 1.0:
+        raise ValueError(f"need images >= 1 and an accuracy in [0, 1], got {images} and {accuracy}")
+    return math.sqrt(accuracy * (1.0 - accuracy) / images)
+
+
+def _noise_line(rows: list[dict[str, Any]], best: int | None) -> list[str]:
+    """The validation noise of the best trial's accuracy, when its trial recorded the split's size."""
+    row = next((r for r in rows if r["number"] == best), None)
+    images = (row or {}).get("measurements", {}).get("val_images")
+    if not row or not images:
+        return []
+    accuracy = row["values"]["accuracy"]
+    error = 100 * accuracy_standard_error(accuracy, int(images))
+    return [
+        f"Validation: {int(images):,} held-back images per trial; one standard error at the best trial's "
+        f"{100 * accuracy:.2f} % is {error:.2f} points, so trials less than about {2 * error:.2f} points apart "
+        "are not told apart.",
+        "",
+    ]
 
 
 def _dominates(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -149,6 +183,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         + ", ".join(f"{count} {state.lower()}" for state, count in sorted(report["counts"].items()))
         + f"; {report['trial_seconds'] / 60:.1f} minutes of trials in all.",
         "",
+        *_noise_line(report["trials"], report["best"]),
         "## Pareto front (feasible trials)",
         "",
         "| trial | architecture | validation accuracy | flash B | RAM B | instructions | trial minutes |",

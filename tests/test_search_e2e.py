@@ -122,7 +122,9 @@ def test_tiny_search_writes_the_front(search: dict[str, Any]) -> None:
         assert row["values"]["flash_bytes"] == measured["qemu_flash_bytes"]
         code = (out / measured["artifacts"] / "firmware" / "bnn_model.c").read_text()
         assert "bnn_xor_popcount_loop(a, b," in code and "carry-save" not in code  # --optimize size
-    assert (out / "search.md").read_text().startswith("# Search `stm32f103c8`")
+    markdown = (out / "search.md").read_text()
+    assert markdown.startswith("# Search `stm32f103c8`")
+    assert "Validation: 30 held-back images per trial; one standard error" in markdown
     assert (out / "search.png").read_bytes().startswith(b"\x89PNG")
     assert "trial 0: packed size" in search["first"].stdout
 
@@ -153,6 +155,8 @@ def test_final_model_is_a_normal_pipeline_model(search: dict[str, Any]) -> None:
     assert kept["final_validation_accuracy"] == max(row["final_validation_accuracy"] for row in retrained)
     assert train["model"] == "bnn-stm32f103c8" and train["search"]["trial"] == kept["trial"]
     assert "among 2 final trainings" in final["summary"][0]  # the first line of search.md's "Final model"
+    assert all(row["validation_images"] == 30 for row in retrained)
+    assert "validation images)" in final["summary"][0]
     assert train["test_images"] == 10_000 and train["recipe"]["epochs"] == 1
     assert final["host_agreement_with_keras"] == 1.0 and final["qemu_agreement_with_keras"] == 1.0
     assert final["qemu_images"] == 20 and final["fits"] is True and final["estimate_check"] == []

@@ -5,7 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from search.report import best_trial, pareto_front, ranked_trials, render_markdown, render_plot, write_reports
+import pytest
+
+from search.report import (
+    accuracy_standard_error,
+    best_trial,
+    pareto_front,
+    ranked_trials,
+    render_markdown,
+    render_plot,
+    write_reports,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -80,7 +90,7 @@ def test_the_final_step_keeps_the_most_accurate_retraining(monkeypatch: Any) -> 
         seen.append(f"{arch.tag()}/{seed}")
         assert seed in (5, 6) and (name, limit) == ("bnn-x", None)
         history, kept_epoch = val[arch.stem.channels, seed]
-        return TrainResult(None, {"val_accuracy": history}, 0.0, None, 1.0, 1.0, 0, 0, kept_epoch=kept_epoch)
+        return TrainResult(None, {"val_accuracy": history}, 0.0, None, 1.0, 1.0, 0, 5000, kept_epoch=kept_epoch)
 
     monkeypatch.setattr(search.training, "train_candidate", fake_train)
     recipe = type("R", (), {"name": "fast", "epochs": 2})()
@@ -107,6 +117,7 @@ def test_the_final_step_keeps_the_most_accurate_retraining(monkeypatch: Any) -> 
         (9, 5, 0.98, None, False),
         (9, 6, 0.9, None, False),
     ]
+    assert all(row["validation_images"] == 5000 for row in kept.candidates)
 
 
 def test_reports_are_written(tmp_path: Path) -> None:
@@ -122,6 +133,13 @@ def test_reports_are_written(tmp_path: Path) -> None:
         "max_instructions": None,
     }
     text = render_markdown(report)
+    assert "Validation:" not in text  # the made-up trials do not say how many images they were measured on
+    report["trials"] = [{**row, "measurements": {"val_images": 5000}} for row in ROWS]
+    text = render_markdown(report)
+    assert (
+        "Validation: 5,000 held-back images per trial; one standard error at the best trial's 99.00 % is "
+        "0.14 points, so trials less than about 0.28 points apart are not told apart." in text
+    )
     assert "| 1 (best) | `arch1` | 99.00 % | 14,000 | 1,500 | 1.200 M |" in text
     assert "same candidate as trial 1" in text and "packed size over budget" in text and "does not fit the board" in text
     assert "- a final line" in text
@@ -129,3 +147,24 @@ def test_reports_are_written(tmp_path: Path) -> None:
     paths = write_reports(tmp_path, report)
     assert [p.name for p in paths] == ["search.json", "search.md", "search.png"]
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_accuracy_standard_error_is_the_binomial_one() -> None:
+    assert accuracy_standard_error(0.99, 5000) == pytest.approx(0.0014071, rel=1e-4)
+    assert accuracy_standard_error(1.0, 10) == 0.0
+    # four times the images, half the noise
+    assert accuracy_standard_error(0.9, 400) == pytest.approx(2 * accuracy_standard_error(0.9, 1600))
+    for accuracy, images in ((0.5, 0), (1.5, 10), (-0.1, 10)):
+        with pytest.raises(ValueError, match="accuracy in"):
+            accuracy_standard_error(accuracy, images)
+
+
+def test_the_final_summary_gives_the_noise_of_its_validation_figures() -> None:
+    from search.final import _noise_note
+
+    rows = [
+        {"trial": 1, "seed": 0, "final_validation_accuracy": 0.9938, "validation_images": 5000, "kept": True},
+        {"trial": 1, "seed": 1, "final_validation_accuracy": 0.9930, "validation_images": 5000, "kept": False},
+    ]
+    assert _noise_note(rows) == " (one standard error of these figures: 0.11 points on 5,000 validation images)"
+    assert _noise_note([{**row, "validation_images": None} for row in rows]) == ""  # reports of older versions
