@@ -37,6 +37,8 @@ __all__ = [
     "SCORES_PRECISIONS",
     "INPUT_SIZE",
     "INPUT_RANGE",
+    "MAX_LAYERS",
+    "MAX_WIDTH",
     "Conv",
     "Arch",
     "SearchSpace",
@@ -55,6 +57,10 @@ ENGINE_PRECISIONS = ("binary",)
 SCORES_PRECISIONS = ("binary", "float")
 INPUT_SIZE = 28
 POOL = 2
+MAX_LAYERS = 16
+"""Most blocks, and most hidden dense layers, a space may list (every layer is a few sampled parameters)."""
+MAX_WIDTH = 4096
+"""Widest channel count or dense width a space may list (4096 x 4096 binary weights are 2 MiB)."""
 
 
 @dataclass(frozen=True)
@@ -207,9 +213,13 @@ class SearchSpace:
         for name in ("stem_channels", "stem_kernels", "block_channels", "block_kernels", "dense_widths"):
             if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in getattr(self, name)):
                 raise InputError(f"search space: {name} must be positive integers, got {list(getattr(self, name))}")
+            if max(getattr(self, name)) > MAX_WIDTH:
+                raise InputError(f"search space: {name} must be at most {MAX_WIDTH}, got {max(getattr(self, name))}")
         for name in ("blocks", "dense_layers"):
             if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in getattr(self, name)):
                 raise InputError(f"search space: {name} must be integers >= 0, got {list(getattr(self, name))}")
+            if max(getattr(self, name)) > MAX_LAYERS:
+                raise InputError(f"search space: {name} must be at most {MAX_LAYERS}, got {max(getattr(self, name))}")
         for name in ("stem_paddings", "block_paddings"):
             if any(v not in PADDINGS for v in getattr(self, name)):
                 raise InputError(f"search space: {name} must be among {list(PADDINGS)}, got {list(getattr(self, name))}")

@@ -121,6 +121,9 @@ def test_space_json_round_trip_and_file(tmp_path: Path) -> None:
         ('{"stem_channels": []}', "non-empty"),
         ('{"stem_channels": [8, 8]}', "twice"),
         ('{"block_channels": [0]}', "positive integers"),
+        ('{"blocks": [2, 1000]}', "blocks must be at most 16, got 1000"),  # 1000 layers to sample per trial
+        ('{"dense_layers": [17]}', "dense_layers must be at most 16"),
+        ('{"block_channels": [64, 100000000]}', "block_channels must be at most 4096"),
         ('{"stem_paddings": ["full"]}', "must be among"),
         ('{"block_pools": ["yes"]}', "true/false"),
         ('{"precisions": ["float"]}', "not compiled by the bnn engine"),
