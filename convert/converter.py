@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
+from pipeline.env import quiet_tensorflow_logger
+
 __all__ = ["to_tflite_float", "to_tflite_int8", "to_lce", "has_binary_layers", "binary_layer_names"]
 
 
@@ -79,4 +81,5 @@ def to_lce(model: tf.keras.Model) -> bytes:
     """Convert with Larq Compute Engine (binary layers become ``Lce*`` custom ops)."""
     import larq_compute_engine as lce
 
-    return bytes(lce.convert_keras_model(model))
+    with quiet_tensorflow_logger():  # it saves the model first: a warning for every uncompiled one
+        return bytes(lce.convert_keras_model(model))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.data import format_shape
+from pipeline.env import quiet_tensorflow_logger
 from pipeline.errors import InputError, first_line
 
 if TYPE_CHECKING:
@@ -152,18 +153,14 @@ def load_keras_model(path: str | os.PathLike[str], *, trust_model: bool = False)
 
     import train.quantizers  # noqa: F401  (registers the project's own quantizer, BinaryConnect's)
 
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
     try:
-        model = tf.keras.models.load_model(str(path), compile=False)
+        with quiet_tensorflow_logger():
+            model = tf.keras.models.load_model(str(path), compile=False)
     except Exception as err:  # h5py, Keras and TF raise many types for a bad file
         detail = re.sub(r" at <[^>]*>", "", first_line(err))
         if "No model config found" in detail:
             detail = "an HDF5 file without a Keras model config; save the model with model.save(PATH, save_format='h5')"
         raise InputError(f"{path}: not a loadable Keras model ({detail})") from None
-    finally:
-        logger.setLevel(level)
     if not isinstance(model, tf.keras.Model):
         raise InputError(f"{path}: holds a {type(model).__name__}, not a Keras model")
     if not model.layers or not model.inputs or not model.outputs:

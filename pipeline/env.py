@@ -11,8 +11,10 @@ anything themselves.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["LEGACY_KERAS_VARIABLE", "configure_environment"]
+__all__ = ["LEGACY_KERAS_VARIABLE", "configure_environment", "quiet_tensorflow_logger"]
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 
@@ -25,3 +27,22 @@ def configure_environment() -> None:
     """
     os.environ[LEGACY_KERAS_VARIABLE] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextmanager
+def quiet_tensorflow_logger() -> Iterator[None]:
+    """Raise TensorFlow's Python logger to ERROR inside the block, then restore its level.
+
+    For library calls whose warnings say nothing to the user: loading a ``.h5`` without its
+    training configuration, or LCE's converter saving an uncompiled model ("Compiled the loaded
+    model, but the compiled metrics have yet to be built").
+    """
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -275,3 +275,33 @@ def test_help_and_input_range_with_negative_value():
     assert parse_formats("lce,float,lce") == ("float", "lce")
     result = run_module("convert", "--help")
     assert result.returncode == 0 and "--input-range" in result.stdout
+
+
+def test_lce_conversion_of_an_uncompiled_model_prints_no_tensorflow_warning():
+    """LCE's converter saves the model first; Keras warns about every uncompiled one (the search's
+    untrained prebuilds printed it on stderr). The logger's level comes back afterwards."""
+    import logging
+
+    import larq as lq
+    import tensorflow as tf
+
+    from convert.converter import to_lce
+
+    model = tf.keras.Sequential(
+        [
+            tf.keras.layers.Flatten(input_shape=(4, 4, 1)),
+            lq.layers.QuantDense(32, input_quantizer="ste_sign", kernel_quantizer="ste_sign", use_bias=False),
+        ]
+    )
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = tf.get_logger()
+    logger.addHandler(handler)
+    logger.setLevel("WARNING")
+    try:
+        assert to_lce(model)[4:8] == b"TFL3"
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+    assert logger.level == logging.WARNING
