@@ -124,8 +124,8 @@ def retrain_best(
 def _noise_note(retrained: list[dict[str, Any]]) -> str:
     """`` (one standard error ...)`` for the summary line of the final trainings ("" without their split's size)."""
     kept = next((row for row in retrained if row["kept"]), None)
-    images = (kept or {}).get("validation_images")
-    if not kept or not images:
+    images = kept.get("validation_images") if kept else None
+    if not images:
         return ""
     error = 100 * accuracy_standard_error(kept["final_validation_accuracy"], int(images))
     return f" (one standard error of these figures: {error:.2f} points on {int(images):,} validation images)"

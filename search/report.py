@@ -82,8 +82,8 @@ def accuracy_standard_error(accuracy: float, images: int) -> float:
 def _noise_line(rows: list[dict[str, Any]], best: int | None) -> list[str]:
     """The validation noise of the best trial's accuracy, when its trial recorded the split's size."""
     row = next((r for r in rows if r["number"] == best), None)
-    images = (row or {}).get("measurements", {}).get("val_images")
-    if not row or not images:
+    images = row.get("measurements", {}).get("val_images") if row else None
+    if not images:
         return []
     accuracy = row["values"]["accuracy"]
     error = 100 * accuracy_standard_error(accuracy, int(images))

@@ -211,15 +211,17 @@ class SearchSpace:
             if len(set(values)) != len(values):
                 raise InputError(f"search space: {item.name} lists a value twice: {list(values)}")
         for name in ("stem_channels", "stem_kernels", "block_channels", "block_kernels", "dense_widths"):
-            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in getattr(self, name)):
-                raise InputError(f"search space: {name} must be positive integers, got {list(getattr(self, name))}")
-            if max(getattr(self, name)) > MAX_WIDTH:
-                raise InputError(f"search space: {name} must be at most {MAX_WIDTH}, got {max(getattr(self, name))}")
+            values = getattr(self, name)
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
+                raise InputError(f"search space: {name} must be positive integers, got {list(values)}")
+            if max(values) > MAX_WIDTH:
+                raise InputError(f"search space: {name} must be at most {MAX_WIDTH}, got {max(values)}")
         for name in ("blocks", "dense_layers"):
-            if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in getattr(self, name)):
-                raise InputError(f"search space: {name} must be integers >= 0, got {list(getattr(self, name))}")
-            if max(getattr(self, name)) > MAX_LAYERS:
-                raise InputError(f"search space: {name} must be at most {MAX_LAYERS}, got {max(getattr(self, name))}")
+            values = getattr(self, name)
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values):
+                raise InputError(f"search space: {name} must be integers >= 0, got {list(values)}")
+            if max(values) > MAX_LAYERS:
+                raise InputError(f"search space: {name} must be at most {MAX_LAYERS}, got {max(values)}")
         for name in ("stem_paddings", "block_paddings"):
             if any(v not in PADDINGS for v in getattr(self, name)):
                 raise InputError(f"search space: {name} must be among {list(PADDINGS)}, got {list(getattr(self, name))}")

@@ -297,11 +297,13 @@ def test_lce_conversion_of_an_uncompiled_model_prints_no_tensorflow_warning():
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
     logger = tf.get_logger()
+    before = logger.level
     logger.addHandler(handler)
     logger.setLevel("WARNING")
     try:
         assert to_lce(model)[4:8] == b"TFL3"
+        assert logger.level == logging.WARNING
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(before)  # the other tests see the level they had
     assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
-    assert logger.level == logging.WARNING
