@@ -1,8 +1,9 @@
 """Keras models for the search space: :func:`build_model` turns an :class:`~search.space.Arch` into Larq layers.
 
 The layer pattern is the seed BCNN's (``train.models.build_bcnn``), generalised: inputs
-rescaled to [-1, 1]; every convolution ``QuantConv2D`` with ``ste_sign`` kernels (the stem
-keeps its float input, the others binarize theirs) and no bias, then an optional 2x2
+rescaled to [-1, 1]; every convolution ``QuantConv2D`` with ``ste_sign`` kernels (an ``int8``
+stem: :class:`train.quantizers.FixedPointWeights`; the stem keeps its float input, the others
+binarize theirs) and no bias, then an optional 2x2
 max-pool, then ``BatchNormalization(scale=False)``; flatten; hidden ``QuantDense`` layers with
 batch norm; a ``QuantDense`` to the classes (``+-1`` weights, or float weights when
 ``Arch.scores == "float"``; binarized inputs either way), batch norm, softmax. ``same`` binary
@@ -16,6 +17,7 @@ import larq as lq
 import tensorflow as tf
 
 from search.space import INPUT_RANGE, INPUT_SIZE, POOL, Arch, shape_problem
+from train.quantizers import FixedPointWeights
 
 __all__ = ["build_model"]
 _BINARY = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip"}
@@ -47,7 +49,7 @@ def build_model(arch: Arch, name: str = "candidate") -> tf.keras.Model:
             stem.channels,
             (stem.kernel, stem.kernel),
             padding=stem.padding,
-            kernel_quantizer="ste_sign",
+            kernel_quantizer="ste_sign" if stem.precision == "binary" else FixedPointWeights(8),
             kernel_constraint="weight_clip",
             use_bias=False,
             name="stem",

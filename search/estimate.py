@@ -9,7 +9,10 @@ from the architecture rather than read off a compiled model:
 
 * stem (convolution on pixels, ``taps = k * k``): one ``uint8_t`` table offset per group of 3
   taps per channel, one ``int16_t`` threshold per channel, and, without padding (the rescaled
-  0 is then pixel 0), the packed bits each channel takes on an all-zero window;
+  0 is then pixel 0), the packed bits each channel takes on an all-zero window; an ``int8`` stem
+  stores one ``int8_t`` weight per tap and channel instead of the offsets, and ``int32_t``
+  thresholds (its sums reach ``taps * 255 * k_max``; the engine would take ``int16_t`` only if
+  training left every weight within 14/128 of 0, which the estimate does not assume);
 * binary convolution: ``C_out * k * k * words(C_in)`` ``uint32_t`` weight words, one ``int16_t``
   popcount limit per channel (``int32_t`` past 32,767 inputs per output), with ``same``
   (one-)padding the packed pad pixel (``words(C_in)`` words), and, while every layer so far was
@@ -36,6 +39,7 @@ from typing import Any
 
 from firmware_gen.bnn.contract import WORD_BITS
 from firmware_gen.bnn.fused import MAX_PIXEL_TAPS
+from firmware_gen.bnn.fusion import MAX_INT_WEIGHT
 from pipeline.planner import Buffer, plan_buffers
 from search.space import INPUT_SIZE, POOL, Arch, Conv, shape_problem
 
@@ -114,9 +118,13 @@ def packed_size(arch: Arch) -> PackedSize:
     size, padded = _conv_out(INPUT_SIZE, stem)
     words = _words(stem.channels)
     background = not padded  # an unpadded stem maps all-zero windows to known bits
-    offsets = stem.channels * -(-taps // 3)  # uint8_t: byte offsets stay below 256 for taps <= 30
-    packed = offsets + (4 * words if background else 0)
-    rows.append(_row("stem", size, stem.channels, packed, _threshold_bytes(stem.channels, taps * 255), 4 * size * size * words))
+    if stem.precision == "int8":
+        weights, k_max = stem.channels * taps, MAX_INT_WEIGHT  # int8_t [tap][channel]
+    else:
+        weights, k_max = stem.channels * -(-taps // 3), 1  # uint8_t offsets: below 256 for taps <= 30
+    packed = weights + (4 * words if background else 0)
+    limits = _threshold_bytes(stem.channels, taps * 255 * k_max)
+    rows.append(_row("stem", size, stem.channels, packed, limits, 4 * size * size * words))
 
     channels = stem.channels
     for index, block in enumerate(arch.blocks, start=1):

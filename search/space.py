@@ -12,8 +12,11 @@ An architecture is a sequential binarized CNN as the ``bnn`` engine compiles it 
 Which layers stay in higher precision is data too. The class-score layer may be ``binary``
 (``+-1`` weights: the engine's exact integer scores) or ``float`` (float32 weights on the
 ``+-1`` features: the engine's float path, 4 bytes a weight and the soft-float code of a core
-without an FPU; :data:`SCORES_PRECISIONS`). Every convolution carries a ``precision`` field whose
-only value is ``binary`` (:data:`ENGINE_PRECISIONS`): a float stem would make the engine keep
+without an FPU; :data:`SCORES_PRECISIONS`). The stem may be ``binary`` or ``int8``
+(:data:`STEM_PRECISIONS`): 8-bit fixed-point weights (:class:`train.quantizers.FixedPointWeights`),
+which the engine compiles as an integer convolution on the raw pixels, one byte a weight; its
+output is still binarized, so the feature maps stay bits. The blocks' ``precision`` has the one
+value ``binary`` (:data:`ENGINE_PRECISIONS`). A float stem is not offered: the engine would keep
 float feature maps (26x26x32 floats are 86 KB), which no board of the search fits.
 
 A :class:`SearchSpace` holds the choices; :func:`sample_arch` draws one architecture from an
@@ -34,6 +37,7 @@ from pipeline.errors import InputError
 __all__ = [
     "PADDINGS",
     "ENGINE_PRECISIONS",
+    "STEM_PRECISIONS",
     "SCORES_PRECISIONS",
     "INPUT_SIZE",
     "INPUT_RANGE",
@@ -54,6 +58,7 @@ INPUT_RANGE = (-1.0, 1.0)
 """Every candidate rescales raw pixels 0..255 onto this range itself."""
 PADDINGS = ("valid", "same")
 ENGINE_PRECISIONS = ("binary",)
+STEM_PRECISIONS = ("binary", "int8")
 SCORES_PRECISIONS = ("binary", "float")
 INPUT_SIZE = 28
 POOL = 2
@@ -72,7 +77,7 @@ class Conv:
         kernel: square kernel size.
         padding: ``valid`` or ``same`` (stride 1).
         pool: a 2x2 max-pool with stride 2 follows (the engine fuses it into the thresholds).
-        precision: ``binary`` (the only precision the engine compiles today).
+        precision: ``binary``; a stem may also be ``int8`` (:data:`STEM_PRECISIONS`).
     """
 
     channels: int
@@ -82,8 +87,9 @@ class Conv:
     precision: str = "binary"
 
     def tag(self) -> str:
-        """Short text: ``64k3v`` (64 channels, 3x3, valid), ``+p`` when pooled."""
-        return f"{self.channels}k{self.kernel}{self.padding[0]}{'+p' if self.pool else ''}"
+        """Short text: ``64k3v`` (64 channels, 3x3, valid), ``+p`` when pooled, ``/i8`` for 8-bit weights."""
+        precision = "" if self.precision == "binary" else "/i8" if self.precision == "int8" else f"/{self.precision}"
+        return f"{self.channels}k{self.kernel}{self.padding[0]}{'+p' if self.pool else ''}{precision}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,8 @@ class Arch:
     scores: str = "binary"
 
     def tag(self) -> str:
-        """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10`` (``10f``: float scores)."""
+        """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10`` (``10f``: float scores;
+        ``c32k3v+p/i8``: an 8-bit stem)."""
         parts = [f"c{self.stem.tag()}", *(f"b{block.tag()}" for block in self.blocks), *(f"d{w}" for w in self.dense)]
         return " ".join([*parts, f"{self.classes}{'f' if self.scores == 'float' else ''}"])
 
@@ -160,10 +167,9 @@ def shape_problem(arch: Arch, size: int = INPUT_SIZE) -> str | None:
     for index, conv in enumerate((arch.stem, *arch.blocks)):
         if conv.padding not in PADDINGS:
             return f"layer {index}: padding {conv.padding!r} is not one of {', '.join(PADDINGS)}"
-        if conv.precision not in ENGINE_PRECISIONS:
-            return (
-                f"layer {index}: precision {conv.precision!r} is not compiled by the bnn engine ({', '.join(ENGINE_PRECISIONS)})"
-            )
+        allowed = STEM_PRECISIONS if index == 0 else ENGINE_PRECISIONS
+        if conv.precision not in allowed:
+            return f"layer {index}: precision {conv.precision!r} is not compiled by the bnn engine ({', '.join(allowed)})"
         if conv.channels < 1 or conv.kernel < 1:
             return f"layer {index}: channels and kernel must be >= 1"
         conv_size = size if conv.padding == "same" else size - conv.kernel + 1
@@ -201,6 +207,7 @@ class SearchSpace:
     dense_layers: tuple[int, ...] = (0, 1, 2)
     dense_widths: tuple[int, ...] = (32, 64, 128)
     precisions: tuple[str, ...] = field(default=ENGINE_PRECISIONS)
+    stem_precisions: tuple[str, ...] = STEM_PRECISIONS
     scores_precisions: tuple[str, ...] = SCORES_PRECISIONS
 
     def __post_init__(self) -> None:
@@ -231,6 +238,9 @@ class SearchSpace:
         unknown = [p for p in self.precisions if p not in ENGINE_PRECISIONS]
         if unknown:
             raise InputError(f"search space: precisions {unknown} are not compiled by the bnn engine ({list(ENGINE_PRECISIONS)})")
+        unknown = [p for p in self.stem_precisions if p not in STEM_PRECISIONS]
+        if unknown:
+            raise InputError(f"search space: stem_precisions {unknown} must be among {list(STEM_PRECISIONS)}")
         unknown = [p for p in self.scores_precisions if p not in SCORES_PRECISIONS]
         if unknown:
             raise InputError(f"search space: scores_precisions {unknown} must be among {list(SCORES_PRECISIONS)}")
@@ -306,7 +316,7 @@ def sample_arch(trial: Any, space: SearchSpace) -> Arch:
         kernel=_pick(trial, "stem_kernel", space.stem_kernels),
         padding=_pick(trial, "stem_padding", space.stem_paddings),
         pool=_pick(trial, "stem_pool", space.stem_pools),
-        precision=precision,
+        precision=_pick(trial, "stem_precision", space.stem_precisions),
     )
     blocks = []
     for index in range(1, _pick(trial, "blocks", space.blocks) + 1):

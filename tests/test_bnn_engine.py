@@ -23,6 +23,7 @@ from emulator.host import run_host
 from firmware_gen.bnn import compile_model, generate
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, PixelConv
 from firmware_gen.targets import get_core
+from train.quantizers import FixedPointWeights
 
 M4 = get_core("cortex-m4")
 M0 = get_core("cortex-m0")
@@ -37,6 +38,7 @@ def _layers(kind: str, *args, **kwargs):
     factories = {
         "rescale": lambda: tf.keras.layers.Rescaling(2 / 255.0, -1.0),
         "pixconv": lambda c, **kw: lq.layers.QuantConv2D(c, 3, kernel_quantizer="ste_sign", use_bias=False, **kw),
+        "int8conv": lambda c, **kw: lq.layers.QuantConv2D(c, 3, kernel_quantizer=FixedPointWeights(8), use_bias=False, **kw),
         "bconv": lambda c, **kw: lq.layers.QuantConv2D(c, 3, **binary, **kw),
         "bdense": lambda n: lq.layers.QuantDense(n, **binary),
         "bn": lambda: tf.keras.layers.BatchNormalization(),
@@ -117,7 +119,27 @@ def expect_fused_relu(layers) -> None:
     assert layers[3].ops == ["LceBconv2d", "RESHAPE", "LceQuantize"]  # RELU clamp + batch norm in LCE's transform
 
 
+def expect_int8_stem(layers) -> None:
+    stem = layers[0]
+    assert isinstance(stem, PixelConv) and np.abs(stem.signs).max() > 1  # integer weights, not +-1
+    assert stem.epilogue.pool is not None and stem.unit == 1 and stem.zero == 0
+
+
+def expect_int8_same_stem(layers) -> None:
+    stem = layers[0]
+    assert isinstance(stem, PixelConv) and np.abs(stem.signs).max() > 1
+    assert stem.unit == 2 and stem.zero == 255  # SAME on [-1, 1] pixels: q = 2 * pixel - 255
+
+
 SPECS: dict[str, tuple[list[tuple], Callable]] = {
+    "int8_stem": (
+        [lay("rescale"), lay("int8conv", 8), lay("pool"), lay("bn"), lay("bconv", 16), lay("pool"), lay("bn"), *head(20)],
+        expect_int8_stem,
+    ),
+    "int8_same_stem": (
+        [lay("rescale"), lay("int8conv", 12, padding="same"), lay("pool"), lay("bn"), lay("bconv", 16), lay("bn"), *head()],
+        expect_int8_same_stem,
+    ),
     "seedlike": (
         [
             lay("rescale"),

@@ -1,4 +1,4 @@
-"""BinaryConnect's stochastic quantizer against plain NumPy references."""
+"""The project's Larq quantizers (BinaryConnect's stochastic one, 8-bit fixed point) against plain NumPy references."""
 
 from __future__ import annotations
 
@@ -143,3 +143,49 @@ def test_quant_dense_passes_the_training_flag_down(training: bool):
         assert not np.array_equal(outputs[0], outputs[1]) or not np.array_equal(outputs[1], outputs[2])
     else:
         assert all(np.array_equal(out, np.full((1, 64), 4.0)) for out in outputs)  # sign(0) = +1 everywhere
+
+
+def test_fixed_point_rounds_to_exact_multiples_and_clips():
+    import tensorflow as tf
+
+    from train.quantizers import fixed_point
+
+    x = np.array([0.0, 0.3, -0.3, 1 / 256, 3 / 256, 0.999, -2.0, 2.0, 5 / 16], dtype=np.float32)
+    out = fixed_point(tf.constant(x), bits=8).numpy()
+    ks = out * 128
+    assert np.array_equal(ks, np.round(ks)) and np.abs(ks).max() == 127  # exact k / 128, |k| <= 127
+    # nearest multiple, half to even: 1/256 -> 0, 3/256 -> 2/128; beyond the range: +-127/128
+    np.testing.assert_array_equal(ks, [0, 38, -38, 0, 2, 127, -127, 127, 40])
+    assert set(np.unique(fixed_point(tf.constant(x), bits=2).numpy() * 2)) <= {-1.0, 0.0, 1.0}
+
+
+def test_fixed_point_gradient_is_straight_through_inside_the_range():
+    import tensorflow as tf
+
+    from train.quantizers import fixed_point
+
+    x = tf.Variable(np.array([-1.5, -1.0, -0.2, 0.0, 0.7, 1.0, 1.2], dtype=np.float32))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(fixed_point(x) * np.arange(1, 8, dtype=np.float32))
+    np.testing.assert_array_equal(tape.gradient(loss, x).numpy(), [0, 2, 3, 4, 5, 6, 0])
+
+
+@pytest.mark.parametrize("bits", [1, 9, 2.5, True])
+def test_fixed_point_bits_out_of_range_are_refused(bits):
+    from train.quantizers import FixedPointWeights
+
+    with pytest.raises(ValueError, match="bits"):
+        FixedPointWeights(bits)
+
+
+def test_fixed_point_config_round_trip_and_registration():
+    import larq as lq
+    import tensorflow as tf
+
+    from train.quantizers import FixedPointWeights
+
+    layer = FixedPointWeights(6, name="w")
+    assert layer.precision == 6 and layer.get_config()["bits"] == 6
+    assert FixedPointWeights.from_config(layer.get_config()).bits == 6
+    assert tf.keras.utils.get_custom_objects()["FixedPointWeights"] is FixedPointWeights
+    assert isinstance(lq.quantizers.get("FixedPointWeights"), FixedPointWeights)

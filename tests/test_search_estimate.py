@@ -46,6 +46,15 @@ def test_float_scores_by_hand() -> None:
     assert size.model_data_bytes == 52 + 32 + 1160 + 64 + 32000 + 40
 
 
+def test_int8_stem_by_hand() -> None:
+    # The same candidate with an 8-bit stem: 16 x 9 int8_t weights (144 B) + 1 background word
+    # instead of 48 B of table offsets, and int32_t thresholds (sums reach 9 x 255 x 127).
+    size = packed_size(Arch(Conv(16, 3, "valid", True, "int8"), (Conv(32, 3, "valid", True),)))
+    stem = size.layers[0]
+    assert (stem["packed_weight_bytes"], stem["threshold_bytes"]) == (148, 64)
+    assert size.model_data_bytes == 2388 + (148 - 52) + (64 - 32)
+
+
 def test_padding_changes_what_is_stored() -> None:
     valid = packed_size(Arch(Conv(16, 3, "valid", True), (Conv(32, 3, "valid", True),)))
     same = packed_size(Arch(Conv(16, 3, "same", True), (Conv(32, 3, "same", True),)))
@@ -86,6 +95,9 @@ def test_engine_difference_accounts_for_int64_scores() -> None:
         # float class scores on a hidden dense layer, and straight on a two-word-per-pixel conv output
         Arch(Conv(32, 3, "valid", True), (Conv(64, 3, "valid", True), Conv(64, 3, "valid", False)), (64,), scores="float"),
         Arch(Conv(16, 3, "valid", False), (Conv(32, 3, "same", True), Conv(48, 3, "valid", True)), scores="float"),
+        # 8-bit stems, same-padded (q = 2 * pixel - 255) and valid (all-zero windows skipped)
+        Arch(Conv(32, 3, "same", True, "int8"), (Conv(64, 3, "valid", True), Conv(96, 3, "valid", True)), (64,)),
+        Arch(Conv(24, 5, "valid", True, "int8"), (Conv(48, 3, "same", True),)),
     ],
     ids=lambda arch: arch.tag().replace(" ", "_"),
 )

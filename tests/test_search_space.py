@@ -49,7 +49,11 @@ def test_arch_json_round_trip() -> None:
         (Arch(Conv(8, 5, "valid", True), (Conv(32, 3, "valid", True), Conv(32, 5, "valid", True))), "nothing left to pool"),
         (Arch(Conv(8, 3, "valid", True), (Conv(32, 3, "valid", True),) * 3), "does not fit"),
         (Arch(Conv(8, 3, "diagonal"), ()), "padding"),
-        (Arch(Conv(8, 3, precision="int8"), ()), "not compiled by the bnn engine"),
+        (Arch(Conv(8, 3, precision="float"), ()), "not compiled by the bnn engine (binary, int8)"),
+        (
+            Arch(Conv(8, 3), (Conv(16, 3, precision="int8"),)),
+            "layer 1: precision 'int8' is not compiled by the bnn engine (binary)",
+        ),
         (Arch(Conv(8, 3), (), (0,)), "dense widths"),
         (Arch(Conv(8, 3), (), scores="int4"), "class scores: precision 'int4'"),
     ],
@@ -68,6 +72,7 @@ def test_sample_arch_follows_the_trial() -> None:
         "stem_kernel": 3,
         "stem_padding": "valid",
         "stem_pool": True,
+        "stem_precision": "binary",
         "blocks": 2,
         "block1_channels": 64,
         "block1_kernel": 3,
@@ -84,6 +89,10 @@ def test_sample_arch_follows_the_trial() -> None:
     assert sample_arch(FixedTrial(params), DEFAULT_SPACE) == SEED_BCNN
     floating = SearchSpace(scores_precisions=("binary", "float"))
     assert sample_arch(FixedTrial({**params, "scores_precision": "float"}), floating).scores == "float"
+    eight_bit = sample_arch(FixedTrial({**params, "stem_precision": "int8"}), DEFAULT_SPACE)
+    assert eight_bit.stem.precision == "int8" and all(block.precision == "binary" for block in eight_bit.blocks)
+    assert eight_bit.tag() == "c32k3v+p/i8 b64k3v+p b64k3v d64 10" and shape_problem(eight_bit) is None
+    assert Arch.from_json(eight_bit.to_json()) == eight_bit
 
 
 def test_sample_arch_draws_only_listed_values() -> None:
@@ -128,6 +137,7 @@ def test_space_json_round_trip_and_file(tmp_path: Path) -> None:
         ('{"block_pools": ["yes"]}', "true/false"),
         ('{"precisions": ["float"]}', "not compiled by the bnn engine"),
         ('{"scores_precisions": ["int4"]}', "scores_precisions"),
+        ('{"stem_precisions": ["float"]}', "stem_precisions"),
         ("{not json", "not valid JSON"),
     ],
 )

@@ -1,4 +1,4 @@
-"""BinaryConnect's stochastic binarization as a Larq quantizer.
+"""The project's own Larq quantizers: BinaryConnect's stochastic binarization and 8-bit fixed-point weights.
 
 The maths is a pure function (:func:`stochastic_binary`); :class:`StochasticBinary` is the thin
 Keras/Larq layer around it, registered where it is defined so an ``.h5`` that uses it reloads
@@ -20,6 +20,14 @@ weight, which the layer's ``weight_clip`` constraint keeps in ``[-1, 1]``.
 the weight the layer effectively uses, as in the paper, and an optimizer step of a given size
 moves the probability as much as it would there (with ``H = 1`` and a fan-in of 784 it would be
 28 times smaller).
+
+:class:`FixedPointWeights` rounds a weight to the nearest multiple of ``2**-(bits - 1)`` in
+``[-(2**(bits - 1) - 1), 2**(bits - 1) - 1] / 2**(bits - 1)`` (8 bits: multiples of 1/128 up to
+127/128), with a straight-through gradient inside ``[-1, 1]``. The quantized weights are exact
+in float32, so a converted model's weights are integers ``k`` times one power-of-two unit: the
+``bnn`` engine compiles a stem with such weights as an integer convolution on the raw pixels
+(``int8_t`` weights, exact like the binary stem), where float weights would need float feature
+maps. Registered here like :class:`StochasticBinary`.
 """
 
 from __future__ import annotations
@@ -29,7 +37,10 @@ from typing import Any
 import larq as lq
 import tensorflow as tf
 
-__all__ = ["hard_sigmoid", "stochastic_binary", "StochasticBinary"]
+__all__ = ["hard_sigmoid", "stochastic_binary", "StochasticBinary", "fixed_point", "FixedPointWeights", "FIXED_POINT_BITS"]
+
+FIXED_POINT_BITS = (2, 8)
+"""Smallest and largest ``bits`` of :class:`FixedPointWeights` (8: the ``bnn`` engine's ``int8_t`` weights)."""
 
 
 def hard_sigmoid(x: tf.Tensor) -> tf.Tensor:
@@ -116,3 +127,53 @@ class StochasticBinary(lq.quantizers.Quantizer):
     def get_config(self) -> dict[str, Any]:
         """The layer config plus ``seed`` and ``scale``."""
         return {**super().get_config(), "seed": self.seed, "scale": self.scale}
+
+
+def fixed_point(x: tf.Tensor, bits: int = 8) -> tf.Tensor:
+    """Round ``x`` to multiples of ``2**-(bits - 1)``, clipped to ``+-(2**(bits - 1) - 1)`` of them.
+
+    The gradient passes straight through where ``|x| <= 1`` and is 0 outside (like ``ste_sign``'s
+    clipped estimator); rounding is half to even (``tf.round``).
+    """
+    levels = float(2 ** (bits - 1))
+
+    @tf.custom_gradient
+    def _quantize(value: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        def grad(upstream: tf.Tensor) -> tf.Tensor:
+            return upstream * tf.cast(tf.abs(value) <= 1.0, upstream.dtype)
+
+        return tf.clip_by_value(tf.round(value * levels), 1.0 - levels, levels - 1.0) / levels, grad
+
+    return _quantize(x)
+
+
+@lq.utils.register_keras_custom_object
+class FixedPointWeights(lq.quantizers.Quantizer):
+    """Larq quantizer: ``bits``-bit fixed-point weights (see :func:`fixed_point`).
+
+    Use it as a ``kernel_quantizer`` with ``kernel_constraint="weight_clip"``. ``precision`` is
+    ``bits`` (Larq's summary counts the weights at that width).
+
+    Args:
+        bits: bits per weight, in :data:`FIXED_POINT_BITS`.
+        **kwargs: passed to the Keras layer (``name``, ``dtype``...).
+
+    Raises:
+        ValueError: ``bits`` out of range.
+    """
+
+    def __init__(self, bits: int = 8, **kwargs: Any) -> None:
+        lo, hi = FIXED_POINT_BITS
+        if isinstance(bits, bool) or not isinstance(bits, int) or not lo <= bits <= hi:
+            raise ValueError(f"bits must be an integer in [{lo}, {hi}], got {bits!r}")
+        self.bits = bits
+        self.precision = bits
+        super().__init__(**kwargs)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        """The fixed-point weights (the same in training and inference)."""
+        return fixed_point(inputs, self.bits)
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer config plus ``bits``."""
+        return {**super().get_config(), "bits": self.bits}

@@ -2,8 +2,9 @@
 
 The producer's float output is an exact function of its integer sum ``S``:
 
-* pixel conv: ``S = sum(sign * q)`` with ``q = unit * pixel - zero`` on the raw uint8 input, and
-  the rescaling ``alpha * pixel + beta`` folded in exactly (rationals);
+* pixel conv: ``S = sum(k * q)`` with ``q = unit * pixel - zero`` on the raw uint8 input and the
+  weights ``c * k`` (``k = +-1``, or integers up to 127 for an 8-bit stem), the rescaling
+  ``alpha * pixel + beta`` folded in exactly (rationals);
 * ``LceBconv2d``: LCE's own float output transform of ``S`` (replayed bit for bit, see
   :mod:`firmware_gen.bnn.fold`);
 * binary FULLY_CONNECTED: ``c * S + bias``.
@@ -23,7 +24,7 @@ import numpy as np
 
 from firmware_gen.bnn.contract import unpack_lce_filter
 from firmware_gen.bnn.fold import Evaluator, Step, clamp_for, score_epilogue, threshold_epilogue
-from firmware_gen.bnn.fusion import Group, NotFusableError, binary_rows
+from firmware_gen.bnn.fusion import Group, NotFusableError, binary_rows, integer_rows
 from firmware_gen.bnn.graph import Node, hwc
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitShape, Layer, PixelConv, Window
 from firmware_gen.bnn.values import Value
@@ -107,7 +108,13 @@ def _pixel_conv(group: Group, in_shape: tuple[int, int, int]) -> _Pending:
         raise NotFusableError(f"{kh * kw} taps (the pixel kernel unrolls up to {MAX_PIXEL_TAPS})")
     if node.options.get("dilationHFactor", 1) != 1 or node.options.get("dilationWFactor", 1) != 1:
         raise NotFusableError("dilation")
-    signs, mags = _rows(node, weights)
+    if node.inputs[1].dtype != "FLOAT32":
+        raise NotFusableError(f"weights of type {node.inputs[1].dtype}")
+    found = integer_rows(weights)
+    if found is None:
+        raise NotFusableError("weights are not integer multiples (|k| <= 127) of one unit per output channel")
+    ints, units = found
+    k_max = int(np.abs(ints).max())
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
     same = node.options.get("padding") == "SAME"
     try:
@@ -132,10 +139,10 @@ def _pixel_conv(group: Group, in_shape: tuple[int, int, int]) -> _Pending:
         if zero != pad_pixel * unit:
             notes.append(f"border taps: the rescaled 0 is pixel {float(pad_pixel)!r}, taken as {zero}/{unit}")
     residual = beta + alpha * zero / unit
-    bound = kh * kw * max(abs(zero), abs(255 * unit - zero))
-    # Interior outputs: y_o = c_o * alpha / unit * S + c_o * residual * sum(s_o) + b_o, exactly.
-    mul = [_exact(m) * alpha / unit for m in mags]
-    add = [_exact(m) * residual * int(signs[o].sum()) + _exact(bias[o]) for o, m in enumerate(mags)]
+    bound = kh * kw * k_max * max(abs(zero), abs(255 * unit - zero))
+    # Interior outputs: y_o = c_o * alpha / unit * S + c_o * residual * sum(k_o) + b_o, exactly.
+    mul = [c * alpha / unit for c in units]
+    add = [c * residual * int(ints[o].sum(dtype=np.int64)) + _exact(bias[o]) for o, c in enumerate(units)]
 
     def evaluate(s: np.ndarray) -> np.ndarray:
         out = np.empty(s.shape, dtype=np.float32)
@@ -145,7 +152,7 @@ def _pixel_conv(group: Group, in_shape: tuple[int, int, int]) -> _Pending:
         return out
 
     ops = [n.name for n in group.prefix] + [node.name]
-    layer = PixelConv(node.index, ops, conv, signs, unit, zero, None, None, notes)  # type: ignore[arg-type]
+    layer = PixelConv(node.index, ops, conv, ints, unit, zero, None, None, notes)  # type: ignore[arg-type]
     pending = _Pending(layer, evaluate, (mul, add), -bound, bound, (conv.out_h, conv.out_w, out_c))
     pending.steps += _clamp_step(_activation(node))
     return pending

@@ -1,7 +1,8 @@
 """The fusion pass: find the sub-chains the integer path compiles as one layer.
 
 A *group* is a producer with an exact integer sum ``S`` per output -- a CONV_2D with ``+-c``
-weights on the raw 8-bit input (through its scalar rescaling), an ``LceBconv2d`` with float
+weights, or integer multiples ``c * k`` of one unit per output channel with ``|k| <= 127`` (an
+8-bit stem), on the raw 8-bit input (through its scalar rescaling), an ``LceBconv2d`` with float
 output, or a FULLY_CONNECTED with ``+-c`` weights on ``LceDequantize``-d bits -- followed by a
 float *tail* (MUL/ADD by constants, RELU/RELU6/RELU_N1_TO_1, one MAX_POOL_2D, RESHAPE), and
 ending in ``LceQuantize`` (the layer writes bits through per-channel integer thresholds,
@@ -23,13 +24,16 @@ numbers (binary weights, monotone tails) and may still decline a group
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
 from firmware_gen.bnn.graph import Graph, Node
 
-__all__ = ["Group", "NotFusableError", "find_groups", "binary_rows", "TAIL_OPS"]
+__all__ = ["Group", "NotFusableError", "find_groups", "binary_rows", "integer_rows", "TAIL_OPS", "MAX_INT_WEIGHT"]
 
+MAX_INT_WEIGHT = 127
+"""Largest ``|k|`` of an integer weight row (int8 storage)."""
 TAIL_OPS = ("MUL", "ADD", "RELU", "RELU6", "RELU_N1_TO_1", "MAX_POOL_2D", "RESHAPE")
 
 
@@ -77,6 +81,42 @@ def binary_rows(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if np.any(mags == 0) or not np.all(np.abs(flat) == mags[:, None]):
         return None
     return np.where(flat < 0, -1, 1).astype(np.int8).reshape(weights.shape), mags
+
+
+def integer_rows(weights: np.ndarray, limit: int = MAX_INT_WEIGHT) -> tuple[np.ndarray, list[Fraction]] | None:
+    """Split float weights ``(O, ...)`` into integers ``k`` (int8) and one unit ``u`` per row with
+    ``weight == float32(k * u)``, or ``None`` when some row has no such unit with ``|k| <= limit``.
+
+    The converter folds the input rescaling into the weights (``k / 128 * 2 / 255`` for an 8-bit
+    stem on [-1, 1] pixels), so a row is only ``k * u`` up to float32 rounding: ``u`` is the row's
+    largest ``|weight|`` over the smallest ``k_max`` that leaves every weight within 2**-21 of that
+    largest weight of ``k * u`` (float32 rounds ``k * u`` by at most 2**-24 of it, and ``u`` carries
+    as much again). A ``+-c`` row gives ``k = +-1``, ``u = c`` exactly; an all-zero row has no unit.
+    """
+    flat = weights.reshape(weights.shape[0], -1).astype(np.float64)
+    ints = np.zeros(flat.shape, dtype=np.int8)
+    units: list[Fraction] = []
+    for o, row in enumerate(flat):
+        top = float(np.abs(row).max())
+        if not top > 0 or not np.isfinite(top):
+            return None
+        for k_max in range(1, limit + 1):
+            unit = top / k_max
+            ks = np.rint(row / unit)
+            if np.all(np.abs(row - ks * unit) <= top * 2.0**-21):
+                break
+        else:
+            return None
+        ints[o] = ks.astype(np.int8)
+        units.append(Fraction(unit))
+    return ints.reshape(weights.shape), units
+
+
+def _has_integer_weights(node: Node) -> bool:
+    weights = node.inputs[1] if len(node.inputs) > 1 else None
+    if weights is None or not weights.is_constant or weights.dtype != "FLOAT32":
+        return False
+    return integer_rows(weights.array()) is not None
 
 
 def _has_binary_weights(node: Node) -> bool:
@@ -159,7 +199,7 @@ def _residual(graph: Graph, node: Node) -> Group | None:
 
 
 def _match(graph: Graph, node: Node, pixel_input: bool) -> Group | None:
-    if node.name == "CONV_2D" and pixel_input and _has_binary_weights(node):
+    if node.name == "CONV_2D" and pixel_input and _has_integer_weights(node):
         prefix = _pixel_prefix(graph, node)
         kind = "pixel"
     elif node.name == "LceBconv2d" and node.output.dtype == "FLOAT32":

@@ -132,8 +132,9 @@ class Scores:
 
 @dataclass
 class PixelConv:
-    """CONV_2D on raw pixels with ``+-c`` weights: ``S = sum(sign * q)``, ``q = unit * pixel - zero``.
+    """CONV_2D on raw pixels with weights ``c * k`` per output channel: ``S = sum(k * q)``, ``q = unit * pixel - zero``.
 
+    ``signs`` holds the integers ``k``: ``+-1`` for a binary stem, up to ``+-127`` for an 8-bit one.
     Taps in the padding read ``q = 0`` (``zero / unit`` is the raw pixel that rescales to 0).
     """
 
