@@ -198,6 +198,20 @@ def binaryconnect(x):
     return tf.keras.layers.Activation("softmax")(x)
 
 
+def int8_stem(x):
+    """An 8-bit 5x5 stem (FixedPointWeights, same padding) on the pixels, then binary layers."""
+    from train.quantizers import FixedPointWeights
+
+    tf, lq = _tf(), _lq()
+    x = lq.layers.QuantConv2D(
+        12, 5, padding="same", kernel_quantizer=FixedPointWeights(8), kernel_constraint="weight_clip", use_bias=False
+    )(_rescale(x))
+    x = _bn(tf.keras.layers.MaxPooling2D(2)(x))
+    x = tf.keras.layers.MaxPooling2D(2)(_bn(_bconv(x, 32)))
+    x = _bn(lq.layers.QuantDense(10, **BINARY)(tf.keras.layers.Flatten()(x)))
+    return tf.keras.layers.Activation("softmax")(x)
+
+
 FAMILY: dict[str, Spec] = {
     "binary_mlp": Spec((784,), 10, "uint8", binary_mlp, "binary MLP on flattened 28x28 images"),
     "float_stem_head": Spec((28, 28, 1), 10, "uint8", float_stem_head, "float stem and float head around binary blocks"),
@@ -211,6 +225,7 @@ FAMILY: dict[str, Spec] = {
     "xnor": Spec((28, 28, 1), 10, "uint8", xnor, "XNOR-Net magnitude_aware_sign weights"),
     "binaryconnect": Spec((28, 28, 1), 10, "uint8", binaryconnect, "BinaryConnect: binary weights, float activations"),
     "same_one_stride2": Spec((28, 28, 1), 10, "uint8", same_one_stride2, "SAME-one padding with stride 2"),
+    "int8_stem": Spec((28, 28, 1), 10, "uint8", int8_stem, "8-bit 5x5 stem on the pixels, binary layers after it"),
 }
 
 

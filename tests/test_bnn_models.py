@@ -26,7 +26,7 @@ import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loa
 N_INPUTS = 200
 FLOAT_RTOL = 1e-5
 FLIP_SHARE = 0.01  # inputs whose float scores may differ (a sign flipped within float rounding of zero)
-QEMU_MODELS = ("global_pool", "bireal")  # both fit the microbit's 16 KiB of RAM
+QEMU_MODELS = ("global_pool", "bireal", "int8_stem")  # all fit the microbit's 16 KiB of RAM
 QEMU_INPUTS = 40
 
 

@@ -96,19 +96,19 @@ def integer_rows(weights: np.ndarray, limit: int = MAX_INT_WEIGHT) -> tuple[np.n
     flat = weights.reshape(weights.shape[0], -1).astype(np.float64)
     ints = np.zeros(flat.shape, dtype=np.int8)
     units: list[Fraction] = []
+    k_maxes = np.arange(1, limit + 1, dtype=np.float64)[:, None]
     for o, row in enumerate(flat):
         top = float(np.abs(row).max())
         if not top > 0 or not np.isfinite(top):
             return None
-        for k_max in range(1, limit + 1):
-            unit = top / k_max
-            ks = np.rint(row / unit)
-            if np.all(np.abs(row - ks * unit) <= top * 2.0**-21):
-                break
-        else:
+        candidates = top / k_maxes  # (limit, 1): every unit at once, the largest first
+        ks = np.rint(row[None, :] / candidates)
+        fits = np.all(np.abs(row[None, :] - ks * candidates) <= top * 2.0**-21, axis=1)
+        if not fits.any():
             return None
-        ints[o] = ks.astype(np.int8)
-        units.append(Fraction(unit))
+        first = int(np.argmax(fits))
+        ints[o] = ks[first].astype(np.int8)
+        units.append(Fraction(float(candidates[first, 0])))
     return ints.reshape(weights.shape), units
 
 
