@@ -151,7 +151,7 @@ def load_keras_model(path: str | os.PathLike[str], *, trust_model: bool = False)
     import larq  # noqa: F401  (registers Larq's custom objects)
     import tensorflow as tf
 
-    import train.quantizers  # noqa: F401  (registers the project's own quantizer, BinaryConnect's)
+    import train.quantizers  # noqa: F401  (registers the project's own quantizers: BinaryConnect's, 8-bit fixed point)
 
     try:
         with quiet_tensorflow_logger():

@@ -189,3 +189,19 @@ def test_fixed_point_config_round_trip_and_registration():
     assert FixedPointWeights.from_config(layer.get_config()).bits == 6
     assert tf.keras.utils.get_custom_objects()["FixedPointWeights"] is FixedPointWeights
     assert isinstance(lq.quantizers.get("FixedPointWeights"), FixedPointWeights)
+
+
+def test_an_int8_stem_model_reloads_from_h5(tmp_path):
+    """The search's 8-bit stem goes through ``NAME.h5`` to convert: the loader knows the quantizer."""
+    from convert.keras_io import load_keras_model
+    from search.builder import build_model
+    from search.space import Arch, Conv
+    from train.quantizers import FixedPointWeights
+
+    model = build_model(Arch(Conv(8, 3, "same", True, "int8"), (Conv(16, 3, "valid", True),)))
+    path = tmp_path / "i8.h5"
+    model.save(path, save_format="h5", include_optimizer=False)
+    loaded = load_keras_model(path)
+    assert isinstance(loaded.get_layer("stem").kernel_quantizer, FixedPointWeights)
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(images).numpy(), model(images).numpy())
