@@ -8,7 +8,8 @@ max-pool, then ``BatchNormalization(scale=False)``; flatten; hidden ``QuantDense
 batch norm; a ``QuantDense`` to the classes (``+-1`` weights, or float weights when
 ``Arch.scores == "float"``; binarized inputs either way), batch norm, softmax. ``same`` binary
 convolutions pad with +1 (``pad_values=1``), which the bnn engine compiles without masks. Like
-every zoo model, the result takes raw pixels 0..255 (float32, 28x28x1).
+every zoo model, the result takes raw pixels 0..255 (float32, ``(H, W, 1)`` with ``Arch.input_size``:
+28x28x1 for MNIST).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import larq as lq
 import tensorflow as tf
 
-from search.space import INPUT_RANGE, INPUT_SIZE, POOL, Arch, shape_problem
+from search.space import INPUT_RANGE, POOL, Arch, shape_problem
 from train.quantizers import FixedPointWeights
 
 __all__ = ["build_model"]
@@ -31,17 +32,17 @@ def build_model(arch: Arch, name: str = "candidate") -> tf.keras.Model:
         name: the Keras model name.
 
     Returns:
-        A ``tf.keras.Sequential`` taking raw pixels ``(N, 28, 28, 1)`` float32.
+        A ``tf.keras.Sequential`` taking raw pixels ``(N, H, W, 1)`` float32.
 
     Raises:
-        ValueError: ``arch`` cannot be built on a 28x28 input (see :func:`~search.space.shape_problem`).
+        ValueError: ``arch`` cannot be built on its input size (see :func:`~search.space.shape_problem`).
     """
     problem = shape_problem(arch)
     if problem is not None:
         raise ValueError(f"architecture {arch.tag()}: {problem}")
     lo, hi = INPUT_RANGE
     layers: list[tf.keras.layers.Layer] = [
-        tf.keras.layers.Rescaling(scale=(hi - lo) / 255.0, offset=lo, input_shape=(INPUT_SIZE, INPUT_SIZE, 1), name="rescale")
+        tf.keras.layers.Rescaling(scale=(hi - lo) / 255.0, offset=lo, input_shape=(*arch.input_size, 1), name="rescale")
     ]
     stem = arch.stem
     layers.append(

@@ -109,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pruned", type=positive_int, default=200, help="give up after this many pruned candidates (default 200)"
     )
     parser.add_argument("--seed", type=int, default=0, help="base training seed (trial n trains with seed + n; default 0)")
-    parser.add_argument("--data", help="MNIST folder or mnist.npz (default: $MNIST_DIR, keras cache)")
+    parser.add_argument(
+        "--data",
+        help="MNIST folder, or an .npz of uint8 (H, W) or (H, W, 1) images with labels (default: $MNIST_DIR, keras cache)",
+    )
     return parser
 
 
@@ -203,11 +206,14 @@ def _search(argv: Sequence[str] | None) -> int:
     name = args.name or f"bnn-{board.name}"
     study_name = args.study_name or board.name
 
-    from pipeline.data import load_mnist
+    from pipeline.data import load_dataset
     from search.study import default_storage, make_sampler, open_storage, open_study, redact, run_worker, worker_seed
 
     storage_url = args.storage or default_storage(out)
-    data = load_mnist(args.data)
+    data = load_dataset(args.data)
+    from search.training import image_size
+
+    image_size(data)  # refuses what the candidates cannot take, before any study opens
     storage = open_storage(storage_url)
     study = open_study(storage, study_name, _config(args, board, space, recipe, data), upgrade=_upgrade_config)
     study.sampler = make_sampler(args.sampler, startup_trials=args.startup_trials, seed=worker_seed(args.seed, study))

@@ -41,7 +41,7 @@ from firmware_gen.bnn.contract import WORD_BITS
 from firmware_gen.bnn.fused import MAX_PIXEL_TAPS
 from firmware_gen.bnn.fusion import MAX_INT_WEIGHT
 from pipeline.planner import Buffer, plan_buffers
-from search.space import INPUT_SIZE, POOL, Arch, Conv, shape_problem
+from search.space import POOL, Arch, Conv, shape_problem
 
 __all__ = ["PackedSize", "packed_size", "WIDE_SCORES_EXTRA"]
 
@@ -86,11 +86,12 @@ def _threshold_bytes(count: int, bound: int) -> int:
     return count * (2 if bound + 1 <= _INT16_MAX else 4)
 
 
-def _conv_out(size: int, conv: Conv) -> tuple[int, bool]:
-    """Side after the conv and its pool, and whether the conv pads."""
+def _conv_out(size: tuple[int, int], conv: Conv) -> tuple[tuple[int, int], bool]:
+    """Height and width after the conv and its pool, and whether the conv pads."""
     padded = conv.padding == "same" and conv.kernel > 1
-    conv_size = size if conv.padding == "same" else size - conv.kernel + 1
-    return (conv_size // POOL if conv.pool else conv_size), padded
+    shrink = 0 if conv.padding == "same" else conv.kernel - 1
+    sides = tuple((side - shrink) // POOL if conv.pool else side - shrink for side in size)
+    return (sides[0], sides[1]), padded
 
 
 def packed_size(arch: Arch) -> PackedSize:
@@ -115,7 +116,7 @@ def packed_size(arch: Arch) -> PackedSize:
 
     rows: list[dict[str, Any]] = []
     stem = arch.stem
-    size, padded = _conv_out(INPUT_SIZE, stem)
+    (height, width), padded = _conv_out(arch.input_size, stem)
     words = _words(stem.channels)
     background = not padded  # an unpadded stem maps all-zero windows to known bits
     if stem.precision == "int8":
@@ -124,12 +125,12 @@ def packed_size(arch: Arch) -> PackedSize:
         weights, k_max = stem.channels * -(-taps // 3), 1  # uint8_t offsets: below 256 for taps <= 30
     packed = weights + (4 * words if background else 0)
     limits = _threshold_bytes(stem.channels, taps * 255 * k_max)
-    rows.append(_row("stem", size, stem.channels, packed, limits, 4 * size * size * words))
+    rows.append(_row("stem", (height, width), stem.channels, packed, limits, 4 * height * width * words))
 
     channels = stem.channels
     for index, block in enumerate(arch.blocks, start=1):
         in_words = _words(channels)
-        size, padded = _conv_out(size, block)
+        (height, width), padded = _conv_out((height, width), block)
         out_words = _words(block.channels)
         packed = 4 * block.channels * block.kernel * block.kernel * in_words
         if padded:
@@ -139,26 +140,26 @@ def packed_size(arch: Arch) -> PackedSize:
             packed += 4 * (in_words + out_words)
         background = memo
         limits = _threshold_bytes(block.channels, block.kernel * block.kernel * channels - 1)
-        rows.append(_row(f"block{index}", size, block.channels, packed, limits, 4 * size * size * out_words))
+        rows.append(_row(f"block{index}", (height, width), block.channels, packed, limits, 4 * height * width * out_words))
         channels = block.channels
 
-    storage_words = size * size * _words(channels)
-    inputs = size * size * channels
-    for index, width in enumerate(arch.dense, start=1):
+    storage_words = height * width * _words(channels)
+    inputs = height * width * channels
+    for index, units in enumerate(arch.dense, start=1):
         rows.append(
-            _row(f"dense{index}", 1, width, 4 * width * storage_words, _threshold_bytes(width, inputs), 4 * _words(width))
+            _row(f"dense{index}", (1, 1), units, 4 * units * storage_words, _threshold_bytes(units, inputs), 4 * _words(units))
         )
-        storage_words, inputs = _words(width), width
+        storage_words, inputs = _words(units), units
     if arch.scores == "float":
         # the engine's float path: the bits dequantized to one float each, a float32
         # FULLY_CONNECTED (batch norm folded into its bias) writing float scores, then the softmax
-        rows.append(_row("scores_input", 1, inputs, 0, 0, 4 * inputs))
-        rows.append(_row("scores", 1, arch.classes, 4 * arch.classes * inputs, 0, 4 * arch.classes))
+        rows.append(_row("scores_input", (1, 1), inputs, 0, 0, 4 * inputs))
+        rows.append(_row("scores", (1, 1), arch.classes, 4 * arch.classes * inputs, 0, 4 * arch.classes))
         rows[-1]["bias_bytes"] = 4 * arch.classes  # counted in the engine's constant_bytes, not its threshold_bytes
         written = rows[:]
-        rows.append(_row("softmax", 1, arch.classes, 0, 0, 0))  # writes the caller's scores
+        rows.append(_row("softmax", (1, 1), arch.classes, 0, 0, 0))  # writes the caller's scores
     else:
-        rows.append(_row("scores", 1, arch.classes, 4 * arch.classes * storage_words, 2 * 4 * arch.classes, 0))
+        rows.append(_row("scores", (1, 1), arch.classes, 4 * arch.classes * storage_words, 2 * 4 * arch.classes, 0))
         written = rows[:-1]
 
     buffers = [Buffer(f"layer{i}_out", row["activation_bytes"], i, i + 1) for i, row in enumerate(written)]
@@ -167,12 +168,12 @@ def packed_size(arch: Arch) -> PackedSize:
     return PackedSize(data, arena, rows)
 
 
-def _row(name: str, side: int, channels: int, packed: int, thresholds: int, activation_bytes: int) -> dict[str, Any]:
+def _row(name: str, size: tuple[int, int], channels: int, packed: int, thresholds: int, activation_bytes: int) -> dict[str, Any]:
     """One layer, its bytes attributed as the engine's report does (``packed_weight_bytes``: weights,
     tables, pad and background pixels; ``threshold_bytes``: thresholds or the class affine)."""
     return {
         "layer": name,
-        "output": f"{side}x{side}x{channels}",
+        "output": f"{size[0]}x{size[1]}x{channels}",
         "packed_weight_bytes": packed,
         "threshold_bytes": thresholds,
         "activation_bytes": activation_bytes,

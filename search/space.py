@@ -61,6 +61,7 @@ ENGINE_PRECISIONS = ("binary",)
 STEM_PRECISIONS = ("binary", "int8")
 SCORES_PRECISIONS = ("binary", "float")
 INPUT_SIZE = 28
+"""Default image side: MNIST's 28x28 (:attr:`Arch.input_size` carries a dataset's own height and width)."""
 POOL = 2
 MAX_LAYERS = 16
 """Most blocks, and most hidden dense layers, a space may list (every layer is a few sampled parameters)."""
@@ -102,6 +103,7 @@ class Arch:
         dense: widths of the hidden binary dense layers (may be empty).
         classes: number of class scores.
         scores: precision of the class-score layer, one of :data:`SCORES_PRECISIONS`.
+        input_size: height and width of the 8-bit single-channel images it takes (the dataset's).
     """
 
     stem: Conv
@@ -109,6 +111,7 @@ class Arch:
     dense: tuple[int, ...] = ()
     classes: int = 10
     scores: str = "binary"
+    input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE)
 
     def tag(self) -> str:
         """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10`` (``10f``: float scores;
@@ -124,6 +127,7 @@ class Arch:
             "dense": list(self.dense),
             "classes": self.classes,
             "scores": self.scores,
+            "input_size": list(self.input_size),
         }
 
     @staticmethod
@@ -140,9 +144,18 @@ class Arch:
                 dense=tuple(int(w) for w in data.get("dense", ())),
                 classes=int(data.get("classes", 10)),
                 scores=str(data.get("scores", "binary")),
+                input_size=_pair(data.get("input_size", (INPUT_SIZE, INPUT_SIZE))),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"not an architecture description: {err}") from None
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    """``[h, w]`` as a tuple of two ints (``ValueError`` otherwise)."""
+    height, width = value
+    if isinstance(height, bool) or isinstance(width, bool) or not isinstance(height, int) or not isinstance(width, int):
+        raise ValueError(f"input_size must be two integers, got {value!r}")
+    return height, width
 
 
 def _out_size(size: int, conv: Conv) -> int:
@@ -150,20 +163,24 @@ def _out_size(size: int, conv: Conv) -> int:
     return conv_size // POOL if conv.pool else conv_size
 
 
-def feature_shapes(arch: Arch, size: int = INPUT_SIZE) -> list[tuple[int, int]]:
-    """Side length and channels after every convolution (pooling included): ``[(13, 32), ...]``.
+def feature_shapes(arch: Arch) -> list[tuple[int, int, int]]:
+    """Height, width and channels after every convolution (pooling included): ``[(13, 13, 32), ...]``.
 
     Sizes can reach 0 or below for an impossible architecture; :func:`shape_problem` says so.
     """
     shapes = []
+    height, width = arch.input_size
     for conv in (arch.stem, *arch.blocks):
-        size = _out_size(size, conv)
-        shapes.append((size, conv.channels))
+        height, width = _out_size(height, conv), _out_size(width, conv)
+        shapes.append((height, width, conv.channels))
     return shapes
 
 
-def shape_problem(arch: Arch, size: int = INPUT_SIZE) -> str | None:
-    """Why ``arch`` cannot be built on a ``size`` x ``size`` input, or ``None`` when it can."""
+def shape_problem(arch: Arch) -> str | None:
+    """Why ``arch`` cannot be built on its ``input_size`` images, or ``None`` when it can."""
+    height, width = arch.input_size
+    if min(height, width) < 1:
+        return f"input size {height}x{width}: both sides must be >= 1"
     for index, conv in enumerate((arch.stem, *arch.blocks)):
         if conv.padding not in PADDINGS:
             return f"layer {index}: padding {conv.padding!r} is not one of {', '.join(PADDINGS)}"
@@ -172,12 +189,13 @@ def shape_problem(arch: Arch, size: int = INPUT_SIZE) -> str | None:
             return f"layer {index}: precision {conv.precision!r} is not compiled by the bnn engine ({', '.join(allowed)})"
         if conv.channels < 1 or conv.kernel < 1:
             return f"layer {index}: channels and kernel must be >= 1"
-        conv_size = size if conv.padding == "same" else size - conv.kernel + 1
-        if conv_size < 1:
-            return f"layer {index}: a {conv.kernel}x{conv.kernel} kernel does not fit a {size}x{size} input"
-        if conv.pool and conv_size < POOL:
-            return f"layer {index}: nothing left to pool ({conv_size}x{conv_size})"
-        size = _out_size(size, conv)
+        shrink = 0 if conv.padding == "same" else conv.kernel - 1
+        conv_h, conv_w = height - shrink, width - shrink
+        if min(conv_h, conv_w) < 1:
+            return f"layer {index}: a {conv.kernel}x{conv.kernel} kernel does not fit a {height}x{width} input"
+        if conv.pool and min(conv_h, conv_w) < POOL:
+            return f"layer {index}: nothing left to pool ({conv_h}x{conv_w})"
+        height, width = _out_size(height, conv), _out_size(width, conv)
     if any(width < 1 for width in arch.dense) or arch.classes < 2:
         return "dense widths must be >= 1 and classes >= 2"
     if arch.scores not in SCORES_PRECISIONS:
@@ -297,7 +315,9 @@ def _pick(trial: Any, name: str, choices: tuple[Any, ...]) -> Any:
     return trial.suggest_categorical(name, list(choices))
 
 
-def sample_arch(trial: Any, space: SearchSpace) -> Arch:
+def sample_arch(
+    trial: Any, space: SearchSpace, *, classes: int = 10, input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE)
+) -> Arch:
     """Draw an architecture from an Optuna trial.
 
     Parameter names are stable (``stem_channels``, ``block1_channels``, ``dense2_width``, ...),
@@ -306,6 +326,8 @@ def sample_arch(trial: Any, space: SearchSpace) -> Arch:
     Args:
         trial: an ``optuna.Trial`` (anything with ``suggest_categorical``).
         space: the choices.
+        classes: the dataset's class count.
+        input_size: the dataset's image height and width.
 
     Returns:
         The architecture (possibly impossible: check :func:`shape_problem`).
@@ -334,4 +356,4 @@ def sample_arch(trial: Any, space: SearchSpace) -> Arch:
         for index in range(1, _pick(trial, "dense_layers", space.dense_layers) + 1)
     )
     scores = _pick(trial, "scores_precision", space.scores_precisions)
-    return Arch(stem=stem, blocks=tuple(blocks), dense=dense, scores=scores)
+    return Arch(stem=stem, blocks=tuple(blocks), dense=dense, classes=classes, scores=scores, input_size=input_size)

@@ -8,8 +8,10 @@ for the duration of the call only (the zoo's own entries are never touched).
 
 Splits: :func:`trial_data` makes the dataset a trial sees. Its "test" split is the held-back
 validation slice (the last 10 % of the training images, at most 5,000, which the trainer
-also holds out of its training slice), so the search never reads the MNIST test set; only the
-final retraining (:mod:`search.final`) is given the real one.
+also holds out of its training slice), so the search never reads the test set; only the
+final retraining (:mod:`search.final`) is given the real one. :func:`image_size` reads the
+image size the candidates are built for off the dataset (MNIST's 28x28, or any 8-bit
+single-channel ``.npz``).
 """
 
 from __future__ import annotations
@@ -20,10 +22,22 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from pipeline.data import Dataset
+from pipeline.errors import InputError
 from search.space import INPUT_RANGE, Arch
 
-__all__ = ["TRIAL_RECIPE", "trial_data", "registered", "train_candidate", "held_out", "with_overrides", "release_session"]
+__all__ = [
+    "TRIAL_RECIPE",
+    "image_size",
+    "trial_data",
+    "registered",
+    "train_candidate",
+    "held_out",
+    "with_overrides",
+    "release_session",
+]
 
 
 def _trial_recipe() -> Any:
@@ -53,6 +67,25 @@ def held_out(count: int) -> int:
     return validation_split(count)
 
 
+def image_size(data: Dataset) -> tuple[int, int]:
+    """Height and width of the dataset's images: the search takes 8-bit single-channel images.
+
+    Raises:
+        InputError: examples that are not uint8 ``(H, W)`` or ``(H, W, 1)`` (the bnn engine's
+            integer pixel conv reads one 8-bit channel; other inputs would put the stem on its
+            float path, which the size estimate does not model), or fewer than 2 classes.
+    """
+    shape = data.example_shape
+    if data.dtype != np.uint8 or len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1):
+        raise InputError(
+            f"search: the examples are {data.dtype} {shape}; the search takes 8-bit single-channel images, "
+            "uint8 (H, W) or (H, W, 1) (the bnn engine's integer stem reads one 8-bit channel)"
+        )
+    if data.num_classes < 2:
+        raise InputError(f"search: the dataset has {data.num_classes} class; a classifier needs at least 2")
+    return shape[0], shape[1]
+
+
 def trial_data(data: Dataset, limit: int | None) -> Dataset:
     """The dataset of a trial: the first ``limit`` training images, the held-back split as "test".
 
@@ -63,7 +96,7 @@ def trial_data(data: Dataset, limit: int | None) -> Dataset:
     x = data.x_train[:limit] if limit else data.x_train
     y = data.y_train[:limit] if limit else data.y_train
     held = held_out(len(x))
-    return Dataset(x, y, x[len(x) - held :], y[len(y) - held :], data.source, dict(data.sha256))
+    return Dataset(x, y, x[len(x) - held :], y[len(y) - held :], data.source, dict(data.sha256), data.num_classes)
 
 
 @contextmanager

@@ -42,6 +42,7 @@ from firmware_gen.targets import Board, Core
 from pipeline.data import Dataset
 from search.estimate import packed_size
 from search.space import SearchSpace, sample_arch
+from search.training import image_size
 
 __all__ = ["OBJECTIVES", "CONSTRAINTS", "TrialSetup", "Objective", "trial_name"]
 
@@ -140,7 +141,7 @@ class Objective:
     def _run(self, trial: Any) -> tuple[float, float, float, float]:
         setup = self.setup
         started = time.perf_counter()
-        arch = sample_arch(trial, setup.space)
+        arch = sample_arch(trial, setup.space, classes=setup.data.num_classes, input_size=image_size(setup.data))
         trial.set_user_attr("arch", arch.to_json())
         trial.set_user_attr("tag", arch.tag())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")

@@ -34,6 +34,26 @@ def test_bad_input_is_one_line(tmp_path: Path, args: list[str], expect: str) -> 
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("shape", "dtype", "expect"),
+    [
+        ((49, 10, 1), "float32", "the examples are float32 (49, 10, 1)"),
+        ((16, 16, 3), "uint8", "the examples are uint8 (16, 16, 3)"),
+    ],
+)
+def test_examples_the_candidates_cannot_take(tmp_path: Path, shape: tuple[int, ...], dtype: str, expect: str) -> None:
+    import numpy as np
+
+    require_toolchain()
+    data = tmp_path / "other.npz"
+    x = np.zeros((20, *shape), dtype=dtype)
+    np.savez(data, x_train=x, y_train=np.arange(20) % 2, x_test=x, y_test=np.arange(20) % 2)
+    out = tmp_path / "out"
+    result = run_module("search", "--board", "stm32f030f4", "--data", data, "--out", out)
+    _one_line_exit_2(result, expect)
+    assert "8-bit single-channel images" in result.stderr and not out.exists()
+
+
 def test_bad_storage_url(tmp_path: Path) -> None:
     require_toolchain()
     result = run_module("search", "--board", "stm32f030f4", "--storage", "nosuchdb://x", "--out", tmp_path, "--data", mnist_dir())

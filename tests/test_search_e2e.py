@@ -39,6 +39,7 @@ TINY_SPACE = {
     "dense_layers": [0],
     "dense_widths": [32],
     "scores_precisions": ["binary"],  # float scores: tests/test_search_estimate.py and the 64 KiB run
+    "stem_precisions": ["binary", "int8"],
 }
 
 
@@ -187,3 +188,42 @@ def test_two_workers_complete_distinct_trials(search: dict[str, Any]) -> None:
         if number not in first:
             workers.setdefault(trial.user_attrs["worker"], set()).add(number)
     assert len(workers) == 2 and all(workers.values()), workers
+
+
+def _bar_images(count: int, seed: int, classes: int = 3) -> tuple[Any, Any]:
+    """20x24 uint8 images of class c: a bright 3-pixel bar across rows 5c..5c+2, plus noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, size=count)
+    images = rng.integers(0, 60, size=(count, 20, 24)).astype(np.uint8)
+    for index, label in enumerate(labels):
+        images[index, 5 * label + 2 : 5 * label + 5, 2:22] = 230
+    return images, labels
+
+
+def test_a_search_on_other_images(tmp_path: Path) -> None:
+    """An .npz of 20x24 single-channel images with 3 classes: the candidates, their estimate and the
+    final model follow the dataset's size and class count, not MNIST's."""
+    import numpy as np
+
+    require_toolchain()
+    (x_train, y_train), (x_test, y_test) = _bar_images(400, 0), _bar_images(40, 1)
+    data = tmp_path / "bars.npz"
+    np.savez(data, x_train=x_train[..., None], y_train=y_train, x_test=x_test[..., None], y_test=y_test, num_classes=3)
+    space, out = tmp_path / "space.json", tmp_path / "out"
+    space.write_text(json.dumps({**TINY_SPACE, "stem_channels": [8], "block_channels": [16], "stem_precisions": ["int8"]}))
+    args = ["--board", "stm32f103c8", "--trials", "1", "--space", space, "--epochs", "1", "--qemu-images", "5", "--out", out]
+    final = ["--final-set", "epochs=1", "--final-images", "10", "--name", "bars"]
+    result = run_module("search", *args, *final, "--data", data)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trial = json.loads((out / "search.json").read_text())["trials"][0]
+    assert trial["arch"]["input_size"] == [20, 24] and trial["arch"]["classes"] == 3 and trial["tag"].endswith(" 3")
+    assert trial["arch"]["stem"]["precision"] == "int8" and trial["measurements"]["estimate_check"] == []
+    from convert.keras_io import load_keras_model
+
+    model = load_keras_model(out / "bars.h5")
+    assert tuple(model.input_shape) == (None, 20, 24, 1) and tuple(model.output_shape) == (None, 3)
+    report = json.loads((out / "search.json").read_text())["final"]
+    assert report["host_agreement_with_keras"] == 1.0 and report["qemu_agreement_with_keras"] == 1.0
+    assert report["estimate_check"] == []

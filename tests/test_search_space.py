@@ -25,7 +25,7 @@ SEED_BCNN = Arch(Conv(32, 3, "valid", True), (Conv(64, 3, "valid", True), Conv(6
 
 def test_seed_bcnn_shapes_and_tag() -> None:
     # 28 -> conv 26 -> pool 13 -> conv 11 -> pool 5 -> conv 3: the seed BCNN's feature maps.
-    assert feature_shapes(SEED_BCNN) == [(13, 32), (5, 64), (3, 64)]
+    assert feature_shapes(SEED_BCNN) == [(13, 13, 32), (5, 5, 64), (3, 3, 64)]
     assert shape_problem(SEED_BCNN) is None
     assert SEED_BCNN.tag() == "c32k3v+p b64k3v+p b64k3v d64 10"
 
@@ -41,6 +41,12 @@ def test_arch_json_round_trip() -> None:
     assert Arch.from_json(legacy).scores == "binary"
     with pytest.raises(InputError, match="not an architecture"):
         Arch.from_json({"stem": {"channels": 8}})
+    wide = Arch(Conv(8, 3), (Conv(16, 3, "same", True),), classes=3, input_size=(20, 24))
+    assert Arch.from_json(json.loads(json.dumps(wide.to_json()))) == wide
+    assert feature_shapes(wide) == [(18, 22, 8), (9, 11, 16)]
+    for bad in ([20], [20, "24"], [True, 24], 28):
+        with pytest.raises(InputError, match="not an architecture"):
+            Arch.from_json({**wide.to_json(), "input_size": bad})
 
 
 @pytest.mark.parametrize(
@@ -56,6 +62,9 @@ def test_arch_json_round_trip() -> None:
         ),
         (Arch(Conv(8, 3), (), (0,)), "dense widths"),
         (Arch(Conv(8, 3), (), scores="int4"), "class scores: precision 'int4'"),
+        (Arch(Conv(8, 5), (), input_size=(4, 40)), "a 5x5 kernel does not fit a 4x40 input"),
+        (Arch(Conv(8, 3, "same", True), (Conv(16, 3, "valid", True),), input_size=(6, 40)), "nothing left to pool (1x18)"),
+        (Arch(Conv(8, 3), (), input_size=(0, 28)), "input size 0x28"),
     ],
 )
 def test_impossible_architectures_are_named(arch: Arch, expect: str) -> None:

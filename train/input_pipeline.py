@@ -42,8 +42,9 @@ def _options() -> tf.data.Options:
 
 
 def _as_input(images: tf.Tensor) -> tf.Tensor:
-    """uint8 ``(B, 28, 28)`` -> float32 ``(B, 28, 28, 1)`` raw pixels (the model rescales)."""
-    return tf.cast(images, tf.float32)[..., None]
+    """uint8 ``(B, H, W)`` (or ``(B, H, W, 1)``) -> float32 ``(B, H, W, 1)`` raw pixels (the model rescales)."""
+    pixels = tf.cast(images, tf.float32)
+    return pixels[..., None] if images.shape.rank == 3 else pixels
 
 
 def training_dataset(

@@ -97,8 +97,9 @@ def weights_sha256(model: tf.keras.Model) -> str:
 
 
 def _as_input(images: np.ndarray) -> np.ndarray:
-    """uint8 ``(N, 28, 28)`` -> float32 ``(N, 28, 28, 1)`` raw pixels (the model rescales)."""
-    return images.astype(np.float32)[..., None]
+    """uint8 ``(N, H, W)`` (or ``(N, H, W, 1)``) -> float32 ``(N, H, W, 1)`` raw pixels (the model rescales)."""
+    pixels = images.astype(np.float32)
+    return pixels[..., None] if pixels.ndim == 3 else pixels
 
 
 def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
