@@ -1,8 +1,8 @@
 """The bnn engine end to end: tiny Larq models -> LCE flatbuffer -> C -> host gcc, against LCE.
 
 The truth is the LCE interpreter. Every model takes 28x28x1 raw pixels and has random binary
-weights (8-bit ones in the int8 stems) and batch norms set from the statistics of real MNIST activations (so signs vary),
-with about 40% negative scales. Each spec also asserts that the lowering took the path it is
+weights (8-bit ones in the int8 stems) and batch norms set from the statistics of real MNIST
+activations (so signs vary), with about 40% negative scales. Each spec also asserts that the lowering took the path it is
 meant to cover (bitpacked output, one-/zero-padding, LceBMaxPool2d, min-pool, ...), so a
 converter change cannot silently turn a test into a duplicate.
 """
