@@ -124,32 +124,26 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
     # Channel-inner form: integer weights [tap][channel]; S is bounded by taps * k_max * q_max.
     bound = taps * k_max * q_max
     acc = "int16_t" if bound + 1 <= _INT16[1] else "int32_t"
-    weights_t = layer.signs.reshape(out_c, taps).T.astype(np.int64)
+    rows = layer.signs.reshape(out_c, taps)
     context.update(acc_type=acc, s_floor=-bound - 1, k_max=k_max)
     if k_max > 1:
         # Integer weights (an 8-bit stem), int8_t: [channel][tap] for the targets' channel-outer
         # kernel, [tap][channel] for the channel-inner form of SIMD hosts.
-        weights = CArray("int8_t", f"{prefix}signs", layer.signs.reshape(out_c, taps).astype(np.int64), target_only=True)
+        weights = CArray("int8_t", f"{prefix}signs", rows.astype(np.int64), target_only=True)
         context.update(weight_type="int8_t", qtype="int16_t")
-        arrays = [weights, thresholds, *zero_arrays]
-        weight_bytes = weights.nbytes + (4 * layer.out.words if skip_zero else 0)
-        code = LayerCode("bnn/layer_pixel_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
-        code.inner_template = "bnn/layer_pixel_conv_inner.c.j2"
-        code.inner_arrays = [CArray("int8_t", f"{prefix}signs_t", weights_t)]
-        code.background = zero_bits if skip_zero else None
-        return code
-    entries = pixel_group_entries(layer.signs.reshape(out_c, taps) < 0)
-    qtype = "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t"
-    byte_offsets = entries * (2 if qtype == "int16_t" else 4)
-    offset_type = "uint8_t" if byte_offsets.max() <= 255 else "uint16_t"
-    offsets = CArray(offset_type, f"{prefix}offsets", byte_offsets, target_only=True)
-    arrays = [offsets, thresholds, *zero_arrays]
-    context.update(qtype=qtype, offset_type=offset_type, weight_type=acc)
-    weight_bytes = offsets.nbytes + (4 * layer.out.words if skip_zero else 0)
+    else:
+        # +-1 weights: the table form on targets (byte offsets of each group's table entry); the
+        # channel-inner form for SIMD hosts.
+        qtype = "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t"
+        byte_offsets = pixel_group_entries(rows < 0) * (2 if qtype == "int16_t" else 4)
+        offset_type = "uint8_t" if byte_offsets.max() <= 255 else "uint16_t"
+        weights = CArray(offset_type, f"{prefix}offsets", byte_offsets, target_only=True)
+        context.update(qtype=qtype, offset_type=offset_type, weight_type=acc)
+    weight_bytes = weights.nbytes + (4 * layer.out.words if skip_zero else 0)
+    arrays = [weights, thresholds, *zero_arrays]
     code = LayerCode("bnn/layer_pixel_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
-    # +-1 weights: the table form on targets; the channel-inner form for SIMD hosts.
     code.inner_template = "bnn/layer_pixel_conv_inner.c.j2"
-    code.inner_arrays = [CArray(acc, f"{prefix}signs_t", weights_t)]
+    code.inner_arrays = [CArray(context["weight_type"], f"{prefix}signs_t", rows.T.astype(np.int64))]
     code.background = zero_bits if skip_zero else None
     return code
 

@@ -17,8 +17,10 @@ Anything the integer form cannot express raises :class:`~firmware_gen.bnn.fusion
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -76,12 +78,13 @@ def _clamp_step(activation: str) -> list[Step]:
     return [] if limits is None else [Step("clamp", lo=limits[0], hi=limits[1])]
 
 
-def _rows(node: Node, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rows(node: Node, weights: np.ndarray, split: Callable[[np.ndarray], Any] = binary_rows, form: str = "+-c") -> Any:
+    """``split(weights)`` (:func:`binary_rows` or :func:`integer_rows`), refusing other types and forms."""
     if node.inputs[1].dtype != "FLOAT32":
         raise NotFusableError(f"weights of type {node.inputs[1].dtype}")
-    found = binary_rows(weights)
+    found = split(weights)
     if found is None:
-        raise NotFusableError("weights are not +-c per output channel")
+        raise NotFusableError(f"weights are not {form} per output channel")
     return found
 
 
@@ -108,12 +111,7 @@ def _pixel_conv(group: Group, in_shape: tuple[int, int, int]) -> _Pending:
         raise NotFusableError(f"{kh * kw} taps (the pixel kernel unrolls up to {MAX_PIXEL_TAPS})")
     if node.options.get("dilationHFactor", 1) != 1 or node.options.get("dilationWFactor", 1) != 1:
         raise NotFusableError("dilation")
-    if node.inputs[1].dtype != "FLOAT32":
-        raise NotFusableError(f"weights of type {node.inputs[1].dtype}")
-    found = integer_rows(weights)
-    if found is None:
-        raise NotFusableError("weights are not integer multiples (|k| <= 127) of one unit per output channel")
-    ints, units = found
+    ints, units = _rows(node, weights, integer_rows, "integer multiples (|k| <= 127) of one unit")
     k_max = int(np.abs(ints).max())
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
     same = node.options.get("padding") == "SAME"

@@ -23,6 +23,7 @@ numbers (binary weights, monotone tails) and may still decline a group
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -112,18 +113,13 @@ def integer_rows(weights: np.ndarray, limit: int = MAX_INT_WEIGHT) -> tuple[np.n
     return ints.reshape(weights.shape), units
 
 
-def _has_integer_weights(node: Node) -> bool:
+def _has_weights(node: Node, split: Callable[[np.ndarray], object | None]) -> bool:
+    """True when ``node``'s weights are a float32 constant that ``split`` (:func:`binary_rows`,
+    :func:`integer_rows`) takes apart."""
     weights = node.inputs[1] if len(node.inputs) > 1 else None
     if weights is None or not weights.is_constant or weights.dtype != "FLOAT32":
         return False
-    return integer_rows(weights.array()) is not None
-
-
-def _has_binary_weights(node: Node) -> bool:
-    weights = node.inputs[1] if len(node.inputs) > 1 else None
-    if weights is None or not weights.is_constant or weights.dtype != "FLOAT32":
-        return False
-    return binary_rows(weights.array()) is not None
+    return split(weights.array()) is not None
 
 
 def _scalar_rescale(node: Node) -> bool:
@@ -199,12 +195,12 @@ def _residual(graph: Graph, node: Node) -> Group | None:
 
 
 def _match(graph: Graph, node: Node, pixel_input: bool) -> Group | None:
-    if node.name == "CONV_2D" and pixel_input and _has_integer_weights(node):
+    if node.name == "CONV_2D" and pixel_input and _has_weights(node, integer_rows):
         prefix = _pixel_prefix(graph, node)
         kind = "pixel"
     elif node.name == "LceBconv2d" and node.output.dtype == "FLOAT32":
         prefix, kind = (), "bconv"
-    elif node.name == "FULLY_CONNECTED" and _has_binary_weights(node):
+    elif node.name == "FULLY_CONNECTED" and _has_weights(node, binary_rows):
         prefix, kind = _dense_prefix(graph, node), "dense"
     else:
         return None
