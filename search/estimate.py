@@ -41,7 +41,7 @@ from firmware_gen.bnn.contract import WORD_BITS
 from firmware_gen.bnn.fused import MAX_PIXEL_TAPS
 from firmware_gen.bnn.fusion import MAX_INT_WEIGHT
 from pipeline.planner import Buffer, plan_buffers
-from search.space import POOL, Arch, Conv, shape_problem
+from search.space import Arch, Conv, feature_shapes, shape_problem
 
 __all__ = ["PackedSize", "packed_size", "WIDE_SCORES_EXTRA"]
 
@@ -86,12 +86,9 @@ def _threshold_bytes(count: int, bound: int) -> int:
     return count * (2 if bound + 1 <= _INT16_MAX else 4)
 
 
-def _conv_out(size: tuple[int, int], conv: Conv) -> tuple[tuple[int, int], bool]:
-    """Height and width after the conv and its pool, and whether the conv pads."""
-    padded = conv.padding == "same" and conv.kernel > 1
-    shrink = 0 if conv.padding == "same" else conv.kernel - 1
-    sides = tuple((side - shrink) // POOL if conv.pool else side - shrink for side in size)
-    return (sides[0], sides[1]), padded
+def _pads(conv: Conv) -> bool:
+    """Whether the conv pads (a ``same`` kernel wider than 1)."""
+    return conv.padding == "same" and conv.kernel > 1
 
 
 def packed_size(arch: Arch) -> PackedSize:
@@ -116,7 +113,9 @@ def packed_size(arch: Arch) -> PackedSize:
 
     rows: list[dict[str, Any]] = []
     stem = arch.stem
-    (height, width), padded = _conv_out(arch.input_size, stem)
+    sizes = feature_shapes(arch)  # height, width, channels after each convolution and its pool
+    height, width, _ = sizes[0]
+    padded = _pads(stem)
     words = _words(stem.channels)
     background = not padded  # an unpadded stem maps all-zero windows to known bits
     if stem.precision == "int8":
@@ -130,7 +129,8 @@ def packed_size(arch: Arch) -> PackedSize:
     channels = stem.channels
     for index, block in enumerate(arch.blocks, start=1):
         in_words = _words(channels)
-        (height, width), padded = _conv_out((height, width), block)
+        height, width, _ = sizes[index]
+        padded = _pads(block)
         out_words = _words(block.channels)
         packed = 4 * block.channels * block.kernel * block.kernel * in_words
         if padded:

@@ -158,8 +158,13 @@ def _pair(value: Any) -> tuple[int, int]:
     return height, width
 
 
+def _conv_size(size: int, conv: Conv) -> int:
+    """One side after the convolution, before its pool."""
+    return size if conv.padding == "same" else size - conv.kernel + 1
+
+
 def _out_size(size: int, conv: Conv) -> int:
-    conv_size = size if conv.padding == "same" else size - conv.kernel + 1
+    conv_size = _conv_size(size, conv)
     return conv_size // POOL if conv.pool else conv_size
 
 
@@ -189,8 +194,7 @@ def shape_problem(arch: Arch) -> str | None:
             return f"layer {index}: precision {conv.precision!r} is not compiled by the bnn engine ({', '.join(allowed)})"
         if conv.channels < 1 or conv.kernel < 1:
             return f"layer {index}: channels and kernel must be >= 1"
-        shrink = 0 if conv.padding == "same" else conv.kernel - 1
-        conv_h, conv_w = height - shrink, width - shrink
+        conv_h, conv_w = _conv_size(height, conv), _conv_size(width, conv)
         if min(conv_h, conv_w) < 1:
             return f"layer {index}: a {conv.kernel}x{conv.kernel} kernel does not fit a {height}x{width} input"
         if conv.pool and min(conv_h, conv_w) < POOL:
