@@ -5,8 +5,8 @@ rescaled to [-1, 1]; every convolution ``QuantConv2D`` with ``ste_sign`` kernels
 stem: :class:`train.quantizers.FixedPointWeights`; the stem keeps its float input, the others
 binarize theirs) and no bias, then an optional 2x2
 max-pool, then ``BatchNormalization(scale=False)``; flatten; hidden ``QuantDense`` layers with
-batch norm; a ``QuantDense`` to the classes (``+-1`` weights, or float weights when
-``Arch.scores == "float"``; binarized inputs either way), batch norm, softmax. ``same`` binary
+batch norm; a ``QuantDense`` to the classes (``+-1`` weights, 8-bit ones when ``Arch.scores ==
+"int8"``, or float weights when it is ``"float"``; binarized inputs always), batch norm, softmax. ``same`` binary
 convolutions pad with +1 (``pad_values=1``), which the bnn engine compiles without masks. Like
 every zoo model, the result takes raw pixels 0..255 (float32, ``(H, W, 1)`` with ``Arch.input_size``:
 28x28x1 for MNIST).
@@ -79,7 +79,11 @@ def build_model(arch: Arch, name: str = "candidate") -> tf.keras.Model:
     for index, width in enumerate(arch.dense, start=1):
         layers.append(lq.layers.QuantDense(width, use_bias=False, name=f"dense{index}", **_BINARY))
         layers.append(tf.keras.layers.BatchNormalization(scale=False, name=f"dense{index}_bn"))
-    scores = _BINARY if arch.scores == "binary" else {"input_quantizer": "ste_sign"}
+    scores = {
+        "binary": _BINARY,
+        "int8": {**_BINARY, "kernel_quantizer": FixedPointWeights(8)},
+        "float": {"input_quantizer": "ste_sign"},
+    }[arch.scores]
     layers.append(lq.layers.QuantDense(arch.classes, use_bias=False, name="scores", **scores))
     layers.append(tf.keras.layers.BatchNormalization(scale=False, name="scores_bn"))
     layers.append(tf.keras.layers.Activation("softmax", name="softmax"))

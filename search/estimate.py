@@ -20,6 +20,8 @@ from the architecture rather than read off a compiled model:
 * binary dense: ``outputs * words of the flattened input storage`` weight words (every pixel
   owns whole words), then one ``int16_t`` threshold per output, or for the class scores an
   ``int32_t`` multiplier and offset per class;
+* 8-bit class scores (``Arch.scores == "int8"``): one ``int8_t`` weight per input and class
+  (logical inputs, not storage words), and the class affine in ``int64_t``;
 * float class scores (``Arch.scores == "float"``): the features dequantized to one float each
   (arena only), then ``classes * inputs`` float weights and ``classes`` float biases, and the
   float scores in the arena;
@@ -28,8 +30,11 @@ from the architecture rather than read off a compiled model:
 
 One part depends on trained values, not on the architecture: when int32 fixed point cannot keep
 the order of the final scores exact, the engine widens the class affine to ``int64_t`` (80
-bytes more). The estimate assumes int32 and says so (:data:`WIDE_SCORES_EXTRA`); the search
-records any difference, and the tests check equality on every trial.
+bytes more for 10 classes). The estimate assumes int32 for binary scores, whose few reachable
+sums (``2 * inputs + 1`` per class) int32 separates, and int64 for 8-bit ones, whose sums reach
+thousands per class (``sum(|k|)``) and come closer than int32 resolves; it says so
+(:attr:`PackedSize.wide_scores`, :meth:`PackedSize.scores_extra`), the search records any
+difference, and the tests check equality on every trial.
 """
 
 from __future__ import annotations
@@ -43,11 +48,11 @@ from firmware_gen.bnn.fusion import MAX_INT_WEIGHT
 from pipeline.planner import Buffer, plan_buffers
 from search.space import Arch, Conv, feature_shapes, shape_problem
 
-__all__ = ["PackedSize", "packed_size", "WIDE_SCORES_EXTRA"]
+__all__ = ["PackedSize", "packed_size", "WIDE_SCORE_BYTES"]
 
 _INT16_MAX = 2**15 - 1
-WIDE_SCORES_EXTRA = 80
-"""Bytes the engine adds when the class affine needs int64 (10 multipliers and 10 offsets, 4 bytes more each)."""
+WIDE_SCORE_BYTES = 8
+"""Bytes per class the class affine grows by in int64 (a multiplier and an offset, 4 bytes more each)."""
 
 
 def _words(channels: int) -> int:
@@ -64,12 +69,21 @@ class PackedSize:
         layers: one row per engine layer: name, output, ``packed_weight_bytes``, ``threshold_bytes``
             and ``activation_bytes``, attributed as in the engine's per-layer report.
         problem: why the engine would refuse the architecture (``None``: it compiles).
+        classes: number of class scores.
+        wide_scores: the estimate takes the integer class affine in int64 (8-bit class scores).
     """
 
     model_data_bytes: int
     arena_bytes: int
     layers: list[dict[str, Any]] = field(default_factory=list)
     problem: str | None = None
+    classes: int = 10
+    wide_scores: bool = False
+
+    def scores_extra(self, engine_wide: bool) -> int:
+        """Bytes the engine's class affine has beyond this estimate's when the engine chose
+        ``engine_wide`` (int64): ``+-8`` per class where the two differ, else 0."""
+        return (int(engine_wide) - int(self.wide_scores)) * WIDE_SCORE_BYTES * self.classes
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -78,6 +92,8 @@ class PackedSize:
             "arena_bytes": self.arena_bytes,
             "layers": self.layers,
             "problem": self.problem,
+            "classes": self.classes,
+            "wide_scores": self.wide_scores,
         }
 
 
@@ -92,7 +108,8 @@ def _pads(conv: Conv) -> bool:
 
 
 def packed_size(arch: Arch) -> PackedSize:
-    """Model data and arena bytes the bnn engine will report for ``arch`` (int32 class scores).
+    """Model data and arena bytes the bnn engine will report for ``arch`` (int32 binary class scores,
+    int64 8-bit ones).
 
     Args:
         arch: the architecture.
@@ -158,6 +175,10 @@ def packed_size(arch: Arch) -> PackedSize:
         rows[-1]["bias_bytes"] = 4 * arch.classes  # counted in the engine's constant_bytes, not its threshold_bytes
         written = rows[:]
         rows.append(_row("softmax", (1, 1), arch.classes, 0, 0, 0))  # writes the caller's scores
+    elif arch.scores == "int8":
+        # one int8_t weight per input and class; the class affine in int64 (see the module docstring)
+        rows.append(_row("scores", (1, 1), arch.classes, arch.classes * inputs, 2 * 8 * arch.classes, 0))  # int64 affine
+        written = rows[:-1]
     else:
         rows.append(_row("scores", (1, 1), arch.classes, 4 * arch.classes * storage_words, 2 * 4 * arch.classes, 0))
         written = rows[:-1]
@@ -165,7 +186,7 @@ def packed_size(arch: Arch) -> PackedSize:
     buffers = [Buffer(f"layer{i}_out", row["activation_bytes"], i, i + 1) for i, row in enumerate(written)]
     arena = plan_buffers(buffers).total
     data = sum(row["packed_weight_bytes"] + row["threshold_bytes"] + row.get("bias_bytes", 0) for row in rows)
-    return PackedSize(data, arena, rows)
+    return PackedSize(data, arena, rows, None, arch.classes, arch.scores == "int8")
 
 
 def _row(name: str, size: tuple[int, int], channels: int, packed: int, thresholds: int, activation_bytes: int) -> dict[str, Any]:

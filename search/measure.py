@@ -194,16 +194,14 @@ def engine_difference(estimate: Any, report: dict[str, Any]) -> list[str]:
     """Where a :class:`~search.estimate.PackedSize` differs from the engine's report.
 
     The class affine's width is the one figure decided by trained values: when the engine
-    reports int64 scores (``score_int64``), the estimate's scores row is taken 80 bytes larger
-    (:data:`~search.estimate.WIDE_SCORES_EXTRA`) before comparing.
+    chose another width than the estimate assumed (``score_int64``), the estimate's scores row
+    is taken 8 bytes a class larger or smaller (:meth:`~search.estimate.PackedSize.scores_extra`)
+    before comparing.
 
     Returns:
         One line per difference (model data, arena, or a layer's field); empty when exact.
     """
-    from search.estimate import WIDE_SCORES_EXTRA
-
-    wide = bool(report.get("score_int64"))
-    extra = WIDE_SCORES_EXTRA if wide else 0
+    extra = estimate.scores_extra(bool(report.get("score_int64")))
     problems = []
     if estimate.model_data_bytes + extra != report.get("model_data_bytes"):
         problems.append(f"model data: estimate {estimate.model_data_bytes + extra}, engine {report.get('model_data_bytes')}")

@@ -10,9 +10,11 @@ An architecture is a sequential binarized CNN as the ``bnn`` engine compiles it 
   norm, then the dense layer that produces the class scores, batch norm and softmax.
 
 Which layers stay in higher precision is data too. The class-score layer may be ``binary``
-(``+-1`` weights: the engine's exact integer scores) or ``float`` (float32 weights on the
-``+-1`` features: the engine's float path, 4 bytes a weight and the soft-float code of a core
-without an FPU; :data:`SCORES_PRECISIONS`). The stem may be ``binary`` or ``int8``
+(``+-1`` weights: the engine's exact integer scores), ``int8`` (8-bit fixed-point weights,
+:class:`train.quantizers.FixedPointWeights`, on the ``+-1`` features: still exact integer
+scores, one byte a weight) or ``float`` (float32 weights on the ``+-1`` features: the engine's
+float path, 4 bytes a weight and the soft-float code of a core without an FPU;
+:data:`SCORES_PRECISIONS`). The stem may be ``binary`` or ``int8``
 (:data:`STEM_PRECISIONS`): 8-bit fixed-point weights (:class:`train.quantizers.FixedPointWeights`),
 which the engine compiles as an integer convolution on the raw pixels, one byte a weight; its
 output is still binarized, so the feature maps stay bits. The blocks' ``precision`` has the one
@@ -59,7 +61,7 @@ INPUT_RANGE = (-1.0, 1.0)
 PADDINGS = ("valid", "same")
 ENGINE_PRECISIONS = ("binary",)
 STEM_PRECISIONS = ("binary", "int8")
-SCORES_PRECISIONS = ("binary", "float")
+SCORES_PRECISIONS = ("binary", "int8", "float")
 INPUT_SIZE = 28
 """Default image side: MNIST's 28x28 (:attr:`Arch.input_size` carries a dataset's own height and width)."""
 POOL = 2
@@ -114,10 +116,11 @@ class Arch:
     input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE)
 
     def tag(self) -> str:
-        """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10`` (``10f``: float scores;
-        ``c32k3v+p/i8``: an 8-bit stem)."""
+        """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10`` (``10f``: float scores,
+        ``10/i8``: 8-bit score weights; ``c32k3v+p/i8``: an 8-bit stem)."""
         parts = [f"c{self.stem.tag()}", *(f"b{block.tag()}" for block in self.blocks), *(f"d{w}" for w in self.dense)]
-        return " ".join([*parts, f"{self.classes}{'f' if self.scores == 'float' else ''}"])
+        suffix = {"binary": "", "float": "f", "int8": "/i8"}.get(self.scores, f"/{self.scores}")
+        return " ".join([*parts, f"{self.classes}{suffix}"])
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (the inverse of :meth:`from_json`)."""

@@ -199,7 +199,7 @@ def binaryconnect(x):
 
 
 def int8_stem(x):
-    """An 8-bit 5x5 stem (FixedPointWeights, same padding) on the pixels, then binary layers."""
+    """An 8-bit 5x5 stem (FixedPointWeights, same padding) on the pixels, a binary block, 8-bit class scores."""
     from train.quantizers import FixedPointWeights
 
     tf, lq = _tf(), _lq()
@@ -208,7 +208,7 @@ def int8_stem(x):
     )(_rescale(x))
     x = _bn(tf.keras.layers.MaxPooling2D(2)(x))
     x = tf.keras.layers.MaxPooling2D(2)(_bn(_bconv(x, 32)))
-    x = _bn(lq.layers.QuantDense(10, **BINARY)(tf.keras.layers.Flatten()(x)))
+    x = _bn(lq.layers.QuantDense(10, **{**BINARY, "kernel_quantizer": FixedPointWeights(8)})(tf.keras.layers.Flatten()(x)))
     return tf.keras.layers.Activation("softmax")(x)
 
 
@@ -225,7 +225,7 @@ FAMILY: dict[str, Spec] = {
     "xnor": Spec((28, 28, 1), 10, "uint8", xnor, "XNOR-Net magnitude_aware_sign weights"),
     "binaryconnect": Spec((28, 28, 1), 10, "uint8", binaryconnect, "BinaryConnect: binary weights, float activations"),
     "same_one_stride2": Spec((28, 28, 1), 10, "uint8", same_one_stride2, "SAME-one padding with stride 2"),
-    "int8_stem": Spec((28, 28, 1), 10, "uint8", int8_stem, "8-bit 5x5 stem on the pixels, binary layers after it"),
+    "int8_stem": Spec((28, 28, 1), 10, "uint8", int8_stem, "8-bit 5x5 stem on the pixels, binary block, 8-bit scores"),
 }
 
 

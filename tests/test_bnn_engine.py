@@ -1,7 +1,7 @@
 """The bnn engine end to end: tiny Larq models -> LCE flatbuffer -> C -> host gcc, against LCE.
 
 The truth is the LCE interpreter. Every model takes 28x28x1 raw pixels and has random binary
-weights (8-bit ones in the int8 stems) and batch norms set from the statistics of real MNIST
+weights (8-bit ones in the int8 stems and dense layers) and batch norms set from the statistics of real MNIST
 activations (so signs vary), with about 40% negative scales. Each spec also asserts that the lowering took the path it is
 meant to cover (bitpacked output, one-/zero-padding, LceBMaxPool2d, min-pool, ...), so a
 converter change cannot silently turn a test into a duplicate.
@@ -41,6 +41,7 @@ def _layers(kind: str, *args, **kwargs):
         "int8conv": lambda c, **kw: lq.layers.QuantConv2D(c, 3, kernel_quantizer=FixedPointWeights(8), use_bias=False, **kw),
         "bconv": lambda c, **kw: lq.layers.QuantConv2D(c, 3, **binary, **kw),
         "bdense": lambda n: lq.layers.QuantDense(n, **binary),
+        "int8dense": lambda n: lq.layers.QuantDense(n, **{**binary, "kernel_quantizer": FixedPointWeights(8)}),
         "bn": lambda: tf.keras.layers.BatchNormalization(),
         "pool": lambda k=2, **kw: tf.keras.layers.MaxPooling2D(k, **kw),
         "flatten": lambda: tf.keras.layers.Flatten(),
@@ -131,7 +132,22 @@ def expect_int8_same_stem(layers) -> None:
     assert stem.unit == 2 and stem.zero == 255  # SAME on [-1, 1] pixels: q = 2 * pixel - 255
 
 
+def expect_int8_dense(layers) -> None:
+    assert _kinds(layers) == ["PixelConv", "BinaryConv", "BinaryDense", "BinaryDense"]
+    hidden, scores = layers[2], layers[3]
+    assert np.abs(hidden.signs).max() > 1 and np.abs(scores.signs).max() > 1  # 8-bit weights, not +-1
+    assert hidden.out.c == 20 and hidden.epilogue.s_max > hidden.signs.shape[1]  # sums beyond +-N
+    assert scores.epilogue.wide  # thousands of reachable sums per class: the order needs int64
+
+
 SPECS: dict[str, tuple[list[tuple], Callable]] = {
+    "int8_dense": (
+        [
+            *[lay("rescale"), lay("pixconv", 8), lay("pool"), lay("bn"), lay("bconv", 16), lay("pool"), lay("bn")],
+            *[lay("flatten"), lay("int8dense", 20), lay("bn"), lay("int8dense", 10), lay("bn"), lay("softmax")],
+        ],
+        expect_int8_dense,
+    ),
     "int8_stem": (
         [lay("rescale"), lay("int8conv", 8), lay("pool"), lay("bn"), lay("bconv", 16), lay("pool"), lay("bn"), *head(20)],
         expect_int8_stem,

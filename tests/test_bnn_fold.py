@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from firmware_gen.bnn.fold import Step, score_epilogue, threshold_epilogue
+from firmware_gen.bnn.fold import MAX_SCORE_POINTS, Step, score_epilogue, threshold_epilogue
 from firmware_gen.bnn.ir import Window
 
 CHANNELS = 24
@@ -108,8 +108,9 @@ def argmax_exact(mul, add, s: np.ndarray) -> np.ndarray:
     return np.array([max(range(len(row)), key=lambda j, row=row: (row[j], -j)) for row in values])
 
 
-@pytest.mark.parametrize("n", [64, 1617])
+@pytest.mark.parametrize("n", [64, 1617, 20_000])
 def test_scores_are_order_exact(n: int) -> None:
+    # 20,000: the sums of an 8-bit class layer (|S| <= sum(|k|)), 100,010 reachable scores
     rng = np.random.default_rng(n)
     mul = [Fraction(float(np.float32(v))) for v in rng.uniform(0.001, 0.1, 10) * np.where(rng.random(10) < 0.3, -1, 1)]
     add = [Fraction(float(np.float32(v))) for v in rng.normal(size=10)]
@@ -129,3 +130,11 @@ def test_scores_keep_exact_ties_with_first_index_winning() -> None:
     s = np.array([[2, 4, 2], [0, 0, 0], [-2, -4, -2], [1, 2, 1]])
     ints = s * scores.mul[None, :] + scores.add[None, :]
     np.testing.assert_array_equal(ints.argmax(axis=1), argmax_exact(mul, add, s))
+
+
+def test_scores_with_too_many_reachable_sums_are_refused() -> None:
+    # 1,000 classes of +-2,100 sums: past MAX_SCORE_POINTS, refused at once (the layer takes the float path)
+    mul, add = [Fraction(1, 3)] * 1000, [Fraction(0)] * 1000
+    with pytest.raises(ValueError, match="reachable"):
+        score_epilogue(mul, add, np.arange(-2100, 2101))
+    assert 1000 * 4201 > MAX_SCORE_POINTS

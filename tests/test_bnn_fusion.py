@@ -1,4 +1,4 @@
-"""The fusion pass's weight checks: which float weight rows the integer pixel conv takes."""
+"""The fusion pass's weight checks: which float weight rows the integer pixel conv and dense layer take."""
 
 from __future__ import annotations
 
@@ -34,6 +34,22 @@ def test_a_common_factor_gives_the_largest_unit() -> None:
     ints, units = integer_rows(np.array([[0.5, -1.5, 0.0, 1.0]], dtype=np.float32))
     np.testing.assert_array_equal(ints, [[1, -3, 0, 2]])
     assert units == [Fraction(1, 2)]
+
+
+def test_wide_rows_are_screened_then_checked_whole() -> None:
+    # 2,000 weights a row: the first 16 share a factor of 4 (the screen also admits units 4 and 2
+    # times too large), the rest do not; the whole-row check keeps the right unit.
+    rng = np.random.default_rng(1)
+    ks = rng.integers(-127, 128, size=(3, 2000))
+    ks[:, :16] = 4 * rng.integers(-31, 32, size=(3, 16))
+    ks[:, 16] = 127
+    ints, units = integer_rows((ks / 128).astype(np.float32))
+    np.testing.assert_array_equal(ints, ks)
+    assert units == [Fraction(1, 128)] * 3
+    # the same rows with one float weight past the screen: refused
+    weights = (ks / 128).astype(np.float32)
+    weights[1, 1500] += np.float32(1 / 1024)
+    assert integer_rows(weights) is None
 
 
 @pytest.mark.parametrize(

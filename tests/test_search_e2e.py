@@ -141,7 +141,7 @@ def test_estimate_equals_the_engine_for_every_trial(search: dict[str, Any]) -> N
             assert attrs["untrained_firmware"]["estimate_check"] == [], (trial.number, attrs["untrained_firmware"])
         assert attrs["estimate_check"] == [], (trial.number, attrs["estimate_check"])
         estimate = attrs["estimate"]
-        wide = 80 if attrs["score_int64"] else 0
+        wide = 8 * estimate["classes"] * (int(attrs["score_int64"]) - int(estimate["wide_scores"]))
         assert attrs["model_data_bytes"] == estimate["model_data_bytes"] + wide
         assert attrs["arena_bytes"] == estimate["arena_bytes"]
 
@@ -204,7 +204,7 @@ def _bar_images(count: int, seed: int, classes: int = 3) -> tuple[Any, Any]:
 
 def test_a_search_on_other_images(tmp_path: Path) -> None:
     """An .npz of 20x24 single-channel images with 3 classes: the candidates, their estimate and the
-    final model follow the dataset's size and class count, not MNIST's."""
+    final model follow the dataset's size and class count, not MNIST's (8-bit stem and class scores)."""
     import numpy as np
 
     require_toolchain()
@@ -212,14 +212,16 @@ def test_a_search_on_other_images(tmp_path: Path) -> None:
     data = tmp_path / "bars.npz"
     np.savez(data, x_train=x_train[..., None], y_train=y_train, x_test=x_test[..., None], y_test=y_test, num_classes=3)
     space, out = tmp_path / "space.json", tmp_path / "out"
-    space.write_text(json.dumps({**TINY_SPACE, "stem_channels": [8], "block_channels": [16], "stem_precisions": ["int8"]}))
+    narrow = {"stem_channels": [8], "block_channels": [16], "stem_precisions": ["int8"], "scores_precisions": ["int8"]}
+    space.write_text(json.dumps({**TINY_SPACE, **narrow}))
     args = ["--board", "stm32f103c8", "--trials", "1", "--space", space, "--epochs", "1", "--qemu-images", "5", "--out", out]
     final = ["--final-set", "epochs=1", "--final-images", "10", "--name", "bars"]
     result = run_module("search", *args, *final, "--data", data)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     trial = json.loads((out / "search.json").read_text())["trials"][0]
-    assert trial["arch"]["input_size"] == [20, 24] and trial["arch"]["classes"] == 3 and trial["tag"].endswith(" 3")
-    assert trial["arch"]["stem"]["precision"] == "int8" and trial["measurements"]["estimate_check"] == []
+    assert trial["arch"]["input_size"] == [20, 24] and trial["arch"]["classes"] == 3 and trial["tag"].endswith(" 3/i8")
+    assert trial["arch"]["stem"]["precision"] == "int8" and trial["arch"]["scores"] == "int8"
+    assert trial["measurements"]["estimate_check"] == []
     from convert.keras_io import load_keras_model
 
     model = load_keras_model(out / "bars.h5")

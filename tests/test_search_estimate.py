@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.estimate import WIDE_SCORES_EXTRA, packed_size
+from search.estimate import WIDE_SCORE_BYTES, packed_size
 from search.measure import engine_difference
 from search.space import Arch, Conv
 
@@ -55,6 +55,16 @@ def test_int8_stem_by_hand() -> None:
     assert size.model_data_bytes == 2388 + (148 - 52) + (64 - 32)
 
 
+def test_int8_scores_by_hand() -> None:
+    # The same candidate with 8-bit class scores: 10 x 800 int8_t weights (one per input, 8,000 B)
+    # instead of 10 x 25 words, and the class affine in int64 (160 B), assumed wide.
+    size = packed_size(Arch(Conv(16, 3, "valid", True), (Conv(32, 3, "valid", True),), scores="int8"))
+    assert (size.layers[-1]["packed_weight_bytes"], size.layers[-1]["threshold_bytes"]) == (8000, 160)
+    assert size.model_data_bytes == 2388 - 1080 + 8160 and size.arena_bytes == 776
+    assert size.wide_scores and size.scores_extra(True) == 0 and size.scores_extra(False) == -80
+    assert not packed_size(SEED_BCNN).wide_scores and packed_size(SEED_BCNN).scores_extra(True) == 80
+
+
 def test_padding_changes_what_is_stored() -> None:
     valid = packed_size(Arch(Conv(16, 3, "valid", True), (Conv(32, 3, "valid", True),)))
     same = packed_size(Arch(Conv(16, 3, "same", True), (Conv(32, 3, "same", True),)))
@@ -74,8 +84,9 @@ def test_engine_difference_accounts_for_int64_scores() -> None:
     rows = [dict(row) for row in size.layers]
     report = {"model_data_bytes": 12_256, "activation_ram_bytes": 876, "layers": rows}
     assert engine_difference(size, report) == []
-    wide = {**report, "model_data_bytes": 12_256 + WIDE_SCORES_EXTRA, "score_int64": True}
-    wide["layers"] = [*rows[:-1], {**rows[-1], "threshold_bytes": rows[-1]["threshold_bytes"] + WIDE_SCORES_EXTRA}]
+    extra = 10 * WIDE_SCORE_BYTES
+    wide = {**report, "model_data_bytes": 12_256 + extra, "score_int64": True}
+    wide["layers"] = [*rows[:-1], {**rows[-1], "threshold_bytes": rows[-1]["threshold_bytes"] + extra}]
     assert engine_difference(size, wide) == []
     off = engine_difference(size, {**report, "activation_ram_bytes": 880})
     assert off == ["arena: estimate 876, engine 880"]
@@ -98,6 +109,9 @@ def test_engine_difference_accounts_for_int64_scores() -> None:
         # 8-bit stems, same-padded (q = 2 * pixel - 255) and valid (all-zero windows skipped)
         Arch(Conv(32, 3, "same", True, "int8"), (Conv(64, 3, "valid", True), Conv(96, 3, "valid", True)), (64,)),
         Arch(Conv(24, 5, "valid", True, "int8"), (Conv(48, 3, "same", True),)),
+        # 8-bit class scores, after a hidden dense layer and straight on a conv output
+        Arch(Conv(32, 3, "same", True, "int8"), (Conv(64, 3, "valid", True), Conv(64, 3, "valid", True)), (64,), scores="int8"),
+        Arch(Conv(16, 3, "valid", True), (Conv(32, 3, "same", True), Conv(48, 3, "valid", True)), scores="int8"),
     ],
     ids=lambda arch: arch.tag().replace(" ", "_"),
 )

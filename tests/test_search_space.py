@@ -33,6 +33,9 @@ def test_seed_bcnn_shapes_and_tag() -> None:
 def test_arch_json_round_trip() -> None:
     arch = Arch(Conv(24, 5, "same", False), (Conv(48, 3, "same", True),), ())
     assert Arch.from_json(json.loads(json.dumps(arch.to_json()))) == arch
+    scores = Arch(Conv(32, 3, "same", True, "int8"), (Conv(64, 3, "valid", True),), (64,), scores="int8")
+    assert Arch.from_json(json.loads(json.dumps(scores.to_json()))) == scores
+    assert scores.tag() == "c32k3s+p/i8 b64k3v+p d64 10/i8" and shape_problem(scores) is None
     floating = Arch(Conv(24, 5, "same", False), (Conv(48, 3, "same", True),), (64,), scores="float")
     assert floating.tag() == "c24k5s b48k3s+p d64 10f"
     assert Arch.from_json(json.loads(json.dumps(floating.to_json()))) == floating
@@ -155,6 +158,14 @@ def test_bad_space_files(tmp_path: Path, content: str, expect: str) -> None:
     path.write_text(content)
     with pytest.raises(InputError, match=expect):
         load_space(path)
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parents[1] / "search" / "spaces").glob("*.json")), ids=lambda p: p.name
+)
+def test_shipped_space_files_load(path: Path) -> None:
+    space = load_space(path)
+    assert space.to_json() == {**DEFAULT_SPACE.to_json(), **json.loads(path.read_text())}
 
 
 def test_missing_space_file(tmp_path: Path) -> None:

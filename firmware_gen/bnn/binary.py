@@ -225,18 +225,24 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     out_n, n = layer.signs.shape
     inp = layer.inp
     storage_words = inp.total_words
-    negative = np.zeros((out_n, storage_words * WORD_BITS), dtype=bool)
-    negative[:, flat_storage_bit(np.arange(n), inp.c)] = layer.signs < 0
-    weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative), target_only=True)
+    integer = int(np.abs(layer.signs).max()) > 1
     context: dict[str, Any] = {
         "outputs": out_n,
         "inputs": n,
         "in_words": storage_words,
         "scores": isinstance(layer.epilogue, Scores),
-        "taps_words": storage_words,
-        "pad_mode": "valid",
-        **xor_trees(storage_words, False),
+        "integer": integer,
     }
+    if integer:
+        # 8-bit weights, int8_t [input][output] in the logical (flattened NHWC) input order; the
+        # kernel walks each pixel's channels through its storage words.
+        weights = CArray("int8_t", f"{prefix}weights", layer.signs.T.astype(np.int64))
+        context.update(pixels=inp.h * inp.w, in_channels=inp.c, pixel_words=inp.words)
+    else:
+        negative = np.zeros((out_n, storage_words * WORD_BITS), dtype=bool)
+        negative[:, flat_storage_bit(np.arange(n), inp.c)] = layer.signs < 0
+        weights = CArray("uint32_t", f"{prefix}weights", pack_signs(negative), target_only=True)
+        context.update(taps_words=storage_words, pad_mode="valid", **xor_trees(storage_words, False))
     if isinstance(layer.epilogue, Scores):
         ctype = "int64_t" if layer.epilogue.wide else "int32_t"
         mul = CArray(ctype, f"{prefix}score_mul", layer.epilogue.mul)
@@ -247,7 +253,8 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
         thresholds = _threshold_array(prefix, layer.epilogue)
         arrays, tail_bytes, out_words = [weights, thresholds], thresholds.nbytes, words_for(out_n)
     code = LayerCode("bnn/layer_binary_dense.c.j2", context, arrays, weights.nbytes, tail_bytes, out_words)
-    code.inner_arrays = [CArray("uint32_t", f"{prefix}weights_t", weights.values.reshape(out_n, -1).T)]
+    if not integer:
+        code.inner_arrays = [CArray("uint32_t", f"{prefix}weights_t", weights.values.reshape(out_n, -1).T)]
     return code
 
 

@@ -129,6 +129,7 @@ def emit_files(
         inner_arrays=[array for kernel in kernels for array in kernel.inner_arrays],
         arena_words=max(memory.total // 4, 1),
         int8_stem=any(kernel.context.get("k_max", 1) > 1 for kernel in kernels),
+        int8_dense=any(kernel.context.get("integer") for kernel in kernels),
         single_view=single_view,
         views=views,
         plan_lines=memory.plan.describe(),

@@ -16,6 +16,7 @@ every reachable ``(class, S)``, that the integer order equals the exact order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,12 +25,15 @@ import numpy as np
 
 from firmware_gen.bnn.ir import Scores, Threshold, Window
 
-__all__ = ["Step", "Evaluator", "threshold_epilogue", "score_epilogue", "clamp_for"]
+__all__ = ["Step", "Evaluator", "threshold_epilogue", "score_epilogue", "clamp_for", "MAX_SCORE_POINTS"]
 
 Evaluator = Callable[[np.ndarray], np.ndarray]
 """Maps integer sums ``S`` of shape ``(C, m)`` (int64) to the float32 values ``(C, m)``."""
 
 _INT32_MAX = 2**31 - 1
+MAX_SCORE_POINTS = 4_000_000
+"""Most reachable ``(class, S)`` pairs :func:`score_epilogue` sorts to prove the scores' order
+(about 10 s); past it the last layer takes the float path."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,11 @@ def threshold_epilogue(evaluate: Evaluator, steps: Sequence[Step], s_min: int, s
     return Threshold(thresholds, negate, complement, pool, s_min, s_max)
 
 
-def _fixed_point(exact: list, mul: list[Fraction], add: list[Fraction], bound: Fraction, bits: int) -> tuple | None:
-    """Largest power-of-two scale whose rounded affine keeps ``(score, -j)`` strictly increasing."""
+def _fixed_point(
+    order: tuple[np.ndarray, np.ndarray], mul: list[Fraction], add: list[Fraction], bound: Fraction, bits: int
+) -> tuple | None:
+    """Largest power-of-two scale whose rounded affine keeps ``(score, -j)`` strictly increasing
+    along ``order`` (the classes ``j`` and sums ``S`` of every reachable score, sorted exactly)."""
     limit = 2**bits - 1
     if bound == 0:
         return [0] * len(mul), [0] * len(add), 0
@@ -149,14 +156,19 @@ def _fixed_point(exact: list, mul: list[Fraction], add: list[Fraction], bound: F
         top += 1
     while top > -200 and Fraction(2) ** top * bound + 2 >= limit:
         top -= 1
+    classes, sums = order
+    # int64 holds every key of a 31-bit scale; a 63-bit one is checked in Python integers.
+    dtype = np.int64 if bits < 32 else object
+    sums = sums.astype(dtype)
     for shift in range(top, top - 8, -1):
         scale = Fraction(2) ** shift
         int_mul = [round(m * scale) for m in mul]
         int_add = [round(a * scale) for a in add]
-        keys = [(int_mul[-j] * s + int_add[-j], j) for _, j, s in exact]
-        if max(abs(k[0]) for k in keys) > limit:
+        keys = np.array(int_mul, dtype=dtype)[classes] * sums + np.array(int_add, dtype=dtype)[classes]
+        if max(abs(int(keys.max())), abs(int(keys.min()))) > limit:
             continue
-        if all(keys[i] < keys[i + 1] for i in range(len(keys) - 1)):
+        step = keys[1:] - keys[:-1]
+        if np.all((step > 0) | ((step == 0) & (classes[1:] < classes[:-1]))):
             return int_mul, int_add, shift
     return None
 
@@ -172,6 +184,7 @@ def score_epilogue(mul: Sequence[Fraction], add: Sequence[Fraction], s_values: n
     too little resolution (many reachable sums whose values come closer than 2^-31 of their
     range), the same construction runs in int64 (``wide``): the class comes from the int64
     scores and the int32 scores the API returns are those divided by ``2**view_shift``.
+    The exact values are sorted as integers over the common denominator of ``mul`` and ``add``.
 
     Args:
         mul: exact per-class multipliers.
@@ -182,21 +195,26 @@ def score_epilogue(mul: Sequence[Fraction], add: Sequence[Fraction], s_values: n
         The :class:`Scores` epilogue.
 
     Raises:
-        ValueError: not even int64 fixed point keeps the order exact.
+        ValueError: not even int64 fixed point keeps the order exact, or more than
+            :data:`MAX_SCORE_POINTS` reachable ``(class, S)`` pairs to check.
     """
     mul = [Fraction(m) for m in mul]
     add = [Fraction(a) for a in add]
     s_values = [int(s) for s in np.unique(s_values)]
+    points = sum(len(s_values) if m != 0 else 1 for m in mul)
+    if points > MAX_SCORE_POINTS:
+        raise ValueError(f"{points:,} reachable (class, sum) pairs; the exactness check takes up to {MAX_SCORE_POINTS:,}")
     s_abs = max(abs(s) for s in s_values)
     bound = max(abs(m) * s_abs + abs(a) for m, a in zip(mul, add, strict=True))
-    exact = sorted(
-        (m * s + a, -j, s) for j, (m, a) in enumerate(zip(mul, add, strict=True)) for s in (s_values if m != 0 else s_values[:1])
-    )
-    found = _fixed_point(exact, mul, add, bound, 31)
+    denominator = math.lcm(*(v.denominator for v in (*mul, *add)))
+    numerators = [(int(m * denominator), int(a * denominator)) for m, a in zip(mul, add, strict=True)]
+    exact = sorted((m * s + a, -j, s) for j, (m, a) in enumerate(numerators) for s in (s_values if m != 0 else s_values[:1]))
+    order = np.array([-j for _, j, _ in exact], dtype=np.int64), np.array([s for _, _, s in exact], dtype=np.int64)
+    found = _fixed_point(order, mul, add, bound, 31)
     if found is not None:
         int_mul, int_add, shift = found
         return Scores(np.array(int_mul, dtype=np.int64), np.array(int_add, dtype=np.int64), shift)
-    found = _fixed_point(exact, mul, add, bound, 63)
+    found = _fixed_point(order, mul, add, bound, 63)
     if found is None:
         raise ValueError("no int32 or int64 fixed-point scale keeps the final scores' order exact")
     int_mul, int_add, shift = found

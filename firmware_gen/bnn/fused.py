@@ -7,7 +7,8 @@ The producer's float output is an exact function of its integer sum ``S``:
   ``alpha * pixel + beta`` folded in exactly (rationals);
 * ``LceBconv2d``: LCE's own float output transform of ``S`` (replayed bit for bit, see
   :mod:`firmware_gen.bnn.fold`);
-* binary FULLY_CONNECTED: ``c * S + bias``.
+* FULLY_CONNECTED on bits: ``u * S + bias`` with ``S = sum(k * x)``, ``k = +-1`` (binary) or
+  up to ``+-127`` (8-bit weights).
 
 The tail's float ops become :class:`~firmware_gen.bnn.fold.Step` s; ``LceQuantize`` turns the
 whole chain into per-channel thresholds, and the model output into exact fixed-point scores.
@@ -17,16 +18,14 @@ Anything the integer form cannot express raises :class:`~firmware_gen.bnn.fusion
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
 from firmware_gen.bnn.contract import unpack_lce_filter
 from firmware_gen.bnn.fold import Evaluator, Step, clamp_for, score_epilogue, threshold_epilogue
-from firmware_gen.bnn.fusion import Group, NotFusableError, binary_rows, integer_rows
+from firmware_gen.bnn.fusion import MAX_INT_WEIGHT, Group, NotFusableError, integer_rows
 from firmware_gen.bnn.graph import Node, hwc
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitShape, Layer, PixelConv, Window
 from firmware_gen.bnn.values import Value
@@ -78,13 +77,13 @@ def _clamp_step(activation: str) -> list[Step]:
     return [] if limits is None else [Step("clamp", lo=limits[0], hi=limits[1])]
 
 
-def _rows(node: Node, weights: np.ndarray, split: Callable[[np.ndarray], Any] = binary_rows, form: str = "+-c") -> Any:
-    """``split(weights)`` (:func:`binary_rows` or :func:`integer_rows`), refusing other types and forms."""
+def _rows(node: Node, weights: np.ndarray) -> tuple[np.ndarray, list[Fraction]]:
+    """:func:`integer_rows` of ``weights``, refusing other types and forms."""
     if node.inputs[1].dtype != "FLOAT32":
         raise NotFusableError(f"weights of type {node.inputs[1].dtype}")
-    found = split(weights)
+    found = integer_rows(weights)
     if found is None:
-        raise NotFusableError(f"weights are not {form} per output channel")
+        raise NotFusableError(f"weights are not integer multiples (|k| <= {MAX_INT_WEIGHT}) of one unit per output channel")
     return found
 
 
@@ -111,7 +110,7 @@ def _pixel_conv(group: Group, in_shape: tuple[int, int, int]) -> _Pending:
         raise NotFusableError(f"{kh * kw} taps (the pixel kernel unrolls up to {MAX_PIXEL_TAPS})")
     if node.options.get("dilationHFactor", 1) != 1 or node.options.get("dilationWFactor", 1) != 1:
         raise NotFusableError("dilation")
-    ints, units = _rows(node, weights, integer_rows, "integer multiples (|k| <= 127) of one unit")
+    ints, units = _rows(node, weights)
     k_max = int(np.abs(ints).max())
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_c, np.float32)
     same = node.options.get("padding") == "SAME"
@@ -205,18 +204,23 @@ def _dense(group: Group, inp: Value) -> _Pending:
         raise NotFusableError(f"{n} inputs do not match the {bits.h * bits.w * bits.c} binary activations")
     if node.options.get("weightsFormat", 0) != 0 or node.options.get("keepNumDims", False):
         raise NotFusableError("a weights format or keep_num_dims")
-    signs, mags = _rows(node, weights)
+    ints, units = _rows(node, weights)
     comp = np.tile(inp.complement, bits.h * bits.w)
-    signs = signs * np.where(comp, -1, 1).astype(np.int8)[None, :]
+    ints = ints * np.where(comp, -1, 1).astype(np.int8)[None, :]
     bias = node.const(2, "bias").astype(np.float32) if node.has_input(2) else np.zeros(out_n, np.float32)
+    scale = np.array([float(u) for u in units], dtype=np.float64)
+    # |S| <= sum(|k|) of the row: n for +-1 weights.
+    bound = int(np.abs(ints.astype(np.int64)).sum(axis=1).max())
 
     def evaluate(s: np.ndarray) -> np.ndarray:
-        return ((s.astype(np.float32) * mags[:, None]).astype(np.float32) + bias[:, None]).astype(np.float32)
+        # The interpreter's float32 u * S (exact for +-c rows; for 8-bit rows up to the float32
+        # rounding of its sum), then + bias.
+        return ((s.astype(np.float64) * scale[:, None]).astype(np.float32) + bias[:, None]).astype(np.float32)
 
     ops = [n.name for n in group.prefix] + [node.name]
-    layer = BinaryDense(node.index, ops, bits, signs, None, None)  # type: ignore[arg-type]
-    affine = ([_exact(m) for m in mags], [_exact(b) for b in bias])
-    pending = _Pending(layer, evaluate, affine, -n, n, (1, 1, out_n))
+    layer = BinaryDense(node.index, ops, bits, ints, None, None)  # type: ignore[arg-type]
+    affine = (list(units), [_exact(b) for b in bias])
+    pending = _Pending(layer, evaluate, affine, -bound, bound, (1, 1, out_n))
     pending.steps += _clamp_step(_activation(node))
     return pending
 
@@ -284,9 +288,8 @@ def _finish_scores(group: Group, pending: _Pending) -> Layer:
         for j in range(len(mul)):
             value = _exact(step.value[j])
             mul[j], add[j] = (mul[j] * value, add[j] * value) if step.kind == "mul" else (mul[j], add[j] + value)
-    n = layer.signs.shape[1]
     try:
-        layer.epilogue = score_epilogue(mul, add, np.arange(-n, n + 1))
+        layer.epilogue = score_epilogue(mul, add, np.arange(pending.s_min, pending.s_max + 1))
     except ValueError as err:
         raise NotFusableError(str(err)) from None
     if group.end is not None:

@@ -3,7 +3,8 @@
 A *group* is a producer with an exact integer sum ``S`` per output -- a CONV_2D with ``+-c``
 weights, or integer multiples ``c * k`` of one unit per output channel with ``|k| <= 127`` (an
 8-bit stem), on the raw 8-bit input (through its scalar rescaling), an ``LceBconv2d`` with float
-output, or a FULLY_CONNECTED with ``+-c`` weights on ``LceDequantize``-d bits -- followed by a
+output, or a FULLY_CONNECTED on ``LceDequantize``-d bits with ``+-c`` weights or integer
+multiples of one unit per output (8-bit dense weights, ``|k| <= 127``) -- followed by a
 float *tail* (MUL/ADD by constants, RELU/RELU6/RELU_N1_TO_1, one MAX_POOL_2D, RESHAPE), and
 ending in ``LceQuantize`` (the layer writes bits through per-channel integer thresholds,
 :func:`firmware_gen.bnn.fold.threshold_epilogue`) or, for a dense producer, at the model output
@@ -23,7 +24,6 @@ numbers (binary weights, monotone tails) and may still decline a group
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -35,6 +35,8 @@ __all__ = ["Group", "NotFusableError", "find_groups", "binary_rows", "integer_ro
 
 MAX_INT_WEIGHT = 127
 """Largest ``|k|`` of an integer weight row (int8 storage)."""
+_SCREEN = 16
+"""Weights of a row on which :func:`integer_rows` screens its candidate units."""
 TAIL_OPS = ("MUL", "ADD", "RELU", "RELU6", "RELU_N1_TO_1", "MAX_POOL_2D", "RESHAPE")
 
 
@@ -88,12 +90,19 @@ def integer_rows(weights: np.ndarray, limit: int = MAX_INT_WEIGHT) -> tuple[np.n
     """Split float weights ``(O, ...)`` into integers ``k`` (int8) and one unit ``u`` per row with
     ``weight == float32(k * u)``, or ``None`` when some row has no such unit with ``|k| <= limit``.
 
-    The converter folds the input rescaling into the weights (``k / 128 * 2 / 255`` for an 8-bit
-    stem on [-1, 1] pixels), so a row is only ``k * u`` up to float32 rounding: ``u`` is the row's
-    largest ``|weight|`` over the smallest ``k_max`` that leaves every weight within 2**-21 of that
-    largest weight of ``k * u`` (float32 rounds ``k * u`` by at most 2**-24 of it, and ``u`` carries
-    as much again). A ``+-c`` row gives ``k = +-1``, ``u = c`` exactly; an all-zero row has no unit.
+    The converter folds the input rescaling or a batch norm's scale into the weights
+    (``k / 128 * 2 / 255`` for an 8-bit stem on [-1, 1] pixels), so a row is only ``k * u`` up to
+    float32 rounding: ``u`` is the row's largest ``|weight|`` over the smallest ``k_max`` that
+    leaves every weight within 2**-21 of that largest weight of ``k * u`` (float32 rounds ``k * u``
+    by at most 2**-24 of it, and ``u`` carries as much again). A ``+-c`` row gives ``k = +-1``,
+    ``u = c`` exactly; an all-zero row has no unit. The candidate units are screened on the row's
+    first :data:`_SCREEN` weights and only the survivors checked on the whole row, so a float
+    layer is refused after a few hundred operations and a wide one costs ``O(width)`` a row.
     """
+    binary = binary_rows(weights)
+    if binary is not None:
+        signs, mags = binary
+        return signs, [Fraction(float(m)) for m in mags]
     flat = weights.reshape(weights.shape[0], -1).astype(np.float64)
     ints = np.zeros(flat.shape, dtype=np.int8)
     units: list[Fraction] = []
@@ -103,23 +112,25 @@ def integer_rows(weights: np.ndarray, limit: int = MAX_INT_WEIGHT) -> tuple[np.n
         if not top > 0 or not np.isfinite(top):
             return None
         candidates = top / k_maxes  # (limit, 1): every unit at once, the largest first
-        ks = np.rint(row[None, :] / candidates)
-        fits = np.all(np.abs(row[None, :] - ks * candidates) <= top * 2.0**-21, axis=1)
-        if not fits.any():
+        screen = row[None, :_SCREEN]
+        survivors = np.flatnonzero(np.all(np.abs(screen - np.rint(screen / candidates) * candidates) <= top * 2.0**-21, axis=1))
+        for first in survivors:
+            ks = np.rint(row / candidates[first, 0])
+            if np.all(np.abs(row - ks * candidates[first, 0]) <= top * 2.0**-21):
+                ints[o] = ks.astype(np.int8)
+                units.append(Fraction(float(candidates[first, 0])))
+                break
+        else:
             return None
-        first = int(np.argmax(fits))
-        ints[o] = ks[first].astype(np.int8)
-        units.append(Fraction(float(candidates[first, 0])))
     return ints.reshape(weights.shape), units
 
 
-def _has_weights(node: Node, split: Callable[[np.ndarray], object | None]) -> bool:
-    """True when ``node``'s weights are a float32 constant that ``split`` (:func:`binary_rows`,
-    :func:`integer_rows`) takes apart."""
+def _has_integer_weights(node: Node) -> bool:
+    """True when ``node``'s weights are a float32 constant that :func:`integer_rows` takes apart."""
     weights = node.inputs[1] if len(node.inputs) > 1 else None
     if weights is None or not weights.is_constant or weights.dtype != "FLOAT32":
         return False
-    return split(weights.array()) is not None
+    return integer_rows(weights.array()) is not None
 
 
 def _scalar_rescale(node: Node) -> bool:
@@ -195,12 +206,12 @@ def _residual(graph: Graph, node: Node) -> Group | None:
 
 
 def _match(graph: Graph, node: Node, pixel_input: bool) -> Group | None:
-    if node.name == "CONV_2D" and pixel_input and _has_weights(node, integer_rows):
+    if node.name == "CONV_2D" and pixel_input and _has_integer_weights(node):
         prefix = _pixel_prefix(graph, node)
         kind = "pixel"
     elif node.name == "LceBconv2d" and node.output.dtype == "FLOAT32":
         prefix, kind = (), "bconv"
-    elif node.name == "FULLY_CONNECTED" and _has_weights(node, binary_rows):
+    elif node.name == "FULLY_CONNECTED" and _has_integer_weights(node):
         prefix, kind = _dense_prefix(graph, node), "dense"
     else:
         return None

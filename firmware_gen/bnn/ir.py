@@ -1,6 +1,7 @@
 """The lowered program of the ``bnn`` engine: integer layers between bit-packed activations.
 
-Every layer computes exact integer sums ``S`` of ``+-1`` weights with its inputs, then either
+Every layer computes exact integer sums ``S`` of ``+-1`` weights (or 8-bit integer ones, in a
+stem or a dense layer) with its inputs, then either
 writes bits (a :class:`Threshold` epilogue, pooling fused in) or, for the last layer, integer
 class scores (a :class:`Scores` epilogue). Weight signs here are already in the *stored* domain
 (complements of the input and negations of the output folded in), so the emitter only packs.
@@ -170,9 +171,10 @@ class BinaryConv:
 
 @dataclass
 class BinaryDense:
-    """FULLY_CONNECTED with ``+-c`` weights on ``+-1`` inputs, packed: XNOR/popcount.
+    """FULLY_CONNECTED on ``+-1`` inputs with weights ``u * k`` per output: ``S = sum(k * x)``.
 
-    ``signs`` are ``(O, N)`` in the logical (flattened NHWC) order of ``inp``.
+    ``signs`` are the integers ``k``, ``(O, N)`` in the logical (flattened NHWC) order of ``inp``:
+    ``+-1`` for binary weights (packed, XNOR/popcount), up to ``+-127`` for 8-bit ones (``int8_t``).
     """
 
     index: int
