@@ -42,6 +42,8 @@ def _layers(kind: str, *args, **kwargs):
         "bconv": lambda c, **kw: lq.layers.QuantConv2D(c, 3, **binary, **kw),
         "bdense": lambda n: lq.layers.QuantDense(n, **binary),
         "int8dense": lambda n: lq.layers.QuantDense(n, **{**binary, "kernel_quantizer": FixedPointWeights(8)}),
+        "ternconv": lambda c: lq.layers.QuantConv2D(c, 3, kernel_quantizer="ste_tern", use_bias=False),
+        "terndense": lambda n: lq.layers.QuantDense(n, **{**binary, "kernel_quantizer": "ste_tern"}),
         "bn": lambda: tf.keras.layers.BatchNormalization(),
         "pool": lambda k=2, **kw: tf.keras.layers.MaxPooling2D(k, **kw),
         "flatten": lambda: tf.keras.layers.Flatten(),
@@ -140,7 +142,21 @@ def expect_int8_dense(layers) -> None:
     assert scores.epilogue.wide  # thousands of reachable sums per class: the order needs int64
 
 
+def expect_ternary(layers) -> None:
+    # weights of -1, 0 and +1 (Larq's ste_tern): the 0s rule out the +-1 table and XNOR forms
+    assert _kinds(layers) == ["PixelConv", "BinaryConv", "BinaryDense", "BinaryDense"]
+    for layer in (layers[0], layers[2], layers[3]):
+        assert np.abs(layer.signs).max() == 1 and (layer.signs == 0).any()
+
+
 SPECS: dict[str, tuple[list[tuple], Callable]] = {
+    "ternary": (
+        [
+            *[lay("rescale"), lay("ternconv", 8), lay("pool"), lay("bn"), lay("bconv", 16), lay("pool"), lay("bn")],
+            *[lay("flatten"), lay("terndense", 20), lay("bn"), lay("terndense", 10), lay("bn"), lay("softmax")],
+        ],
+        expect_ternary,
+    ),
     "int8_dense": (
         [
             *[lay("rescale"), lay("pixconv", 8), lay("pool"), lay("bn"), lay("bconv", 16), lay("pool"), lay("bn")],

@@ -125,8 +125,10 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
     bound = taps * k_max * q_max
     acc = "int16_t" if bound + 1 <= _INT16[1] else "int32_t"
     rows = layer.signs.reshape(out_c, taps)
-    context.update(acc_type=acc, s_floor=-bound - 1, k_max=k_max)
-    if k_max > 1:
+    # Weights other than +-1 (8-bit, or a 0 of a ternary row) take the int8_t form.
+    integer = not bool(np.all(np.abs(rows) == 1))
+    context.update(acc_type=acc, s_floor=-bound - 1, k_max=k_max, integer=integer)
+    if integer:
         # Integer weights (an 8-bit stem), int8_t: [channel][tap] for the targets' channel-outer
         # kernel, [tap][channel] for the channel-inner form of SIMD hosts.
         weights = CArray("int8_t", f"{prefix}signs", rows.astype(np.int64), target_only=True)
@@ -225,7 +227,7 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     out_n, n = layer.signs.shape
     inp = layer.inp
     storage_words = inp.total_words
-    integer = int(np.abs(layer.signs).max()) > 1
+    integer = not bool(np.all(np.abs(layer.signs) == 1))  # 8-bit weights, or a 0 of a ternary row
     context: dict[str, Any] = {
         "outputs": out_n,
         "inputs": n,
