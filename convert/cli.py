@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             f"Float and LCE must agree with Keras on >= {100 * MIN_AGREEMENT:g}% of the check images, by argmax and "
-            "by scores, with no NaN or infinite score, else exit 1 and nothing is written. Exit 2: bad usage or input."
+            "by scores, with no NaN or infinite score, else exit 1 and nothing is written; a score difference on an "
+            "image where Keras binarizes a value within float rounding of 0 (a near tie) is excused and reported. "
+            "Exit 2: bad usage or input."
         ),
     )
     parser.add_argument("model", help="Keras .h5 (from python -m train or plain Larq/Keras code)")
@@ -175,12 +177,14 @@ def _run_format(
     images: np.ndarray,
     labels: np.ndarray,
     keras_scores: np.ndarray,
+    near_ties: np.ndarray,
 ) -> FormatResult:
-    """Convert ``model`` to ``fmt`` in memory and check it against Keras."""
+    """Convert ``model`` to ``fmt`` in memory and check it against Keras (``near_ties``: the
+    check images whose score differences are excused, :mod:`convert.near_ties`)."""
     import numpy as np
 
     from convert.flatbuffer import read_model_bytes
-    from convert.report import accuracy, agreement, nonfinite_rows, score_agreement
+    from convert.report import accuracy, agreement, nonfinite_rows, score_agreement, score_rows
     from pipeline.interpreters import run_lce, run_tflite
 
     start = time.perf_counter()
@@ -202,7 +206,9 @@ def _run_format(
         input_type=parsed.tensors[parsed.inputs[0]].dtype,
         output_type=parsed.tensors[parsed.outputs[0]].dtype,
         agreement=agreement(scores, keras_scores),
-        score_agreement=score_agreement(scores, keras_scores),
+        score_agreement=score_agreement(scores, keras_scores, excused=near_ties),
+        near_ties=int(near_ties.sum()),
+        excused=int(np.count_nonzero(near_ties & ~score_rows(scores, keras_scores))),
         nonfinite=int(nonfinite_rows(np.concatenate([scores, keras_scores], axis=1))),
         accuracy=accuracy(scores, labels),
         images=len(images),
@@ -234,7 +240,8 @@ def _convert_main(argv: Sequence[str] | None) -> int:
 
     from convert.converter import binary_layer_names
     from convert.keras_io import check_image_model, load_keras_model, with_input_range
-    from convert.report import accuracy
+    from convert.near_ties import near_tie_rows
+    from convert.report import GATED_FORMATS, accuracy
     from pipeline.interpreters import run_keras
 
     model = load_keras_model(source, trust_model=args.trust_model)
@@ -251,6 +258,7 @@ def _convert_main(argv: Sequence[str] | None) -> int:
         raise InputError(f"--calibration {args.calibration} exceeds the {len(data.x_train)} training examples")
     calibration = data.x_train[: args.calibration]
     keras_scores = run_keras(model, images)
+    near_ties = near_tie_rows(model, images) if set(formats) & GATED_FORMATS else np.zeros(len(images), bool)
     name = source.name[: -len(source.suffix)] if source.suffix else source.name
 
     results = []
@@ -271,6 +279,7 @@ def _convert_main(argv: Sequence[str] | None) -> int:
                 images=images,
                 labels=labels,
                 keras_scores=keras_scores,
+                near_ties=near_ties,
             )
         )
 

@@ -89,6 +89,7 @@ def test_bcnn_writes_float_and_lce_and_skips_int8(tiny_models, tiny_flatbuffers,
         entry = report["formats"][fmt]
         _check_written(entry, fmt, scores, labels, keras)
         assert entry["agreement"] >= 0.999 and entry["passed"] is True
+        assert 0 <= entry["excused_images"] <= entry["near_tie_images"] < CHECK
     lce_ops = report["formats"]["lce"]["ops"]
     assert {"LceBconv2d", "LceQuantize"} <= set(lce_ops)
     assert not any(op.startswith("Lce") for op in report["formats"]["float"]["ops"])
@@ -199,6 +200,43 @@ def test_scores_are_gated_too_and_nan_never_agrees():
     assert not all_nan.passed and "scores NaN or infinite on 1200 images" in all_nan.failure()
     assert FormatResult("int8", agreement=0.5, score_agreement=0.1, nonfinite=3).passed  # int8: reported, not gated
     assert FormatResult("float", agreement=MIN_AGREEMENT, score_agreement=MIN_AGREEMENT).passed
+
+
+def test_a_score_difference_is_excused_only_on_a_near_tie():
+    from convert.report import score_agreement, score_rows
+
+    keras = np.array([[0.1, 0.9], [0.7, 0.3], [0.4, 0.6], [0.5, 0.5]], np.float32)
+    flipped = keras.copy()
+    flipped[:2] += [[0.05, -0.05], [-0.05, 0.05]]  # a bit flipped upstream: rows 0 and 1 move
+    ties = np.array([True, False, True, False])
+    assert score_rows(flipped, keras).tolist() == [False, False, True, True]
+    assert score_agreement(flipped, keras) == 0.5
+    assert score_agreement(flipped, keras, excused=ties) == 0.75  # row 0 excused, row 1 not
+    nan = keras.copy()
+    nan[0] = np.nan
+    assert score_agreement(nan, keras, excused=ties) == 0.75  # a NaN score is never excused
+
+
+def test_near_ties_are_binarized_values_within_float_rounding_of_zero():
+    """A Dense(1) feeding a binarized layer: x0 - x1 is 1.5 (the scale), 0 (exact, not a tie:
+    both sides compute 0), 2**-23 = 1.2e-7 (a tie), 0.01 (not one)."""
+    import larq as lq
+    import tensorflow as tf
+
+    from convert.near_ties import near_tie_rows
+
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input((2,)),
+            tf.keras.layers.Dense(1, use_bias=False, kernel_initializer=tf.keras.initializers.Constant([[1.0], [-1.0]])),
+            lq.layers.QuantDense(2, input_quantizer="ste_sign", kernel_quantizer="ste_sign", use_bias=False),
+        ]
+    )
+    inputs = np.array([[2.0, 0.5], [1.0, 1.0], [1.0, 1.0 - 2.0**-23], [1.0, 0.99]], np.float32)
+    assert near_tie_rows(model, inputs).tolist() == [False, False, True, False]
+    assert near_tie_rows(model, inputs, relative=1e-2).tolist() == [False, False, True, True]
+    plain = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(2)])  # nothing binarized
+    assert not near_tie_rows(plain, inputs).any()
 
 
 @pytest.fixture(scope="module")
