@@ -21,6 +21,7 @@ import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loa
 from convert.flatbuffer import read_model_bytes
 from emulator.host import run_host
 from firmware_gen.bnn import compile_model, generate
+from firmware_gen.bnn.binary import MAX_INPUT_OUTER
 from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, PixelConv
 from firmware_gen.targets import get_core
 from train.quantizers import FixedPointWeights
@@ -138,7 +139,9 @@ def expect_int8_dense(layers) -> None:
     assert _kinds(layers) == ["PixelConv", "BinaryConv", "BinaryDense", "BinaryDense"]
     hidden, scores = layers[2], layers[3]
     assert np.abs(hidden.signs).max() > 1 and np.abs(scores.signs).max() > 1  # 8-bit weights, not +-1
-    assert hidden.out.c == 20 and hidden.epilogue.s_max > hidden.signs.shape[1]  # sums beyond +-N
+    assert hidden.out.c == 80 and hidden.epilogue.s_max > hidden.signs.shape[1]  # sums beyond +-N
+    # 80 outputs: one at a time (past MAX_INPUT_OUTER stack accumulators); the 10 scores: input-outer
+    assert hidden.signs.shape[0] > MAX_INPUT_OUTER >= scores.signs.shape[0]
     assert scores.epilogue.wide  # thousands of reachable sums per class: the order needs int64
 
 
@@ -160,7 +163,7 @@ SPECS: dict[str, tuple[list[tuple], Callable]] = {
     "int8_dense": (
         [
             *[lay("rescale"), lay("pixconv", 8), lay("pool"), lay("bn"), lay("bconv", 16), lay("pool"), lay("bn")],
-            *[lay("flatten"), lay("int8dense", 20), lay("bn"), lay("int8dense", 10), lay("bn"), lay("softmax")],
+            *[lay("flatten"), lay("int8dense", 80), lay("bn"), lay("int8dense", 10), lay("bn"), lay("softmax")],
         ],
         expect_int8_dense,
     ),

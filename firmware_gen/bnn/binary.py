@@ -25,6 +25,8 @@ __all__ = ["layer_kernel", "xor_trees", "all_ones", "pool_context"]
 # over trees of TREE_CHUNK words.
 MAX_STRAIGHT_TREE = 36
 TREE_CHUNK = 16
+MAX_INPUT_OUTER = 64
+"""Most outputs of an 8-bit dense layer kept as int32 stack accumulators (256 bytes)."""
 _INT16 = (-(2**15), 2**15 - 1)
 
 
@@ -236,10 +238,15 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
         "integer": integer,
     }
     if integer:
-        # 8-bit weights, int8_t [input][output] in the logical (flattened NHWC) input order; the
-        # kernel walks each pixel's channels through its storage words.
-        weights = CArray("int8_t", f"{prefix}weights", layer.signs.T.astype(np.int64))
-        context.update(pixels=inp.h * inp.w, in_channels=inp.c, pixel_words=inp.words)
+        # 8-bit weights in the logical (flattened NHWC) input order; the kernel walks each pixel's
+        # channels through its storage words. Up to MAX_INPUT_OUTER outputs: int8_t
+        # [input][output], each input bit read once into one stack accumulator per output; more
+        # (a wide hidden layer) would put too many on a microcontroller's stack, so [output][input],
+        # one output at a time.
+        input_outer = out_n <= MAX_INPUT_OUTER
+        rows = layer.signs.T if input_outer else layer.signs
+        weights = CArray("int8_t", f"{prefix}weights", rows.astype(np.int64))
+        context.update(pixels=inp.h * inp.w, in_channels=inp.c, pixel_words=inp.words, input_outer=input_outer)
     else:
         negative = np.zeros((out_n, storage_words * WORD_BITS), dtype=bool)
         negative[:, flat_storage_bit(np.arange(n), inp.c)] = layer.signs < 0
