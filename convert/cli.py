@@ -240,11 +240,11 @@ def _convert_main(argv: Sequence[str] | None) -> int:
 
     from convert.converter import binary_layer_names
     from convert.keras_io import check_image_model, load_keras_model, with_input_range
-    from convert.near_ties import near_tie_rows
+    from convert.near_ties import near_tie_rows, scaled_inputs
     from convert.report import GATED_FORMATS, accuracy
     from pipeline.interpreters import run_keras
 
-    model = load_keras_model(source, trust_model=args.trust_model)
+    model = base = load_keras_model(source, trust_model=args.trust_model)
     check_image_model(model, source.name, data.example_shape, data.num_classes)
     if args.input_range is not None:
         model = with_input_range(model, *args.input_range)
@@ -258,7 +258,10 @@ def _convert_main(argv: Sequence[str] | None) -> int:
         raise InputError(f"--calibration {args.calibration} exceeds the {len(data.x_train)} training examples")
     calibration = data.x_train[: args.calibration]
     keras_scores = run_keras(model, images)
-    near_ties = near_tie_rows(model, images) if set(formats) & GATED_FORMATS else np.zeros(len(images), bool)
+    near_ties = np.zeros(len(images), bool)
+    if set(formats) & GATED_FORMATS:
+        # the model as loaded (its layers at the top level) on the values the input range gives it
+        near_ties = near_tie_rows(base, scaled_inputs(images, args.input_range))
     name = source.name[: -len(source.suffix)] if source.suffix else source.name
 
     results = []

@@ -11,7 +11,9 @@ agree on every such input's share, but excuses a score difference on an input wi
 
 A near tie is a value ``x`` with ``0 < |x| <= NEAR_TIE * scale``, ``scale`` the largest ``|x|``
 the same quantizer sees over all the inputs checked. Exact zeros are not near ties: ReLU outputs
-and padding are exactly 0 on both sides.
+and padding are exactly 0 on both sides. Only the model's top-level layers are looked at (a
+model nested as one layer has no near ties found, and its score gate stays strict); ``convert``
+runs it on the model as loaded, before any ``--input-range`` wrapper (:func:`scaled_inputs`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pipeline.interpreters import prepare_inputs
 if TYPE_CHECKING:
     import tensorflow as tf
 
-__all__ = ["NEAR_TIE", "near_tie_rows"]
+__all__ = ["NEAR_TIE", "near_tie_rows", "scaled_inputs"]
 
 NEAR_TIE = 1e-6
 """Relative size of a near tie: float32 rounds at 2**-24 (6e-8) per operation, and a batch norm
@@ -44,6 +46,15 @@ def _quantizer_inputs(model: tf.keras.Model) -> list[tf.Tensor]:
         except (AttributeError, ValueError):
             continue
     return taps
+
+
+def scaled_inputs(inputs: np.ndarray, input_range: tuple[float, float] | None) -> np.ndarray:
+    """``inputs`` as the model behind ``--input-range LO,HI`` sees them (the prepended Rescaling's
+    float32 ``x * (HI - LO) / 255 + LO``), or unchanged without a range."""
+    if input_range is None:
+        return inputs
+    lo, hi = input_range
+    return inputs.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)
 
 
 def near_tie_rows(model: tf.keras.Model, inputs: np.ndarray, relative: float = NEAR_TIE, batch_size: int = 256) -> np.ndarray:

@@ -223,7 +223,7 @@ def test_near_ties_are_binarized_values_within_float_rounding_of_zero():
     import larq as lq
     import tensorflow as tf
 
-    from convert.near_ties import near_tie_rows
+    from convert.near_ties import near_tie_rows, scaled_inputs
 
     model = tf.keras.Sequential(
         [
@@ -237,6 +237,11 @@ def test_near_ties_are_binarized_values_within_float_rounding_of_zero():
     assert near_tie_rows(model, inputs, relative=1e-2).tolist() == [False, False, True, True]
     plain = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(2)])  # nothing binarized
     assert not near_tie_rows(plain, inputs).any()
+    # --input-range: the model as loaded sees the prepended Rescaling's values, bit for bit
+    pixels = np.arange(256, dtype=np.float32).reshape(128, 2)
+    rescaled = tf.keras.layers.Rescaling(2 / 255.0, offset=-1.0)(pixels).numpy()
+    np.testing.assert_array_equal(scaled_inputs(pixels, (-1.0, 1.0)), rescaled)
+    assert scaled_inputs(pixels, None) is pixels
 
 
 @pytest.fixture(scope="module")
