@@ -133,7 +133,7 @@ def test_scores_keep_exact_ties_with_first_index_winning() -> None:
 
 
 def test_scores_with_too_many_reachable_sums_are_refused() -> None:
-    # 1,000 classes of +-2,100 sums: past MAX_SCORE_POINTS, refused at once (the layer takes the float path)
+    # 1,000 classes of +-2,100 sums (4.2 M pairs): past MAX_SCORE_POINTS, refused at once (the layer takes the float path)
     mul, add = [Fraction(1, 3)] * 1000, [Fraction(0)] * 1000
     with pytest.raises(ValueError, match="reachable"):
         score_epilogue(mul, add, np.arange(-2100, 2101))
