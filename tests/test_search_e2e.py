@@ -92,6 +92,9 @@ def search(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     first = run_module("search", *_args(space, out, 2, "--prebuild", "always", *final))
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     after_first = {n: (t.values, t.datetime_start) for n, t in _complete(out).items()}
+    # the sampler's seed mixes in the process id, so a draw may repeat a measured candidate: that
+    # trial completes as a duplicate and does not count towards --trials
+    measured_first = sorted(n for n, t in _complete(out).items() if "duplicate_of" not in t.user_attrs)
     report = json.loads((out / "search.json").read_text())
 
     command = [*python_m("search"), *map(str, _args(space, out, 4, "--no-final"))]
@@ -104,15 +107,19 @@ def search(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "first": first,
         "report": report,
         "after_first": after_first,
+        "measured_first": measured_first,
         "final": _complete(out),
     }
 
 
 def test_tiny_search_writes_the_front(search: dict[str, Any]) -> None:
     report, out = search["report"], search["out"]
-    assert report["counts"]["COMPLETE"] == 2 and report["board"]["name"] == "stm32f103c8"
+    assert all(row["state"] == "COMPLETE" for row in report["trials"])
+    measured = [row for row in report["trials"] if row["duplicate_of"] is None]
+    assert [row["number"] for row in measured] == search["measured_first"] and len(measured) == 2
+    assert report["board"]["name"] == "stm32f103c8"
     assert report["front"] and report["best"] in report["front"]
-    for row in report["trials"]:
+    for row in measured:
         assert row["state"] == "COMPLETE" and row["feasible"] is True
         measured = row["measurements"]
         assert set(row["values"]) == {"accuracy", "flash_bytes", "ram_bytes", "instructions"}
@@ -151,7 +158,7 @@ def test_final_model_is_a_normal_pipeline_model(search: dict[str, Any]) -> None:
     train = json.loads((out / "bnn-stm32f103c8.train.json").read_text())
     # both trials were retrained; the one kept is the more accurate on the validation split
     retrained = final["retrained"]
-    assert sorted(row["trial"] for row in retrained) == [0, 1] and sum(row["kept"] for row in retrained) == 1
+    assert sorted(row["trial"] for row in retrained) == search["measured_first"] and sum(row["kept"] for row in retrained) == 1
     kept = next(row for row in retrained if row["kept"])
     assert kept["final_validation_accuracy"] == max(row["final_validation_accuracy"] for row in retrained)
     assert train["model"] == "bnn-stm32f103c8" and train["search"]["trial"] == kept["trial"]
@@ -175,10 +182,10 @@ def _distinct(trials: dict[int, Any]) -> int:
 
 def test_a_resumed_study_keeps_its_trials(search: dict[str, Any]) -> None:
     first, trials = search["after_first"], search["final"]
-    assert sorted(first) == [0, 1]
+    assert len(search["measured_first"]) == 2 and sorted(first)[0] == 0
     for number, (values, started) in first.items():
         assert (trials[number].values, trials[number].datetime_start) == (values, started), "a completed trial was run again"
-    assert _distinct(trials) >= 4 and min(set(trials) - set(first)) >= 2
+    assert _distinct(trials) >= 4 and min(set(trials) - set(first)) > max(first)
 
 
 def test_two_workers_complete_distinct_trials(search: dict[str, Any]) -> None:
