@@ -5,9 +5,9 @@ an 8-bit stem. Keras and a converted flatbuffer compute those values with the sa
 the same float32 roundings (the converter folds the rescaling and the batch norm into the weights
 and sums in another order), so a value within a few ulps of zero may take one sign in Keras and
 the other in the flatbuffer. That flips one bit of a feature map and moves the class scores
-visibly, with no conversion error behind it. ``python -m convert`` still requires the argmax to
-agree on every such input's share, but excuses a score difference on an input with a near tie
-(:func:`near_tie_rows`), and reports how many it excused.
+visibly, with no conversion error behind it. ``python -m convert`` still counts such an input
+for the argmax agreement, but excuses a score difference on it (:func:`near_tie_rows`) and
+reports how many it excused.
 
 A near tie is a value ``x`` with ``0 < |x| <= NEAR_TIE * scale``, ``scale`` the largest ``|x|``
 the same quantizer sees over all the inputs checked. Exact zeros are not near ties: ReLU outputs
