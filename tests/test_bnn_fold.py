@@ -110,7 +110,7 @@ def argmax_exact(mul, add, s: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("n", [64, 1617, 20_000])
 def test_scores_are_order_exact(n: int) -> None:
-    # 20,000: the sums of an 8-bit class layer (|S| <= sum(|k|)), 100,010 reachable scores
+    # 20,000: the sums of an 8-bit class layer (|S| <= sum(|k|)), 200,010 reachable scores
     rng = np.random.default_rng(n)
     mul = [Fraction(float(np.float32(v))) for v in rng.uniform(0.001, 0.1, 10) * np.where(rng.random(10) < 0.3, -1, 1)]
     add = [Fraction(float(np.float32(v))) for v in rng.normal(size=10)]
