@@ -184,7 +184,7 @@ def _run_format(
     import numpy as np
 
     from convert.flatbuffer import read_model_bytes
-    from convert.report import accuracy, agreement, nonfinite_rows, score_agreement, score_rows
+    from convert.report import accuracy, agreement, excused_rows, nonfinite_rows, score_agreement
     from pipeline.interpreters import run_lce, run_tflite
 
     start = time.perf_counter()
@@ -208,7 +208,7 @@ def _run_format(
         agreement=agreement(scores, keras_scores),
         score_agreement=score_agreement(scores, keras_scores, excused=near_ties),
         near_ties=int(near_ties.sum()),
-        excused=int(np.count_nonzero(near_ties & ~score_rows(scores, keras_scores))),
+        excused=int(np.count_nonzero(excused_rows(scores, keras_scores, near_ties))),
         nonfinite=int(nonfinite_rows(np.concatenate([scores, keras_scores], axis=1))),
         accuracy=accuracy(scores, labels),
         images=len(images),

@@ -24,6 +24,7 @@ __all__ = [
     "agreement",
     "score_agreement",
     "score_rows",
+    "excused_rows",
     "nonfinite_rows",
     "accuracy",
     "build_report",
@@ -64,15 +65,23 @@ def score_rows(scores: np.ndarray, reference: np.ndarray, tolerance: float = SCO
     return finite & close
 
 
+def excused_rows(
+    scores: np.ndarray, reference: np.ndarray, near_ties: np.ndarray, tolerance: float = SCORE_TOLERANCE
+) -> np.ndarray:
+    """Per row: scores that differ (:func:`score_rows`) but are finite, on a row with a near tie in
+    the reference's binarizations (:mod:`convert.near_ties`); such a row counts as agreeing."""
+    finite = np.all(np.isfinite(np.asarray(scores, np.float64)), axis=1)
+    return np.asarray(near_ties, bool) & finite & ~score_rows(scores, reference, tolerance)
+
+
 def score_agreement(
     scores: np.ndarray, reference: np.ndarray, tolerance: float = SCORE_TOLERANCE, excused: np.ndarray | None = None
 ) -> float:
-    """Fraction of rows whose scores agree (:func:`score_rows`), a row of ``excused`` (finite
-    scores, a near tie in the reference's binarizations: :mod:`convert.near_ties`) counting as agreeing."""
+    """Fraction of rows whose scores agree (:func:`score_rows`) or are excused (``excused``: the
+    near-tie rows, see :func:`excused_rows`)."""
     rows = score_rows(scores, reference, tolerance)
     if excused is not None:
-        finite = np.all(np.isfinite(np.asarray(scores, np.float64)), axis=1)
-        rows = rows | (np.asarray(excused, bool) & finite)
+        rows = rows | excused_rows(scores, reference, excused, tolerance)
     return float(np.mean(rows))
 
 
@@ -98,7 +107,7 @@ class FormatResult:
             :data:`SCORE_TOLERANCE` of Keras's, or differ on an image with a near tie.
         near_ties: check images on which Keras binarizes a value within float rounding of 0
             (:mod:`convert.near_ties`).
-        excused: near-tie images whose scores differ beyond the tolerance (counted as agreeing).
+        excused: near-tie images whose scores differ beyond the tolerance, finite (counted as agreeing).
         nonfinite: check images with a NaN or infinite score, here or in Keras.
         accuracy: accuracy on the check images.
         images: number of check images.

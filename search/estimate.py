@@ -175,12 +175,13 @@ def packed_size(arch: Arch) -> PackedSize:
         rows[-1]["bias_bytes"] = 4 * arch.classes  # counted in the engine's constant_bytes, not its threshold_bytes
         written = rows[:]
         rows.append(_row("softmax", (1, 1), arch.classes, 0, 0, 0))  # writes the caller's scores
-    elif arch.scores == "int8":
-        # one int8_t weight per input and class; the class affine in int64 (see the module docstring)
-        rows.append(_row("scores", (1, 1), arch.classes, arch.classes * inputs, 2 * 8 * arch.classes, 0))  # int64 affine
-        written = rows[:-1]
     else:
-        rows.append(_row("scores", (1, 1), arch.classes, 4 * arch.classes * storage_words, 2 * 4 * arch.classes, 0))
+        # a multiplier and an offset per class, int32 (binary) or int64 (8-bit, see the module docstring);
+        # one int8_t weight per input and class, or packed sign words of the flattened storage
+        int8 = arch.scores == "int8"
+        weights = arch.classes * inputs if int8 else 4 * arch.classes * storage_words
+        affine = 2 * 4 * arch.classes + (WIDE_SCORE_BYTES * arch.classes if int8 else 0)
+        rows.append(_row("scores", (1, 1), arch.classes, weights, affine, 0))
         written = rows[:-1]
 
     buffers = [Buffer(f"layer{i}_out", row["activation_bytes"], i, i + 1) for i, row in enumerate(written)]

@@ -65,6 +65,8 @@ SCORES_PRECISIONS = ("binary", "int8", "float")
 INPUT_SIZE = 28
 """Default image side: MNIST's 28x28 (:attr:`Arch.input_size` carries a dataset's own height and width)."""
 POOL = 2
+_TAG_SUFFIX = {"binary": "", "int8": "/i8"}
+"""How a layer's weight precision shows in a tag (float class scores: a bare ``f``)."""
 MAX_LAYERS = 16
 """Most blocks, and most hidden dense layers, a space may list (every layer is a few sampled parameters)."""
 MAX_WIDTH = 4096
@@ -91,7 +93,7 @@ class Conv:
 
     def tag(self) -> str:
         """Short text: ``64k3v`` (64 channels, 3x3, valid), ``+p`` when pooled, ``/i8`` for 8-bit weights."""
-        precision = "" if self.precision == "binary" else "/i8" if self.precision == "int8" else f"/{self.precision}"
+        precision = _TAG_SUFFIX.get(self.precision, f"/{self.precision}")
         return f"{self.channels}k{self.kernel}{self.padding[0]}{'+p' if self.pool else ''}{precision}"
 
 
@@ -119,7 +121,7 @@ class Arch:
         """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10`` (``10f``: float scores,
         ``10/i8``: 8-bit score weights; ``c32k3v+p/i8``: an 8-bit stem)."""
         parts = [f"c{self.stem.tag()}", *(f"b{block.tag()}" for block in self.blocks), *(f"d{w}" for w in self.dense)]
-        suffix = {"binary": "", "float": "f", "int8": "/i8"}.get(self.scores, f"/{self.scores}")
+        suffix = "f" if self.scores == "float" else _TAG_SUFFIX.get(self.scores, f"/{self.scores}")
         return " ".join([*parts, f"{self.classes}{suffix}"])
 
     def to_json(self) -> dict[str, Any]:

@@ -73,6 +73,12 @@ def pool_context(pool: Window | None) -> dict[str, int]:
     }
 
 
+def _needs_int8(ints: np.ndarray) -> bool:
+    """True when integer weights are not all +-1 (8-bit ones, or a 0 of a ternary row): the
+    int8_t forms, since the +-1 table and XNOR forms have no 0 and no magnitude."""
+    return not bool(np.all(np.abs(ints) == 1))
+
+
 def _threshold_array(prefix: str, epilogue: Threshold) -> CArray:
     t = epilogue.thresholds
     fits = _INT16[0] <= min(epilogue.s_min, int(t.min())) and max(epilogue.s_max + 1, int(t.max())) <= _INT16[1]
@@ -127,8 +133,7 @@ def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
     bound = taps * k_max * q_max
     acc = "int16_t" if bound + 1 <= _INT16[1] else "int32_t"
     rows = layer.signs.reshape(out_c, taps)
-    # Weights other than +-1 (8-bit, or a 0 of a ternary row) take the int8_t form.
-    integer = not bool(np.all(np.abs(rows) == 1))
+    integer = _needs_int8(rows)
     context.update(acc_type=acc, s_floor=-bound - 1, k_max=k_max, integer=integer)
     if integer:
         # Integer weights (an 8-bit stem), int8_t: [channel][tap] for the targets' channel-outer
@@ -229,7 +234,7 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     out_n, n = layer.signs.shape
     inp = layer.inp
     storage_words = inp.total_words
-    integer = not bool(np.all(np.abs(layer.signs) == 1))  # 8-bit weights, or a 0 of a ternary row
+    integer = _needs_int8(layer.signs)
     context: dict[str, Any] = {
         "outputs": out_n,
         "inputs": n,
