@@ -111,7 +111,14 @@ def registered(name: str, arch: Arch) -> Iterator[None]:
 
     if name in ZOO:
         raise ValueError(f"{name!r} is already a zoo model")
-    ZOO[name] = ModelSpec(name, f"search candidate {arch.tag()}", INPUT_RANGE, lambda: build_model(arch, name))
+    ZOO[name] = ModelSpec(
+        name,
+        f"search candidate {arch.tag()}",
+        INPUT_RANGE,
+        lambda input_shape, classes: build_model(arch, name),
+        lambda shape, dtype, classes: None,
+        "the search's dataset",
+    )
     try:
         yield
     finally:

@@ -169,3 +169,46 @@ def test_steps_per_epoch_counts_the_short_last_batch():
     from train.input_pipeline import steps_per_epoch
 
     assert steps_per_epoch(55_000, 256) == 215 and steps_per_epoch(512, 256) == 2 and steps_per_epoch(1, 64) == 1
+
+
+def _pad_crop_reference(images: np.ndarray, shifts: np.ndarray, flips: np.ndarray, pad: int) -> np.ndarray:
+    """NumPy's "mirror, zero-pad by ``pad``, crop the original size at the drawn offset"."""
+    out = np.empty_like(images)
+    height, width = images.shape[1:3]
+    for i, image in enumerate(images):
+        image = image[:, ::-1] if flips[i] else image
+        padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)))
+        dy, dx = shifts[i]
+        out[i] = padded[pad - dy : pad - dy + height, pad - dx : pad - dx + width]
+    return out
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_crop_flip_equals_pad_and_crop_in_numpy(flip):
+    import tensorflow as tf
+
+    from train.augment_tf import crop_flip_batch, draw_crop_flip
+
+    images = np.random.default_rng(3).integers(0, 256, (80, 7, 9, 3)).astype(np.float32)
+    seed = tf.constant([11, 4], tf.int64)
+    out = crop_flip_batch(images, seed, max_crop=2, flip=flip).numpy()
+    shifts, flips = (t.numpy() for t in draw_crop_flip(seed, len(images), max_crop=2))
+    flips = flips if flip else np.zeros_like(flips)
+    np.testing.assert_array_equal(out, _pad_crop_reference(images, shifts, flips, 2))
+    assert set(np.unique(shifts)) == {-2, -1, 0, 1, 2}
+    assert (0.3 < flips.mean() < 0.7) if flip else not flips.any()
+
+
+def test_pipeline_crops_and_mirrors_colour_images():
+    """Colour batches keep their shape; each output is a whole-pixel move of its image, values its own or 0."""
+    from train.input_pipeline import training_dataset
+
+    images = np.random.default_rng(5).integers(1, 256, (40, 8, 8, 3)).astype(np.uint8)
+    batches = list(training_dataset(images, np.arange(40), batch_size=40, epochs=1, seed=0, max_crop=3, flip=True))
+    ((out, rows),) = batches
+    out, source = out.numpy(), images[rows.numpy()]
+    assert out.shape == (40, 8, 8, 3)
+    assert not np.array_equal(out, source.astype(np.float32)), "something moved"
+    for moved, image in zip(out, source, strict=True):
+        values = set(np.unique(moved)) - {0.0}
+        assert values <= set(np.unique(image).astype(np.float32))

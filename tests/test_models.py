@@ -1,9 +1,10 @@
-"""The zoo: exact parameter counts and the raw-pixel input contract."""
+"""The zoo: exact parameter counts, the raw-pixel input contract, and which inputs each model takes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from train.models import ZOO, build_model
 
@@ -15,24 +16,62 @@ EXPECTED_PARAMS = {
     "logreg": (7_850, 7_850),
     "bc_mlp": (118_282, 118_282),
     "bc_cnn": (93_322, 93_322),
+    # For 32x32x3 and 10 classes. resnet8 is MLPerf Tiny's pretrainedResnet.h5 layer for layer (78,666 params).
+    "colour_bnn": (412_702, 411_786),
+    "resnet8": (78_666, 78_186),
 }
+PHOTO_MODELS = ("colour_bnn", "resnet8")
+
+
+def _natural_shape(name: str) -> tuple[int, int, int]:
+    return (32, 32, 3) if name in PHOTO_MODELS else (28, 28, 1)
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_parameter_counts(name: str) -> None:
-    model = build_model(name)
+    model = build_model(name, _natural_shape(name), 10)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert (model.count_params(), trainable) == EXPECTED_PARAMS[name]
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_models_take_raw_pixels(name: str) -> None:
-    model = build_model(name)
-    assert model.input_shape == (None, 28, 28, 1)
-    rescale = model.layers[0]
+    shape = _natural_shape(name)
+    model = build_model(name, shape, 10)
+    assert model.input_shape == (None, *shape)
     lo, hi = ZOO[name].input_range
+    if (lo, hi) == (0.0, 255.0):  # takes the raw values unscaled (MLPerf's ResNet-8)
+        assert not isinstance(model.layers[1], tf.keras.layers.Rescaling)
+        return
+    rescale = model.layers[0]
     out = rescale(np.array([0.0, 255.0], dtype=np.float32).reshape(1, 2, 1, 1)).numpy().ravel()
     assert out == pytest.approx([lo, hi], abs=1e-6)
+
+
+@pytest.mark.parametrize(("shape", "classes"), [((16, 24, 1), 2), ((32, 32, 4), 7), ((8, 8, 3), 3)])
+def test_photo_models_follow_the_dataset(shape: tuple[int, int, int], classes: int) -> None:
+    for name in PHOTO_MODELS:
+        assert ZOO[name].problem(shape, "uint8", classes) is None
+        model = build_model(name, shape, classes)
+        assert model.input_shape == (None, *shape)
+        assert model.output_shape == (None, classes)
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "dtype", "classes", "words"),
+    [
+        ("bcnn", (32, 32, 3), "uint8", 10, "28x28"),
+        ("cnn", (28, 28), "uint8", 12, "10 classes"),
+        ("colour_bnn", (30, 30, 3), "uint8", 10, "multiples of 8"),
+        ("resnet8", (32, 32, 3), "float32", 10, "8-bit"),
+        ("colour_bnn", (32, 32, 3), "uint8", 1, "at least 2 classes"),
+        ("resnet8", (49, 10), "uint8", 10, "multiples of 4"),
+    ],
+)
+def test_models_refuse_inputs_they_do_not_take(name: str, shape: tuple[int, ...], dtype: str, classes: int, words: str) -> None:
+    problem = ZOO[name].problem(shape, dtype, classes)
+    assert problem is not None and words in problem
+    assert ZOO[name].problem(_natural_shape(name), "uint8", 10) is None
 
 
 def test_bcnn_binary_layers() -> None:

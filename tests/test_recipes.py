@@ -249,6 +249,9 @@ def test_best_recipe_end_to_end_on_a_slice(tmp_path, mnist_path, mnist):
         ("distill_teacher=", ("distill_teacher", "")),
         ("distill_teacher=teacher", ("distill_teacher", "teacher")),
         ("schedule=constant", ("schedule", "constant")),
+        ("augment_flip=true", ("augment_flip", True)),
+        ("augment-flip=0", ("augment_flip", False)),
+        ("augment_crop=4", ("augment_crop", 4)),
     ],
 )
 def test_parse_override_types_the_value(text, expected):
@@ -266,6 +269,7 @@ def test_parse_override_types_the_value(text, expected):
         ("lr=fast", "lr takes a number"),
         ("distill_teacher=oracle", "no recipe named 'oracle'"),
         ("epochs=none", "epochs takes an integer"),
+        ("augment_flip=maybe", "augment_flip takes true or false"),
     ],
 )
 def test_parse_override_refuses(text, message):
@@ -281,6 +285,7 @@ def test_parse_override_refuses(text, message):
         (["--set", "schedule=step"], "schedule 'step' is not one of"),
         (["--set", "epochs=0"], "epochs and batch_size must be >= 1 and lr > 0"),
         (["--set", "lr=-1"], "epochs and batch_size must be >= 1 and lr > 0"),
+        (["--set", "augment_crop=-2"], "augmentation limits must be >= 0"),
         (["--recipe", "seed", "--set", "distill_teacher=seed"], "cannot be its own distillation teacher"),
     ],
 )

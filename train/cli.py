@@ -31,6 +31,8 @@ _MODEL_HELP = {
     "logreg": "logistic regression: one dense softmax layer on the 784 pixels",
     "bc_mlp": "mlp with BinaryConnect weights (stochastic +-1, / sqrt(fan-in))",
     "bc_cnn": "cnn with binary weights (sign), no batch norm, / sqrt(fan-in)",
+    "colour_bnn": "binarized photo classifier for a Cortex-M: 8-bit stem on every channel, binary blocks, 8-bit scores",
+    "resnet8": "MLPerf Tiny's ResNet-8 (float, 78,666 params for CIFAR-10), to retrain on the same data or as a teacher",
 }
 
 
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     recipes = "\n".join(f"  {name:<{width}} {text}" for name, text in names.items())
     parser = OneLineArgumentParser(
         prog="python -m train",
-        description="Train a zoo model on MNIST; every model takes raw pixels 0..255.",
+        description="Train a zoo model (MNIST by default, or --data); every model takes raw 8-bit values 0..255.",
         epilog=f"models:\n{models}\n\nrecipes:\n{recipes}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -61,7 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=seed_int, default=0, help="random seed, 0 to 4294967295 (default 0)")
     parser.add_argument("--limit", type=positive_int, help="use only the first N training images")
-    parser.add_argument("--data", help="MNIST folder (IDX files) or mnist.npz (default: $MNIST_DIR, keras cache)")
+    parser.add_argument(
+        "--data",
+        help="dataset: MNIST folder (IDX files), .npz, image folder or tar, or a dataset spec .json "
+        "(default: $MNIST_DIR, keras cache)",
+    )
+    parser.add_argument(
+        "--teacher",
+        metavar="FILE.h5",
+        help="distil from this trained Keras model (softmax outputs on the same raw inputs), with the recipe's "
+        "distill_alpha (default 0.5 when the recipe has none) and distill_temperature",
+    )
+    parser.add_argument(
+        "--trust-model", action="store_true", help="load a --teacher whose layers carry Python code (Lambda), which runs it"
+    )
     parser.add_argument("--out", default="artifacts", help="output folder (default: artifacts/)")
     parser.add_argument(
         "--track-test",
@@ -132,16 +147,21 @@ def _train(argv: Sequence[str] | None) -> int:
         raise InputError("--sync-bn needs --distribute mirrored or multi-worker")
     cluster = read_tf_config() if args.distribute == "multi-worker" else None
     check_out_folder(Path(args.out))
+    if args.teacher is not None:
+        from pipeline.keras_files import check_h5_file
+
+        check_h5_file(args.teacher)
     from pipeline.data import format_shape, load_dataset
 
     data = load_dataset(args.data)
-    from train.models import INPUT_SHAPE, NUM_CLASSES
+    from train.models import ZOO
 
-    if data.example_shape != INPUT_SHAPE[:2] or data.dtype != "uint8" or data.num_classes != NUM_CLASSES:
+    problem = ZOO[args.model].problem(data.example_shape, str(data.dtype), data.num_classes)
+    if problem is not None:
         raise InputError(
-            f"{data.source}: the zoo's models take {format_shape(INPUT_SHAPE[:2])} 8-bit grey images of {NUM_CLASSES} classes, "
-            f"this dataset has {format_shape(data.example_shape)} {data.dtype} examples of {data.num_classes} classes "
-            "(train your own Larq model on it, then python -m convert MODEL.h5 --data FILE.npz)"
+            f"{data.source}: {args.model} {problem}; this dataset has {format_shape(data.example_shape)} {data.dtype} "
+            f"examples of {data.num_classes} classes (pick another zoo model, or train your own Larq model on it, "
+            "then python -m convert MODEL.h5 --data ...)"
         )
     if len(data.x_train) < 20:
         raise InputError(f"{data.source}: {len(data.x_train)} training images, too few to train on (need at least 20)")
@@ -155,6 +175,13 @@ def _train(argv: Sequence[str] | None) -> int:
     from train.distribute import describe, make_strategy
 
     strategy = make_strategy(args.distribute)  # before any other TensorFlow operation
+    teacher = None
+    if args.teacher is not None:
+        from train.teacher import load_teacher
+
+        teacher = load_teacher(args.teacher, data, trust_model=args.trust_model)
+        if not recipe.distill_alpha:
+            recipe = replace(recipe, distill_alpha=0.5)
 
     import larq as lq
     import tensorflow as tf
@@ -173,6 +200,7 @@ def _train(argv: Sequence[str] | None) -> int:
             track_test=args.track_test,
             strategy=strategy,
             sync_bn=args.sync_bn,
+            teacher=None if teacher is None else teacher.model,
         )
     except tf.errors.OpError as err:
         if cluster is None:
@@ -206,7 +234,11 @@ def _train(argv: Sequence[str] | None) -> int:
         seed=args.seed,
         limit=args.limit,
         overrides=overrides,
-        extra={"distribute": distribution, "weights_sha256": digest},
+        extra={
+            "distribute": distribution,
+            "weights_sha256": digest,
+            **({} if teacher is None else {"teacher": teacher.describe()}),
+        },
     )
     params, trainable = report["params"], report["trainable_params"]
     print(

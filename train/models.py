@@ -1,7 +1,10 @@
-"""The model zoo: every model takes raw pixels 0..255 (float32, 28x28x1) and scales them itself.
+"""The model zoo: every model takes raw 8-bit values 0..255 (float32) and scales them itself.
 
-Each entry has a one-line description (shown by ``python -m train --help``) and a builder.
-The seed BCNN is reproduced exactly, including its 93,790 parameters.
+Each entry has a one-line description (shown by ``python -m train --help``), the inputs it
+takes and a builder called with the dataset's example shape ``(H, W, C)`` and class count. The
+MNIST models (the seed BCNN, reproduced exactly with its 93,790 parameters, and the study's
+baselines) take 28x28x1 grey images of 10 classes; the photo models (:mod:`train.photo_models`)
+take 8-bit images of any size, channel count and class count their layers allow.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import larq as lq
 import tensorflow as tf
 
 from train.autograph import leave_tf_keras_unconverted
+from train.photo_models import build_colour_bnn, build_resnet8, photo_problem
 from train.study_models import build_bc_cnn, build_bc_mlp, build_logreg
 
-__all__ = ["ModelSpec", "ZOO", "build_model", "INPUT_SHAPE", "NUM_CLASSES"]
+__all__ = ["ModelSpec", "ZOO", "build_model", "input_shape_of", "INPUT_SHAPE", "NUM_CLASSES"]
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -23,14 +27,48 @@ NUM_CLASSES = 10
 leave_tf_keras_unconverted()  # every fit/predict of a zoo model traces faster (see train.autograph)
 
 
+Builder = Callable[[tuple[int, int, int], int], tf.keras.Model]
+"""``build(input_shape, classes)``: an uncompiled model for ``(H, W, C)`` examples and that many classes."""
+InputCheck = Callable[[tuple[int, ...], str, int], "str | None"]
+"""``problem(example_shape, dtype, classes)``: why the model cannot take such examples, or ``None``."""
+
+
+def mnist_problem(shape: tuple[int, ...], dtype: str, classes: int) -> str | None:
+    """The MNIST models take 28x28 (or 28x28x1) uint8 grey images of 10 classes."""
+    if tuple(shape) in (INPUT_SHAPE[:2], INPUT_SHAPE) and dtype == "uint8" and classes == NUM_CLASSES:
+        return None
+    return f"takes 28x28 8-bit grey images of {NUM_CLASSES} classes, not {dtype} {shape} examples of {classes} classes"
+
+
+def input_shape_of(example_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The model input ``(H, W, C)`` for a dataset's examples: ``(H, W)`` images get one channel."""
+    shape = tuple(int(d) for d in example_shape)
+    if len(shape) == 2:
+        return (shape[0], shape[1], 1)
+    if len(shape) == 3:
+        return (shape[0], shape[1], shape[2])
+    raise ValueError(f"expected (H, W) or (H, W, C) examples, got shape {shape}")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """One zoo entry: its name, a one-line description, the input range it scales to, a builder."""
+    """One zoo entry: its name, a one-line description, the input range it scales to, a builder.
+
+    Attributes:
+        name: the zoo name (``python -m train --model NAME``).
+        description: one line for ``--help``.
+        input_range: the range the model maps raw values 0..255 onto (recorded for convert).
+        build: ``build(input_shape, classes)``, see :data:`Builder`.
+        problem: ``problem(example_shape, dtype, classes)``, see :data:`InputCheck`.
+        takes: what the model takes, in words (for ``--help`` and refusals).
+    """
 
     name: str
     description: str
     input_range: tuple[float, float]
-    build: Callable[[], tf.keras.Model]
+    build: Builder
+    problem: InputCheck = mnist_problem
+    takes: str = "28x28 8-bit grey images, 10 classes"
 
 
 def _rescaling(lo: float, hi: float) -> tf.keras.layers.Layer:
@@ -102,24 +140,54 @@ def build_mlp() -> tf.keras.Model:
     )
 
 
+def _mnist(build: Callable[[], tf.keras.Model]) -> Builder:
+    """An MNIST builder as a :data:`Builder` (the shape and class count were checked by ``mnist_problem``)."""
+    return lambda input_shape, classes: build()
+
+
+def _photo(divisor: int) -> InputCheck:
+    return lambda shape, dtype, classes: photo_problem(shape, dtype, classes, divisor=divisor)
+
+
+_PHOTOS = "8-bit images, any channel count and classes"
+_UNIT = (0.0, 1.0)
 ZOO: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("bcnn", "seed binarized CNN (Larq QuantConv2D/QuantDense, ste_sign), 93,790 params", (-1.0, 1.0), build_bcnn),
-        ModelSpec("cnn", "same topology in full precision (ReLU, biases), the float/int8 baseline", (0.0, 1.0), build_cnn),
-        ModelSpec("mlp", "full-precision MLP: Dense128-ReLU, Dense128-ReLU, Dropout 0.25, Dense10", (0.0, 1.0), build_mlp),
+        ModelSpec(
+            "bcnn", "seed binarized CNN (Larq QuantConv2D/QuantDense, ste_sign), 93,790 params", (-1.0, 1.0), _mnist(build_bcnn)
+        ),
+        ModelSpec("cnn", "same topology in full precision (ReLU, biases), the float/int8 baseline", _UNIT, _mnist(build_cnn)),
+        ModelSpec("mlp", "full-precision MLP: Dense128-ReLU, Dense128-ReLU, Dropout 0.25, Dense10", _UNIT, _mnist(build_mlp)),
         # The comparison study's models (train.study_models).
-        ModelSpec("logreg", "logistic regression: one dense softmax layer on the 784 pixels", (0.0, 1.0), build_logreg),
-        ModelSpec("bc_mlp", "mlp with BinaryConnect weights (stochastic +-1, / sqrt(fan-in))", (0.0, 1.0), build_bc_mlp),
-        ModelSpec("bc_cnn", "cnn with binary weights (sign), no batch norm, / sqrt(fan-in)", (0.0, 1.0), build_bc_cnn),
+        ModelSpec("logreg", "logistic regression: one dense softmax layer on the 784 pixels", (0.0, 1.0), _mnist(build_logreg)),
+        ModelSpec("bc_mlp", "mlp with BinaryConnect weights (stochastic +-1, / sqrt(fan-in))", (0.0, 1.0), _mnist(build_bc_mlp)),
+        ModelSpec("bc_cnn", "cnn with binary weights (sign), no batch norm, / sqrt(fan-in)", (0.0, 1.0), _mnist(build_bc_cnn)),
+        # Photos (train.photo_models).
+        ModelSpec(
+            "colour_bnn",
+            "binarized photo classifier for a Cortex-M: 8-bit stem on every channel, binary blocks, 8-bit scores",
+            (-1.0, 1.0),
+            build_colour_bnn,
+            _photo(8),
+            f"{_PHOTOS}; height and width multiples of 8 (designed for 32x32x3)",
+        ),
+        ModelSpec(
+            "resnet8",
+            "MLPerf Tiny's ResNet-8 (float, 78,666 params for CIFAR-10), to retrain on the same data or as a teacher",
+            (0.0, 255.0),
+            build_resnet8,
+            _photo(4),
+            f"{_PHOTOS}; height and width multiples of 4",
+        ),
     )
 }
 
 
-def build_model(name: str) -> tf.keras.Model:
-    """Build the zoo model ``name`` (uncompiled).
+def build_model(name: str, input_shape: tuple[int, int, int] = INPUT_SHAPE, classes: int = NUM_CLASSES) -> tf.keras.Model:
+    """Build the zoo model ``name`` (uncompiled) for ``input_shape`` examples and ``classes`` classes.
 
     Raises:
         KeyError: ``name`` is not in :data:`ZOO`.
     """
-    return ZOO[name].build()
+    return ZOO[name].build(input_shape, classes)

@@ -36,6 +36,11 @@ class Recipe:
             (``None``: keep the model's own, 0.99 in Keras). Changes no weight and no parameter count.
         augment_shift: largest random shift in pixels per axis, drawn per image and epoch (0: none).
         augment_rotation: largest random rotation in degrees, drawn per image and epoch (0: none).
+        augment_crop: largest random translation in whole pixels per axis, the uncovered border
+            filled with 0: the "pad by N, then take a random crop" augmentation of photo datasets
+            (0: none).
+        augment_flip: mirror each training image left-right with probability 1/2 (photos; not
+            digits).
         logit_scale: the loss is the cross-entropy of ``logit_scale`` times the logits (1: plain;
             see :mod:`train.losses`). The model and its argmax predictions are unchanged.
         keep_best_epochs: keep the weights of the epoch most accurate on the validation split
@@ -46,8 +51,10 @@ class Recipe:
         bn_recalibration_images: after training, set every batch-norm layer's moving mean and
             variance to the exact statistics of this many (unaugmented) training images
             (0: keep the training-time moving averages; see :mod:`train.batchnorm`).
-        distill_teacher: name of the recipe that first trains the float ``cnn`` as a teacher
-            ("": no distillation). The student then learns from soft targets (:mod:`train.distill`).
+        distill_teacher: name of the recipe that first trains ``teacher_model`` as a teacher ("": no
+            distillation, unless a trained teacher is given: ``python -m train --teacher FILE.h5``).
+            The student then learns from soft targets (:mod:`train.distill`).
+        teacher_model: the zoo model the ``distill_teacher`` recipe trains (the float ``cnn`` for MNIST).
         distill_alpha: weight of the teacher's predictions in the targets, in [0, 1].
         distill_temperature: softening of the teacher's predictions (1: as they are).
         bop_threshold: Bop's flip threshold (``optimizer == "bop"`` only).
@@ -67,10 +74,13 @@ class Recipe:
     bn_momentum: float | None = None
     augment_shift: float = 0.0
     augment_rotation: float = 0.0
+    augment_crop: int = 0
+    augment_flip: bool = False
     logit_scale: float = 1.0
     keep_best_epochs: int = 0
     bn_recalibration_images: int = 0
     distill_teacher: str = ""
+    teacher_model: str = "cnn"
     distill_alpha: float = 0.0
     distill_temperature: float = 1.0
     bop_threshold: float = 1e-8
@@ -95,7 +105,7 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r}: warmup_fraction needs the cosine schedule, not {self.schedule!r}")
         if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
             raise ValueError(f"recipe {self.name!r}: bn_momentum must be in [0, 1), got {self.bn_momentum}")
-        if self.augment_shift < 0 or self.augment_rotation < 0:
+        if self.augment_shift < 0 or self.augment_rotation < 0 or self.augment_crop < 0:
             raise ValueError(f"recipe {self.name!r}: augmentation limits must be >= 0")
         if not self.logit_scale > 0:
             raise ValueError(f"recipe {self.name!r}: logit_scale must be positive, got {self.logit_scale}")
@@ -112,8 +122,8 @@ class Recipe:
 
     @property
     def augments(self) -> bool:
-        """True when the recipe shifts or rotates training images."""
-        return self.augment_shift > 0 or self.augment_rotation > 0
+        """True when the recipe shifts, rotates, crops or mirrors training images."""
+        return self.augment_shift > 0 or self.augment_rotation > 0 or self.augment_crop > 0 or self.augment_flip
 
     def with_overrides(self, **changes: Any) -> Recipe:
         """Return a copy with the non-``None`` entries of ``changes`` applied."""
@@ -214,13 +224,14 @@ def recipe_names() -> dict[str, str]:
 # Field types as written in the dataclass (annotations are strings under `from __future__`).
 _FIELD_TYPES = {field.name: str(field.type) for field in fields(Recipe)}
 _NONE_WORDS = ("", "none")
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """Parse one ``--set KEY=VALUE`` into a :class:`Recipe` field name and a typed value.
 
     ``KEY`` is any field but ``name``; the value is read as the field's type (``int``,
-    ``float``, ``str``; ``none`` or nothing clears ``bn_momentum`` and ``distill_teacher``).
+    ``float``, ``bool`` (true/false, 1/0, yes/no), ``str``; ``none`` or nothing clears ``bn_momentum`` and ``distill_teacher``).
 
     Raises:
         ValueError: no ``=``, an unknown or read-only key, or a value of the wrong type.
@@ -233,6 +244,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         known = ", ".join(name for name in _FIELD_TYPES if name != "name")
         raise ValueError(f"--set {text!r}: unknown recipe field {key!r} (one of: {known})")
     kind = _FIELD_TYPES[key]
+    if kind == "bool":
+        if raw.lower() not in _BOOL_WORDS:
+            raise ValueError(f"--set {text!r}: {key} takes true or false (or 1 / 0, yes / no)")
+        return key, _BOOL_WORDS[raw.lower()]
     if kind == "str":
         if key == "distill_teacher" and raw.lower() in _NONE_WORDS:
             return key, ""

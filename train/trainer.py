@@ -28,7 +28,7 @@ from train.batchnorm import recalibrate_batchnorm
 from train.distiller import Distiller
 from train.input_pipeline import evaluation_dataset, steps_per_epoch, training_dataset
 from train.losses import scaled_categorical_crossentropy, scaled_sparse_crossentropy
-from train.models import ZOO
+from train.models import ZOO, input_shape_of
 from train.optim import make_optimizer, prepare_model
 from train.progress import PROGRESS, EpochLines
 from train.recipes import Recipe, get_recipe
@@ -122,23 +122,23 @@ class _Classifier:
         return np.concatenate([self._classes(batch).numpy() for batch, _ in images]).astype(np.uint8)
 
 
-def _training_model(model_name: str, recipe: Recipe, *, sync_bn: bool) -> tf.keras.Model:
+def _training_model(model_name: str, recipe: Recipe, data: Dataset, *, sync_bn: bool) -> tf.keras.Model:
     """The zoo model as trained (built in the caller's strategy scope); synchronized batch norm on request."""
-    model = ZOO[model_name].build()
+    model = ZOO[model_name].build(input_shape_of(data.example_shape), data.num_classes)
     if sync_bn:
         config = model.get_config()
         for layer in config["layers"]:
             if layer["class_name"] == "BatchNormalization":
                 layer["config"]["synchronized"] = True
-        synced = tf.keras.Sequential.from_config(config)
+        synced = type(model).from_config(config)
         synced.set_weights(model.get_weights())
         model = synced
     return prepare_model(model, recipe)
 
 
-def plain_model(model_name: str, recipe: Recipe) -> tf.keras.Model:
-    """A fresh zoo model with the recipe's BN momentum; build it outside any strategy scope."""
-    return prepare_model(ZOO[model_name].build(), recipe)
+def plain_model(model_name: str, recipe: Recipe, data: Dataset) -> tf.keras.Model:
+    """A fresh zoo model for ``data``'s examples with the recipe's BN momentum; build it outside any strategy scope."""
+    return prepare_model(ZOO[model_name].build(input_shape_of(data.example_shape), data.num_classes), recipe)
 
 
 def copy_weights(trained: tf.keras.Model, into: tf.keras.Model) -> tf.keras.Model:
@@ -201,9 +201,9 @@ class BestEpochKeeper(tf.keras.callbacks.Callback):
         return self.kept_epoch
 
 
-def _loss(recipe: Recipe) -> Any:
+def _loss(recipe: Recipe, distils: bool) -> Any:
     """The Keras loss: sparse labels, or target distributions when distilling."""
-    if recipe.distill_teacher:
+    if distils:
         return scaled_categorical_crossentropy(recipe.logit_scale)
     if recipe.logit_scale == 1.0:
         return "sparse_categorical_crossentropy"
@@ -223,6 +223,7 @@ def fit(
     strategy: tf.distribute.Strategy | None = None,
     sync_bn: bool = False,
     label: str = "",
+    teacher: tf.keras.Model | None = None,
 ) -> TrainResult:
     """Build, compile and train ``model_name`` with ``recipe``, then evaluate on the test set.
 
@@ -240,6 +241,10 @@ def fit(
         strategy: the ``tf.distribute`` strategy to train under (default: none).
         sync_bn: synchronize batch-norm batch statistics across the strategy's replicas.
         label: prefix of the progress lines (``"teacher "`` for a distillation teacher).
+        teacher: a trained model to distil from (``python -m train --teacher FILE.h5``), with the
+            recipe's ``distill_alpha`` and ``distill_temperature``; it takes the same raw examples
+            and returns the same class count. Without it, a recipe with ``distill_teacher`` first
+            trains its ``teacher_model`` with that recipe.
 
     Returns:
         The trained model (a plain zoo model, see :func:`copy_weights`), its history, test accuracy,
@@ -262,11 +267,11 @@ def fit(
     x_val, y_val = x[len(x) - held :], y[len(y) - held :]
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    teacher = teacher_accuracy = None
-    if recipe.distill_teacher:
+    teacher_accuracy = None
+    if teacher is None and recipe.distill_teacher:
         teacher_recipe = get_recipe(recipe.distill_teacher)
         taught = fit(
-            "cnn",
+            recipe.teacher_model,
             teacher_recipe,
             data,
             seed=seed,
@@ -281,9 +286,9 @@ def fit(
 
     steps = steps_per_epoch(len(x_fit), recipe.batch_size)
     with strategy.scope():
-        model = _training_model(model_name, recipe, sync_bn=sync_bn)
+        model = _training_model(model_name, recipe, data, sync_bn=sync_bn)
         if teacher is not None:
-            teacher_copy = _training_model("cnn", get_recipe(recipe.distill_teacher), sync_bn=False)
+            teacher_copy = tf.keras.models.clone_model(teacher)
             teacher_copy.set_weights(teacher.get_weights())
             trainee: tf.keras.Model = Distiller(
                 model, teacher_copy, alpha=recipe.distill_alpha, temperature=recipe.distill_temperature
@@ -291,7 +296,8 @@ def fit(
             metrics: list[Any] = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         else:
             trainee, metrics = model, ["accuracy"]
-        trainee.compile(optimizer=make_optimizer(recipe, steps * recipe.epochs), loss=_loss(recipe), metrics=metrics)
+        optimizer = make_optimizer(recipe, steps * recipe.epochs)
+        trainee.compile(optimizer=optimizer, loss=_loss(recipe, teacher is not None), metrics=metrics)
 
     dataset = training_dataset(
         x_fit,
@@ -301,10 +307,12 @@ def fit(
         seed=seed,
         max_shift=recipe.augment_shift,
         max_rotation=recipe.augment_rotation,
+        max_crop=recipe.augment_crop,
+        flip=recipe.augment_flip,
     )
     validation = evaluation_dataset(x_val, y_val) if held else None
     # Built here, outside the strategy scope Keras keeps open during fit().
-    final = plain_model(model_name, recipe)
+    final = plain_model(model_name, recipe, data)
     test_images = evaluation_dataset(data.x_test, data.y_test)
     tracker = TestSetTracker(model, final, test_images, data.y_test) if track_test else None
     keeper = BestEpochKeeper(model, recipe.epochs, recipe.keep_best_epochs) if recipe.keep_best_epochs else None

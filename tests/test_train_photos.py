@@ -1,0 +1,99 @@
+"""Training on colour images: the photo zoo models, crop-and-flip recipes and a teacher from a file.
+
+A synthetic 16x16x3 dataset of three classes (each class one dominant colour channel, plus
+noise) is small enough to train for an epoch in seconds and easy enough to learn in one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_module, stderr_lines
+
+
+def _colour_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 3
+    images = rng.integers(0, 90, (count, 16, 16, 3))
+    images[np.arange(count), :, :, labels] += 160
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def colour_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    x_train, y_train = _colour_images(360, 0)
+    x_test, y_test = _colour_images(90, 1)
+    path = tmp_path_factory.mktemp("colour") / "colour.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def _keras_teacher(path: Path, *, softmax: bool = True, classes: int = 3, shape: tuple[int, ...] = (16, 16, 3)) -> Path:
+    """A small float model that sorts the colours (fixed weights: the mean of each channel)."""
+    import tensorflow as tf
+
+    inputs = tf.keras.Input(shape)
+    pooled = tf.keras.layers.GlobalAveragePooling2D()(inputs if len(shape) == 3 else tf.keras.layers.Reshape((16, 16, 3))(inputs))
+    dense = tf.keras.layers.Dense(classes, activation="softmax" if softmax else None)
+    outputs = dense(pooled)
+    model = tf.keras.Model(inputs, outputs)
+    weights = np.zeros((3, classes), np.float32)
+    weights[:3, :3] = np.eye(3, dtype=np.float32)[:, : min(3, classes)] / 8.0
+    dense.set_weights([weights, np.zeros(classes, np.float32)])
+    model.save(path, save_format="h5")
+    return path
+
+
+def test_colour_bnn_trains_with_crop_flip_and_a_teacher(tmp_path: Path, colour_npz: Path) -> None:
+    teacher = _keras_teacher(tmp_path / "teacher.h5")
+    out = tmp_path / "out"
+    result = run_module(
+        "train",
+        "--model", "colour_bnn", "--data", colour_npz, "--recipe", "fast", "--epochs", "2",
+        "--set", "augment_crop=2", "--set", "augment_flip=true", "--set", "augment_shift=0", "--set", "augment_rotation=0",
+        "--teacher", teacher, "--out", out, "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "colour_bnn.train.json").read_text())
+    assert report["teacher"]["path"] == "teacher.h5" and len(report["teacher"]["sha256"]) == 64
+    assert report["teacher"]["test_accuracy"] == 1.0, "the fixed-weight teacher sorts the colours"
+    assert report["recipe"]["augment_crop"] == 2 and report["recipe"]["augment_flip"] is True
+    assert report["recipe"]["distill_alpha"] == 0.5
+    assert report["test_accuracy"] > 0.6, report["test_accuracy"]
+
+
+def test_resnet8_trains_on_colour_images(tmp_path: Path, colour_npz: Path) -> None:
+    args = ("--model", "resnet8", "--data", colour_npz, "--recipe", "seed", "--epochs", "1", "--out", tmp_path)
+    result = run_module("train", *args)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "resnet8.train.json").read_text())
+    assert report["params"] == 78_666 - 650 + 195  # 3 classes: the dense layer is 64 x 3 + 3, not 64 x 10 + 10
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda p: _keras_teacher(p, softmax=False), "not probabilities"),
+        (lambda p: _keras_teacher(p, classes=4), "is not the dataset's 3 class scores"),
+        (lambda p: _keras_teacher(p, shape=(768,)), "the student's batches are (16, 16, 3)"),
+        (lambda p: p.write_bytes(b"not hdf5") and p, "not an HDF5 file"),
+    ],
+)
+def test_a_teacher_that_does_not_fit_is_refused_in_one_line(tmp_path: Path, colour_npz: Path, make, words: str) -> None:
+    teacher = make(tmp_path / "teacher.h5")
+    out = tmp_path / "out"
+    result = run_module("train", "--model", "colour_bnn", "--data", colour_npz, "--teacher", teacher, "--out", out)
+    assert result.returncode == 2, result.stderr
+    lines = stderr_lines(result)
+    assert len(lines) == 1 and words in lines[0], lines
+    assert not out.exists()
+
+
+def test_an_mnist_model_refuses_colour_images(tmp_path: Path, colour_npz: Path) -> None:
+    result = run_module("train", "--model", "bcnn", "--data", colour_npz, "--out", tmp_path / "out")
+    assert result.returncode == 2
+    lines = stderr_lines(result)
+    assert len(lines) == 1 and "bcnn takes 28x28 8-bit grey images" in lines[0] and "16x16x3 uint8" in lines[0], lines

@@ -1,0 +1,150 @@
+"""Zoo models for small colour photos (CIFAR-10's 32x32x3 and the like), any channel count and class count.
+
+``colour_bnn`` is the binarized network designed for a Cortex-M: an 8-bit stem on the raw
+pixels of every channel that writes bits, binary blocks, 8-bit class scores. Every layer is a
+pattern the ``bnn`` engine compiles exactly (integer sums and per-channel thresholds, no float
+feature map):
+
+* stem: ``QuantConv2D`` with :class:`train.quantizers.FixedPointWeights` (8-bit weights) on the
+  pixels rescaled to [-1, 1], 3x3, ``same`` padding, a 2x2 max-pool, batch norm;
+* blocks: binary ``QuantConv2D`` (``ste_sign`` inputs and weights), 3x3, ``same`` padding with
+  +1 (``pad_values=1``: no border masks in the engine), a 2x2 max-pool, batch norm;
+* head: flatten, ``QuantDense`` with 8-bit weights on the binarized features, batch norm, softmax
+  (the engine's exact int64 class scores).
+
+``resnet8`` is MLPerf Tiny's image-classification reference model (ResNet-8, 78,666 parameters
+for 32x32x3 and 10 classes, the layers of ``pretrainedResnet.h5`` one for one: three residual
+stacks of 16, 32 and 64 channels, L2 1e-4 on the convolutions): the float model to retrain on
+the same data for a fair comparison, and a distillation teacher. Like MLPerf's, it takes the raw
+pixels 0..255 unscaled (its first batch norm normalises them).
+"""
+
+from __future__ import annotations
+
+import larq as lq
+import tensorflow as tf
+
+from train.quantizers import FixedPointWeights
+
+__all__ = ["COLOUR_BNN_STEM", "COLOUR_BNN_BLOCKS", "build_colour_bnn", "build_resnet8", "photo_problem"]
+
+COLOUR_BNN_STEM = 64
+"""Channels of the 8-bit stem (full resolution, then pooled)."""
+COLOUR_BNN_BLOCKS = (128, 256)
+"""Channels of the binary blocks, each pooled 2x2."""
+_BINARY = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip", "use_bias": False}
+
+
+def photo_problem(shape: tuple[int, ...], dtype: str, classes: int, *, divisor: int) -> str | None:
+    """Why a photo model cannot take the dataset's examples, or ``None`` when it can.
+
+    Args:
+        shape: one example's shape, ``(H, W)`` or ``(H, W, C)``.
+        dtype: the examples' dtype.
+        classes: the dataset's class count.
+        divisor: height and width must be multiples of this (the model's total downsampling).
+    """
+    if dtype != "uint8" or len(shape) not in (2, 3):
+        return f"takes 8-bit images (H, W, C), not {dtype} examples of shape {shape}"
+    height, width = shape[0], shape[1]
+    if height % divisor or width % divisor or height < divisor or width < divisor:
+        return f"takes images whose height and width are multiples of {divisor}, not {height}x{width}"
+    if classes < 2:
+        return f"needs at least 2 classes, the dataset has {classes}"
+    return None
+
+
+def build_colour_bnn(
+    input_shape: tuple[int, int, int],
+    classes: int,
+    *,
+    stem: int = COLOUR_BNN_STEM,
+    blocks: tuple[int, ...] = COLOUR_BNN_BLOCKS,
+    name: str = "colour_bnn",
+) -> tf.keras.Model:
+    """The binarized photo classifier (see the module docstring).
+
+    Args:
+        input_shape: ``(H, W, C)`` of the raw 8-bit images (H and W multiples of ``2 ** (1 + len(blocks))``).
+        classes: number of class scores.
+        stem: channels of the 8-bit stem.
+        blocks: channels of each binary block.
+        name: the Keras model name.
+
+    Returns:
+        An uncompiled ``tf.keras.Sequential`` taking raw pixels ``(N, H, W, C)`` float32.
+    """
+    layers: list[tf.keras.layers.Layer] = [
+        tf.keras.layers.Rescaling(scale=2.0 / 255.0, offset=-1.0, input_shape=tuple(input_shape), name="rescale"),
+        lq.layers.QuantConv2D(
+            stem,
+            (3, 3),
+            padding="same",
+            kernel_quantizer=FixedPointWeights(8),
+            kernel_constraint="weight_clip",
+            use_bias=False,
+            name="stem",
+        ),
+        tf.keras.layers.MaxPooling2D((2, 2), name="stem_pool"),
+        tf.keras.layers.BatchNormalization(scale=False, name="stem_bn"),
+    ]
+    for index, channels in enumerate(blocks, start=1):
+        layers += [
+            lq.layers.QuantConv2D(channels, (3, 3), padding="same", pad_values=1.0, name=f"block{index}", **_BINARY),
+            tf.keras.layers.MaxPooling2D((2, 2), name=f"block{index}_pool"),
+            tf.keras.layers.BatchNormalization(scale=False, name=f"block{index}_bn"),
+        ]
+    layers += [
+        tf.keras.layers.Flatten(name="flatten"),
+        lq.layers.QuantDense(
+            classes,
+            input_quantizer="ste_sign",
+            kernel_quantizer=FixedPointWeights(8),
+            kernel_constraint="weight_clip",
+            use_bias=False,
+            name="scores",
+        ),
+        tf.keras.layers.BatchNormalization(scale=False, name="scores_bn"),
+        tf.keras.layers.Activation("softmax", name="softmax"),
+    ]
+    return tf.keras.Sequential(layers, name=name)
+
+
+def _conv(filters: int, kernel: int, strides: int, name: str) -> tf.keras.layers.Conv2D:
+    return tf.keras.layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding="same",
+        kernel_initializer="he_normal",
+        kernel_regularizer=tf.keras.regularizers.l2(1e-4),
+        name=name,
+    )
+
+
+def build_resnet8(input_shape: tuple[int, int, int], classes: int, *, name: str = "resnet8") -> tf.keras.Model:
+    """MLPerf Tiny's ResNet-8 (see the module docstring), for ``input_shape`` and ``classes``.
+
+    Args:
+        input_shape: ``(H, W, C)`` of the raw 8-bit images (H and W multiples of 4).
+        classes: number of class scores.
+        name: the Keras model name.
+
+    Returns:
+        An uncompiled functional model taking raw pixels ``(N, H, W, C)`` float32, ending in softmax.
+    """
+    inputs = tf.keras.Input(shape=tuple(input_shape), name="pixels")
+    x = tf.keras.layers.BatchNormalization(name="bn0")(_conv(16, 3, 1, "conv0")(inputs))
+    x = tf.keras.layers.Activation("relu", name="relu0")(x)
+    for stack, filters in enumerate((16, 32, 64), start=1):
+        strides = 1 if stack == 1 else 2
+        tag = f"stack{stack}"
+        y = tf.keras.layers.BatchNormalization(name=f"{tag}_bn1")(_conv(filters, 3, strides, f"{tag}_conv1")(x))
+        y = tf.keras.layers.Activation("relu", name=f"{tag}_relu1")(y)
+        y = tf.keras.layers.BatchNormalization(name=f"{tag}_bn2")(_conv(filters, 3, 1, f"{tag}_conv2")(y))
+        shortcut = x if stack == 1 else _conv(filters, 1, strides, f"{tag}_shortcut")(x)
+        x = tf.keras.layers.Activation("relu", name=f"{tag}_relu2")(tf.keras.layers.Add(name=f"{tag}_add")([shortcut, y]))
+    pool = (int(x.shape[1]), int(x.shape[2]))
+    x = tf.keras.layers.Flatten(name="flatten")(tf.keras.layers.AveragePooling2D(pool, name="pool")(x))
+    outputs = tf.keras.layers.Dense(classes, activation="softmax", name="scores")(x)
+    return tf.keras.Model(inputs, outputs, name=name)
