@@ -19,11 +19,18 @@ EXPECTED_PARAMS = {
     # For 32x32x3 and 10 classes. resnet8 is MLPerf Tiny's pretrainedResnet.h5 layer for layer (78,666 params).
     "colour_bnn": (412_702, 411_786),
     "resnet8": (78_666, 78_186),
+    # For 61 frames x 20 bands and 10 classes. ds_cnn is MLPerf Tiny's DS-CNN: its 22,604 weights and biases for 12
+    # classes (kws_ref_model.tflite) with 10 classes' dense layer (-780 + 650) and 9 batch norms (+2,304), on any input.
+    "kws_bnn": (53_550, 53_242),
+    "ds_cnn": (24_778, 23_626),
 }
 PHOTO_MODELS = ("colour_bnn", "resnet8")
+AUDIO_MODELS = ("kws_bnn", "ds_cnn")
 
 
 def _natural_shape(name: str) -> tuple[int, int, int]:
+    if name in AUDIO_MODELS:
+        return (61, 20, 1)
     return (32, 32, 3) if name in PHOTO_MODELS else (28, 28, 1)
 
 
@@ -43,7 +50,7 @@ def test_models_take_raw_pixels(name: str) -> None:
     if (lo, hi) == (0.0, 255.0):  # takes the raw values unscaled (MLPerf's ResNet-8)
         assert not isinstance(model.layers[1], tf.keras.layers.Rescaling)
         return
-    rescale = model.layers[0]
+    rescale = next(layer for layer in model.layers if isinstance(layer, tf.keras.layers.Rescaling))
     out = rescale(np.array([0.0, 255.0], dtype=np.float32).reshape(1, 2, 1, 1)).numpy().ravel()
     assert out == pytest.approx([lo, hi], abs=1e-6)
 

@@ -33,6 +33,8 @@ _MODEL_HELP = {
     "bc_cnn": "cnn with binary weights (sign), no batch norm, / sqrt(fan-in)",
     "colour_bnn": "binarized photo classifier for a Cortex-M: 8-bit stem on every channel, binary blocks, 8-bit scores",
     "resnet8": "MLPerf Tiny's ResNet-8 (float, 78,666 params for CIFAR-10), to retrain on the same data or as a teacher",
+    "kws_bnn": "binarized keyword spotter for a 16 KiB Cortex-M0: 8-bit stem on the features, binary blocks, 8-bit scores",
+    "ds_cnn": "MLPerf Tiny's DS-CNN keyword spotter (float: 10x4 conv, 4 depthwise-separable blocks of 64), for int8",
 }
 
 

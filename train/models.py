@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import larq as lq
 import tensorflow as tf
 
+from train.audio_models import build_ds_cnn, build_kws_bnn, features_problem
 from train.autograph import leave_tf_keras_unconverted
 from train.photo_models import build_colour_bnn, build_resnet8, photo_problem
 from train.study_models import build_bc_cnn, build_bc_mlp, build_logreg
@@ -149,6 +150,10 @@ def _photo(divisor: int) -> InputCheck:
     return lambda shape, dtype, classes: photo_problem(shape, dtype, classes, divisor=divisor)
 
 
+def _features(minimum: int) -> InputCheck:
+    return lambda shape, dtype, classes: features_problem(shape, dtype, classes, minimum=minimum)
+
+
 _PHOTOS = "8-bit images, any channel count and classes"
 _UNIT = (0.0, 1.0)
 ZOO: dict[str, ModelSpec] = {
@@ -179,6 +184,23 @@ ZOO: dict[str, ModelSpec] = {
             build_resnet8,
             _photo(4),
             f"{_PHOTOS}; height and width multiples of 4",
+        ),
+        # Keyword spotting on the audio front end's 8-bit features (train.audio_models).
+        ModelSpec(
+            "kws_bnn",
+            "binarized keyword spotter for a 16 KiB Cortex-M0: 8-bit stem on the features, binary blocks, 8-bit scores",
+            (-1.0, 1.0),
+            build_kws_bnn,
+            _features(8),
+            "8-bit features (frames, bands, 1) of the audio front end, at least 8x8, any classes",
+        ),
+        ModelSpec(
+            "ds_cnn",
+            "MLPerf Tiny's DS-CNN keyword spotter (float: 10x4 conv, 4 depthwise-separable blocks of 64), for int8",
+            (0.0, 1.0),
+            build_ds_cnn,
+            _features(2),
+            "8-bit features (frames, bands, 1) of the audio front end, any classes",
         ),
     )
 }

@@ -1,16 +1,8 @@
 """Zoo models for small colour photos (CIFAR-10's 32x32x3 and the like), any channel count and class count.
 
-``colour_bnn`` is the binarized network designed for a Cortex-M: an 8-bit stem on the raw
-pixels of every channel that writes bits, binary blocks, 8-bit class scores. Every layer is a
-pattern the ``bnn`` engine compiles exactly (integer sums and per-channel thresholds, no float
-feature map):
-
-* stem: ``QuantConv2D`` with :class:`train.quantizers.FixedPointWeights` (8-bit weights) on the
-  pixels rescaled to [-1, 1], 3x3, ``same`` padding, a 2x2 max-pool, batch norm;
-* blocks: binary ``QuantConv2D`` (``ste_sign`` inputs and weights), 3x3, ``same`` padding with
-  +1 (``pad_values=1``: no border masks in the engine), a 2x2 max-pool, batch norm;
-* head: flatten, ``QuantDense`` with 8-bit weights on the binarized features, batch norm, softmax
-  (the engine's exact int64 class scores).
+``colour_bnn`` is the binarized network designed for a Cortex-M (:mod:`train.compact_bnn`): an
+8-bit stem on the raw pixels of every channel that writes bits, pooled binary blocks, 8-bit
+class scores, every layer a pattern the ``bnn`` engine compiles exactly.
 
 ``resnet8`` is MLPerf Tiny's image-classification reference model (ResNet-8, 78,666 parameters
 for 32x32x3 and 10 classes, the layers of ``pretrainedResnet.h5`` one for one: three residual
@@ -21,10 +13,9 @@ pixels 0..255 unscaled (its first batch norm normalises them).
 
 from __future__ import annotations
 
-import larq as lq
 import tensorflow as tf
 
-from train.quantizers import FixedPointWeights
+from train.compact_bnn import build_compact_bnn
 
 __all__ = ["COLOUR_BNN_STEM", "COLOUR_BNN_BLOCKS", "build_colour_bnn", "build_resnet8", "photo_problem"]
 
@@ -32,7 +23,6 @@ COLOUR_BNN_STEM = 64
 """Channels of the 8-bit stem (full resolution, then pooled)."""
 COLOUR_BNN_BLOCKS = (128, 256)
 """Channels of the binary blocks, each pooled 2x2."""
-_BINARY = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "kernel_constraint": "weight_clip", "use_bias": False}
 
 
 def photo_problem(shape: tuple[int, ...], dtype: str, classes: int, *, divisor: int) -> str | None:
@@ -62,7 +52,7 @@ def build_colour_bnn(
     blocks: tuple[int, ...] = COLOUR_BNN_BLOCKS,
     name: str = "colour_bnn",
 ) -> tf.keras.Model:
-    """The binarized photo classifier (see the module docstring).
+    """The binarized photo classifier: :func:`train.compact_bnn.build_compact_bnn` with the photo widths.
 
     Args:
         input_shape: ``(H, W, C)`` of the raw 8-bit images (H and W multiples of ``2 ** (1 + len(blocks))``).
@@ -74,40 +64,7 @@ def build_colour_bnn(
     Returns:
         An uncompiled ``tf.keras.Sequential`` taking raw pixels ``(N, H, W, C)`` float32.
     """
-    layers: list[tf.keras.layers.Layer] = [
-        tf.keras.layers.Rescaling(scale=2.0 / 255.0, offset=-1.0, input_shape=tuple(input_shape), name="rescale"),
-        lq.layers.QuantConv2D(
-            stem,
-            (3, 3),
-            padding="same",
-            kernel_quantizer=FixedPointWeights(8),
-            kernel_constraint="weight_clip",
-            use_bias=False,
-            name="stem",
-        ),
-        tf.keras.layers.MaxPooling2D((2, 2), name="stem_pool"),
-        tf.keras.layers.BatchNormalization(scale=False, name="stem_bn"),
-    ]
-    for index, channels in enumerate(blocks, start=1):
-        layers += [
-            lq.layers.QuantConv2D(channels, (3, 3), padding="same", pad_values=1.0, name=f"block{index}", **_BINARY),
-            tf.keras.layers.MaxPooling2D((2, 2), name=f"block{index}_pool"),
-            tf.keras.layers.BatchNormalization(scale=False, name=f"block{index}_bn"),
-        ]
-    layers += [
-        tf.keras.layers.Flatten(name="flatten"),
-        lq.layers.QuantDense(
-            classes,
-            input_quantizer="ste_sign",
-            kernel_quantizer=FixedPointWeights(8),
-            kernel_constraint="weight_clip",
-            use_bias=False,
-            name="scores",
-        ),
-        tf.keras.layers.BatchNormalization(scale=False, name="scores_bn"),
-        tf.keras.layers.Activation("softmax", name="softmax"),
-    ]
-    return tf.keras.Sequential(layers, name=name)
+    return build_compact_bnn(input_shape, classes, stem=stem, blocks=blocks, name=name)
 
 
 def _conv(filters: int, kernel: int, strides: int, name: str) -> tf.keras.layers.Conv2D:
