@@ -97,3 +97,38 @@ def test_an_mnist_model_refuses_colour_images(tmp_path: Path, colour_npz: Path) 
     assert result.returncode == 2
     lines = stderr_lines(result)
     assert len(lines) == 1 and "bcnn takes 28x28 8-bit grey images" in lines[0] and "16x16x3 uint8" in lines[0], lines
+
+
+def test_init_starts_from_a_model_file_and_name_names_the_files(tmp_path: Path, colour_npz: Path) -> None:
+    """--init loads the weights of a same-architecture model (recorded by sha256); --name is the files' stem."""
+    from train.models import build_model
+
+    start = build_model("resnet8", (16, 16, 3), 3)
+    start.save(tmp_path / "start.h5", save_format="h5")
+    args = ("--model", "resnet8", "--data", colour_npz, "--recipe", "seed", "--epochs", "1", "--set", "lr=1e-9")
+    result = run_module("train", *args, "--init", tmp_path / "start.h5", "--name", "tuned", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "tuned.train.json").read_text())
+    assert report["init"]["path"] == "start.h5" and len(report["init"]["sha256"]) == 64
+    import tensorflow as tf
+
+    tuned = tf.keras.models.load_model(tmp_path / "out" / "tuned.h5", compile=False)
+    kernels = [w for w in tuned.get_weights() if w.ndim == 4]
+    start_kernels = [w for w in start.get_weights() if w.ndim == 4]
+    assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(kernels, start_kernels, strict=True)), "lr 1e-9 keeps the start"
+
+
+def test_init_from_another_architecture_is_refused(tmp_path: Path, colour_npz: Path) -> None:
+    from train.models import build_model
+
+    build_model("colour_bnn", (16, 16, 3), 3).save(tmp_path / "other.h5", save_format="h5")
+    init = ("--init", tmp_path / "other.h5")
+    result = run_module("train", "--model", "resnet8", "--data", colour_npz, *init, "--out", tmp_path / "o")
+    assert result.returncode == 2
+    lines = stderr_lines(result)
+    assert len(lines) == 1 and "do not fit resnet8" in lines[0], lines
+
+
+def test_a_bad_name_is_refused_before_training(tmp_path: Path, colour_npz: Path) -> None:
+    result = run_module("train", "--model", "resnet8", "--data", colour_npz, "--name", "../escape", "--out", tmp_path / "o")
+    assert result.returncode == 2 and "--name '../escape'" in stderr_lines(result)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,8 @@ from train.distribute import DISTRIBUTE, read_tf_config
 from train.recipes import Recipe, default_recipe, get_recipe, parse_override, recipe_names
 
 __all__ = ["main", "build_parser", "check_out_folder"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 # Descriptions are repeated here (not imported from train.models) so --help and bad-usage
 # errors answer without importing TensorFlow.
@@ -77,8 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         "distill_alpha (default 0.5 when the recipe has none) and distill_temperature",
     )
     parser.add_argument(
-        "--trust-model", action="store_true", help="load a --teacher whose layers carry Python code (Lambda), which runs it"
+        "--init",
+        metavar="FILE.h5",
+        help="start from the weights of this trained Keras model of the same architecture (fine-tuning), "
+        "e.g. MLPerf Tiny's pretrainedResnet.h5 for --model resnet8",
     )
+    parser.add_argument(
+        "--trust-model", action="store_true", help="load a --teacher or --init model whose layers carry Python code (Lambda)"
+    )
+    parser.add_argument("--name", help="stem of the files written to OUT (default: the model's name)")
     parser.add_argument("--out", default="artifacts", help="output folder (default: artifacts/)")
     parser.add_argument(
         "--track-test",
@@ -149,10 +159,13 @@ def _train(argv: Sequence[str] | None) -> int:
         raise InputError("--sync-bn needs --distribute mirrored or multi-worker")
     cluster = read_tf_config() if args.distribute == "multi-worker" else None
     check_out_folder(Path(args.out))
-    if args.teacher is not None:
-        from pipeline.keras_files import check_h5_file
+    for given in (args.teacher, args.init):
+        if given is not None:
+            from pipeline.keras_files import check_h5_file
 
-        check_h5_file(args.teacher)
+            check_h5_file(given)
+    if args.name is not None and not _NAME.fullmatch(args.name):
+        raise InputError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only (it names files in OUT)")
     from pipeline.data import format_shape, load_dataset
 
     data = load_dataset(args.data)
@@ -179,11 +192,16 @@ def _train(argv: Sequence[str] | None) -> int:
     strategy = make_strategy(args.distribute)  # before any other TensorFlow operation
     teacher = None
     if args.teacher is not None:
-        from train.teacher import load_teacher
+        from train.model_files import load_teacher
 
         teacher = load_teacher(args.teacher, data, trust_model=args.trust_model)
         if not recipe.distill_alpha:
             recipe = replace(recipe, distill_alpha=0.5)
+    initial = None
+    if args.init is not None:
+        from train.model_files import load_initial_weights
+
+        initial = load_initial_weights(args.init, args.model, data, trust_model=args.trust_model)
 
     import larq as lq
     import tensorflow as tf
@@ -203,6 +221,7 @@ def _train(argv: Sequence[str] | None) -> int:
             strategy=strategy,
             sync_bn=args.sync_bn,
             teacher=None if teacher is None else teacher.model,
+            initial_weights=None if initial is None else initial.weights,
         )
     except tf.errors.OpError as err:
         if cluster is None:
@@ -214,7 +233,7 @@ def _train(argv: Sequence[str] | None) -> int:
         ) from None
     digest = weights_sha256(result.model)
     distribution = describe(args.distribute, strategy, recipe.batch_size, cluster, sync_bn=args.sync_bn)
-    name = args.model
+    name = args.name or args.model
     if cluster is not None and not cluster.is_chief:
         print(
             f"{name}: {cluster.task_type} {cluster.task_index} of {cluster.workers} workers: test accuracy "
@@ -240,6 +259,7 @@ def _train(argv: Sequence[str] | None) -> int:
             "distribute": distribution,
             "weights_sha256": digest,
             **({} if teacher is None else {"teacher": teacher.describe()}),
+            **({} if initial is None else {"init": initial.describe()}),
         },
     )
     params, trainable = report["params"], report["trainable_params"]

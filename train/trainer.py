@@ -224,6 +224,7 @@ def fit(
     sync_bn: bool = False,
     label: str = "",
     teacher: tf.keras.Model | None = None,
+    initial_weights: list[np.ndarray] | None = None,
 ) -> TrainResult:
     """Build, compile and train ``model_name`` with ``recipe``, then evaluate on the test set.
 
@@ -245,6 +246,8 @@ def fit(
             recipe's ``distill_alpha`` and ``distill_temperature``; it takes the same raw examples
             and returns the same class count. Without it, a recipe with ``distill_teacher`` first
             trains its ``teacher_model`` with that recipe.
+        initial_weights: start from these weights (``python -m train --init FILE.h5``: a trained model
+            of the same architecture) instead of a fresh initialisation.
 
     Returns:
         The trained model (a plain zoo model, see :func:`copy_weights`), its history, test accuracy,
@@ -287,6 +290,8 @@ def fit(
     steps = steps_per_epoch(len(x_fit), recipe.batch_size)
     with strategy.scope():
         model = _training_model(model_name, recipe, data, sync_bn=sync_bn)
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
         if teacher is not None:
             teacher_copy = tf.keras.models.clone_model(teacher)
             teacher_copy.set_weights(teacher.get_weights())

@@ -1,11 +1,15 @@
-"""A trained Keras model as a distillation teacher (``python -m train --teacher FILE.h5``).
+"""Trained Keras models read by ``python -m train``: a distillation teacher, or the weights to start from.
 
-The teacher is an untrusted file like any model the pipeline reads: it is inspected without
-running its code (:mod:`pipeline.keras_files`), then checked against the dataset: one input that
-takes one example of the dataset's raw values, one output of the dataset's class count, and
-outputs that are probabilities (a softmax), since the student learns from
-``(1 - alpha) * one_hot(label) + alpha * softened(teacher)``. Its accuracy on the test set is
-measured once and recorded with its sha256 in ``NAME.train.json``.
+Both are untrusted files like any model the pipeline reads: inspected without running their code
+(:mod:`pipeline.keras_files`), then checked.
+
+* ``--teacher FILE.h5``: one input that takes the student's batches of the dataset's raw values,
+  one output of the dataset's class count, and outputs that are probabilities (a softmax), since
+  the student learns from ``(1 - alpha) * one_hot(label) + alpha * softened(teacher)``. Its
+  accuracy on the test set is measured once and recorded with its sha256 in ``NAME.train.json``.
+* ``--init FILE.h5``: a model whose weights have exactly the shapes, in order, of the zoo model
+  being trained for the dataset (fine-tuning: MLPerf Tiny's ``pretrainedResnet.h5`` for
+  ``resnet8``); its sha256 is recorded.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from pipeline.artifacts import sha256_file
 from pipeline.data import Dataset
 from pipeline.errors import InputError
 from pipeline.keras_files import check_image_model, load_keras_model
-from train.models import input_shape_of
+from train.models import ZOO, input_shape_of
 
-__all__ = ["Teacher", "load_teacher"]
+__all__ = ["Teacher", "load_teacher", "InitialWeights", "load_initial_weights"]
 
 _CHECK_EXAMPLES = 64
 _PROBABILITY_TOLERANCE = 1e-3
@@ -91,3 +95,40 @@ def load_teacher(path: str | os.PathLike[str], data: Dataset, *, trust_model: bo
     predictions = model.predict(_as_input(model, data.x_test), batch_size=500, verbose=0).reshape(-1, data.num_classes)
     accuracy = float((predictions.argmax(axis=1) == data.y_test).mean())
     return Teacher(model, path, sha256_file(path), accuracy)
+
+
+@dataclass
+class InitialWeights:
+    """Weights to start a training from, and the file they came from."""
+
+    weights: list[np.ndarray]
+    path: Path
+    sha256: str
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready ``{"path", "sha256"}`` for ``NAME.train.json``."""
+        return {"path": self.path.name, "sha256": self.sha256}
+
+
+def load_initial_weights(
+    path: str | os.PathLike[str], model_name: str, data: Dataset, *, trust_model: bool = False
+) -> InitialWeights:
+    """The weights of ``path``, checked to fit zoo model ``model_name`` built for ``data``.
+
+    Raises:
+        InputError: the file is not a loadable model, or its weights differ in number or shape.
+    """
+    path = Path(path)
+    loaded = load_keras_model(path, trust_model=trust_model).get_weights()
+    fresh = ZOO[model_name].build(input_shape_of(data.example_shape), data.num_classes).get_weights()
+    shapes = [tuple(w.shape) for w in fresh]
+    found = [tuple(w.shape) for w in loaded]
+    if shapes != found:
+        first = next((i for i, (a, b) in enumerate(zip(shapes, found, strict=False)) if a != b), min(len(shapes), len(found)))
+        theirs = found[first] if first < len(found) else "none"
+        ours = shapes[first] if first < len(shapes) else "none"
+        raise InputError(
+            f"--init {path.name}: its {len(found)} weights do not fit {model_name} for this dataset "
+            f"({len(shapes)} weights; weight {first} is {theirs}, {model_name} needs {ours})"
+        )
+    return InitialWeights([np.asarray(w) for w in loaded], path, sha256_file(path))
