@@ -9,7 +9,7 @@ An ``.npz`` holds ``x_test`` and ``y_test`` (and optionally ``x_train`` and ``y_
 training and for convert's int8 calibration): examples of ANY shape ``(N, ...)`` as uint8 or
 float32 (float16 and float64 are converted to float32; other dtypes are refused), integer labels
 ``(N,)`` (or ``(N, 1)``), and optionally ``num_classes`` (a scalar; else the largest label + 1
-over both splits). The :class:`Dataset` records the example shape, dtype and class count, which
+over both splits). The :class:`~pipeline.dataset.Dataset` records the example shape, dtype and class count, which
 ``convert`` and the emulator check every model against.
 
 Every structural problem (missing file or key, wrong magic, wrong dimensions, truncation, a
@@ -24,13 +24,12 @@ import os
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pipeline.artifacts import sha256_file
+from pipeline.dataset import DEFAULT_NUM_CLASSES, DTYPES, Dataset, format_shape
 from pipeline.errors import InputError
 
 __all__ = [
@@ -49,62 +48,17 @@ __all__ = [
 
 # The IDX layout (MNIST and any dataset written like it): 28x28 grey images, labels 0..9.
 IDX_IMAGE_SHAPE = (28, 28)
-IDX_NUM_CLASSES = 10
+IDX_NUM_CLASSES = DEFAULT_NUM_CLASSES
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-# Example dtypes a Dataset holds (an .npz's float16/float64 examples become float32).
-DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))
 _CONVERTED = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float64): np.dtype(np.float32)}
 _IMAGE_MAGIC = 0x00000803
 _LABEL_MAGIC = 0x00000801
 _KERAS_CACHE = Path("~/.keras/datasets/mnist.npz")
-
-
-def format_shape(shape: tuple[int, ...] | list[int]) -> str:
-    """``(49, 10, 1)`` -> ``49x10x1`` (how messages and reports name an example shape)."""
-    return "x".join(str(int(d)) for d in shape) or "scalar"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Train and test splits as arrays, with where they came from and what they hold.
-
-    Attributes:
-        x_train: ``(N, ...)`` examples, uint8 or float32 (``N`` may be 0: an ``.npz`` without
-            a training split).
-        y_train: ``(N,)`` labels in ``0..num_classes-1``.
-        x_test: ``(M, ...)`` examples (``M >= 1``), same shape per example and dtype as ``x_train``.
-        y_test: ``(M,)`` labels.
-        source: the folder or file the data was read from.
-        sha256: file name -> sha256 of the file as stored.
-        num_classes: number of classes (10 for the IDX layout).
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
-    sha256: dict[str, str] = field(default_factory=dict)
-    num_classes: int = IDX_NUM_CLASSES
-
-    @property
-    def example_shape(self) -> tuple[int, ...]:
-        """Shape of one example (``(28, 28)`` for MNIST, ``(49, 10, 1)`` for MFCC frames...)."""
-        return tuple(int(d) for d in self.x_test.shape[1:])
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The examples' dtype: uint8 (raw 8-bit values) or float32."""
-        return self.x_test.dtype
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready ``{"example_shape", "dtype", "num_classes"}`` for reports."""
-        return {"example_shape": list(self.example_shape), "dtype": str(self.dtype), "num_classes": self.num_classes}
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
