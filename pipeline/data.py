@@ -1,15 +1,21 @@
-"""Datasets as arrays: MNIST's IDX layout, or an ``.npz`` of any example shape and class count.
+"""Datasets as arrays: MNIST's IDX layout, an ``.npz`` of any shape, image folders, spec files.
 
-Sources, in order: an explicit folder or ``.npz`` file (``--data``), ``$MNIST_DIR``, the
-Keras cache file ``~/.keras/datasets/mnist.npz``, then ``tf.keras.datasets.mnist.load_data()``.
-A folder holds the four standard IDX files (``.gz`` or raw; 28x28 grey images, labels 0..9)
-or a Keras-style ``mnist.npz``.
+Sources, in order: an explicit ``--data`` source, ``$MNIST_DIR``, the Keras cache file
+``~/.keras/datasets/mnist.npz``, then ``tf.keras.datasets.mnist.load_data()``. A source is
 
-An ``.npz`` holds ``x_test`` and ``y_test`` (and optionally ``x_train`` and ``y_train``, for
-training and for convert's int8 calibration): examples of ANY shape ``(N, ...)`` as uint8 or
-float32 (float16 and float64 are converted to float32; other dtypes are refused), integer labels
-``(N,)`` (or ``(N, 1)``), and optionally ``num_classes`` (a scalar; else the largest label + 1
-over both splits). The :class:`~pipeline.dataset.Dataset` records the example shape, dtype and class count, which
+* a folder with the four standard IDX files (``.gz`` or raw; 28x28 grey images, labels 0..9)
+  or a Keras-style ``mnist.npz``;
+* an ``.npz`` file: ``x_test`` and ``y_test`` (and optionally ``x_train`` and ``y_train``, for
+  training and for convert's int8 calibration): examples of ANY shape ``(N, ...)`` as uint8 or
+  float32 (float16 and float64 are converted to float32; other dtypes are refused), integer
+  labels ``(N,)`` (or ``(N, 1)``), and optionally ``num_classes`` (a scalar; else the largest
+  label + 1 over both splits);
+* a folder of images in a sub-folder per class (a folder without IDX files or ``mnist.npz``
+  that has sub-folders), or a ``.tar``, ``.tar.gz`` or ``.tgz`` of one: :mod:`pipeline.images`,
+  decoded once into a cache (:mod:`pipeline.datacache`);
+* a ``.json`` dataset spec naming a source and its options: :mod:`pipeline.dataspec`.
+
+The :class:`~pipeline.dataset.Dataset` records the example shape, dtype and class count, which
 ``convert`` and the emulator check every model against.
 
 Every structural problem (missing file or key, wrong magic, wrong dimensions, truncation, a
@@ -112,7 +118,9 @@ def _find_idx(folder: Path, stem: str) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
             return candidate
-    raise InputError(f"{folder}: missing {stem}(.gz); expected the four MNIST IDX files or mnist.npz")
+    raise InputError(
+        f"{folder}: missing {stem}(.gz); expected the four MNIST IDX files, mnist.npz, or images in a sub-folder per class"
+    )
 
 
 def _check_pair(
@@ -253,7 +261,7 @@ def portable_source(source: str | os.PathLike[str], root: str | os.PathLike[str]
 
 
 def resolve_source(data: str | os.PathLike[str] | None = None) -> Path | None:
-    """Return the folder or ``.npz`` to read, or ``None`` to fall back to Keras' downloader.
+    """Return the folder or file to read, or ``None`` to fall back to Keras' downloader.
 
     Raises:
         InputError: an explicit ``data`` (or ``$MNIST_DIR``) that does not exist.
@@ -269,12 +277,19 @@ def resolve_source(data: str | os.PathLike[str] | None = None) -> Path | None:
     return cache if cache.is_file() else None
 
 
+def _holds_folders(folder: Path) -> bool:
+    """Whether ``folder`` has a sub-folder (not hidden): an image tree does, an IDX folder need not."""
+    return any(child.is_dir() and not child.name.startswith(".") for child in folder.iterdir())
+
+
 def load_dataset(data: str | os.PathLike[str] | None = None) -> Dataset:
-    """Load a dataset: MNIST's IDX layout, or an ``.npz`` of any example shape (see the module doc).
+    """Load a dataset from any ``--data`` source (see the module doc).
 
     Args:
-        data: a folder with the four IDX files (``.gz`` or raw) or ``mnist.npz``, or an
-            ``.npz`` file. ``None`` tries ``$MNIST_DIR``, the Keras cache, then a download.
+        data: a folder with the four IDX files (``.gz`` or raw) or ``mnist.npz``; an ``.npz``
+            file; an image folder (a sub-folder per class) or a ``.tar``/``.tar.gz``/``.tgz``
+            of one; or a ``.json`` dataset spec. ``None`` tries ``$MNIST_DIR``, the Keras
+            cache, then a download.
 
     Returns:
         The :class:`Dataset` (its ``example_shape``, ``dtype`` and ``num_classes`` say what
@@ -283,17 +298,29 @@ def load_dataset(data: str | os.PathLike[str] | None = None) -> Dataset:
     Raises:
         InputError: the source is missing or malformed, or its test set is empty.
     """
+    from pipeline.dataspec import load_source, load_spec
+    from pipeline.filetree import is_archive
+
     path = resolve_source(data)
     if path is None:
         return _download()
     if path.is_dir():
-        npz = path / "mnist.npz"
-        if npz.is_file() and not any((path / f"{stem}.gz").exists() or (path / stem).exists() for stem in IDX_FILES.values()):
-            return _load_npz(npz)
+        idx = any((path / f"{stem}.gz").exists() or (path / stem).exists() for stem in IDX_FILES.values())
+        if not idx and (path / "mnist.npz").is_file():
+            return _load_npz(path / "mnist.npz")
+        if not idx and _holds_folders(path):
+            return load_source("images", path)
         return _load_idx_folder(path)
     if path.suffix == ".npz":
         return _load_npz(path)
-    raise InputError(f"{path}: expected a folder with the MNIST IDX files or an .npz file")
+    if path.suffix.lower() == ".json":
+        return load_spec(path)
+    if is_archive(path):
+        return load_source("images", path)
+    raise InputError(
+        f"{path}: expected a folder (MNIST IDX files, or images in a folder per class), an .npz, "
+        "a .tar/.tar.gz/.tgz of image folders or a .json dataset spec"
+    )
 
 
 # The loader's first name, from when it read MNIST only (train and tools still call it so).
