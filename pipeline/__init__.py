@@ -3,7 +3,11 @@
 * :mod:`pipeline.env`: the environment TensorFlow needs (legacy Keras), set on import;
 * :mod:`pipeline.errors`: the error classes, exit codes and the CLI edge (one line on stderr);
 * :mod:`pipeline.artifacts`: atomic writes, sha256, the tool version;
-* :mod:`pipeline.data`: dataset loading (IDX folders, ``.npz``);
+* :mod:`pipeline.data`: dataset loading, one entry for every ``--data`` source (IDX folders,
+  ``.npz``, image folders and tars, spec files); :mod:`pipeline.dataset` the ``Dataset`` type;
+  :mod:`pipeline.dataspec` dataset spec files and their kinds; :mod:`pipeline.images`,
+  :mod:`pipeline.image_layout`, :mod:`pipeline.filetree` and :mod:`pipeline.splits` image trees;
+  :mod:`pipeline.datacache` the decoded-dataset cache;
 * :mod:`pipeline.interpreters`: the TFLite, LCE, TFLite-Micro and Keras runners, timed or not;
 * :mod:`pipeline.planner`: the greedy memory planner over buffer lifetimes.
 

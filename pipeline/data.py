@@ -1,15 +1,21 @@
-"""Datasets as arrays: MNIST's IDX layout, or an ``.npz`` of any example shape and class count.
+"""Datasets as arrays: MNIST's IDX layout, an ``.npz`` of any shape, image folders, spec files.
 
-Sources, in order: an explicit folder or ``.npz`` file (``--data``), ``$MNIST_DIR``, the
-Keras cache file ``~/.keras/datasets/mnist.npz``, then ``tf.keras.datasets.mnist.load_data()``.
-A folder holds the four standard IDX files (``.gz`` or raw; 28x28 grey images, labels 0..9)
-or a Keras-style ``mnist.npz``.
+Sources, in order: an explicit ``--data`` source, ``$MNIST_DIR``, the Keras cache file
+``~/.keras/datasets/mnist.npz``, then ``tf.keras.datasets.mnist.load_data()``. A source is
 
-An ``.npz`` holds ``x_test`` and ``y_test`` (and optionally ``x_train`` and ``y_train``, for
-training and for convert's int8 calibration): examples of ANY shape ``(N, ...)`` as uint8 or
-float32 (float16 and float64 are converted to float32; other dtypes are refused), integer labels
-``(N,)`` (or ``(N, 1)``), and optionally ``num_classes`` (a scalar; else the largest label + 1
-over both splits). The :class:`Dataset` records the example shape, dtype and class count, which
+* a folder with the four standard IDX files (``.gz`` or raw; 28x28 grey images, labels 0..9)
+  or a Keras-style ``mnist.npz``;
+* an ``.npz`` file: ``x_test`` and ``y_test`` (and optionally ``x_train`` and ``y_train``, for
+  training and for convert's int8 calibration): examples of ANY shape ``(N, ...)`` as uint8 or
+  float32 (float16 and float64 are converted to float32; other dtypes are refused), integer
+  labels ``(N,)`` (or ``(N, 1)``), and optionally ``num_classes`` (a scalar; else the largest
+  label + 1 over both splits);
+* a folder of images in a sub-folder per class (a folder without IDX files or ``mnist.npz``
+  that has sub-folders), or a ``.tar``, ``.tar.gz`` or ``.tgz`` of one: :mod:`pipeline.images`,
+  decoded once into a cache (:mod:`pipeline.datacache`);
+* a ``.json`` dataset spec naming a source and its options: :mod:`pipeline.dataspec`.
+
+The :class:`~pipeline.dataset.Dataset` records the example shape, dtype and class count, which
 ``convert`` and the emulator check every model against.
 
 Every structural problem (missing file or key, wrong magic, wrong dimensions, truncation, a
@@ -24,13 +30,12 @@ import os
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pipeline.artifacts import sha256_file
+from pipeline.dataset import DEFAULT_NUM_CLASSES, DTYPES, Dataset, format_shape
 from pipeline.errors import InputError
 
 __all__ = [
@@ -49,62 +54,17 @@ __all__ = [
 
 # The IDX layout (MNIST and any dataset written like it): 28x28 grey images, labels 0..9.
 IDX_IMAGE_SHAPE = (28, 28)
-IDX_NUM_CLASSES = 10
+IDX_NUM_CLASSES = DEFAULT_NUM_CLASSES
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-# Example dtypes a Dataset holds (an .npz's float16/float64 examples become float32).
-DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))
 _CONVERTED = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float64): np.dtype(np.float32)}
 _IMAGE_MAGIC = 0x00000803
 _LABEL_MAGIC = 0x00000801
 _KERAS_CACHE = Path("~/.keras/datasets/mnist.npz")
-
-
-def format_shape(shape: tuple[int, ...] | list[int]) -> str:
-    """``(49, 10, 1)`` -> ``49x10x1`` (how messages and reports name an example shape)."""
-    return "x".join(str(int(d)) for d in shape) or "scalar"
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Train and test splits as arrays, with where they came from and what they hold.
-
-    Attributes:
-        x_train: ``(N, ...)`` examples, uint8 or float32 (``N`` may be 0: an ``.npz`` without
-            a training split).
-        y_train: ``(N,)`` labels in ``0..num_classes-1``.
-        x_test: ``(M, ...)`` examples (``M >= 1``), same shape per example and dtype as ``x_train``.
-        y_test: ``(M,)`` labels.
-        source: the folder or file the data was read from.
-        sha256: file name -> sha256 of the file as stored.
-        num_classes: number of classes (10 for the IDX layout).
-    """
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
-    sha256: dict[str, str] = field(default_factory=dict)
-    num_classes: int = IDX_NUM_CLASSES
-
-    @property
-    def example_shape(self) -> tuple[int, ...]:
-        """Shape of one example (``(28, 28)`` for MNIST, ``(49, 10, 1)`` for MFCC frames...)."""
-        return tuple(int(d) for d in self.x_test.shape[1:])
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The examples' dtype: uint8 (raw 8-bit values) or float32."""
-        return self.x_test.dtype
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready ``{"example_shape", "dtype", "num_classes"}`` for reports."""
-        return {"example_shape": list(self.example_shape), "dtype": str(self.dtype), "num_classes": self.num_classes}
 
 
 def _read_maybe_gzip(path: Path) -> bytes:
@@ -158,7 +118,9 @@ def _find_idx(folder: Path, stem: str) -> Path:
     for candidate in (folder / f"{stem}.gz", folder / stem):
         if candidate.is_file():
             return candidate
-    raise InputError(f"{folder}: missing {stem}(.gz); expected the four MNIST IDX files or mnist.npz")
+    raise InputError(
+        f"{folder}: missing {stem}(.gz); expected the four MNIST IDX files, mnist.npz, or images in a sub-folder per class"
+    )
 
 
 def _check_pair(
@@ -299,7 +261,7 @@ def portable_source(source: str | os.PathLike[str], root: str | os.PathLike[str]
 
 
 def resolve_source(data: str | os.PathLike[str] | None = None) -> Path | None:
-    """Return the folder or ``.npz`` to read, or ``None`` to fall back to Keras' downloader.
+    """Return the folder or file to read, or ``None`` to fall back to Keras' downloader.
 
     Raises:
         InputError: an explicit ``data`` (or ``$MNIST_DIR``) that does not exist.
@@ -315,12 +277,19 @@ def resolve_source(data: str | os.PathLike[str] | None = None) -> Path | None:
     return cache if cache.is_file() else None
 
 
+def _holds_folders(folder: Path) -> bool:
+    """Whether ``folder`` has a sub-folder (not hidden): an image tree does, an IDX folder need not."""
+    return any(child.is_dir() and not child.name.startswith(".") for child in folder.iterdir())
+
+
 def load_dataset(data: str | os.PathLike[str] | None = None) -> Dataset:
-    """Load a dataset: MNIST's IDX layout, or an ``.npz`` of any example shape (see the module doc).
+    """Load a dataset from any ``--data`` source (see the module doc).
 
     Args:
-        data: a folder with the four IDX files (``.gz`` or raw) or ``mnist.npz``, or an
-            ``.npz`` file. ``None`` tries ``$MNIST_DIR``, the Keras cache, then a download.
+        data: a folder with the four IDX files (``.gz`` or raw) or ``mnist.npz``; an ``.npz``
+            file; an image folder (a sub-folder per class) or a ``.tar``/``.tar.gz``/``.tgz``
+            of one; or a ``.json`` dataset spec. ``None`` tries ``$MNIST_DIR``, the Keras
+            cache, then a download.
 
     Returns:
         The :class:`Dataset` (its ``example_shape``, ``dtype`` and ``num_classes`` say what
@@ -329,17 +298,29 @@ def load_dataset(data: str | os.PathLike[str] | None = None) -> Dataset:
     Raises:
         InputError: the source is missing or malformed, or its test set is empty.
     """
+    from pipeline.dataspec import load_source, load_spec
+    from pipeline.filetree import is_archive
+
     path = resolve_source(data)
     if path is None:
         return _download()
     if path.is_dir():
-        npz = path / "mnist.npz"
-        if npz.is_file() and not any((path / f"{stem}.gz").exists() or (path / stem).exists() for stem in IDX_FILES.values()):
-            return _load_npz(npz)
+        idx = any((path / f"{stem}.gz").exists() or (path / stem).exists() for stem in IDX_FILES.values())
+        if not idx and (path / "mnist.npz").is_file():
+            return _load_npz(path / "mnist.npz")
+        if not idx and _holds_folders(path):
+            return load_source("images", path)
         return _load_idx_folder(path)
     if path.suffix == ".npz":
         return _load_npz(path)
-    raise InputError(f"{path}: expected a folder with the MNIST IDX files or an .npz file")
+    if path.suffix.lower() == ".json":
+        return load_spec(path)
+    if is_archive(path):
+        return load_source("images", path)
+    raise InputError(
+        f"{path}: expected a folder (MNIST IDX files, or images in a folder per class), an .npz, "
+        "a .tar/.tar.gz/.tgz of image folders or a .json dataset spec"
+    )
 
 
 # The loader's first name, from when it read MNIST only (train and tools still call it so).

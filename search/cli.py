@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="base training seed (trial n trains with seed + n; default 0)")
     parser.add_argument(
         "--data",
-        help="MNIST folder, or an .npz of uint8 (H, W) or (H, W, 1) images with labels (default: $MNIST_DIR, keras cache)",
+        help="MNIST folder, an .npz of uint8 (H, W) or (H, W, 1) images with labels, or grey images in a folder per class "
+        "(a folder, .tar/.tar.gz/.tgz or .json dataset spec; default: $MNIST_DIR, keras cache)",
     )
     return parser
 

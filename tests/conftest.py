@@ -81,6 +81,16 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory, mnist_path: Path) -> d
     return paths
 
 
+@pytest.fixture
+def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A decoded-dataset cache folder of the test's own (``$BNN_DATA_CACHE``): no test writes ~/.cache."""
+    from pipeline.datacache import CACHE_ENV
+
+    folder = tmp_path / "data-cache"
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    return folder
+
+
 def require_tools(*tools: str, hint: str = "install it") -> None:
     """Fail (under ``CI=true``) or skip unless every program in ``tools`` is on ``PATH``.
 
