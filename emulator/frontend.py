@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from firmware_gen.baremetal import DEFAULT_OPT
 from firmware_gen.baremetal.footprint import deepest_path, parse_size_output, read_callgraph, read_stack_usage
 from firmware_gen.baremetal.protocol import calibration_tolerance, instructions_per_tick
 from firmware_gen.frontend import (
@@ -163,9 +164,12 @@ def parse_output(data: bytes, count: int, config: FrontendConfig, source: str = 
     return run
 
 
-def write_sources(folder: Path, config: FrontendConfig, prefix: str = DEFAULT_PREFIX, core: str | None = None) -> list[str]:
-    """Write the front end and its harness (host, or the QEMU project for ``core``) into ``folder``; returns the C sources."""
-    files = {**generate(config, prefix).files, **harness_files(config, prefix, get_core(core) if core else None)}
+def write_sources(
+    folder: Path, config: FrontendConfig, prefix: str = DEFAULT_PREFIX, core: str | None = None, opt: str = DEFAULT_OPT
+) -> list[str]:
+    """Write the front end and its harness (host, or the QEMU project for ``core`` built with ``opt``) into ``folder``;
+    returns the C sources."""
+    files = {**generate(config, prefix).files, **harness_files(config, prefix, get_core(core) if core else None, opt)}
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (folder / name).write_bytes(data)
@@ -258,6 +262,7 @@ def run_qemu(
     chunks: Sequence[int] = (128,),
     prefix: str = DEFAULT_PREFIX,
     timeout: float | None = None,
+    opt: str = DEFAULT_OPT,
 ) -> FrontendRun:
     """Build the front end's bare-metal project for ``core``, stream ``clips`` through it in QEMU, measure it.
 
@@ -268,6 +273,7 @@ def run_qemu(
         chunks: samples per push, cycled.
         prefix: the C prefix.
         timeout: seconds before QEMU is killed (default: 60 s plus 1 s per clip).
+        opt: the optimisation flag of every object (``-Os``, the project's default, ``-O2``, ...).
 
     Returns:
         The :class:`FrontendRun` with instructions, the footprint and the calibration.
@@ -285,7 +291,7 @@ def run_qemu(
         raise InputError(f"missing tools: {', '.join(missing)}; install them with `make toolchain` (Debian packages)")
     with tempfile.TemporaryDirectory(prefix="frontend-qemu-") as tmp:
         folder = Path(tmp)
-        write_sources(folder, config, prefix, spec.name)
+        write_sources(folder, config, prefix, spec.name, opt)
         built = subprocess.run(["make", "-s"], cwd=folder, capture_output=True, text=True, timeout=_BUILD_TIMEOUT, check=False)
         if built.returncode != 0 or built.stderr.strip():
             raise QemuError(f"make failed for {spec.name}: {first_error(built.stdout + built.stderr)}")

@@ -187,6 +187,15 @@ def test_qemu_firmware_equals_python(core: str) -> None:
 
 
 @pytest.mark.toolchain
+@pytest.mark.parametrize("opt", ["-O0", "-O3"])
+def test_qemu_cortex_m0_other_optimisations(opt: str) -> None:
+    require_toolchain()
+    clips = [*fsdd_clips().values(), synthetic_clips(DEFAULT)["square_full_scale"], synthetic_clips(DEFAULT)["short"]]
+    run = run_qemu(DEFAULT, clips, core="cortex-m0", chunks=(129, 3), opt=opt)
+    assert_same(run.features, expected(DEFAULT, clips), f"QEMU cortex-m0 {opt}")
+
+
+@pytest.mark.toolchain
 def test_qemu_cortex_m0_other_config() -> None:
     require_toolchain()
     config = FrontendConfig(
