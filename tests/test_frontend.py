@@ -211,6 +211,11 @@ def test_normalize_keeps_zeros_and_lifts_the_rest() -> None:
     assert (features(np.zeros((1, 8000), np.int16), DEFAULT) == 0).all()
 
 
+def test_an_empty_batch_gives_no_features() -> None:
+    for config in (DEFAULT, RAW):
+        assert features(np.zeros((0, 8000), np.int16), config).shape == (0, 61, 20)
+
+
 def test_batches_and_single_clips_agree() -> None:
     rng = np.random.default_rng(2)
     clips = rng.integers(-3000, 3000, (BATCH_CLIPS + 3, DEFAULT.clip_samples)).astype(np.int16)

@@ -200,6 +200,6 @@ def features(clips: np.ndarray, config: FrontendConfig) -> np.ndarray:
     out = np.empty((len(clips), config.frames, config.channels), dtype=np.uint8)
     for start in range(0, len(clips), BATCH_CLIPS):
         out[start : start + BATCH_CLIPS] = _batch(clips[start : start + BATCH_CLIPS], config, tab, dense)
-    if config.normalize == "max":
+    if config.normalize == "max" and len(out):
         out = _normalize_max(out)
     return out

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.frontend.tables import check_bands
 
 __all__ = ["NORMALIZE_MODES", "MIN_FRAME_LENGTH", "MAX_FRAME_LENGTH", "MAX_CLIP_SAMPLES", "FrontendConfig"]
 
@@ -90,8 +91,6 @@ class FrontendConfig:
         # One spelling per value: 60 and 60.0 Hz give the same canonical JSON and sha256.
         object.__setattr__(self, "lower_hz", float(self.lower_hz))
         object.__setattr__(self, "upper_hz", float(self.upper_hz))
-        from pipeline.frontend.tables import check_bands
-
         check_bands(self)
 
     @property
