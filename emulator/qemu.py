@@ -132,14 +132,19 @@ def _build(source: Path, work: Path) -> _Build:
     return _Build(folder, _engine_sources(folder))
 
 
-def run_guest(folder: Path, machine: str, count: int, timeout: float) -> tuple[str, float]:
+def run_guest(
+    folder: Path, machine: str, count: int, timeout: float, *, images: str = IMAGES_NAME, results: str = RESULTS_NAME
+) -> tuple[str, float]:
     """Run ``firmware.elf`` of ``folder`` in QEMU (its own process group, killed on timeout); return its output and seconds.
+
+    ``images`` and ``results`` are the file names the guest gets as its semihosting arguments
+    (the audio front end's harness reads clips and writes features under its own names).
 
     Raises:
         QemuTimeoutError: the guest did not finish in time.
         QemuError: the firmware exited with a non-zero status.
     """
-    command = ["qemu-system-arm", *qemu_flags(machine, "firmware.elf", IMAGES_NAME, RESULTS_NAME), "-kernel", "firmware.elf"]
+    command = ["qemu-system-arm", *qemu_flags(machine, "firmware.elf", images, results), "-kernel", "firmware.elf"]
     start = time.perf_counter()
     process = subprocess.Popen(
         command,

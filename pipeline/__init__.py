@@ -9,7 +9,9 @@
   :mod:`pipeline.image_layout`, :mod:`pipeline.filetree` and :mod:`pipeline.splits` image trees;
   :mod:`pipeline.datacache` the decoded-dataset cache;
 * :mod:`pipeline.interpreters`: the TFLite, LCE, TFLite-Micro and Keras runners, timed or not;
-* :mod:`pipeline.planner`: the greedy memory planner over buffer lifetimes.
+* :mod:`pipeline.planner`: the greedy memory planner over buffer lifetimes;
+* :mod:`pipeline.frontend`: the audio front end (int16 PCM to uint8 log-mel features, twin of the generated C);
+* :mod:`pipeline.wav`: mono 16-bit PCM WAV files, labels from file names, clips of one length.
 
 Nothing here imports a stage: stages import this package, never the reverse.
 """

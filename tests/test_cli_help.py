@@ -12,6 +12,7 @@ CLI_MODULES = (
     "firmware_gen.cli",
     "firmware_gen.tflm_build.cli",
     "emulator.cli",
+    "emulator.frontend_cli",
     "search.cli",
     "study.cli",
     "bench.run",
