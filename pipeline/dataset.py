@@ -40,6 +40,11 @@ class Dataset:
         num_classes: number of classes (10 for the IDX layout).
         classes: the class names, label ``i`` named ``classes[i]`` (an image tree's folder
             names); empty when the source does not name its classes (IDX, ``.npz``).
+        frontend: for audio, the front end that turned each raw clip into its example
+            (:meth:`pipeline.frontend.FrontendConfig.to_json`); ``None`` for every other source.
+        raw_train: for audio, the raw clips of the training split, int16 ``(N, clip_samples)``,
+            in ``x_train``'s order (``x_train[i]`` is the front end's output for ``raw_train[i]``).
+        raw_test: the same for the test split: what a firmware with the front end on the chip is fed.
     """
 
     x_train: np.ndarray
@@ -50,6 +55,9 @@ class Dataset:
     sha256: dict[str, str] = field(default_factory=dict)
     num_classes: int = DEFAULT_NUM_CLASSES
     classes: tuple[str, ...] = ()
+    frontend: dict[str, Any] | None = None
+    raw_train: np.ndarray | None = None
+    raw_test: np.ndarray | None = None
 
     @property
     def example_shape(self) -> tuple[int, ...]:
@@ -63,7 +71,7 @@ class Dataset:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready ``{"example_shape", "dtype", "num_classes"}`` for reports, plus ``"classes"``
-        (the class names) when the dataset names them."""
+        (the class names) when the dataset names them and ``"frontend"`` (its config) for audio."""
         described: dict[str, Any] = {
             "example_shape": list(self.example_shape),
             "dtype": str(self.dtype),
@@ -71,4 +79,6 @@ class Dataset:
         }
         if self.classes:
             described["classes"] = list(self.classes)
+        if self.frontend is not None:
+            described["frontend"] = dict(self.frontend)
         return described
