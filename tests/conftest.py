@@ -243,3 +243,35 @@ def emulator_artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_models: di
         (out / f"{name}.tflite").write_bytes(to_tflite_float(model))
         (out / f"{name}.int8.tflite").write_bytes(to_tflite_int8(model, mnist.x_train[:200]))
     return out
+
+
+@pytest.fixture(scope="session")
+def kws_audio(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The synthetic keyword task of ``tests/audio_data.py``, a model trained on it, and its flatbuffers.
+
+    Keys: ``dataset`` (the audio :class:`~pipeline.dataset.Dataset`: features, raw clips, front
+    end), ``data`` (the ``--data`` name that :func:`audio_data.patched_loader` maps to it),
+    ``h5`` (a narrow ``kws_bnn`` trained for two epochs, about 30 s on two shared cores) and
+    ``lce`` and ``float`` (``python -m convert --data`` run in-process: the front end embedded),
+    ``report`` (``kws.convert.json``).
+    """
+    from audio_data import AUDIO_DATA, audio_dataset, patched_loader, train_kws_bnn
+
+    from convert.cli import main as convert_main
+
+    out = tmp_path_factory.mktemp("kws_audio")
+    dataset = audio_dataset()
+    model = train_kws_bnn(dataset)
+    model.save(out / "kws.h5", save_format="h5", include_optimizer=False)
+    with patched_loader({AUDIO_DATA: dataset}):
+        status = convert_main([str(out / "kws.h5"), "--data", AUDIO_DATA, "--check", str(len(dataset.y_test))])
+    if status != 0:
+        pytest.fail(f"python -m convert on the keyword model exited {status}")
+    return {
+        "dataset": dataset,
+        "data": AUDIO_DATA,
+        "h5": out / "kws.h5",
+        "lce": out / "kws.lce.tflite",
+        "float": out / "kws.tflite",
+        "report": out / "kws.convert.json",
+    }

@@ -1,0 +1,139 @@
+"""A small synthetic keyword task for the audio firmware tests: tones and chirps, a quick front end, tiny models.
+
+Four classes of one-quarter-second clips at 8 kHz (:data:`CONFIG`: 128-sample frames every 64
+samples, 16 mel bands, so 31 x 16 features): a low tone, a high tone, a rising chirp and a falling
+chirp, each at a random level, onset, length and pitch, over noise. :func:`audio_dataset` builds
+the :class:`~pipeline.dataset.Dataset` an audio source gives (features from
+:func:`pipeline.frontend.features`, the raw int16 clips beside them, the config's JSON);
+:func:`train_kws_bnn` trains a narrow ``kws_bnn`` on it for two epochs (a few seconds) and
+:func:`untrained_ds_cnn` builds a narrow DS-CNN. :func:`patched_loader` makes ``--data PATH``
+return such a dataset for the in-process CLIs (until the ``audio`` dataset kind exists).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.dataset import Dataset
+from pipeline.frontend import FrontendConfig, features
+
+__all__ = [
+    "CONFIG",
+    "CLASSES",
+    "AUDIO_DATA",
+    "synthetic_clip",
+    "synthetic_clips",
+    "audio_dataset",
+    "train_kws_bnn",
+    "untrained_kws_bnn",
+    "untrained_ds_cnn",
+    "patched_loader",
+]
+
+CONFIG = FrontendConfig(clip_samples=2048, frame_length=128, hop=64, channels=16, lower_hz=100, upper_hz=3800)
+CLASSES = ("low", "high", "up", "down")
+AUDIO_DATA = "synthetic-kws-audio"
+"""The ``--data`` name :func:`patched_loader` maps to :func:`audio_dataset` in the tests."""
+
+
+def synthetic_clip(label: int, rng: np.random.Generator, config: FrontendConfig = CONFIG) -> np.ndarray:
+    """One int16 clip of class ``label`` (see the module docstring), ``config.clip_samples`` long."""
+    rate, length = config.sample_rate, config.clip_samples
+    n = np.arange(length) / rate
+    if label == 0:
+        hz = np.full(length, rng.uniform(250, 500))
+    elif label == 1:
+        hz = np.full(length, rng.uniform(1500, 2500))
+    else:
+        low, high = rng.uniform(250, 450), rng.uniform(2000, 3000)
+        start, end = (low, high) if label == 2 else (high, low)
+        hz = start + (end - start) * n / n[-1]
+    phase = 2 * np.pi * np.cumsum(hz) / rate + rng.uniform(0, 2 * np.pi)
+    level = 10 ** rng.uniform(-2.5, -0.2) * 32767
+    onset = int(rng.integers(0, length // 8))
+    span = int(rng.integers(length // 2, length - onset))
+    envelope = np.zeros(length)
+    envelope[onset : onset + span] = np.hanning(span) ** 0.3
+    noise = rng.normal(0, level * rng.uniform(0.01, 0.2), length)
+    return np.clip(np.round(level * envelope * np.sin(phase) + noise), -32768, 32767).astype(np.int16)
+
+
+def synthetic_clips(count: int, seed: int, config: FrontendConfig = CONFIG) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` clips ``(count, clip_samples)`` int16 and their labels, classes in turn."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % len(CLASSES)
+    return np.stack([synthetic_clip(int(label), rng, config) for label in labels]), labels.astype(np.int64)
+
+
+def audio_dataset(train: int = 480, test: int = 48, config: FrontendConfig = CONFIG, source: str = "synthetic-kws") -> Dataset:
+    """The synthetic task as an audio source's :class:`Dataset` (features ``(N, frames, channels, 1)`` uint8)."""
+    raw_train, y_train = synthetic_clips(train, 1, config)
+    raw_test, y_test = synthetic_clips(test, 2, config)
+    return Dataset(
+        x_train=features(raw_train, config)[..., None],
+        y_train=y_train,
+        x_test=features(raw_test, config)[..., None],
+        y_test=y_test,
+        source=source,
+        sha256={"synthetic": config.sha256()},
+        num_classes=len(CLASSES),
+        classes=CLASSES,
+        frontend=config.to_json(),
+        raw_train=raw_train,
+        raw_test=raw_test,
+    )
+
+
+def untrained_kws_bnn(config: FrontendConfig = CONFIG, classes: int = len(CLASSES), *, seed: int = 0):
+    """A narrow ``kws_bnn`` (stem 8, blocks 16 and 16) for ``config``'s features, not trained."""
+    import tensorflow as tf
+
+    from train.audio_models import build_kws_bnn
+
+    tf.keras.utils.set_random_seed(seed)
+    return build_kws_bnn((*config.feature_shape, 1), classes, stem=8, blocks=(16, 16))
+
+
+def train_kws_bnn(dataset: Dataset, epochs: int = 2, seed: int = 1):
+    """:func:`untrained_kws_bnn` trained on ``dataset`` for ``epochs`` (Adam, batch 32, batch-norm momentum 0.8)."""
+    import tensorflow as tf
+
+    model = untrained_kws_bnn(FrontendConfig.from_json(dataset.frontend), dataset.num_classes, seed=seed)
+    for layer in model.layers:  # a few dozen steps: let the moving statistics follow the batches
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = 0.8
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(dataset.x_train.astype(np.float32), dataset.y_train, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+def untrained_ds_cnn(config: FrontendConfig = CONFIG, classes: int = len(CLASSES), *, filters: int = 8, seed: int = 0):
+    """A narrow DS-CNN (``filters`` channels) for ``config``'s features, not trained."""
+    import tensorflow as tf
+
+    from train.audio_models import build_ds_cnn
+
+    tf.keras.utils.set_random_seed(seed)
+    return build_ds_cnn((*config.feature_shape, 1), classes, filters=filters)
+
+
+@contextlib.contextmanager
+def patched_loader(datasets: dict[str, Dataset]) -> Iterator[None]:
+    """Make ``pipeline.data.load_dataset(PATH)`` return ``datasets[PATH]`` in-process (other paths load as before)."""
+    import pytest
+
+    import pipeline.data
+
+    real = pipeline.data.load_dataset
+
+    def load(data=None):
+        key = str(Path(data)) if data is not None else None
+        return datasets[key] if key in datasets else real(data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.data, "load_dataset", load)
+        yield
