@@ -10,7 +10,9 @@ On an untrained narrow kws_bnn whose LCE flatbuffer carries ``tests/audio_data.p
 * a network whose input is not the features, or not uint8, is refused in one line;
 * the clip API's C, built for the host with gcc and clang (``-std=c99 -Wall -Wextra -Werror``),
   with ASan/UBSan, streamed in odd chunks and called in one go, gives Python's features on clips
-  that are short, empty and too long, and the scores of the network alone fed those features.
+  that are short, empty and too long, and the scores of the network alone fed those features;
+* the whole firmware (clip harness included) builds without a warning with arm-none-eabi-gcc for
+  every core, and with clang for Cortex-M0 and M4.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from conftest import require_toolchain, require_tools, run_module, stderr_lines
 from convert.converter import to_lce
 from convert.metadata import embed_frontend
 from emulator.clips import run_host
+from firmware_gen.targets import CORES, get_core
 from pipeline.frontend import FrontendConfig, features
 from pipeline.wav import fit_clip
 
@@ -217,3 +220,53 @@ def pushes(samples: int, chunks: tuple[int, ...] = ODD_CHUNKS) -> int:
         taken += min(chunks[count % len(chunks)], samples - taken)
         count += 1
     return count
+
+
+CLANG_TARGETS = {
+    "cortex-m0": ["--target=thumbv6m-none-eabi", "-mcpu=cortex-m0", "-mfloat-abi=soft"],
+    "cortex-m4": ["--target=thumbv7em-none-eabi", "-mcpu=cortex-m4", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"],
+}
+
+
+def _newlib_includes() -> list[str]:
+    """newlib's headers, where arm-none-eabi-gcc finds them (asked, not assumed)."""
+    import subprocess
+
+    probe = subprocess.run(["arm-none-eabi-gcc", "-xc", "-E", "-v", "-"], input="", capture_output=True, text=True, check=False)
+    listing = probe.stderr.split("search starts here:")[-1].split("End of search list.")[0]
+    dirs = [Path(line.strip()).resolve() for line in listing.splitlines() if line.strip()]
+    return [f"-isystem{d}" for d in dirs if "/gcc/" not in str(d)]
+
+
+@pytest.mark.parametrize("core", sorted(CORES))
+def test_every_core_builds_the_clip_firmware_without_a_warning(model: Path, tmp_path: Path, core: str) -> None:
+    """arm-none-eabi-gcc -Werror for every core (the deployable part while generating, then the whole
+    firmware with the clip harness), and clang for Cortex-M0 and M4."""
+    import subprocess
+
+    from convert.flatbuffer import read_model
+    from firmware_gen.engines import run_engine
+
+    output = run_engine("bnn", read_model(model), get_core(core), None)
+    assert output.report["deployable"]["flash_bytes"] > output.report["frontend"]["flash_bytes"]
+    for name, data in output.files.items():
+        (tmp_path / name).write_bytes(data)
+    built = subprocess.run(["make", "-s", "firmware.elf"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert built.returncode == 0 and not built.stderr.strip(), built.stderr[-3000:]
+    if core not in CLANG_TARGETS:
+        return
+    require_tools("clang", hint="install clang")
+    flags = [*CLANG_TARGETS[core], "-std=c99", "-Os", "-ffreestanding", "-Wall", "-Wextra", "-Werror", "-DHARNESS_QEMU"]
+    for source in ("bnn_model.c", "bnn_frontend.c", "bnn_clip.c", "harness.c", "harness_qemu.c"):
+        command = [
+            "clang",
+            *flags,
+            *_newlib_includes(),
+            f"-I{tmp_path}",
+            "-c",
+            str(tmp_path / source),
+            "-o",
+            str(tmp_path / "x.o"),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert result.returncode == 0 and not result.stderr.strip(), f"{source}: {result.stderr[-3000:]}"
