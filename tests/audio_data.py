@@ -5,8 +5,8 @@ samples, 16 mel bands, so 31 x 16 features): a low tone, a high tone, a rising c
 chirp, each at a random level, onset, length and pitch, over noise. :func:`audio_dataset` builds
 the :class:`~pipeline.dataset.Dataset` an audio source gives (features from
 :func:`pipeline.frontend.features`, the raw int16 clips beside them, the config's JSON);
-:func:`train_kws_bnn` trains a narrow ``kws_bnn`` on it for two epochs (a few seconds) and
-:func:`untrained_ds_cnn` builds a narrow DS-CNN. :func:`patched_loader` makes ``--data PATH``
+:func:`train_kws_bnn` trains a narrow ``kws_bnn`` on it for two epochs (half a minute on two
+shared cores) and :func:`train_ds_cnn` a narrow DS-CNN. :func:`patched_loader` makes ``--data PATH``
 return such a dataset for the in-process CLIs (until the ``audio`` dataset kind exists).
 """
 
@@ -31,6 +31,7 @@ __all__ = [
     "train_kws_bnn",
     "untrained_kws_bnn",
     "untrained_ds_cnn",
+    "train_ds_cnn",
     "patched_loader",
 ]
 
@@ -108,6 +109,20 @@ def train_kws_bnn(dataset: Dataset, epochs: int = 2, seed: int = 1):
             layer.momentum = 0.8
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(dataset.x_train.astype(np.float32), dataset.y_train, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+def train_ds_cnn(dataset: Dataset, epochs: int = 3, seed: int = 3, filters: int = 16):
+    """:func:`untrained_ds_cnn` with ``filters`` channels trained on ``dataset`` (Adam 0.003, batch 16, batch-norm
+    momentum 0.8): about 75 % on the test clips after three epochs."""
+    import tensorflow as tf
+
+    model = untrained_ds_cnn(FrontendConfig.from_json(dataset.frontend), dataset.num_classes, filters=filters, seed=seed)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = 0.8
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(dataset.x_train.astype(np.float32), dataset.y_train, epochs=epochs, batch_size=16, verbose=0)
     return model
 
 
