@@ -9,9 +9,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-__all__ = ["Recipe", "RECIPES", "OPTIMIZERS", "SCHEDULES", "default_recipe", "get_recipe", "recipe_names", "parse_override"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "SCHEDULES",
+    "default_recipe",
+    "get_recipe",
+    "recipe_names",
+    "parse_override",
+]
 
 OPTIMIZERS = ("adam", "bop", "sgd")
+PRECISIONS = ("float32", "mixed_bfloat16")
 SCHEDULES = ("constant", "cosine", "exponential")
 
 
@@ -60,6 +71,10 @@ class Recipe:
         bop_threshold: Bop's flip threshold (``optimizer == "bop"`` only).
         bop_gamma: Bop's initial adaptivity rate; it follows the same schedule as ``lr``.
         momentum: SGD's momentum (``optimizer == "sgd"`` only).
+        precision: ``float32``, or ``mixed_bfloat16``: layers compute in bfloat16 while training
+            (variables and the softmax output stay float32; about 1.5x faster on CPUs with
+            AVX512-BF16); the saved model is float32 and every figure (validation, test,
+            conversion) is computed in float32.
         description: one line for ``--help``.
     """
 
@@ -86,6 +101,7 @@ class Recipe:
     bop_threshold: float = 1e-8
     bop_gamma: float = 1e-4
     momentum: float = 0.9
+    precision: str = "float32"
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -93,6 +109,8 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r}: epochs and batch_size must be >= 1 and lr > 0")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"recipe {self.name!r}: optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"recipe {self.name!r}: precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"recipe {self.name!r}: schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if not 0.0 <= self.final_lr_fraction <= 1.0:
