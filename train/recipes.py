@@ -207,9 +207,51 @@ RECIPES: dict[str, Recipe] = {
         description="bcnn >= 99%: Adam 2e-3 cosine, 40 epochs, BN momentum 0.9, +-1 px / +-5 deg, "
         "logit scale 3, distilled from the teacher-recipe cnn",
     ),
+    # Photos (CIFAR-10-like): pad-and-crop by 4 pixels and mirror images, as is usual for small photos.
+    "photo": Recipe(
+        "photo",
+        "adam",
+        2e-3,
+        128,
+        120,
+        schedule="cosine",
+        bn_momentum=0.9,
+        augment_crop=4,
+        augment_flip=True,
+        logit_scale=3.0,
+        keep_best_epochs=5,
+        distill_alpha=0.5,
+        distill_temperature=2.0,
+        precision="mixed_bfloat16",
+        description="colour_bnn: Adam 2e-3 cosine, batch 128, 120 epochs, BN momentum 0.9, crop 4 + flip, logit scale 3, "
+        "bfloat16 compute, best of the last 5 epochs; distils (alpha 0.5, T 2) from --teacher FILE.h5 when given",
+    ),
+    "resnet8_finetune": Recipe(
+        "resnet8_finetune",
+        "adam",
+        1e-3,
+        128,
+        15,
+        schedule="cosine",
+        augment_crop=4,
+        augment_flip=True,
+        description="fine-tune a trained resnet8 (--init FILE.h5): Adam 1e-3 cosine, batch 128, 15 epochs, crop 4 + flip",
+    ),
+    "resnet8": Recipe(
+        "resnet8",
+        "adam",
+        1e-3,
+        128,
+        200,
+        schedule="cosine",
+        augment_crop=4,
+        augment_flip=True,
+        keep_best_epochs=5,
+        description="resnet8 from scratch: Adam 1e-3 cosine, batch 128, 200 epochs, crop 4 + flip, best of the last 5 epochs",
+    ),
 }
 
-_DEFAULT_BY_MODEL = {"bcnn": "fast", "cnn": "seed", "mlp": "seed"}
+_DEFAULT_BY_MODEL = {"bcnn": "fast", "cnn": "seed", "mlp": "seed", "colour_bnn": "photo", "resnet8": "resnet8"}
 
 
 def default_recipe(model: str) -> str:
