@@ -31,6 +31,7 @@ reads the cache and reads no WAV file.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,8 +63,6 @@ def code_digest() -> str:
 
     Resampling uses SciPy, whose version is part of the key when the spec resamples.
     """
-    import importlib
-
     digest = hashlib.sha256()
     for module in _CODE:
         digest.update(module.encode() + b"\0" + Path(importlib.import_module(module).__file__).read_bytes())
