@@ -340,7 +340,7 @@ def run_qemu(
         :class:`BackendRun` with the predictions, deployable ``flash_bytes``/``ram_bytes``
         (``ram_source="elf"``), ``instructions_per_inference`` (the mean over the images) and
         ``extra`` (instruction statistics, calibration, stack detail, QEMU wall time, the
-        scores as the firmware returned them, the signature).
+        class and the scores of every input as the firmware returned them, the signature).
 
     Raises:
         InputError: not a firmware folder, inputs that do not fit its signature, unknown core,
@@ -365,6 +365,7 @@ def run_qemu(
         "stack_measured_peak_bytes": run.results.stack_peak_bytes,
         "footprint": run.footprint.detail,
         "qemu_seconds": run.seconds,
+        "predictions": run.results.predictions,
         "scores": run.results.scores,
         "signature": run.signature.to_json(),
     }
