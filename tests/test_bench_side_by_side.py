@@ -285,7 +285,8 @@ def test_boards_and_ratios():
 
 
 def test_cells():
-    assert ratio_cell(0.228) == "0.228 (4.4x fewer)" and ratio_cell(2.0) == "2.000 (2.0x more)"
+    assert ratio_cell(0.228) == "0.228 (4.39x fewer)" and ratio_cell(2.0) == "2.000 (2.00x more)"
+    assert ratio_cell(0.0429, "less") == "0.043 (23.3x less)" and ratio_cell(0.987) == "0.987 (1.01x fewer)"
     assert ratio_cell(1.0) == "1.000" and ratio_cell(None) == "-"
     assert board_cell(None) == "-"
     verdict = {"ok": False, "flash": {"ok": True, "over": -5}, "ram": {"ok": False, "over": 1024}}
@@ -307,7 +308,7 @@ def test_markdown_has_a_table_per_core_with_boards_ratios_notes_and_commands():
         in text
     )
     assert "| 84,844 B | 200,000 B | no (RAM +68,928 B) |" in text
-    assert "| BNN | 0.100 (10.0x fewer) | 0.416 (2.4x fewer) | 3.372 (3.4x more) | +0.00 |" in text
+    assert "| BNN | 0.100 (10.0x fewer) | 0.416 (2.40x less) | 3.372 (3.37x more) | +0.00 |" in text
     assert "| ResNet-8 (TFLite-Micro) | bnn engine | not run |" in text[m0:]
     assert "- ResNet-8 (TFLite-Micro) on cortex-m0: not run: does not fit QEMU microbit" in text
     assert "**below the bar**" in text and "fewer images than the emulator's bar (99.9 %)" in text

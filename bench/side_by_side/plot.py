@@ -1,7 +1,7 @@
 """``side_by_side.png``: accuracy against instructions per inference and against RAM, two panels.
 
-One marker per row and core that ran: a colour per row, a marker shape per core; both x axes
-logarithmic (the rows differ by factors, not by amounts). The house style of
+One marker per row and core that ran: a colour per row, a marker shape (and size, smaller for
+each later core, drawn on top) per core; both x axes logarithmic (the rows differ by factors, not by amounts). The house style of
 :mod:`bench.plot`: grid on both scales, thousands-separated axis labels, the legend outside.
 """
 
@@ -70,6 +70,9 @@ def side_by_side_png(runs: list[dict[str, Any]], title: str) -> bytes:
     cores = list(dict.fromkeys(run["core"] for run in runs))
     color = {label: _ROW_COLORS[i % len(_ROW_COLORS)] for i, label in enumerate(labels)}
     marker = {core: _CORE_MARKERS[i % len(_CORE_MARKERS)] for i, core in enumerate(cores)}
+    # One row often costs the same on two cores: each later core's marker is smaller and drawn on
+    # top, so every point stays visible where they coincide.
+    area = {core: max(30.0, 170.0 - 55.0 * i) for i, core in enumerate(cores)}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), dpi=110, sharey=True)
     panels = (
         ("instructions", "instructions per inference (QEMU, mean), log scale"),
@@ -81,11 +84,11 @@ def side_by_side_png(runs: list[dict[str, Any]], title: str) -> bytes:
                 point[key],
                 100 * point["accuracy"],
                 marker=marker[point["core"]],
-                s=80,
+                s=area[point["core"]],
                 facecolors=color[point["label"]],
                 edgecolors="black",
                 linewidths=0.6,
-                zorder=3,
+                zorder=3 + cores.index(point["core"]),
             )
         values = [point[key] for point in points]
         ax.set_xscale("log")

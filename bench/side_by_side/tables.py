@@ -34,15 +34,19 @@ def _kib(value: int) -> str:
     return f"{value // 1024:,} KiB" if value % 1024 == 0 else f"{value:,} B"
 
 
-def ratio_cell(value: float | None) -> str:
-    """A ratio to the baseline: ``0.228`` -> ``0.228 (4.4x fewer)``, ``2.0`` -> ``2.000 (2.0x more)``, ``1`` -> ``1.000``."""
+def ratio_cell(value: float | None, fewer: str = "fewer") -> str:
+    """A ratio to the baseline: ``0.228`` -> ``0.228 (4.39x fewer)``, ``2.0`` -> ``2.000 (2.00x more)``, ``1`` -> ``1.000``.
+
+    The factor has three significant figures below 10 (``1.01x``), one decimal above (``23.3x``);
+    ``fewer`` is the word for a smaller figure (``less`` for bytes).
+    """
     if value is None:
         return "-"
-    if value <= 0:
+    if value <= 0 or abs(value - 1.0) < 0.0005:
         return f"{value:.3f}"
-    if abs(value - 1.0) < 0.0005:
-        return f"{value:.3f}"
-    return f"{value:.3f} ({1 / value:.1f}x fewer)" if value < 1 else f"{value:.3f} ({value:.1f}x more)"
+    factor = 1 / value if value < 1 else value
+    text = f"{factor:.2f}x" if factor < 10 else f"{factor:.1f}x"
+    return f"{value:.3f} ({text} {fewer if value < 1 else 'more'})"
 
 
 def board_cell(verdict: dict[str, Any] | None) -> str:
@@ -124,8 +128,8 @@ def _ratios_table(entries: list[dict[str, Any]], baseline: str) -> list[str]:
         figures = entry.get("ratios") or {}
         points = figures.get("accuracy_points")
         lines.append(
-            f"| {entry['label']} | {ratio_cell(figures.get('instructions'))} | {ratio_cell(figures.get('flash'))} | "
-            f"{ratio_cell(figures.get('ram'))} | {'-' if points is None else f'{points:+.2f}'} |"
+            f"| {entry['label']} | {ratio_cell(figures.get('instructions'))} | {ratio_cell(figures.get('flash'), 'less')} | "
+            f"{ratio_cell(figures.get('ram'), 'less')} | {'-' if points is None else f'{points:+.2f}'} |"
         )
     return lines
 
@@ -196,7 +200,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["", "## Commands", "", "Each run, from the folder the command ran in:", "", "```sh"]
     for entry in results["runs"]:
         lines.append(f"# {entry['label']} on {entry['core']}")
-        lines += [" ".join(_quote(arg) for arg in command) for command in entry["commands"].values()]
+        commands = entry["commands"]
+        lines += [" ".join(_quote(arg) for arg in commands[stage]) for stage in ("firmware_gen", "emulator") if stage in commands]
     lines += ["```", ""]
     return "\n".join(lines)
 
