@@ -173,21 +173,24 @@ def _keras_references(
     from emulator.reference import run_reference
     from pipeline.artifacts import sha256_file
 
-    references = {}
+    references: dict[str, dict[str, Any]] = {}
+    runs: dict[Path, dict[str, Any]] = {}  # a model given to several rows runs once
     for row in rows:
         if row.reference is None:
             continue
         if load_artifact(row.reference).kind != "keras":
             raise InputError(f"--reference {row.label!r}: {row.reference} is not a Keras .h5 model")
-        reference = run_reference(row.reference, images, num_classes)
-        references[row.label] = {
-            "path": str(row.reference),
-            "sha256": sha256_file(row.reference),
-            "accuracy": float(np.mean(reference.predictions == labels)),
-            "predictions": np.asarray(reference.predictions),
-            "input_range": None if reference.input_range is None else list(reference.input_range),
-        }
-        progress.log(f"Keras reference of {row.label!r}: {row.reference}")
+        key = row.reference.resolve()
+        if key not in runs:
+            reference = run_reference(row.reference, images, num_classes)
+            runs[key] = {
+                "sha256": sha256_file(row.reference),
+                "accuracy": float(np.mean(reference.predictions == labels)),
+                "predictions": np.asarray(reference.predictions),
+                "input_range": None if reference.input_range is None else list(reference.input_range),
+            }
+            progress.log(f"Keras reference {row.reference}: {100 * runs[key]['accuracy']:.2f} % on {len(labels):,} examples")
+        references[row.label] = {"path": str(row.reference), **runs[key]}
     return references
 
 
