@@ -119,6 +119,7 @@ def emit_files(
         "need_round": any(k.context.get("uses_round") or k.context.get("output") == "int8" for k in kernels),
         "need_int8": any(k.context.get("uses_int8") for k in kernels),
         "need_barrier": bool(memory.barriers),
+        "need_smlad": any(k.context.get("form") == "pairs" for k in kernels),
         "argmax_type": None if returns else score_type,
     }
     views = [(_VIEWS[t][0], t, memory.total // _VIEWS[t][1]) for t in memory.ctypes]
