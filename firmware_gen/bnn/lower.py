@@ -66,18 +66,19 @@ def _live_nodes(graph: Graph) -> set[int]:
     return live
 
 
-def _pixel_conv_applies(graph: Graph, shape: tuple[int, int, int]) -> bool:
-    """True when a group reading the model input compiles as the integer pixel conv."""
+def _pixel_conv_applies(graph: Graph, shape: tuple[int, int, int]) -> tuple[bool, str | None]:
+    """Whether a group reading the model input compiles as the integer pixel conv, and the report's
+    note when one could but its numbers do not allow it."""
     if graph.input.dtype != "FLOAT32":
-        return False
+        return False, None
     for group in find_groups(graph, pixel_input=True):
         if group.kind == "pixel":
             try:
                 lower_group(group, Value(graph.input.index, "uint8", shape))
-                return True
-            except NotFusableError:
-                return False
-    return False
+                return True, None
+            except NotFusableError as why:
+                return False, f"layer {group.producer.index} ({group.producer.name}): not the integer pixel conv: {why}"
+    return False, None
 
 
 def _rescale_table(graph: Graph, ctx: LowerContext, claimed: set[int]) -> list[int]:
@@ -181,11 +182,13 @@ def _check_finite(kernels: list[Kernel]) -> None:
 def _compile(graph: Graph, input_type: str, dsp: bool) -> Program:
     """:func:`compile_graph` without its float-arithmetic guard."""
     shape = hwc(graph.input.shape) or (1, 1, 1)
-    in_dtype = choose_input_dtype(graph, input_type, _pixel_conv_applies(graph, shape))
+    pixel, why_not = _pixel_conv_applies(graph, shape)
+    in_dtype = choose_input_dtype(graph, input_type, pixel)
     ctx = LowerContext(graph, dsp=dsp)
     ctx.define(Value(graph.input.index, in_dtype, shape, quant=input_quant(graph)))
     live = _live_nodes(graph)
     notes = [f"layer {n.index} ({n.name}): dropped, the output does not depend on it" for n in graph.nodes if n.index not in live]
+    notes += [why_not] if why_not is not None and in_dtype != "uint8" else []
     nodes = [n for n in graph.nodes if n.index in live]
     for node in nodes:
         op_kind(node)  # refuse an unknown op before anything else

@@ -236,23 +236,23 @@ def _smlads(weight: str, taps: str, acc: str) -> list[str]:
 
 
 def _word_loop(words: int, body) -> list[str]:
-    """``body(i, w, x)`` (lines) for every word ``i`` of weights ``k`` and taps ``x``: unrolled, or a
-    loop over chunks (pointers ``kj``/``xj``) and an unrolled remainder."""
+    """``body(i, weights, taps)`` (lines) for every word ``i`` of weights ``k`` and taps ``qx``:
+    unrolled, or a loop (``j``) over chunks (pointers ``kj``/``qj``) and an unrolled remainder."""
     full, chunk = _chunks(words, MAX_UNROLL_SUM // 4, SUM_CHUNK // 4)  # four taps a word
     lines = []
     if full:
-        lines += ["int i;", f"for (i = 0; i < {full}; i += {chunk}) {{", "    const uint64_t *kj = k + i, *xj = x + i;"]
+        lines += ["int j;", f"for (j = 0; j < {full}; j += {chunk}) {{", "    const uint64_t *kj = k + j, *qj = qx + j;"]
         for i in range(chunk):
-            lines += [f"    {line}" for line in body(i, "kj", "xj")]
+            lines += [f"    {line}" for line in body(i, "kj", "qj")]
         lines.append("}")
     for i in range(full, words):
-        lines += body(i, "k", "x")
+        lines += body(i, "k", "qx")
     return lines
 
 
 def block_sums(words: int, channels: int) -> list[str]:
     """Statements setting ``int32_t s0 .. s{channels-1}``: the sums of ``channels`` consecutive
-    channels (weights ``k[g * words + i]``) with the taps ``x[i]`` of one position.
+    channels (weights ``k[g * words + i]``) with the taps ``qx[i]`` of one position.
 
     Args:
         words: ``uint64_t`` words per channel and per position (:func:`pair_words`).
@@ -270,7 +270,7 @@ def block_sums(words: int, channels: int) -> list[str]:
 
 def position_sums(words: int, positions: int) -> list[str]:
     """Statements setting ``int32_t a0 .. a{positions-1}``: one channel's sums (weights ``k[i]``) with
-    the taps of ``positions`` consecutive positions (``x[p * words + i]``)."""
+    the taps of ``positions`` consecutive positions (``qx[p * words + i]``)."""
 
     def body(i: int, k: str, x: str) -> list[str]:
         lines = ["{", f"    const uint64_t w = {k}[{i}];"]
