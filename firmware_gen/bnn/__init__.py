@@ -7,8 +7,8 @@ A small compiler, one module per job:
 * :mod:`.fusion` finds the chains the integer path compiles as one layer (a pixel conv, a
   binary conv or a binary dense with its float tail folded into integer thresholds, or into
   exact fixed-point class scores), :mod:`.fused` and :mod:`.fold` do the maths, :mod:`.binary`
-  packs those layers for their templates (:mod:`.contract` states the bit layout, :mod:`.csa`
-  the popcount trees);
+  packs those layers for their templates (:mod:`.pixel` and :mod:`.pixel_code` the pixel conv's
+  forms, :mod:`.contract` states the bit layout, :mod:`.csa` the popcount trees);
 * every other op goes through its module in the registry :mod:`.ops` (``check``, ``lower``,
   one template each);
 * :mod:`.lower` drives the passes, :mod:`.plan` places every buffer by its real lifetime

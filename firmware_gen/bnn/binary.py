@@ -2,9 +2,10 @@
 
 Each layer kind has a ``_resolve_*`` function (shapes, packing, C types, the report row) and a
 template ``firmware_gen/templates/bnn/layer_*.c.j2`` that only lays the code out (plus a
-channel-inner form for SIMD hosts). Packing follows :mod:`firmware_gen.bnn.contract`. Used by
-the fusion pass (pixel conv, binary conv and binary dense with folded tails) and by the
-``LceBconv2d`` (bit-packed output) and ``LceBMaxPool2d`` op modules.
+channel-inner form for SIMD hosts); the pixel conv's is :func:`firmware_gen.bnn.pixel.resolve_pixel_conv`.
+Packing follows :mod:`firmware_gen.bnn.contract`. Used by the fusion pass (pixel conv, binary conv
+and binary dense with folded tails) and by the ``LceBconv2d`` (bit-packed output) and
+``LceBMaxPool2d`` op modules.
 """
 
 from __future__ import annotations
