@@ -129,7 +129,7 @@ def emit_files(
         arrays=arrays,
         inner_arrays=[array for kernel in kernels for array in kernel.inner_arrays],
         arena_words=max(memory.total // 4, 1),
-        int8_stem=any(kernel.context.get("integer") and kernel.kind == "PixelConv" for kernel in kernels),
+        int8_stem=next((k.context["form"] for k in kernels if k.kind == "PixelConv" and k.context.get("integer")), None),
         int8_dense=any(kernel.context.get("integer") and kernel.kind == "BinaryDense" for kernel in kernels),
         single_view=single_view,
         views=views,
