@@ -34,7 +34,7 @@ FAST = ("-O3", "-DBNN_CHANNEL_INNER")
 # to [0, 1] instead of [-1, 1], expected forms on (Cortex-M0, Cortex-M4))
 SPECS = {
     "rgb_3x3_valid_pool": ((17, 13, 3), {"kernel_size": 3}, {}, True, False, ("int8", "pairs")),
-    "rgb_5x5_same": ((17, 13, 3), {"kernel_size": 5, "padding": "same"}, None, False, False, ("int8", "pairs")),
+    "rgb_5x5_same": ((17, 13, 3), {"kernel_size": 5, "padding": "same", "filters": 10}, None, False, False, ("int8", "pairs")),
     "rgb_3x3_same_pool_same": (
         (17, 13, 3),
         {"kernel_size": 3, "padding": "same"},
@@ -42,7 +42,7 @@ SPECS = {
         True,
         False,
         ("int8", "pairs"),
-    ),  # fmt: skip
+    ),
     "rgb_3x3_stride2_same_pool": (
         (32, 32, 3),
         {"kernel_size": 3, "strides": 2, "padding": "same"},
@@ -50,15 +50,15 @@ SPECS = {
         False,
         False,
         ("int8", "pairs"),
-    ),  # fmt: skip
+    ),
     "rgba_3x3_same_pool_same": (
         (11, 9, 4),
-        {"kernel_size": 3, "padding": "same"},
+        {"kernel_size": 3, "padding": "same", "filters": 13},
         {"padding": "same"},
         False,
         False,
         ("int8", "pairs"),
-    ),  # fmt: skip
+    ),
     "rgb_zero_padded_unit_range": ((15, 13, 3), {"kernel_size": 3, "padding": "same"}, {}, False, True, ("int8", "pairs")),
     "rgb_binary_3x3_table": ((17, 13, 3), {"kernel_size": 3, "binary": True}, {}, True, False, ("table", "table")),
     "rgb_binary_5x5_past_table": (
@@ -68,7 +68,7 @@ SPECS = {
         False,
         False,
         ("int8", "pairs"),
-    ),  # fmt: skip
+    ),
     "sixteen_channels_looped_gather": ((8, 8, 16), {"kernel_size": 3}, None, False, False, ("int8", "pairs")),
     "grey_70_wide": ((6, 70, 1), {"kernel_size": 3}, {}, False, False, ("int8", "pairs")),
 }
@@ -82,12 +82,13 @@ def build(name: str, seed: int = 7):
     shape, stem, pool, bconv, unit_range, _ = SPECS[name]
     stem = dict(stem)
     quantizer = "ste_sign" if stem.pop("binary", False) else FixedPointWeights(8)
+    filters = stem.pop("filters", 12)  # 10 and 13 leave a partial block of the pair form
     tf.keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     rescale = tf.keras.layers.Rescaling(1 / 255.0) if unit_range else tf.keras.layers.Rescaling(1 / 127.5, -1.0)
     layers = [
         rescale,
-        lq.layers.QuantConv2D(12, kernel_quantizer=quantizer, kernel_constraint="weight_clip", use_bias=False, **stem),
+        lq.layers.QuantConv2D(filters, kernel_quantizer=quantizer, kernel_constraint="weight_clip", use_bias=False, **stem),
     ]
     layers += [tf.keras.layers.MaxPooling2D(2, **pool)] if pool is not None else []
     layers.append(tf.keras.layers.BatchNormalization())
@@ -274,3 +275,24 @@ def test_colour_stems_cross_compile_without_warnings(core: str, level: str, flat
         symbols = subprocess.run(["arm-none-eabi-objdump", "-d", "bnn_model.o"], cwd=tmp_path / name, capture_output=True,
                                  text=True, check=True).stdout  # fmt: skip
         assert ("smlad" in symbols) == spec.has_dsp, f"{name} on {core}: SMLAD used {('smlad' in symbols)}"
+
+
+def test_pair_form_stores_the_signs_four_taps_a_word(flatbuffers) -> None:
+    """The pair form's layout contract: weights ``[channel][t // 4]``, tap ``t`` in bits ``16 (t % 4)``
+    as int16, zero taps and channels padding the words and the last block; thresholds moved by ``zero * sum(k)``."""
+    from firmware_gen.bnn.pixel import PAIR_BLOCK
+    from firmware_gen.bnn.pixel_code import pair_words
+
+    kernel = compile_model(flatbuffers["rgba_3x3_same_pool_same"], dsp=True).kernels[0]
+    layer = kernel.layer
+    out_c, taps = layer.signs.shape[0], int(np.prod(layer.signs.shape[1:]))
+    arrays = {array.name: array for array in kernel.arrays}
+    quads = np.asarray(arrays["l0_quads"].values, dtype=np.uint64)
+    quarters = ((quads[:, None] >> (np.uint64(16) * np.arange(4, dtype=np.uint64))) & np.uint64(0xFFFF)).astype(np.int64)
+    weights = np.where(quarters >= 2**15, quarters - 2**16, quarters).reshape(-1, 4 * pair_words(taps))
+    assert weights.shape[0] == -(-out_c // PAIR_BLOCK) * PAIR_BLOCK and arrays["l0_quads"].ctype == "uint64_t"
+    np.testing.assert_array_equal(weights[:out_c, :taps], layer.signs.reshape(out_c, taps))
+    assert out_c % PAIR_BLOCK and not weights[out_c:].any() and not weights[:, taps:].any()
+    shifted = layer.epilogue.thresholds + layer.zero * layer.signs.reshape(out_c, -1).astype(np.int64).sum(axis=1)
+    np.testing.assert_array_equal(arrays["l0_thresholds"].values[:out_c], shifted)
+    assert layer.zero == 255 and layer.unit == 2  # same padding on [-1, 1] pixels: the shift is not 0
