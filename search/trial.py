@@ -164,7 +164,7 @@ class Objective:
             say(f"same candidate as trial {twin.number}: its measurements are reused")
             return tuple(twin.values)  # type: ignore[return-value]
 
-        estimate = packed_size(arch)
+        estimate = packed_size(arch, dsp=setup.core.has_dsp)
         trial.set_user_attr("estimate", estimate.to_json())
         if estimate.problem is not None:
             return self._prune(trial, say, f"cannot be compiled: {estimate.problem}")
