@@ -339,7 +339,12 @@ def _pick(trial: Any, name: str, choices: tuple[Any, ...]) -> Any:
 
 
 def sample_arch(
-    trial: Any, space: SearchSpace, *, classes: int = 10, input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE)
+    trial: Any,
+    space: SearchSpace,
+    *,
+    classes: int = 10,
+    input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE),
+    input_channels: int = 1,
 ) -> Arch:
     """Draw an architecture from an Optuna trial.
 
@@ -351,6 +356,7 @@ def sample_arch(
         space: the choices.
         classes: the dataset's class count.
         input_size: the dataset's image height and width.
+        input_channels: the dataset's channel count (1 grey, 3 colour).
 
     Returns:
         The architecture (possibly impossible: check :func:`shape_problem`).
@@ -379,4 +385,12 @@ def sample_arch(
         for index in range(1, _pick(trial, "dense_layers", space.dense_layers) + 1)
     )
     scores = _pick(trial, "scores_precision", space.scores_precisions)
-    return Arch(stem=stem, blocks=tuple(blocks), dense=dense, classes=classes, scores=scores, input_size=input_size)
+    return Arch(
+        stem=stem,
+        blocks=tuple(blocks),
+        dense=dense,
+        classes=classes,
+        scores=scores,
+        input_size=input_size,
+        input_channels=input_channels,
+    )
