@@ -1,13 +1,15 @@
 """The generated front end C gives the bytes pipeline.frontend.features gives: host compilers, sanitizers, QEMU.
 
 Every run streams the same clips (tests/frontend_signals.py: silence, DC, full-scale sines and
-square waves, clipping, noise, impulses, a short clip padded by ``finish``, and six FSDD recordings,
-Free Spoken Digit Dataset, Zohar Jackson and contributors, CC BY-SA 4.0) through
-``kws_frontend_push`` in odd chunk sizes; the harness checks every return value in C, and the
-features must equal Python's features of the zero-padded clips, byte for byte. Compilers: gcc and
-clang at -O0, -O2, -O3 -march=native and -Os (always ``-std=c99 -Wall -Wextra -Werror``), gcc with
-ASan/UBSan, clang with UBSan in trap mode (no sanitizer runtime needed), arm-none-eabi-gcc and clang
-for every Cortex-M core, and the firmware under QEMU on Cortex-M0 (microbit) and Cortex-M4 (mps2-an386).
+square waves, clipping, noise, impulses, a short clip padded by ``finish``; frames whose peaks sit on
+and beside powers of two; and six FSDD recordings, Free Spoken Digit Dataset, Zohar Jackson and
+contributors, CC BY-SA 4.0) through ``kws_frontend_push`` in odd chunk sizes; the harness checks
+every return value in C, and the features must equal Python's features of the zero-padded clips,
+byte for byte. Compilers: gcc and clang at -O0, -O2, -O3 -march=native and -Os (always ``-std=c99
+-Wall -Wextra -Werror``), gcc with ASan/UBSan, clang with UBSan in trap mode (no sanitizer runtime
+needed), arm-none-eabi-gcc (-O0 to -O3, -Os) and clang for every Cortex-M core, and the firmware
+under QEMU on Cortex-M0 (microbit; plain C), M3 (mps2-an385; plain C with CLZ) and M4 (mps2-an386;
+the DSP path), on the defaults and, M0 and M4, three other configs.
 """
 
 from __future__ import annotations
