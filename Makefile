@@ -16,7 +16,7 @@ endif
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: install toolchain demo test bench bench-train fuzz lint format clean
+.PHONY: install toolchain demo test bench bench-train bench-photos fuzz lint format clean
 
 install: $(STAMP) toolchain
 
@@ -74,6 +74,31 @@ bench: install
 BENCH_TRAIN_ARGS ?=
 bench-train: install
 	$(PY) -m bench.training --out bench $(BENCH_TRAIN_ARGS)
+
+# Side by side on the real tasks (python -m bench.side_by_side): each row is a flatbuffer deployed by an engine, generated
+# by firmware_gen and run by the emulator on QEMU's Cortex-M4 and M7 over the same test examples, beside MLPerf Tiny's
+# reference model under TFLite-Micro + CMSIS-NN (the baseline). Writes OUT/side_by_side.json, OUT/SIDE_BY_SIDE.md and
+# OUT/side_by_side.png. The whole test set takes hours of QEMU time on 2 cores: SIDE_BY_SIDE_ARGS="--images 200" for a look.
+# bench-photos: CIFAR-10 (the JPEG copy, read through the image-folder loader), MLPerf's ResNet-8 int8 under both engines
+# and the project's colour BNN (PHOTOS_BNN, its .h5 beside it). bench-audio (keyword spotting) will follow the same pattern.
+MLPERF_TINY := ../shared/models/mlperf-tiny
+SIDE_BY_SIDE_ARGS ?=
+SIDE_BY_SIDE := $(PY) -m bench.side_by_side --cores cortex-m4,cortex-m7 --boards stm32f411re,stm32f746
+PHOTOS_DATA ?= ../shared/data/cifar10/cifar10-jpeg.tar.gz
+PHOTOS_BNN ?= $(ARTIFACTS)/cifar/colour_bnn.lce.tflite
+PHOTOS_OUT ?= bench/photos
+RESNET8 := MLPerf ResNet-8 int8 (TFLite-Micro + CMSIS-NN)
+RESNET8_BNN := MLPerf ResNet-8 int8 (bnn engine)
+PHOTOS_BNN_LABEL := colour BNN (bnn engine)
+bench-photos: install
+	$(SIDE_BY_SIDE) --data $(PHOTOS_DATA) --out $(PHOTOS_OUT) --baseline "$(RESNET8)" \
+	  --row "$(RESNET8)=$(MLPERF_TINY)/pretrainedResnet_quant.tflite:tflm:cmsis_nn" \
+	  --row "$(RESNET8_BNN)=$(MLPERF_TINY)/pretrainedResnet_quant.tflite:bnn" \
+	  --row "$(PHOTOS_BNN_LABEL)=$(PHOTOS_BNN):bnn" \
+	  --reference "$(RESNET8)=$(MLPERF_TINY)/pretrainedResnet.h5" \
+	  --reference "$(RESNET8_BNN)=$(MLPERF_TINY)/pretrainedResnet.h5" \
+	  --reference "$(PHOTOS_BNN_LABEL)=$(PHOTOS_BNN:.lce.tflite=.h5)" \
+	  $(SIDE_BY_SIDE_ARGS)
 
 test: install lint
 	$(PY) -m pytest

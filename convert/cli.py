@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data",
         help="MNIST IDX folder; an .npz with x_test, y_test (and x_train, y_train) of any shape; an image folder "
-        "(a sub-folder per class) or a .tar/.tar.gz/.tgz of one; or a .json dataset spec (default: $MNIST_DIR, keras cache)",
+        "(a sub-folder per class) or a .tar/.tar.gz/.tgz of one; or a .json dataset spec (images, or WAV files through "
+        "the audio front end: datasets/fsdd.json) (default: $MNIST_DIR, keras cache)",
     )
     parser.add_argument(
         "--calibration",

@@ -71,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data",
         help="MNIST IDX folder; an .npz with x_test, y_test of any shape; an image folder (a sub-folder per class) "
-        "or a .tar/.tar.gz/.tgz of one; or a .json dataset spec (default: $MNIST_DIR, keras cache)",
+        "or a .tar/.tar.gz/.tgz of one; or a .json dataset spec (images, or WAV files through the audio front end: "
+        "datasets/fsdd.json) (default: $MNIST_DIR, keras cache)",
     )
     parser.add_argument("--reference", help="artifact to measure agreement against (default: see README)")
     parser.add_argument("--flash-budget", help="flash budget, bytes or with a unit: 16KiB, 1MiB, 64KB")

@@ -209,8 +209,8 @@ def run_host(
 
     Returns:
         :class:`BackendRun` with predictions, flash and RAM (``ram_source`` ``elf``) and
-        ``extra``: ``latency_us_median``, ``scores`` (``(N, classes)``, int32 or float32 as
-        the firmware returns them), sizes and stack path.
+        ``extra``: ``latency_us_median``, ``predictions`` and ``scores`` (``(N, classes)``,
+        int32 or float32 as the firmware returns them), sizes and stack path.
 
     Raises:
         InputError: not a bnn firmware folder, or inputs that do not fit its signature.
@@ -245,6 +245,7 @@ def run_host(
     check_results(signature, results.scores.shape[1], results.scores, results.input_bytes, "host harness results")
     extra = {
         "latency_us_median": float(np.median(results.ticks)) / 1000.0 if count else None,
+        "predictions": results.predictions,
         "scores": results.scores,
         "signature": signature.to_json(),
         "sanitize": sanitize,

@@ -16,6 +16,7 @@ QEMU counts instructions, not the cycles of a real part.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,7 +32,7 @@ from emulator.backend_result import BackendRun
 from emulator.signature import FirmwareSignature, check_results, encode_inputs, read_signature
 from firmware_gen.baremetal import Footprint, instructions_per_tick, measure_footprint, parse_results, qemu_flags
 from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME, HarnessResults, calibration_tolerance
-from firmware_gen.targets import get_core
+from firmware_gen.targets import Core, get_core
 from pipeline.errors import CheckError, InputError
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
 
 TOOLS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm")
 _BUILD_TIMEOUT = 600.0
+_OVERFLOW = re.compile(r"region `(FLASH|RAM)' overflowed by (\d+) bytes")
 _STATUS = {
     2: "bad usage",
     3: "cannot open the images file",
@@ -120,7 +122,7 @@ def first_error(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def _build(source: Path, work: Path) -> _Build:
+def _build(source: Path, work: Path, core: Core) -> _Build:
     folder = work / "firmware"
     shutil.copytree(source, folder, ignore=shutil.ignore_patterns("build", "firmware.elf", IMAGES_NAME, RESULTS_NAME))
     try:
@@ -128,6 +130,10 @@ def _build(source: Path, work: Path) -> _Build:
     except subprocess.TimeoutExpired:
         raise QemuError(f"make did not finish within {_BUILD_TIMEOUT:g} s in a copy of {source}") from None
     if result.returncode != 0:
+        overflow = _OVERFLOW.findall(result.stdout + result.stderr)
+        if overflow:  # the linker's own words, not its closing "collect2: error: ld returned 1"
+            needs = " and ".join(f"region `{region}' overflowed by {int(count):,} bytes" for region, count in overflow)
+            raise QemuError(f"{source.name} does not fit QEMU {core.qemu_machine} ({core.name}): {needs}")
         raise QemuError(f"make failed in a copy of {source}: {first_error(result.stdout + result.stderr)}")
     return _Build(folder, _engine_sources(folder))
 
@@ -297,8 +303,9 @@ def run_harness(
     Raises:
         InputError: not a firmware folder, inputs that do not fit its signature, unknown core,
             or missing tools.
-        QemuError: build failure, non-zero exit of the firmware, calibration or results error,
-            or a class outside ``0..num_classes-1``.
+        QemuError: build failure (a firmware larger than the core's QEMU machine: "does not
+            fit QEMU MACHINE (CORE)" and the linker's overflow), non-zero exit of the firmware,
+            calibration or results error, or a class outside ``0..num_classes-1``.
         QemuTimeoutError: the guest hung and was killed.
     """
     firmware_dir = Path(firmware_dir)
@@ -313,7 +320,7 @@ def run_harness(
     count = len(images)
     limit = default_timeout(count) if timeout is None else float(timeout)
     with tempfile.TemporaryDirectory(prefix="bnn-qemu-") as tmp:
-        build = _build(firmware_dir, Path(tmp))
+        build = _build(firmware_dir, Path(tmp), spec)
         (build.folder / IMAGES_NAME).write_bytes(payload)
         output, seconds = run_guest(build.folder, spec.qemu_machine, count, limit)
         results = read_guest_results(build.folder, output, count)
@@ -345,7 +352,7 @@ def run_qemu(
         :class:`BackendRun` with the predictions, deployable ``flash_bytes``/``ram_bytes``
         (``ram_source="elf"``), ``instructions_per_inference`` (the mean over the images) and
         ``extra`` (instruction statistics, calibration, stack detail, QEMU wall time, the
-        scores as the firmware returned them, the signature).
+        class and the scores of every input as the firmware returned them, the signature).
 
     Raises:
         InputError: not a firmware folder, inputs that do not fit its signature, unknown core,
@@ -370,6 +377,7 @@ def run_qemu(
         "stack_measured_peak_bytes": run.results.stack_peak_bytes,
         "footprint": run.footprint.detail,
         "qemu_seconds": run.seconds,
+        "predictions": run.results.predictions,
         "scores": run.results.scores,
         "signature": run.signature.to_json(),
     }

@@ -2,10 +2,13 @@
 
 :func:`generate` renders ``PREFIX_frontend.h`` and ``PREFIX_frontend.c`` (templates
 ``frontend/*.j2``): the streaming API (``PREFIX_frontend_reset``, ``PREFIX_frontend_push``,
-``PREFIX_frontend_finish``), the integer tables of :func:`pipeline.frontend.frontend_tables` as ``static
-const`` arrays, and the algorithm of :mod:`pipeline.frontend.compute` in C99 with 32-bit
-arithmetic only. Every file starts with a banner naming the generator version and the config's
-sha256 and JSON; the same config gives byte-identical files.
+``PREFIX_frontend_finish``), the integer tables of :func:`pipeline.frontend.frontend_tables` as
+``static const`` arrays (plus the FFT's bit-reversal swaps), and the algorithm of
+:mod:`pipeline.frontend.compute` in C99 with 32-bit arithmetic only: the same integers, computed
+in the order that suits a Cortex-M (two radix-2 stages per pass over the buffer, bins k and M - k
+from one twiddle, SMLAD butterflies on cores with the DSP extension, plain C everywhere else).
+Every file starts with a banner naming the generator version and the config's sha256 and JSON;
+the same config gives byte-identical files.
 
 :func:`harness_files` adds the test harness (:mod:`emulator.frontend` builds and runs it): for
 the host (stdio) or for a core under QEMU (semihosting, SysTick, the bare-metal project's
@@ -25,6 +28,7 @@ from firmware_gen.render import environment
 from firmware_gen.targets import Core
 from pipeline.errors import InputError
 from pipeline.frontend import FrontendConfig, frontend_tables
+from pipeline.frontend.tables import bit_reverse
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -95,13 +99,39 @@ def _c_ints(values: Any, per_line: int = 16) -> str:
     return ",\n".join(lines)
 
 
+def _fft_plan(config: FrontendConfig) -> dict[str, Any]:
+    """What the C's FFT and power steps loop over: the bit reversal's swaps, the bins computed in
+    pairs (k, M - k), where the overlap moves, whether a stage is left after the radix-4 passes."""
+    tab = frontend_tables(config)
+    n = config.frame_length
+    points = n // 2
+    keep = n - config.hop
+    if tab.end_bin > points:
+        raise RuntimeError(f"front end: bin {points} (Nyquist) feeds a band; the C computes the bins below it only")
+    order = bit_reverse(points)
+    swaps = [(i, int(order[i])) for i in range(points) if i < order[i]]
+    mirrored = [min(k, points - k) for k in range(tab.first_bin, tab.end_bin)]
+    reverse_type = "uint8_t" if points <= 256 else "uint16_t"
+    return {
+        "swaps": len(swaps),
+        "reverse_type": reverse_type,
+        "reverse": _c_ints([v for pair in swaps for v in pair]),
+        "reverse_bytes": 2 * len(swaps) * (1 if reverse_type == "uint8_t" else 2),
+        "pair_first": min(mirrored),
+        "pair_last": max(mirrored),
+        "rotate_in_peak": keep > 0 and 2 * config.hop == n,
+        "odd_stages": (n.bit_length() - 2) % 2 == 1,
+    }
+
+
 def _context(config: FrontendConfig, prefix: str) -> dict[str, Any]:
     tab = frontend_tables(config)
     n = config.frame_length
     keep = n - config.hop
+    plan = _fft_plan(config)
     segment_type = "uint8_t" if tab.end_bin <= 255 else "uint16_t"
     segment_bytes = (1 if segment_type == "uint8_t" else 2) * len(tab.segment_start)
-    table_bytes = 2 * len(tab.sine) + segment_bytes + len(tab.weights) + len(tab.log_table)
+    table_bytes = 2 * len(tab.sine) + segment_bytes + len(tab.weights) + len(tab.log_table) + plan["reverse_bytes"]
     return {
         "prefix": prefix,
         "upper": prefix.upper(),
@@ -125,6 +155,7 @@ def _context(config: FrontendConfig, prefix: str) -> dict[str, Any]:
         "log_table": _c_ints(tab.log_table),
         "state_bytes": 2 * n + 2 * keep + 4,
         "table_bytes": table_bytes,
+        **plan,
     }
 
 

@@ -13,7 +13,9 @@ Sources, in order: an explicit ``--data`` source, ``$MNIST_DIR``, the Keras cach
 * a folder of images in a sub-folder per class (a folder without IDX files or ``mnist.npz``
   that has sub-folders), or a ``.tar``, ``.tar.gz`` or ``.tgz`` of one: :mod:`pipeline.images`,
   decoded once into a cache (:mod:`pipeline.datacache`);
-* a ``.json`` dataset spec naming a source and its options: :mod:`pipeline.dataspec`.
+* a ``.json`` dataset spec naming a source and its options: :mod:`pipeline.dataspec`; audio
+  (a folder or tar of WAV files, :mod:`pipeline.audio`) needs one, for its sample rate: a bare
+  folder or tar of WAV files is refused with one line showing the minimal spec.
 
 The :class:`~pipeline.dataset.Dataset` records the example shape, dtype and class count, which
 ``convert`` and the emulator check every model against.
@@ -310,6 +312,8 @@ def load_dataset(data: str | os.PathLike[str] | None = None) -> Dataset:
             return _load_npz(path / "mnist.npz")
         if not idx and _holds_folders(path):
             return load_source("images", path)
+        if not idx and any(child.suffix.lower() == ".wav" for child in path.iterdir()):
+            return load_source("audio", path)  # refused: audio needs a spec (its sample rate)
         return _load_idx_folder(path)
     if path.suffix == ".npz":
         return _load_npz(path)
@@ -319,7 +323,7 @@ def load_dataset(data: str | os.PathLike[str] | None = None) -> Dataset:
         return load_source("images", path)
     raise InputError(
         f"{path}: expected a folder (MNIST IDX files, or images in a folder per class), an .npz, "
-        "a .tar/.tar.gz/.tgz of image folders or a .json dataset spec"
+        "a .tar/.tar.gz/.tgz of image folders or a .json dataset spec (which audio needs)"
     )
 
 

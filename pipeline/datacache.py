@@ -10,7 +10,10 @@ folder's tree digest) and every option that shapes the arrays (the split rule, t
 version), as canonical JSON: change any of them and the entry is another one.
 
 An entry holds ``x_train``, ``y_train``, ``x_test``, ``y_test``, ``classes`` and ``checksum``
-(a sha256 over the others' names, dtypes, shapes and bytes). One that cannot be read, lacks or
+(a sha256 over the others' names, dtypes, shapes and bytes); an audio entry also holds
+``raw_train`` and ``raw_test`` (the int16 clips the features were computed from), which the
+checksum then covers too, after the others (so image entries written before audio existed still
+check and read as they are). One that cannot be read, lacks or
 adds a key, has inconsistent shapes or labels, or fails its checksum is rebuilt and replaced,
 never trusted. When the folder cannot be written, the data is still returned and one line on
 stderr says the cache was not written. Nothing is evicted: delete the folder to free the space.
@@ -49,11 +52,12 @@ __all__ = [
 CACHE_ENV = "BNN_DATA_CACHE"
 _DEFAULT_FOLDER = Path("~/.cache/bnn-mcu/datasets")
 _ARRAYS = ("x_train", "y_train", "x_test", "y_test", "classes")
+_RAW = ("raw_train", "raw_test")  # both or neither: an audio source's int16 clips
 
 
 @dataclass(frozen=True)
 class CachedArrays:
-    """What a cache entry holds: a dataset's splits and class names.
+    """What a cache entry holds: a dataset's splits and class names (and an audio source's raw clips).
 
     Attributes:
         x_train: ``(N, ...)`` uint8 or float32 examples, in training order.
@@ -61,6 +65,8 @@ class CachedArrays:
         x_test: ``(M, ...)`` examples, ``M >= 1``, the same shape per example and dtype.
         y_test: ``(M,)`` labels.
         classes: the class names, label ``i`` named ``classes[i]``.
+        raw_train: for audio, int16 ``(N, samples)`` clips in ``x_train``'s order; else ``None``.
+        raw_test: for audio, int16 ``(M, samples)`` clips in ``x_test``'s order (both or neither).
     """
 
     x_train: np.ndarray
@@ -68,16 +74,25 @@ class CachedArrays:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: tuple[str, ...]
+    raw_train: np.ndarray | None = None
+    raw_test: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.raw_train is None) != (self.raw_test is None):  # a loader's mistake, not user input
+            raise ValueError("CachedArrays: raw_train and raw_test go together (both or neither)")
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every array by its key in the entry (``classes`` as a unicode array)."""
-        return {
+        """Every array by its key in the entry (``classes`` as a unicode array; the raw clips when present)."""
+        arrays = {
             "x_train": self.x_train,
             "y_train": self.y_train,
             "x_test": self.x_test,
             "y_test": self.y_test,
             "classes": np.array(self.classes, dtype=np.str_),
         }
+        if self.raw_train is not None:
+            arrays.update(raw_train=self.raw_train, raw_test=self.raw_test)
+        return arrays
 
 
 def cache_folder() -> Path:
@@ -104,9 +119,9 @@ def entry_path(kind: str, key: str) -> Path:
 
 
 def checksum(arrays: Mapping[str, np.ndarray]) -> str:
-    """Hex sha256 over the arrays of :data:`_ARRAYS`: each one's name, dtype, shape and bytes."""
+    """Hex sha256 over the arrays of :data:`_ARRAYS`, then the raw clips if present: each one's name, dtype, shape and bytes."""
     digest = hashlib.sha256()
-    for key in _ARRAYS:
+    for key in (*_ARRAYS, *(key for key in _RAW if key in arrays)):
         value = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}\0{value.dtype.str}\0{value.shape}\0".encode())
         digest.update(memoryview(value).cast("B"))
@@ -115,7 +130,7 @@ def checksum(arrays: Mapping[str, np.ndarray]) -> str:
 
 def _consistent(arrays: Mapping[str, np.ndarray]) -> bool:
     """Whether an entry's arrays have the keys, dtypes, shapes and labels :class:`CachedArrays` promises."""
-    if set(arrays) != {*_ARRAYS, "checksum"}:
+    if set(arrays) not in ({*_ARRAYS, "checksum"}, {*_ARRAYS, *_RAW, "checksum"}):
         return False
     x_train, y_train, x_test, y_test, classes = (arrays[key] for key in _ARRAYS)
     if classes.ndim != 1 or classes.dtype.kind != "U" or not classes.size:
@@ -127,8 +142,18 @@ def _consistent(arrays: Mapping[str, np.ndarray]) -> bool:
             return False
         if y.size and not 0 <= int(y.min()) <= int(y.max()) < len(classes):
             return False
+    if "raw_train" in arrays and not _raw_consistent(arrays["raw_train"], arrays["raw_test"], len(x_train), len(x_test)):
+        return False
     stored = arrays["checksum"]
     return bool(len(x_test)) and stored.shape == () and stored.dtype.kind == "U" and str(stored) == checksum(arrays)
+
+
+def _raw_consistent(raw_train: np.ndarray, raw_test: np.ndarray, train: int, test: int) -> bool:
+    """Whether raw clips are int16 ``(N, samples)`` of one length, one per example."""
+    for raw, count in ((raw_train, train), (raw_test, test)):
+        if raw.dtype != np.int16 or raw.ndim != 2 or len(raw) != count or not raw.shape[1]:
+            return False
+    return raw_train.shape[1] == raw_test.shape[1]
 
 
 def read_entry(path: Path) -> CachedArrays | None:
@@ -143,7 +168,13 @@ def read_entry(path: Path) -> CachedArrays | None:
     if not _consistent(arrays):
         return None
     return CachedArrays(
-        arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], tuple(str(c) for c in arrays["classes"])
+        arrays["x_train"],
+        arrays["y_train"],
+        arrays["x_test"],
+        arrays["y_test"],
+        tuple(str(c) for c in arrays["classes"]),
+        arrays.get("raw_train"),
+        arrays.get("raw_test"),
     )
 
 

@@ -9,18 +9,22 @@ The format, strictly checked (each problem is one :class:`~pipeline.errors.Input
 
 * a JSON object with exactly one *kind key*, which names the kind of source and its path:
   ``"images"`` (:mod:`pipeline.images`: a folder or ``.tar``/``.tar.gz``/``.tgz`` of PNG or
-  JPEG images, a sub-folder per class);
+  JPEG images, a sub-folder per class) or ``"audio"`` (:mod:`pipeline.audio`: a folder or tar
+  of WAV files, labelled by folder or by file name, turned into the audio front end's features);
 * the object's other keys are that kind's options: each kind lists the keys it requires and the
   keys it takes, and any other key is refused naming it and the valid ones (a typo never passes
   silently); objects inside options are checked the same way (:func:`check_keys`);
-* paths are relative to the spec file's folder (or absolute; ``~`` is expanded).
+* paths are relative to the spec file's folder (or absolute; ``~`` is expanded);
+* every spec may hold a ``"comment"`` string (JSON has no comments: where the data comes from,
+  its licence and attribution), which nothing reads.
 
-Adding a kind (an audio loader, say): write a module that defines ``KIND = Kind(key="audio",
-what=..., load=..., required=(...), optional=(...))``, whose ``load(spec: DataSpec) ->
-Dataset`` validates ``spec.options`` first (with :func:`check_keys`,
-:func:`pipeline.splits.parse_split`), reads ``spec.source`` and caches what it decodes
-(:mod:`pipeline.datacache`); then add ``"audio": "pipeline.audio"`` to :data:`KIND_MODULES`.
-The module is imported only when a spec names its kind.
+Adding a kind: write a module that defines ``KIND = Kind(key="sounds", what=..., load=...,
+required=(...), optional=(...), example={...})``, whose ``load(spec: DataSpec) -> Dataset``
+validates ``spec.options`` first (with :func:`check_keys`, :func:`pipeline.splits.parse_split`),
+reads ``spec.source`` and caches what it decodes (:mod:`pipeline.datacache`); then add
+``"sounds": "pipeline.sounds"`` to :data:`KIND_MODULES`. The module is imported only when a
+spec names its kind. A kind with required options cannot be read from a bare ``--data`` path:
+:func:`load_source` refuses it with the minimal spec (:func:`needs_spec`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from pipeline.dataset import Dataset
 
 __all__ = [
+    "COMMENT_KEY",
     "KIND_MODULES",
     "DataSpec",
     "Kind",
@@ -49,10 +54,13 @@ __all__ = [
     "load",
     "load_spec",
     "load_source",
+    "needs_spec",
 ]
 
+# A key every spec may hold: free text for people (the data's origin, licence, attribution).
+COMMENT_KEY = "comment"
 # Kind key -> the module that defines its ``KIND`` (imported when a spec names the kind).
-KIND_MODULES: dict[str, str] = {"images": "pipeline.images"}
+KIND_MODULES: dict[str, str] = {"audio": "pipeline.audio", "images": "pipeline.images"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,8 @@ class Kind:
             :class:`~pipeline.errors.InputError` with one line on bad options or data.
         required: option keys a spec of this kind must have.
         optional: option keys it may have.
+        example: the options of a minimal spec, which messages show (``{"sample_rate": 16000}``).
+        hint: what messages add about those options (where their values come from).
     """
 
     key: str
@@ -100,6 +110,8 @@ class Kind:
     load: Callable[[DataSpec], Dataset]
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    example: Mapping[str, Any] = field(default_factory=dict)
+    hint: str = ""
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -180,7 +192,9 @@ def parse_spec(obj: Any, base: Path, where: str, file: Path | None = None) -> Da
             f"{where}: a dataset spec names exactly one source kind as a key, one of {_names(sorted(KIND_MODULES))}; {found}"
         )
     kind = get_kind(named[0])
-    check_keys(obj, where, required=(kind.key, *kind.required), optional=kind.optional)
+    check_keys(obj, where, required=(kind.key, *kind.required), optional=(*kind.optional, COMMENT_KEY))
+    if not isinstance(obj.get(COMMENT_KEY, ""), str):
+        raise InputError(f"{where}: {COMMENT_KEY} must be a string (free text), got {obj[COMMENT_KEY]!r}")
     value = obj[kind.key]
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{where}: {kind.key} must be the path of {kind.what} (a non-empty string), got {value!r}")
@@ -188,7 +202,7 @@ def parse_spec(obj: Any, base: Path, where: str, file: Path | None = None) -> Da
     source = source if source.is_absolute() else base / source
     if not source.exists():
         raise InputError(f"{where}: {kind.key} {value!r}: no such file or folder ({source})")
-    options = {key: obj[key] for key in obj if key != kind.key}
+    options = {key: obj[key] for key in obj if key not in (kind.key, COMMENT_KEY)}
     return DataSpec(kind.key, source, options, file)
 
 
@@ -226,16 +240,36 @@ def load_spec(path: str | os.PathLike[str]) -> Dataset:
     return load(read_spec(path))
 
 
+def needs_spec(key: str, path: str | os.PathLike[str], found: str = "") -> str:
+    """The one-line message for a source of kind ``key`` that only a spec file can describe.
+
+    Args:
+        key: the kind key (``"audio"``).
+        path: the source.
+        found: what the source was found to hold, when that is how the kind was recognised
+            (``"3000 .wav files and no image"``).
+
+    Returns:
+        ``PATH: [FOUND; ]WHAT needs a dataset spec file with REQUIRED: --data FILE.json holding {...}
+        (...; HINT)``, the JSON a minimal spec (the kind's :attr:`Kind.example` options).
+    """
+    kind = get_kind(key)
+    example = json.dumps({key: Path(path).name or str(path), **kind.example})
+    required = f" with {_names(kind.required)}" if kind.required else ""
+    hint = f"; {kind.hint}" if kind.hint else ""
+    return (
+        f"{path}: {found + '; ' if found else ''}{kind.what} needs a dataset spec file{required}: "
+        f"--data FILE.json holding {example} (paths relative to the spec file's folder{hint})"
+    )
+
+
 def load_source(key: str, path: str | os.PathLike[str]) -> Dataset:
     """Load a source named directly by ``--data`` (no spec file) as kind ``key`` with default options.
 
     Raises:
-        InputError: the kind needs options only a spec file gives, or the data is bad.
+        InputError: the kind needs options only a spec file gives (:func:`needs_spec`), or the data is bad.
     """
     kind = get_kind(key)
     if kind.required:
-        raise InputError(
-            f"{path}: {kind.what} needs a dataset spec file with {_names(kind.required)} "
-            f'(--data FILE.json holding {{"{key}": "{path}", ...}})'
-        )
+        raise InputError(needs_spec(key, path))
     return kind.load(DataSpec(key, Path(path)))

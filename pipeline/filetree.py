@@ -50,11 +50,14 @@ class Listing:
         files: the wanted files, sorted ``/``-separated paths relative to the top.
         folders: every folder (including those only implied by a file's path), sorted.
         read: a file's bytes by its relative path.
+        others: the files without a wanted extension (not hidden), sorted, never read: only named
+            in messages (a tree of ``.wav`` files given where images were expected).
     """
 
     files: tuple[str, ...]
     folders: tuple[str, ...]
     read: Callable[[str], bytes]
+    others: tuple[str, ...] = ()
 
 
 def _hidden(parts: Iterable[str]) -> bool:
@@ -115,9 +118,10 @@ class FileTree(ABC):
 class FolderTree(FileTree):
     """A folder on disk."""
 
-    def _walk(self) -> tuple[list[str], list[str]]:
+    def _walk(self) -> tuple[list[str], list[str], list[str]]:
         files: list[str] = []
         folders: list[str] = []
+        others: list[str] = []
 
         def refuse(err: OSError) -> None:
             raise InputError(f"{err.filename}: cannot read the folder ({err.strerror or err})")
@@ -128,9 +132,9 @@ class FolderTree(FileTree):
             folders.extend(str(rel_top / d) for d in dirs)
             for name in names:
                 rel = str(rel_top / name)
-                if not name.startswith(".") and _wanted(name, self.extensions) and (Path(top) / name).is_file():
-                    files.append(rel)
-        return sorted(files), sorted(folders)
+                if not name.startswith(".") and (Path(top) / name).is_file():
+                    (files if _wanted(name, self.extensions) else others).append(rel)
+        return sorted(files), sorted(folders), sorted(others)
 
     def _read(self, rel: str) -> bytes:
         try:
@@ -140,7 +144,7 @@ class FolderTree(FileTree):
 
     def _compute_digest(self) -> str:
         """One sha256 over the sorted folders' and wanted files' paths and the files' bytes."""
-        files, folders = self._walk()
+        files, folders, _ = self._walk()
         digest = hashlib.sha256(_TREE_DIGEST_VERSION)
         entries = sorted([(rel, False) for rel in folders] + [(rel, True) for rel in files])
         for rel, is_file in entries:
@@ -156,8 +160,8 @@ class FolderTree(FileTree):
 
     def listing(self) -> Listing:
         """Walk the folder (files are read only when asked for)."""
-        files, folders = self._walk()
-        return Listing(tuple(files), tuple(folders), self._read)
+        files, folders, others = self._walk()
+        return Listing(tuple(files), tuple(folders), self._read, tuple(others))
 
     def name(self, rel: str) -> str:
         """``FOLDER/REL``."""
@@ -192,6 +196,7 @@ class TarTree(FileTree):
         """Read every member once: check it, keep the wanted files' bytes, note the folders."""
         content: dict[str, bytes] = {}
         folders: set[str] = set()
+        others: set[str] = set()
         try:
             with open(self.path, "rb") as handle:
                 try:
@@ -210,6 +215,8 @@ class TarTree(FileTree):
                                 raise InputError(f"{self.name(rel)}: appears twice in the archive; refusing it")
                             extracted = tar.extractfile(member)
                             content[rel] = extracted.read() if extracted is not None else b""
+                        else:
+                            others.add(rel)
         except (tarfile.TarError, EOFError, zlib.error) as err:
             raise InputError(
                 f"{self.path}: corrupt or truncated tar archive ({first_line(err, 120)}); download or write it again"
@@ -217,7 +224,7 @@ class TarTree(FileTree):
         except OSError as err:  # gzip.BadGzipFile, lzma/bz2 errors, a read error
             raise InputError(f"{self.path}: cannot read the tar archive ({first_line(err, 120)})") from None
         folders |= _parents(content) | _parents(folders)
-        return Listing(tuple(sorted(content)), tuple(sorted(folders)), content.__getitem__)
+        return Listing(tuple(sorted(content)), tuple(sorted(folders)), content.__getitem__, tuple(sorted(others)))
 
     def name(self, rel: str) -> str:
         """``ARCHIVE member REL``."""

@@ -6,7 +6,8 @@ The layout (README, "Datasets"): a sub-folder per class, named after the class. 
 * ``CLASS/...`` only, split by the spec's rule (:func:`pipeline.splits.split_by_rule`).
 
 Either may sit at the top of the tree or under ONE top folder (a tree whose top holds a single
-folder and no image is read from inside it: ``cifar10/train/cat/0001.jpg``). Images deeper in a
+folder and no image is read from inside it: ``cifar10/train/cat/0001.jpg``; the rules every
+dataset tree shares are :mod:`pipeline.tree_layout`'s). Images deeper in a
 class folder belong to that class. Class names are the folder names, sorted (by code point);
 a label is the index of its class in that order. The training split comes in
 :func:`pipeline.splits.mixed_order` (a fixed mix of every class), the test split class by
@@ -20,16 +21,15 @@ class folders; an empty class folder; a class in one split only; fewer than two 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import InputError
 from pipeline.filetree import Listing
 from pipeline.splits import SplitRule, mixed_order, split_by_rule
+from pipeline.tree_layout import SPLITS, inside, join, split_bases, tree_root
 
 __all__ = ["SPLITS", "Layout", "plan_layout"]
-
-SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -51,46 +51,25 @@ class Layout:
     test_labels: tuple[int, ...]
 
 
-def _join(base: str, name: str) -> str:
-    return f"{base}/{name}" if base else name
-
-
-def _inside(paths: Sequence[str], base: str) -> list[str]:
-    """``paths`` under folder ``base``, relative to it (all of them for the top, ``""``)."""
-    if not base:
-        return list(paths)
-    prefix = base + "/"
-    return [path[len(prefix) :] for path in paths if path.startswith(prefix)]
-
-
-def _root(files: Sequence[str], folders: Sequence[str]) -> str:
-    """The top folder when it is the tree's only entry and holds no image directly, else ``""``."""
-    tops = {path.split("/", 1)[0] for path in (*files, *folders)}
-    if len(tops) != 1:
-        return ""
-    (top,) = tops
-    return "" if top in SPLITS or any(path.count("/") < 2 for path in files) else top
-
-
 def _classes(listing: Listing, base: str, where: str, name: Callable[[str], str]) -> dict[str, list[str]]:
     """Class folder -> its images (paths relative to ``base``, sorted), checked."""
-    files = _inside(listing.files, base)
+    files = inside(listing.files, base)
     stray = [path for path in files if "/" not in path]
     if stray:
         raise InputError(
-            f"{name(_join(base, stray[0]))}: not inside a class folder; put every image in a folder named after its class"
+            f"{name(join(base, stray[0]))}: not inside a class folder; put every image in a folder named after its class"
         )
-    classes: dict[str, list[str]] = {path: [] for path in _inside(listing.folders, base) if "/" not in path}
+    classes: dict[str, list[str]] = {path: [] for path in inside(listing.folders, base) if "/" not in path}
     for path in files:
         classes.setdefault(path.split("/", 1)[0], []).append(path)
     for cls, paths in sorted(classes.items()):
         if not paths:
             raise InputError(
-                f"{where}: class folder {_join(base, cls)}/ holds no image (.png, .jpg or .jpeg); add images or remove it"
+                f"{where}: class folder {join(base, cls)}/ holds no image (.png, .jpg or .jpeg); add images or remove it"
             )
     if len(classes) < 2:
         raise InputError(
-            f"{where}: only one class folder ({_join(base, next(iter(classes)))}/); a classifier needs at least two classes"
+            f"{where}: only one class folder ({join(base, next(iter(classes)))}/); a classifier needs at least two classes"
         )
     return dict(sorted(classes.items()))
 
@@ -121,33 +100,16 @@ def plan_layout(listing: Listing, split: SplitRule | None, where: str, name: Cal
             f"{where}: no images (.png, .jpg or .jpeg files); an image dataset is a folder per class, "
             "with train/ and test/ folders or a split rule in a dataset spec"
         )
-    root = _root(listing.files, listing.folders)
-    top_folders = {path for path in _inside(listing.folders, root) if "/" not in path}
-    present = [s for s in SPLITS if s in top_folders]
-    if present:
-        if len(present) == 1:
-            missing = next(s for s in SPLITS if s not in present)
-            raise InputError(
-                f"{where}: has {_join(root, present[0])}/ but no {_join(root, missing)}/ folder; "
-                "give both, or neither and a split rule"
-            )
-        if split is not None:
-            raise InputError(
-                f'{where}: the tree has train/ and test/ folders, so a split rule does not apply; remove "split" from the spec'
-            )
-        stray = [path for path in _inside(listing.files, root) if path.split("/", 1)[0] not in SPLITS]
-        if stray:
-            raise InputError(
-                f"{name(_join(root, stray[0]))}: outside train/ and test/; move it into a class folder of one of them"
-            )
-        train = _classes(listing, _join(root, "train"), where, name)
-        test = _classes(listing, _join(root, "test"), where, name)
+    root = tree_root(listing.files, listing.folders)
+    bases = split_bases(listing, root, split is not None, where, name, stray_hint="move it into a class folder of one of them")
+    if bases is not None:
+        train = _classes(listing, bases[0], where, name)
+        test = _classes(listing, bases[1], where, name)
         for cls in sorted(set(train) ^ set(test)):
             has, lacks = ("train", "test") if cls in train else ("test", "train")
             raise InputError(
                 f"{where}: class {cls!r} has a folder in {has}/ but none in {lacks}/; both splits need the same classes"
             )
-        bases = (_join(root, "train"), _join(root, "test"))
     else:
         if split is None:
             raise InputError(
@@ -165,8 +127,8 @@ def plan_layout(listing: Listing, split: SplitRule | None, where: str, name: Cal
     order = mixed_order(train_paths)
     return Layout(
         names,
-        tuple(_join(bases[0], train_paths[i]) for i in order),
+        tuple(join(bases[0], train_paths[i]) for i in order),
         tuple(train_labels[i] for i in order),
-        tuple(_join(bases[1], path) for path in test_paths),
+        tuple(join(bases[1], path) for path in test_paths),
         tuple(test_labels),
     )

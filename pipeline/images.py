@@ -35,7 +35,7 @@ from PIL import Image, UnidentifiedImageError, features
 from pipeline.artifacts import sha256_file
 from pipeline.datacache import CachedArrays, cache_key, load_or_build
 from pipeline.dataset import Dataset
-from pipeline.dataspec import DataSpec, Kind
+from pipeline.dataspec import DataSpec, Kind, needs_spec
 from pipeline.errors import InputError, first_line
 from pipeline.filetree import FileTree, open_tree
 from pipeline.image_layout import plan_layout
@@ -162,6 +162,9 @@ def _split_rule(spec: DataSpec) -> SplitRule | None:
 def _build(tree: FileTree, split: SplitRule | None, where: str) -> CachedArrays:
     """Read the tree, lay it out and decode every image (what the cache spares later runs)."""
     listing = tree.listing()
+    wavs = sum(path.lower().endswith(".wav") for path in listing.others)
+    if not listing.files and wavs:
+        raise InputError(needs_spec("audio", tree.path, f"{wavs} .wav files and no image"))
     layout = plan_layout(listing, split, where, tree.name)
     images = decode_images((*layout.train, *layout.test), listing.read, tree.name)
     label_dtype = np.min_scalar_type(len(layout.classes) - 1)

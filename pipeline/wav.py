@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.errors import InputError
 
-__all__ = ["PCM", "EXTENSIBLE", "LabelFields", "read_wav", "read_wav_file", "label_fields", "fit_clip"]
+__all__ = ["PCM", "EXTENSIBLE", "LabelFields", "read_wav", "read_wav_file", "label_fields", "pattern_fields", "fit_clip"]
 
 PCM = 0x0001
 EXTENSIBLE = 0xFFFE
@@ -178,6 +178,15 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     if "label" not in seen:
         raise InputError(f"label pattern {pattern!r}: needs a {{label}} field")
     return re.compile("".join(regex) + r"\Z", re.DOTALL)
+
+
+def pattern_fields(pattern: str) -> tuple[str, ...]:
+    """The fields a label pattern holds, in the order they appear (``("label", "speaker", "index")``).
+
+    Raises:
+        InputError: a bad pattern (an unknown or repeated field, unbalanced braces, no ``{label}``).
+    """
+    return tuple(_pattern_regex(pattern).groupindex)
 
 
 def label_fields(pattern: str, filename: str) -> LabelFields:

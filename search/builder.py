@@ -8,8 +8,8 @@ max-pool, then ``BatchNormalization(scale=False)``; flatten; hidden ``QuantDense
 batch norm; a ``QuantDense`` to the classes (``+-1`` weights, 8-bit ones when ``Arch.scores ==
 "int8"``, or float weights when it is ``"float"``; binarized inputs always), batch norm, softmax. ``same`` binary
 convolutions pad with +1 (``pad_values=1``), which the bnn engine compiles without masks. Like
-every zoo model, the result takes raw pixels 0..255 (float32, ``(H, W, 1)`` with ``Arch.input_size``:
-28x28x1 for MNIST).
+every zoo model, the result takes raw pixels 0..255 (float32, ``(H, W, C)`` with ``Arch.input_size`` and
+``Arch.input_channels``: 28x28x1 for MNIST, 32x32x3 for CIFAR-10).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def build_model(arch: Arch, name: str = "candidate") -> tf.keras.Model:
         name: the Keras model name.
 
     Returns:
-        A ``tf.keras.Sequential`` taking raw pixels ``(N, H, W, 1)`` float32.
+        A ``tf.keras.Sequential`` taking raw pixels ``(N, H, W, C)`` float32.
 
     Raises:
         ValueError: ``arch`` cannot be built on its input size (see :func:`~search.space.shape_problem`).
@@ -42,7 +42,9 @@ def build_model(arch: Arch, name: str = "candidate") -> tf.keras.Model:
         raise ValueError(f"architecture {arch.tag()}: {problem}")
     lo, hi = INPUT_RANGE
     layers: list[tf.keras.layers.Layer] = [
-        tf.keras.layers.Rescaling(scale=(hi - lo) / 255.0, offset=lo, input_shape=(*arch.input_size, 1), name="rescale")
+        tf.keras.layers.Rescaling(
+            scale=(hi - lo) / 255.0, offset=lo, input_shape=(*arch.input_size, arch.input_channels), name="rescale"
+        )
     ]
     stem = arch.stem
     layers.append(

@@ -212,9 +212,9 @@ def _search(argv: Sequence[str] | None) -> int:
 
     storage_url = args.storage or default_storage(out)
     data = load_dataset(args.data)
-    from search.training import image_size
+    from search.training import image_shape
 
-    image_size(data)  # refuses what the candidates cannot take, before any study opens
+    image_shape(data)  # refuses what the candidates cannot take, before any study opens
     storage = open_storage(storage_url)
     study = open_study(storage, study_name, _config(args, board, space, recipe, data), upgrade=_upgrade_config)
     study.sampler = make_sampler(args.sampler, startup_trials=args.startup_trials, seed=worker_seed(args.seed, study))

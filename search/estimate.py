@@ -7,12 +7,16 @@ reports once it has compiled the trained model: ``model_data_bytes`` (every ``co
 layout rules (:mod:`firmware_gen.bnn.contract` and :mod:`firmware_gen.bnn.fused`), restated here
 from the architecture rather than read off a compiled model:
 
-* stem (convolution on pixels, ``taps = k * k``): one ``uint8_t`` table offset per group of 3
-  taps per channel, one ``int16_t`` threshold per channel, and, without padding (the rescaled
-  0 is then pixel 0), the packed bits each channel takes on an all-zero window; an ``int8`` stem
-  stores one ``int8_t`` weight per tap and channel instead of the offsets, and ``int32_t``
-  thresholds (its sums reach ``taps * 255 * k_max``; the engine would take ``int16_t`` only if
-  training left every weight within 14/128 of 0, which the estimate does not assume);
+* stem (convolution on pixels, ``taps = k * k * C`` on ``C`` input channels, the forms of
+  :mod:`firmware_gen.bnn.pixel`): a binary stem up to 30 taps stores one ``uint8_t`` table offset
+  per group of 3 taps per channel and one ``int16_t`` threshold per channel; an ``int8`` stem (and a
+  binary one past 30 taps) one ``int8_t`` weight per tap and channel and ``int32_t`` thresholds (its
+  sums reach ``taps * 255 * k_max``; the engine would take ``int16_t`` only if training left every
+  weight within 14/128 of 0, which the estimate does not assume; ``k_max = 1`` for a binary stem) on
+  a core without the DSP extension, and on one with it (``dsp``) 8 bytes per 4 taps (int16 pairs,
+  taps rounded up to a multiple of 4) and an ``int32_t`` threshold per channel, channels rounded up
+  to a multiple of 4; without padding (the rescaled 0 is then pixel 0) and for rows up to 64 pixels,
+  the packed bits each channel takes on an all-zero window;
 * binary convolution: ``C_out * k * k * words(C_in)`` ``uint32_t`` weight words, one ``int16_t``
   popcount limit per channel (``int32_t`` past 32,767 inputs per output), with ``same``
   (one-)padding the packed pad pixel (``words(C_in)`` words), and, while every layer so far was
@@ -45,6 +49,7 @@ from typing import Any
 from firmware_gen.bnn.contract import WORD_BITS
 from firmware_gen.bnn.fused import MAX_PIXEL_TAPS
 from firmware_gen.bnn.fusion import MAX_INT_WEIGHT
+from firmware_gen.bnn.pixel import MAX_BAND_WIDTH, MAX_TABLE_TAPS, PAIR_BLOCK
 from pipeline.planner import Buffer, plan_buffers
 from search.space import Arch, Conv, feature_shapes, shape_problem
 
@@ -107,19 +112,36 @@ def _pads(conv: Conv) -> bool:
     return conv.padding == "same" and conv.kernel > 1
 
 
-def packed_size(arch: Arch) -> PackedSize:
+def _stem_bytes(arch: Arch, dsp: bool) -> tuple[int, int, bool]:
+    """The stem's weight bytes (its all-zero-window bits included), threshold bytes, and whether it
+    has the all-zero-window shortcut."""
+    stem = arch.stem
+    taps = stem.kernel * stem.kernel * arch.input_channels
+    background = not _pads(stem) and arch.input_size[1] <= MAX_BAND_WIDTH
+    extra = 4 * _words(stem.channels) if background else 0
+    if stem.precision == "binary" and taps <= MAX_TABLE_TAPS:  # uint8_t offsets: below 256 up to 30 taps
+        return stem.channels * -(-taps // 3) + extra, _threshold_bytes(stem.channels, taps * 255), background
+    if dsp:  # uint64_t words of four int16 taps, whole blocks of channels, int32_t thresholds
+        channels = -(-stem.channels // PAIR_BLOCK) * PAIR_BLOCK
+        return 8 * channels * -(-taps // 4) + extra, 4 * channels, background
+    k_max = MAX_INT_WEIGHT if stem.precision == "int8" else 1
+    return stem.channels * taps + extra, _threshold_bytes(stem.channels, taps * 255 * k_max), background
+
+
+def packed_size(arch: Arch, *, dsp: bool) -> PackedSize:
     """Model data and arena bytes the bnn engine will report for ``arch`` (int32 binary class scores,
     int64 8-bit ones).
 
     Args:
         arch: the architecture.
+        dsp: the target core has the DSP extension (``Core.has_dsp``: the stem's int16-pair form).
 
     Returns:
         The :class:`PackedSize`; ``problem`` is set (and the figures are 0) when the
         architecture cannot be built or the engine would refuse it.
     """
     problem = shape_problem(arch)
-    taps = arch.stem.kernel * arch.stem.kernel
+    taps = arch.stem.kernel * arch.stem.kernel * arch.input_channels
     if problem is None and taps > MAX_PIXEL_TAPS:
         problem = (
             f"stem: {taps} taps per output; the bnn engine's integer pixel kernel takes up to {MAX_PIXEL_TAPS}"
@@ -132,16 +154,8 @@ def packed_size(arch: Arch) -> PackedSize:
     stem = arch.stem
     sizes = feature_shapes(arch)  # height, width, channels after each convolution and its pool
     height, width, _ = sizes[0]
-    padded = _pads(stem)
-    words = _words(stem.channels)
-    background = not padded  # an unpadded stem maps all-zero windows to known bits
-    if stem.precision == "int8":
-        weights, k_max = stem.channels * taps, MAX_INT_WEIGHT  # int8_t [tap][channel]
-    else:
-        weights, k_max = stem.channels * -(-taps // 3), 1  # uint8_t offsets: below 256 for taps <= 30
-    packed = weights + (4 * words if background else 0)
-    limits = _threshold_bytes(stem.channels, taps * 255 * k_max)
-    rows.append(_row("stem", (height, width), stem.channels, packed, limits, 4 * height * width * words))
+    packed, limits, background = _stem_bytes(arch, dsp)  # an unpadded stem maps all-zero windows to known bits
+    rows.append(_row("stem", (height, width), stem.channels, packed, limits, 4 * height * width * _words(stem.channels)))
 
     channels = stem.channels
     for index, block in enumerate(arch.blocks, start=1):

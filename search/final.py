@@ -201,7 +201,7 @@ def finalize(
     accuracy = float(np.mean(run.host_predictions == data.y_test))
     flash, ram = compiled.flash_bytes, compiled.ram_bytes
     fits = flash <= board.flash_bytes and ram <= board.ram_bytes
-    check = engine_difference(packed_size(arch), compiled.report)
+    check = engine_difference(packed_size(arch, dsp=core.has_dsp), compiled.report)
     report = {
         "name": name,
         "h5": f"{name}.h5",

@@ -107,7 +107,9 @@ class Arch:
         dense: widths of the hidden binary dense layers (may be empty).
         classes: number of class scores.
         scores: precision of the class-score layer, one of :data:`SCORES_PRECISIONS`.
-        input_size: height and width of the 8-bit single-channel images it takes (the dataset's).
+        input_size: height and width of the 8-bit images it takes (the dataset's).
+        input_channels: channels of those images (1: grey, 3: colour); not part of the tag, like
+            the input size (one search has one dataset).
     """
 
     stem: Conv
@@ -116,6 +118,7 @@ class Arch:
     classes: int = 10
     scores: str = "binary"
     input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE)
+    input_channels: int = 1
 
     def tag(self) -> str:
         """One line naming every layer: ``c32k3v+p b64k3v+p b64k3v d64 10`` (``10f``: float scores,
@@ -133,6 +136,7 @@ class Arch:
             "classes": self.classes,
             "scores": self.scores,
             "input_size": list(self.input_size),
+            "input_channels": self.input_channels,
         }
 
     @staticmethod
@@ -150,6 +154,7 @@ class Arch:
                 classes=int(data.get("classes", 10)),
                 scores=str(data.get("scores", "binary")),
                 input_size=_pair(data.get("input_size", (INPUT_SIZE, INPUT_SIZE))),
+                input_channels=_count(data.get("input_channels", 1)),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InputError(f"not an architecture description: {err}") from None
@@ -161,6 +166,13 @@ def _pair(value: Any) -> tuple[int, int]:
     if isinstance(height, bool) or isinstance(width, bool) or not isinstance(height, int) or not isinstance(width, int):
         raise ValueError(f"input_size must be two integers, got {value!r}")
     return height, width
+
+
+def _count(value: Any) -> int:
+    """A positive int (``ValueError`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"input_channels must be a positive integer, got {value!r}")
+    return value
 
 
 def _conv_size(size: int, conv: Conv) -> int:
@@ -191,6 +203,8 @@ def shape_problem(arch: Arch) -> str | None:
     height, width = arch.input_size
     if min(height, width) < 1:
         return f"input size {height}x{width}: both sides must be >= 1"
+    if arch.input_channels < 1:
+        return f"input channels {arch.input_channels}: must be >= 1"
     for index, conv in enumerate((arch.stem, *arch.blocks)):
         if conv.padding not in PADDINGS:
             return f"layer {index}: padding {conv.padding!r} is not one of {', '.join(PADDINGS)}"
@@ -325,7 +339,12 @@ def _pick(trial: Any, name: str, choices: tuple[Any, ...]) -> Any:
 
 
 def sample_arch(
-    trial: Any, space: SearchSpace, *, classes: int = 10, input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE)
+    trial: Any,
+    space: SearchSpace,
+    *,
+    classes: int = 10,
+    input_size: tuple[int, int] = (INPUT_SIZE, INPUT_SIZE),
+    input_channels: int = 1,
 ) -> Arch:
     """Draw an architecture from an Optuna trial.
 
@@ -337,6 +356,7 @@ def sample_arch(
         space: the choices.
         classes: the dataset's class count.
         input_size: the dataset's image height and width.
+        input_channels: the dataset's channel count (1 grey, 3 colour).
 
     Returns:
         The architecture (possibly impossible: check :func:`shape_problem`).
@@ -365,4 +385,12 @@ def sample_arch(
         for index in range(1, _pick(trial, "dense_layers", space.dense_layers) + 1)
     )
     scores = _pick(trial, "scores_precision", space.scores_precisions)
-    return Arch(stem=stem, blocks=tuple(blocks), dense=dense, classes=classes, scores=scores, input_size=input_size)
+    return Arch(
+        stem=stem,
+        blocks=tuple(blocks),
+        dense=dense,
+        classes=classes,
+        scores=scores,
+        input_size=input_size,
+        input_channels=input_channels,
+    )

@@ -9,9 +9,9 @@ for the duration of the call only (the zoo's own entries are never touched).
 Splits: :func:`trial_data` makes the dataset a trial sees. Its "test" split is the held-back
 validation slice (the last 10 % of the training images, at most 5,000, which the trainer
 also holds out of its training slice), so the search never reads the test set; only the
-final retraining (:mod:`search.final`) is given the real one. :func:`image_size` reads the
-image size the candidates are built for off the dataset (MNIST's 28x28, or any 8-bit
-single-channel ``.npz``).
+final retraining (:mod:`search.final`) is given the real one. :func:`image_shape` reads the
+image shape the candidates are built for off the dataset (MNIST's 28x28x1, CIFAR-10's 32x32x3,
+any 8-bit images or 8-bit features).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from search.space import INPUT_RANGE, Arch
 
 __all__ = [
     "TRIAL_RECIPE",
-    "image_size",
+    "image_shape",
     "trial_data",
     "registered",
     "train_candidate",
@@ -67,23 +67,27 @@ def held_out(count: int) -> int:
     return validation_split(count)
 
 
-def image_size(data: Dataset) -> tuple[int, int]:
-    """Height and width of the dataset's images: the search takes 8-bit single-channel images.
+def image_shape(data: Dataset) -> tuple[int, int, int]:
+    """Height, width and channels of the dataset's examples: the search takes 8-bit images.
+
+    Grey ``(H, W)`` images have one channel; colour ``(H, W, 3)`` (or any channel count) feed the
+    stem's every channel, which the bnn engine compiles as one integer convolution on the raw
+    values; the audio front end's features are ``(frames, bands, 1)``.
 
     Raises:
-        InputError: examples that are not uint8 ``(H, W)`` or ``(H, W, 1)`` (the bnn engine's
-            integer pixel conv reads one 8-bit channel; other inputs would put the stem on its
-            float path, which the size estimate does not model), or fewer than 2 classes.
+        InputError: examples that are not uint8 ``(H, W)`` or ``(H, W, C)`` (float inputs would put
+            the stem on the engine's float path, which the size estimate does not model), or fewer
+            than 2 classes.
     """
     shape = data.example_shape
-    if data.dtype != np.uint8 or len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 1):
+    if data.dtype != np.uint8 or len(shape) not in (2, 3):
         raise InputError(
-            f"search: the examples are {data.dtype} {shape}; the search takes 8-bit single-channel images, "
-            "uint8 (H, W) or (H, W, 1) (the bnn engine's integer stem reads one 8-bit channel)"
+            f"search: the examples are {data.dtype} {shape}; the search takes 8-bit images or features, "
+            "uint8 (H, W) or (H, W, C) (the bnn engine's integer stem reads raw 8-bit values)"
         )
     if data.num_classes < 2:
         raise InputError(f"search: the dataset has {data.num_classes} class; a classifier needs at least 2")
-    return shape[0], shape[1]
+    return shape[0], shape[1], (shape[2] if len(shape) == 3 else 1)
 
 
 def trial_data(data: Dataset, limit: int | None) -> Dataset:

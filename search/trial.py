@@ -42,7 +42,7 @@ from firmware_gen.targets import Board, Core
 from pipeline.data import Dataset
 from search.estimate import packed_size
 from search.space import SearchSpace, sample_arch
-from search.training import image_size
+from search.training import image_shape
 
 __all__ = ["OBJECTIVES", "CONSTRAINTS", "TrialSetup", "Objective", "trial_name"]
 
@@ -141,7 +141,10 @@ class Objective:
     def _run(self, trial: Any) -> tuple[float, float, float, float]:
         setup = self.setup
         started = time.perf_counter()
-        arch = sample_arch(trial, setup.space, classes=setup.data.num_classes, input_size=image_size(setup.data))
+        height, width, channels = image_shape(setup.data)
+        arch = sample_arch(
+            trial, setup.space, classes=setup.data.num_classes, input_size=(height, width), input_channels=channels
+        )
         trial.set_user_attr("arch", arch.to_json())
         trial.set_user_attr("tag", arch.tag())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -164,7 +167,7 @@ class Objective:
             say(f"same candidate as trial {twin.number}: its measurements are reused")
             return tuple(twin.values)  # type: ignore[return-value]
 
-        estimate = packed_size(arch)
+        estimate = packed_size(arch, dsp=setup.core.has_dsp)
         trial.set_user_attr("estimate", estimate.to_json())
         if estimate.problem is not None:
             return self._prune(trial, say, f"cannot be compiled: {estimate.problem}")

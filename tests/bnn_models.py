@@ -212,6 +212,22 @@ def int8_stem(x):
     return tf.keras.layers.Activation("softmax")(x)
 
 
+def colour_stem(x):
+    """An 8-bit 3x3 stem on 3 channels (same padding, a SAME 2x2 max-pool over an odd map), a binary
+    block, 8-bit class scores: the pixel conv's int8 form on Cortex-M0 and its int16-pair form (SMLAD)
+    on Cortex-M4/M7."""
+    from train.quantizers import FixedPointWeights
+
+    tf, lq = _tf(), _lq()
+    x = lq.layers.QuantConv2D(
+        16, 3, padding="same", kernel_quantizer=FixedPointWeights(8), kernel_constraint="weight_clip", use_bias=False
+    )(_rescale(x))
+    x = _bn(tf.keras.layers.MaxPooling2D(2, padding="same")(x))
+    x = tf.keras.layers.MaxPooling2D(2)(_bn(_bconv(x, 32)))
+    x = _bn(lq.layers.QuantDense(10, **{**BINARY, "kernel_quantizer": FixedPointWeights(8)})(tf.keras.layers.Flatten()(x)))
+    return tf.keras.layers.Activation("softmax")(x)
+
+
 FAMILY: dict[str, Spec] = {
     "binary_mlp": Spec((784,), 10, "uint8", binary_mlp, "binary MLP on flattened 28x28 images"),
     "float_stem_head": Spec((28, 28, 1), 10, "uint8", float_stem_head, "float stem and float head around binary blocks"),
@@ -226,6 +242,7 @@ FAMILY: dict[str, Spec] = {
     "binaryconnect": Spec((28, 28, 1), 10, "uint8", binaryconnect, "BinaryConnect: binary weights, float activations"),
     "same_one_stride2": Spec((28, 28, 1), 10, "uint8", same_one_stride2, "SAME-one padding with stride 2"),
     "int8_stem": Spec((28, 28, 1), 10, "uint8", int8_stem, "8-bit 5x5 stem on the pixels, binary block, 8-bit scores"),
+    "colour_stem": Spec((17, 13, 3), 10, "uint8", colour_stem, "8-bit 3x3 stem on 17x13x3 colour pixels, 8-bit scores"),
 }
 
 

@@ -7,8 +7,9 @@ with gcc; on 200 inputs the predicted classes must equal LCE's on at least 99.9 
 float ops' summation order, see tests/test_bnn_ops.py) on all but ``FLIP_SHARE`` of the inputs
 (where a binarized float value lies within rounding of zero), the fused integer head's fixed-point
 scores as logits up to a per-input constant. The same C built with clang, and with
-ASan/UBSan, must give identical scores; two of the models also run on QEMU's Cortex-M0 (soft
-float) and Cortex-M4 (FPU) with scores equal to the host build's, bit for bit.
+ASan/UBSan, must give identical scores; some of the models also run on QEMU's Cortex-M0 (soft
+float), Cortex-M4 (FPU) and Cortex-M7 (FPU; with the 8-bit stems' SMLAD form, as on the M4) with
+scores equal to the host build's, bit for bit.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loa
 N_INPUTS = 200
 FLOAT_RTOL = 1e-5
 FLIP_SHARE = 0.01  # inputs whose float scores may differ (a sign flipped within float rounding of zero)
-QEMU_MODELS = ("global_pool", "bireal", "int8_stem")  # all fit the microbit's 16 KiB of RAM
+QEMU_MODELS = ("global_pool", "bireal", "int8_stem", "colour_stem")  # all fit the microbit's 16 KiB of RAM
 QEMU_INPUTS = 40
 
 
@@ -135,10 +136,11 @@ def test_generation_is_deterministic(flatbuffers) -> None:
 
 
 @pytest.mark.toolchain
-@pytest.mark.parametrize("core", ["cortex-m0", "cortex-m4"])
+@pytest.mark.parametrize("core", ["cortex-m0", "cortex-m4", "cortex-m7"])
 @pytest.mark.parametrize("name", QEMU_MODELS)
 def test_qemu_scores_equal_the_host_build(name: str, core: str, flatbuffers, mnist, tmp_path: Path) -> None:
-    """Float and binary layers on the core (soft float on M0, the FPU on M4): the host's scores, bit for bit."""
+    """Float and binary layers on the core (soft float on M0, the FPU on M4 and M7; the 8-bit stems'
+    SMLAD on M4 and M7, its C equivalent on the host): the host's scores, bit for bit."""
     require_toolchain()
     from convert.flatbuffer import read_model_bytes
     from emulator.qemu import run_harness
@@ -146,15 +148,17 @@ def test_qemu_scores_equal_the_host_build(name: str, core: str, flatbuffers, mni
     from firmware_gen.targets import get_core
 
     spec = FAMILY[name]
-    assert spec.shape == (28, 28, 1) and spec.dtype == "uint8"  # fed as MNIST-shaped images
+    assert len(spec.shape) == 3 and spec.dtype == "uint8"  # fed as images
     model = read_model_bytes(flatbuffers[name], f"{name}.lce.tflite")
     engine = bnn.generate(model, get_core(core))
     project = baremetal.generate(model, get_core(core), None, engine)
     for file_name, data in {**engine.files, **project.files}.items():
         (tmp_path / file_name).write_bytes(data)
-    images = example_inputs(spec, QEMU_INPUTS, 0, mnist)
+    images = example_inputs(spec, QEMU_INPUTS, 0, mnist).copy()
+    images[0], images[1] = 0, 255  # the all-0 and all-255 images among them
     host = run_c(tmp_path, engine.report, images)
-    run = run_harness(tmp_path, images.reshape(QEMU_INPUTS, 28, 28), core=core)
+    fed = images.reshape(QEMU_INPUTS, *spec.shape[:2]) if spec.shape[2] == 1 else images
+    run = run_harness(tmp_path, fed, core=core)
     np.testing.assert_array_equal(run.results.scores, host.scores)
     np.testing.assert_array_equal(run.results.predictions, host.classes)
     figures = f"flash {run.footprint.flash_bytes:,} B, RAM {run.footprint.ram_bytes:,} B"

@@ -17,6 +17,7 @@ CLI_MODULES = (
     "study.cli",
     "bench.run",
     "bench.training",
+    "bench.side_by_side.cli",
 )
 
 

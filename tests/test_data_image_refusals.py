@@ -140,7 +140,10 @@ SPEC_REFUSALS = {
         "split: unknown key 'seed'; valid keys: 'test_fraction'",
     ),
     "missing split key": ({"images": "photos", "split": {}}, "split: missing key 'test_fraction'"),
-    "no kind": ({"split": {"test_fraction": 0.2}}, "names exactly one source kind as a key, one of 'images'; found 'split'"),
+    "no kind": (
+        {"split": {"test_fraction": 0.2}},
+        "names exactly one source kind as a key, one of 'audio', 'images'; found 'split'",
+    ),
     "bad fraction": ({"images": "photos", "split": {"test_fraction": 1.5}}, "test_fraction must be a number between 0 and 1"),
     "bool fraction": ({"images": "photos", "split": {"test_fraction": True}}, "test_fraction must be a number"),
     "split not an object": ({"images": "photos", "split": 0.2}, 'split: must be an object such as {"test_fraction": 0.2}'),

@@ -40,6 +40,7 @@ def test_host_backend_on_a_firmware_folder(bnn_firmware: Path, emulator_artifact
     assert report["agreement"] >= 0.99
     assert 0 < report["flash_bytes"] < 32 * 1024 and 0 < report["ram_bytes"] < 8 * 1024
     assert report["budget"]["ok"] is True and report["instructions_per_inference"] is None
+    _check_recorded_classes(report)
 
 
 @pytest.mark.toolchain
@@ -51,3 +52,18 @@ def test_qemu_backend_on_cortex_m4(bnn_firmware: Path) -> None:
     assert report["backend"] == "qemu" and report["ram_source"] == "elf"
     assert report["instructions_per_inference"] > 0
     assert report["agreement"] >= 0.95 and report["budget"]["ok"] is True
+    _check_recorded_classes(report)
+
+
+def _check_recorded_classes(report: dict) -> None:
+    """Each image's class is in the report (``extra.predictions``): it gives the accuracy and agreement recorded."""
+    import numpy as np
+
+    from pipeline.data import load_dataset
+
+    predictions = np.asarray(report["extra"]["predictions"])
+    scores = np.asarray(report["extra"]["scores"])
+    assert predictions.shape == (report["images"],) and scores.shape == (report["images"], report["num_classes"])
+    labels = load_dataset(report["data"]["source"]).y_test[: report["images"]]
+    assert int(np.sum(predictions == labels)) == report["correct"]
+    assert np.array_equal(scores[np.arange(len(scores)), predictions], scores.max(axis=1))

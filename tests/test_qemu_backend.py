@@ -3,7 +3,8 @@
 Stand-ins (written here, never shipped): ``sums`` returns the argmax of ten pixel sums (numpy
 computes the same); ``loop`` spends a hand-written ``subs``/``bne`` loop of ``1 + 1000 *
 pixels[0]`` iterations, so the instruction counter must see 2,000 more instructions per unit
-of ``pixels[0]``; ``hang`` never returns; ``fault`` executes an undefined instruction.
+of ``pixels[0]``; ``hang`` never returns; ``fault`` executes an undefined instruction; ``big``
+holds 20 KiB of static RAM (more than the micro:bit has).
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ BODIES = {
     "broken": """
     (void)pixels;
     return scores[0] +;  /* a syntax error: the build fails */
+""",
+    "big": """
+    static uint8_t scratch[20 * 1024];  /* more than the micro:bit's 16 KiB of RAM */
+    memcpy(scratch, pixels, 28 * 28);
+    scores[0] = scratch[0];
+    return 0;
 """,
     "fault": """
     (void)pixels;
@@ -197,6 +204,19 @@ def test_failures_are_one_line(tmp_path: Path, images: np.ndarray) -> None:
     with pytest.raises(QemuError) as caught:
         run_qemu(folder, images[:2], core="cortex-m0")
     assert "\n" not in str(caught.value)
+
+
+def test_a_firmware_larger_than_the_machine_says_so_in_one_line(tmp_path: Path, images: np.ndarray) -> None:
+    """The linker's overflow, not its closing "collect2: error: ld returned 1 exit status"."""
+    folder = write_firmware(tmp_path / "big", "cortex-m0", "big")
+    with pytest.raises(QemuError) as caught:
+        run_qemu(folder, images[:2], core="cortex-m0")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("big does not fit QEMU microbit (cortex-m0): region `RAM' overflowed by ")
+    assert message.endswith(" bytes") and "collect2" not in message
+    # The same firmware fits the Cortex-M3's machine (4 MiB of RAM).
+    run_qemu(write_firmware(tmp_path / "big-m3", "cortex-m3", "big"), images[:2], core="cortex-m3")
 
 
 def test_bad_inputs_are_input_errors(tmp_path: Path, images: np.ndarray) -> None:

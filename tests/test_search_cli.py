@@ -38,7 +38,7 @@ def test_bad_input_is_one_line(tmp_path: Path, args: list[str], expect: str) -> 
     ("shape", "dtype", "expect"),
     [
         ((49, 10, 1), "float32", "the examples are float32 (49, 10, 1)"),
-        ((16, 16, 3), "uint8", "the examples are uint8 (16, 16, 3)"),
+        ((16, 16, 3, 2), "uint8", "the examples are uint8 (16, 16, 3, 2)"),
     ],
 )
 def test_examples_the_candidates_cannot_take(tmp_path: Path, shape: tuple[int, ...], dtype: str, expect: str) -> None:
@@ -51,7 +51,7 @@ def test_examples_the_candidates_cannot_take(tmp_path: Path, shape: tuple[int, .
     out = tmp_path / "out"
     result = run_module("search", "--board", "stm32f030f4", "--data", data, "--out", out)
     _one_line_exit_2(result, expect)
-    assert "8-bit single-channel images" in result.stderr and not out.exists()
+    assert "the search takes 8-bit images or features" in result.stderr and not out.exists()
 
 
 def test_bad_storage_url(tmp_path: Path) -> None:

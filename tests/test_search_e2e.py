@@ -209,15 +209,27 @@ def _bar_images(count: int, seed: int, classes: int = 3) -> tuple[Any, Any]:
     return images, labels
 
 
+def _colour(images: Any, labels: Any) -> Any:
+    """The bars in colour: each class's bar in its own channel, the others dimmed (20x24x3)."""
+    import numpy as np
+
+    colour = np.repeat(images[..., None], 3, axis=3) // 2
+    colour[np.arange(len(images)), :, :, labels % 3] = images
+    return colour
+
+
 def test_a_search_on_other_images(tmp_path: Path) -> None:
-    """An .npz of 20x24 single-channel images with 3 classes: the candidates, their estimate and the
-    final model follow the dataset's size and class count, not MNIST's (8-bit stem and class scores)."""
+    """An .npz of 20x24 colour images with 3 classes: the candidates, their estimate and the final
+    model follow the dataset's size, channels and class count, not MNIST's (8-bit stem on the three
+    channels, 8-bit class scores)."""
     import numpy as np
 
     require_toolchain()
     (x_train, y_train), (x_test, y_test) = _bar_images(400, 0), _bar_images(40, 1)
     data = tmp_path / "bars.npz"
-    np.savez(data, x_train=x_train[..., None], y_train=y_train, x_test=x_test[..., None], y_test=y_test, num_classes=3)
+    np.savez(
+        data, x_train=_colour(x_train, y_train), y_train=y_train, x_test=_colour(x_test, y_test), y_test=y_test, num_classes=3
+    )
     space, out = tmp_path / "space.json", tmp_path / "out"
     narrow = {"stem_channels": [8], "block_channels": [16], "stem_precisions": ["int8"], "scores_precisions": ["int8"]}
     space.write_text(json.dumps({**TINY_SPACE, **narrow}))
@@ -227,12 +239,13 @@ def test_a_search_on_other_images(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     trial = json.loads((out / "search.json").read_text())["trials"][0]
     assert trial["arch"]["input_size"] == [20, 24] and trial["arch"]["classes"] == 3 and trial["tag"].endswith(" 3/i8")
+    assert trial["arch"]["input_channels"] == 3
     assert trial["arch"]["stem"]["precision"] == "int8" and trial["arch"]["scores"] == "int8"
     assert trial["measurements"]["estimate_check"] == []
     from convert.keras_io import load_keras_model
 
     model = load_keras_model(out / "bars.h5")
-    assert tuple(model.input_shape) == (None, 20, 24, 1) and tuple(model.output_shape) == (None, 3)
+    assert tuple(model.input_shape) == (None, 20, 24, 3) and tuple(model.output_shape) == (None, 3)
     report = json.loads((out / "search.json").read_text())["final"]
     assert report["host_agreement_with_keras"] == 1.0 and report["qemu_agreement_with_keras"] == 1.0
     assert report["estimate_check"] == []

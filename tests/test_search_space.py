@@ -50,6 +50,15 @@ def test_arch_json_round_trip() -> None:
     for bad in ([20], [20, "24"], [True, 24], 28):
         with pytest.raises(InputError, match="not an architecture"):
             Arch.from_json({**wide.to_json(), "input_size": bad})
+    # colour images: the channel count round-trips, records without it read as grey, the tag is the same
+    colour = Arch(Conv(64, 3, "same", True, "int8"), (Conv(64, 3, "same", True),), input_size=(32, 32), input_channels=3)
+    assert Arch.from_json(json.loads(json.dumps(colour.to_json()))) == colour
+    assert colour.tag() == Arch(colour.stem, colour.blocks, input_size=(32, 32)).tag() == "c64k3s+p/i8 b64k3s+p 10"
+    grey = {key: value for key, value in colour.to_json().items() if key != "input_channels"}
+    assert Arch.from_json(grey).input_channels == 1 and wide.to_json()["input_channels"] == 1
+    for bad in (0, "3", True, 2.0):
+        with pytest.raises(InputError, match="not an architecture"):
+            Arch.from_json({**colour.to_json(), "input_channels": bad})
 
 
 @pytest.mark.parametrize(

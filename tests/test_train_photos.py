@@ -132,3 +132,21 @@ def test_init_from_another_architecture_is_refused(tmp_path: Path, colour_npz: P
 def test_a_bad_name_is_refused_before_training(tmp_path: Path, colour_npz: Path) -> None:
     result = run_module("train", "--model", "resnet8", "--data", colour_npz, "--name", "../escape", "--out", tmp_path / "o")
     assert result.returncode == 2 and "--name '../escape'" in stderr_lines(result)[0]
+
+
+def test_bfloat16_training_saves_a_float32_model(tmp_path: Path, colour_npz: Path) -> None:
+    """precision=mixed_bfloat16 computes in bfloat16 while training; what is saved and measured is float32."""
+    args = ("--model", "colour_bnn", "--data", colour_npz, "--recipe", "fast", "--epochs", "1")
+    result = run_module("train", *args, "--set", "precision=mixed_bfloat16", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    import tensorflow as tf
+
+    from train.models import build_model
+
+    saved = tf.keras.models.load_model(tmp_path / "colour_bnn.h5", compile=False)
+    assert {layer.dtype for layer in saved.layers} == {"float32"}
+    plain = build_model("colour_bnn", (16, 16, 3), 3)
+    assert [w.shape for w in saved.get_weights()] == [w.shape for w in plain.get_weights()]
+    assert json.loads((tmp_path / "colour_bnn.train.json").read_text())["recipe"]["precision"] == "mixed_bfloat16"
+    bad = run_module("train", *args, "--set", "precision=float16", "--out", tmp_path / "bad")
+    assert bad.returncode == 2 and "precision 'float16' is not one of float32, mixed_bfloat16" in bad.stderr

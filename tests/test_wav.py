@@ -1,49 +1,20 @@
 """pipeline.wav: mono 16-bit PCM read exactly, every other file refused in one line naming it.
 
-Every WAV here is written by the test itself (:func:`wav_bytes`), so each refusal is provoked by
+Every WAV here is written by the test itself (:func:`audio_trees.wav_bytes`), so each refusal is provoked by
 exactly one defect; Python's ``wave`` module writes the plain case as a cross-check.
 """
 
 from __future__ import annotations
 
 import io
-import struct
 import wave
 
 import numpy as np
 import pytest
+from audio_trees import chunk, fmt_body, wav_bytes
 
 from pipeline.errors import InputError
-from pipeline.wav import EXTENSIBLE, PCM, LabelFields, fit_clip, label_fields, read_wav, read_wav_file
-
-GUID_TAIL = b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
-
-
-def chunk(chunk_id: bytes, body: bytes, declared: int | None = None) -> bytes:
-    """One RIFF chunk, padded to an even length."""
-    size = len(body) if declared is None else declared
-    return chunk_id + struct.pack("<I", size) + body + (b"\0" if len(body) % 2 else b"")
-
-
-def fmt_body(tag: int = PCM, channels: int = 1, rate: int = 8000, bits: int = 16, sub: int | None = None) -> bytes:
-    align = channels * bits // 8
-    body = struct.pack("<HHIIHH", tag, channels, rate, rate * align, align, bits)
-    if tag == EXTENSIBLE:
-        guid = struct.pack("<H", PCM if sub is None else sub) + GUID_TAIL
-        body += struct.pack("<HHI", 22, bits, 4) + guid
-    return body
-
-
-def wav_bytes(
-    samples: np.ndarray | bytes, *, fmt: bytes | None = None, extra: tuple[bytes, ...] = (), data_first: bool = False
-) -> bytes:
-    payload = samples if isinstance(samples, bytes) else np.asarray(samples, dtype="<i2").tobytes()
-    fmt_chunk = chunk(b"fmt ", fmt_body() if fmt is None else fmt)
-    data_chunk = chunk(b"data", payload)
-    parts = [*extra, data_chunk, fmt_chunk] if data_first else [*extra, fmt_chunk, data_chunk]
-    body = b"WAVE" + b"".join(parts)
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
+from pipeline.wav import EXTENSIBLE, LabelFields, fit_clip, label_fields, pattern_fields, read_wav, read_wav_file
 
 SAMPLES = np.array([0, 1, -1, 32767, -32768, 1234, -4321], dtype=np.int16)
 
@@ -141,6 +112,10 @@ def test_label_fields() -> None:
             InputError, match=r"file name does not match the label pattern '\{label\}_\{speaker\}_\{index\}\.wav'"
         ):
             label_fields(pattern, name)
+    assert pattern_fields(pattern) == ("label", "speaker", "index") and pattern_fields("{index}-{label}.wav") == (
+        "index",
+        "label",
+    )
     for bad, message in (
         ("{speaker}_{index}.wav", "needs a {label} field"),
         ("{label}_{take}.wav", "unknown field {take}"),
@@ -149,6 +124,8 @@ def test_label_fields() -> None:
     ):
         with pytest.raises(InputError, match=message.replace("{", r"\{").replace("}", r"\}")):
             label_fields(bad, "7_a.wav")
+        with pytest.raises(InputError, match=message.replace("{", r"\{").replace("}", r"\}")):
+            pattern_fields(bad)
 
 
 def test_fit_clip() -> None:

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data",
         help="dataset: MNIST folder (IDX files), .npz, image folder or tar, or a dataset spec .json "
-        "(default: $MNIST_DIR, keras cache)",
+        "(images, or WAV files through the audio front end: datasets/fsdd.json) (default: $MNIST_DIR, keras cache)",
     )
     parser.add_argument(
         "--teacher",

@@ -82,7 +82,7 @@ def write_training_outputs(
         "train_cpu_seconds": round(result.train_cpu_seconds, 2),
         "teacher_recipe": get_recipe(recipe.distill_teacher).to_json() if recipe.distill_teacher else None,
         "teacher_test_accuracy": result.teacher_test_accuracy,
-        "data": {"source": data.source, "sha256": data.sha256},
+        "data": {"source": data.source, "sha256": data.sha256, **data.describe()},
         **(extra or {}),
     }
     write_json(out / f"{name}.train.json", report)

@@ -9,9 +9,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-__all__ = ["Recipe", "RECIPES", "OPTIMIZERS", "SCHEDULES", "default_recipe", "get_recipe", "recipe_names", "parse_override"]
+__all__ = [
+    "Recipe",
+    "RECIPES",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "SCHEDULES",
+    "default_recipe",
+    "get_recipe",
+    "recipe_names",
+    "parse_override",
+]
 
 OPTIMIZERS = ("adam", "bop", "sgd")
+PRECISIONS = ("float32", "mixed_bfloat16")
 SCHEDULES = ("constant", "cosine", "exponential")
 
 
@@ -60,6 +71,10 @@ class Recipe:
         bop_threshold: Bop's flip threshold (``optimizer == "bop"`` only).
         bop_gamma: Bop's initial adaptivity rate; it follows the same schedule as ``lr``.
         momentum: SGD's momentum (``optimizer == "sgd"`` only).
+        precision: ``float32``, or ``mixed_bfloat16``: layers compute in bfloat16 while training
+            (variables and the softmax output stay float32; about 1.5x faster on CPUs with
+            AVX512-BF16); the saved model is float32 and every figure (validation, test,
+            conversion) is computed in float32.
         description: one line for ``--help``.
     """
 
@@ -86,6 +101,7 @@ class Recipe:
     bop_threshold: float = 1e-8
     bop_gamma: float = 1e-4
     momentum: float = 0.9
+    precision: str = "float32"
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -93,6 +109,8 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r}: epochs and batch_size must be >= 1 and lr > 0")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"recipe {self.name!r}: optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"recipe {self.name!r}: precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"recipe {self.name!r}: schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
         if not 0.0 <= self.final_lr_fraction <= 1.0:
@@ -189,9 +207,51 @@ RECIPES: dict[str, Recipe] = {
         description="bcnn >= 99%: Adam 2e-3 cosine, 40 epochs, BN momentum 0.9, +-1 px / +-5 deg, "
         "logit scale 3, distilled from the teacher-recipe cnn",
     ),
+    # Photos (CIFAR-10-like): pad-and-crop by 4 pixels and mirror images, as is usual for small photos.
+    "photo": Recipe(
+        "photo",
+        "adam",
+        2e-3,
+        128,
+        120,
+        schedule="cosine",
+        bn_momentum=0.9,
+        augment_crop=4,
+        augment_flip=True,
+        logit_scale=3.0,
+        keep_best_epochs=5,
+        distill_alpha=0.5,
+        distill_temperature=2.0,
+        precision="mixed_bfloat16",
+        description="colour_bnn: Adam 2e-3 cosine, batch 128, 120 epochs, BN momentum 0.9, crop 4 + flip, logit scale 3, "
+        "bfloat16 compute, best of the last 5 epochs; distils (alpha 0.5, T 2) from --teacher FILE.h5 when given",
+    ),
+    "resnet8_finetune": Recipe(
+        "resnet8_finetune",
+        "adam",
+        1e-3,
+        128,
+        15,
+        schedule="cosine",
+        augment_crop=4,
+        augment_flip=True,
+        description="fine-tune a trained resnet8 (--init FILE.h5): Adam 1e-3 cosine, batch 128, 15 epochs, crop 4 + flip",
+    ),
+    "resnet8": Recipe(
+        "resnet8",
+        "adam",
+        1e-3,
+        128,
+        200,
+        schedule="cosine",
+        augment_crop=4,
+        augment_flip=True,
+        keep_best_epochs=5,
+        description="resnet8 from scratch: Adam 1e-3 cosine, batch 128, 200 epochs, crop 4 + flip, best of the last 5 epochs",
+    ),
 }
 
-_DEFAULT_BY_MODEL = {"bcnn": "fast", "cnn": "seed", "mlp": "seed"}
+_DEFAULT_BY_MODEL = {"bcnn": "fast", "cnn": "seed", "mlp": "seed", "colour_bnn": "photo", "resnet8": "resnet8"}
 
 
 def default_recipe(model: str) -> str:

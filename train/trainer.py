@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,9 +124,28 @@ class _Classifier:
         return np.concatenate([self._classes(batch).numpy() for batch, _ in images]).astype(np.uint8)
 
 
+@contextmanager
+def _global_policy(name: str) -> Iterator[None]:
+    """Keras' global dtype policy set to ``name`` while the block runs (layers built in it keep it)."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
 def _training_model(model_name: str, recipe: Recipe, data: Dataset, *, sync_bn: bool) -> tf.keras.Model:
-    """The zoo model as trained (built in the caller's strategy scope); synchronized batch norm on request."""
-    model = ZOO[model_name].build(input_shape_of(data.example_shape), data.num_classes)
+    """The zoo model as trained (built in the caller's strategy scope); synchronized batch norm on request.
+
+    Under ``precision == "mixed_bfloat16"`` the layers compute in bfloat16 and a float32 identity
+    is appended, so the loss sees float32 probabilities; the weights, in order, are the plain model's.
+    """
+    with _global_policy(recipe.precision):
+        model = ZOO[model_name].build(input_shape_of(data.example_shape), data.num_classes)
+        if model.outputs[0].dtype != tf.float32:
+            as_float = tf.keras.layers.Activation("linear", dtype="float32", name="float32_output")
+            model = tf.keras.Model(model.inputs, as_float(model.outputs[0]), name=model.name)
     if sync_bn:
         config = model.get_config()
         for layer in config["layers"]:

@@ -7,8 +7,8 @@ A small compiler, one module per job:
 * :mod:`.fusion` finds the chains the integer path compiles as one layer (a pixel conv, a
   binary conv or a binary dense with its float tail folded into integer thresholds, or into
   exact fixed-point class scores), :mod:`.fused` and :mod:`.fold` do the maths, :mod:`.binary`
-  packs those layers for their templates (:mod:`.contract` states the bit layout, :mod:`.csa`
-  the popcount trees);
+  packs those layers for their templates (:mod:`.pixel` and :mod:`.pixel_code` the pixel conv's
+  forms, :mod:`.contract` states the bit layout, :mod:`.csa` the popcount trees);
 * every other op goes through its module in the registry :mod:`.ops` (``check``, ``lower``,
   one template each);
 * :mod:`.lower` drives the passes, :mod:`.plan` places every buffer by its real lifetime
@@ -60,12 +60,13 @@ def _as_model(model: Model | bytes | str | os.PathLike[str]) -> Model:
     return read_model(Path(model))
 
 
-def compile_model(model: Model | bytes | str | os.PathLike[str], input_type: str = "auto") -> Program:
+def compile_model(model: Model | bytes | str | os.PathLike[str], input_type: str = "auto", dsp: bool = False) -> Program:
     """Read and lower a model without emitting C (tests and tools inspect the kernels).
 
     Args:
         model: the parsed flatbuffer (or its bytes, or a path).
         input_type: ``auto``, ``uint8`` or ``float32`` (:mod:`firmware_gen.bnn.signature`).
+        dsp: lower for a core with the DSP extension (``Core.has_dsp``).
 
     Returns:
         The :class:`~firmware_gen.bnn.lower.Program`.
@@ -73,7 +74,7 @@ def compile_model(model: Model | bytes | str | os.PathLike[str], input_type: str
     Raises:
         InputError: see :func:`generate`.
     """
-    return compile_graph(load_graph(_as_model(model)), input_type)
+    return compile_graph(load_graph(_as_model(model)), input_type, dsp)
 
 
 def _report_rows(program: Program, memory) -> list[dict]:
@@ -133,7 +134,7 @@ def generate(
 
     check_optimize(optimize)
     parsed = _as_model(model)
-    program = compile_graph(load_graph(parsed), input_type)
+    program = compile_graph(load_graph(parsed), input_type, core.has_dsp)
     memory = plan_memory(program.kernels, program.values, program.graph.input.index, program.output)
     model_data_bytes = sum(kernel.data_bytes for kernel in program.kernels)
     common = {

@@ -2,22 +2,24 @@
 
 Each layer kind has a ``_resolve_*`` function (shapes, packing, C types, the report row) and a
 template ``firmware_gen/templates/bnn/layer_*.c.j2`` that only lays the code out (plus a
-channel-inner form for SIMD hosts). Packing follows :mod:`firmware_gen.bnn.contract`. Used by
-the fusion pass (pixel conv, binary conv and binary dense with folded tails) and by the
-``LceBconv2d`` (bit-packed output) and ``LceBMaxPool2d`` op modules.
+channel-inner form for SIMD hosts); the pixel conv's is :func:`firmware_gen.bnn.pixel.resolve_pixel_conv`.
+Packing follows :mod:`firmware_gen.bnn.contract`. Used by the fusion pass (pixel conv, binary conv
+and binary dense with folded tails) and by the ``LceBconv2d`` (bit-packed output) and
+``LceBMaxPool2d`` op modules.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from firmware_gen.bnn.contract import WORD_BITS, flat_storage_bit, pack_signs, pixel_group_entries, words_for
+from firmware_gen.bnn.contract import WORD_BITS, flat_storage_bit, pack_signs, words_for
 from firmware_gen.bnn.csa import PopcountTree, popcount_tree
-from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, Layer, PixelConv, Scores, Threshold, Window
+from firmware_gen.bnn.ir import BinaryConv, BinaryDense, BitMaxPool, Layer, PixelConv, Scores
 from firmware_gen.bnn.kernel import CArray, Kernel
+from firmware_gen.bnn.layer_code import INT16, LayerCode, conv_context, needs_int8, pool_context, threshold_array
+from firmware_gen.bnn.pixel import resolve_pixel_conv
 
 __all__ = ["layer_kernel", "xor_trees", "all_ones", "pool_context"]
 
@@ -27,134 +29,6 @@ MAX_STRAIGHT_TREE = 36
 TREE_CHUNK = 16
 MAX_INPUT_OUTER = 64
 """Most outputs of an 8-bit dense layer kept as int32 stack accumulators (256 bytes)."""
-_INT16 = (-(2**15), 2**15 - 1)
-
-
-@dataclass
-class LayerCode:
-    """Everything the templates and the report need for one layer.
-
-    ``background`` is the layer's output pixel (``words`` uint32) when its whole input is the
-    background (pixels 0 for the pixel conv, the previous background for the others), or ``None``:
-    the next layer may test its windows against it (an exact shortcut, whatever the input).
-    """
-
-    template: str
-    context: dict[str, Any]
-    arrays: list[CArray]
-    weight_bytes: int
-    threshold_bytes: int
-    out_words: int
-    report: dict[str, Any] = field(default_factory=dict)
-    inner_template: str | None = None
-    inner_arrays: list[CArray] = field(default_factory=list)
-    background: np.ndarray | None = None
-
-
-def pool_context(pool: Window | None) -> dict[str, int]:
-    if pool is None:
-        return {
-            "pool_h": 1,
-            "pool_w": 1,
-            "pool_stride_h": 1,
-            "pool_stride_w": 1,
-            "pool_pad_top": 0,
-            "pool_pad_left": 0,
-            "pool_taps": 1,
-        }
-    return {
-        "pool_h": pool.kh,
-        "pool_w": pool.kw,
-        "pool_stride_h": pool.sh,
-        "pool_stride_w": pool.sw,
-        "pool_pad_top": pool.pad_top,
-        "pool_pad_left": pool.pad_left,
-        "pool_taps": pool.kh * pool.kw,
-    }
-
-
-def _needs_int8(ints: np.ndarray) -> bool:
-    """True when integer weights are not all +-1 (8-bit ones, or a 0 of a ternary row): the
-    int8_t forms, since the +-1 table and XNOR forms have no 0 and no magnitude."""
-    return not bool(np.all(np.abs(ints) == 1))
-
-
-def _threshold_array(prefix: str, epilogue: Threshold) -> CArray:
-    t = epilogue.thresholds
-    fits = _INT16[0] <= min(epilogue.s_min, int(t.min())) and max(epilogue.s_max + 1, int(t.max())) <= _INT16[1]
-    return CArray("int16_t" if fits else "int32_t", f"{prefix}thresholds", t.astype(np.int64))
-
-
-def _conv_context(conv: Window) -> dict[str, int]:
-    return {
-        "kernel_h": conv.kh,
-        "kernel_w": conv.kw,
-        "stride_h": conv.sh,
-        "stride_w": conv.sw,
-        "pad_top": conv.pad_top,
-        "pad_left": conv.pad_left,
-        "in_h": conv.in_h,
-        "in_w": conv.in_w,
-        "conv_h": conv.out_h,
-        "conv_w": conv.out_w,
-        "dil_h": conv.dh,
-        "dil_w": conv.dw,
-    }
-
-
-def _resolve_pixel_conv(layer: PixelConv, prefix: str) -> LayerCode:
-    out_c, kh, kw, in_c = layer.signs.shape
-    taps = kh * kw * in_c
-    groups = -(-taps // 3)
-    q_max = max(abs(layer.zero), abs(255 * layer.unit - layer.zero))
-    k_max = int(np.abs(layer.signs).max())
-    thresholds = _threshold_array(prefix, layer.epilogue)
-    # q = 0 exactly when the pixel is 0 (and in the padding): such windows have S = 0.
-    skip_zero = layer.zero == 0
-    zero_bits = pack_signs(layer.epilogue.thresholds > 0)
-    zero_arrays = [CArray("uint32_t", f"{prefix}zero_bits", zero_bits)] if skip_zero else []
-    context = {
-        **_conv_context(layer.conv),
-        **pool_context(layer.epilogue.pool),
-        "taps": taps,
-        "groups": groups,
-        "padded": layer.conv.padded,
-        "unit": layer.unit,
-        "zero": layer.zero,
-        "skip_zero": skip_zero,
-        "band_type": "uint32_t" if layer.conv.in_w + layer.conv.pad_left <= 32 else "uint64_t",
-        "kernel_mask": f"0x{(1 << kw) - 1:x}u",
-        "out_h": layer.out.h,
-        "out_w": layer.out.w,
-        "channels": layer.out.c,
-        "out_words": layer.out.words,
-    }
-    # Channel-inner form: integer weights [tap][channel]; S is bounded by taps * k_max * q_max.
-    bound = taps * k_max * q_max
-    acc = "int16_t" if bound + 1 <= _INT16[1] else "int32_t"
-    rows = layer.signs.reshape(out_c, taps)
-    integer = _needs_int8(rows)
-    context.update(acc_type=acc, s_floor=-bound - 1, k_max=k_max, integer=integer)
-    if integer:
-        # Integer weights (an 8-bit stem), int8_t: [channel][tap] for the targets' channel-outer
-        # kernel, [tap][channel] for the channel-inner form of SIMD hosts.
-        weights = CArray("int8_t", f"{prefix}signs", rows.astype(np.int64), target_only=True)
-        context.update(weight_type="int8_t", qtype="int16_t")
-    else:
-        # +-1 weights: the table form on targets (byte offsets of each group's table entry); the
-        # channel-inner form for SIMD hosts.
-        qtype = "int16_t" if 3 * q_max <= _INT16[1] and taps * q_max <= 2**31 - 1 else "int32_t"
-        byte_offsets = pixel_group_entries(rows < 0) * (2 if qtype == "int16_t" else 4)
-        offset_type = "uint8_t" if byte_offsets.max() <= 255 else "uint16_t"
-        weights = CArray(offset_type, f"{prefix}offsets", byte_offsets, target_only=True)
-        context.update(qtype=qtype, offset_type=offset_type, weight_type=acc)
-    weight_bytes = weights.nbytes + (4 * layer.out.words if skip_zero else 0)
-    arrays = [weights, thresholds, *zero_arrays]
-    code = LayerCode("bnn/layer_pixel_conv.c.j2", context, arrays, weight_bytes, thresholds.nbytes, layer.out.total_words)
-    code.inner_template = "bnn/layer_pixel_conv_inner.c.j2"
-    code.inner_arrays = [CArray(context["weight_type"], f"{prefix}signs_t", rows.T.astype(np.int64))]
-    code.background = zero_bits if skip_zero else None
-    return code
 
 
 def all_ones(channels: int) -> str:
@@ -187,10 +61,10 @@ def _resolve_binary_conv(layer: BinaryConv, prefix: str, background: np.ndarray 
     packed = pack_signs(layer.signs < 0).reshape(out_c, -1)
     weights = CArray("uint32_t", f"{prefix}weights", packed, target_only=True)
     n_full = kh * kw * in_c
-    thresholds = _threshold_array(prefix, layer.epilogue)
+    thresholds = threshold_array(prefix, layer.epilogue)
     if layer.pad_mode != "zero":  # every window has n_full bits: S >= T is popcount <= (n_full - T) // 2
         limits = (n_full - layer.epilogue.thresholds.astype(np.int64)) // 2
-        thresholds = CArray("int16_t" if n_full <= _INT16[1] else "int32_t", f"{prefix}limits", limits)
+        thresholds = CArray("int16_t" if n_full <= INT16[1] else "int32_t", f"{prefix}limits", limits)
     arrays = [weights, thresholds]
     if layer.pad_mode == "one":
         arrays.append(CArray("uint32_t", f"{prefix}pad", pack_signs(layer.pad_bits)))
@@ -206,7 +80,7 @@ def _resolve_binary_conv(layer: BinaryConv, prefix: str, background: np.ndarray 
             CArray("uint32_t", f"{prefix}bg_open", bg_open, target_only=True),
         ]
     context = {
-        **_conv_context(layer.conv),
+        **conv_context(layer.conv),
         **pool_context(layer.epilogue.pool),
         "in_words": layer.inp.words,
         "in_channels": in_c,
@@ -234,7 +108,7 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
     out_n, n = layer.signs.shape
     inp = layer.inp
     storage_words = inp.total_words
-    integer = _needs_int8(layer.signs)
+    integer = needs_int8(layer.signs)
     context: dict[str, Any] = {
         "outputs": out_n,
         "inputs": n,
@@ -264,7 +138,7 @@ def _resolve_binary_dense(layer: BinaryDense, prefix: str) -> LayerCode:
         arrays, tail_bytes, out_words = [weights, mul, add], mul.nbytes + add.nbytes, 0
         context.update(scale_log2=layer.epilogue.scale_log2, wide=layer.epilogue.wide, view_shift=layer.epilogue.view_shift)
     else:
-        thresholds = _threshold_array(prefix, layer.epilogue)
+        thresholds = threshold_array(prefix, layer.epilogue)
         arrays, tail_bytes, out_words = [weights, thresholds], thresholds.nbytes, words_for(out_n)
     code = LayerCode("bnn/layer_binary_dense.c.j2", context, arrays, weights.nbytes, tail_bytes, out_words)
     if not integer:
@@ -291,20 +165,23 @@ def _resolve_bit_maxpool(layer: BitMaxPool, prefix: str) -> LayerCode:
     return LayerCode("bnn/layer_bit_maxpool.c.j2", context, arrays, 0, mask_bytes, layer.out.total_words)
 
 
-def layer_kernel(layer: Layer, prefix: str, background: np.ndarray | None = None) -> tuple[Kernel, np.ndarray | None]:
+def layer_kernel(
+    layer: Layer, prefix: str, background: np.ndarray | None = None, dsp: bool = False
+) -> tuple[Kernel, np.ndarray | None]:
     """Pack one integer layer's constants and build its kernel.
 
     Args:
         layer: a lowered integer layer.
         prefix: name prefix of its constants (``l3_``).
         background: the input value's background pixel (:attr:`Value.background`), or ``None``.
+        dsp: the target core has the DSP extension (the 8-bit pixel conv's int16-pair form).
 
     Returns:
         The :class:`~firmware_gen.bnn.kernel.Kernel` (``inputs``/``output`` left for the caller)
         and the background pixel of its output (or ``None``).
     """
     if isinstance(layer, PixelConv):
-        code = _resolve_pixel_conv(layer, prefix)
+        code = resolve_pixel_conv(layer, prefix, dsp)
     elif isinstance(layer, BinaryConv):
         code = _resolve_binary_conv(layer, prefix, background)
     elif isinstance(layer, BinaryDense):

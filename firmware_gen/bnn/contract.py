@@ -23,7 +23,9 @@ functions, and the generated C kernels read activations with the index formulas 
   is the group's sum with tap ``3 g + j`` negated when bit ``j`` of ``p`` is set. Channel ``o``
   stores, per group, its entry ``8 g + p`` (:func:`pixel_group_entries`; bit ``j`` of ``p`` set
   when the weight of tap ``3 g + j`` is -1, taps past the last read 0). The channel-inner host
-  form stores the signs ``+-1`` as ``[tap][channel]``.
+  form stores the signs ``+-1`` as ``[tap][channel]``. Integer (8-bit) weights use the same tap
+  order: ``int8_t`` ``[channel][tap]``, or on cores with the DSP extension ``uint64_t``
+  ``[channel][t // 4]`` with tap ``t`` in bits ``16 * (t % 4)`` as int16 (:mod:`firmware_gen.bnn.pixel`).
 * **Complement**: a stored activation bit may be the complement of LCE's bit for some channels
   (a compile-time per-channel mask); consumers absorb it into their weights, so it never costs
   a run-time instruction.

@@ -119,6 +119,7 @@ def emit_files(
         "need_round": any(k.context.get("uses_round") or k.context.get("output") == "int8" for k in kernels),
         "need_int8": any(k.context.get("uses_int8") for k in kernels),
         "need_barrier": bool(memory.barriers),
+        "need_smlad": any(k.context.get("form") == "pairs" for k in kernels),
         "argmax_type": None if returns else score_type,
     }
     views = [(_VIEWS[t][0], t, memory.total // _VIEWS[t][1]) for t in memory.ctypes]
@@ -128,7 +129,7 @@ def emit_files(
         arrays=arrays,
         inner_arrays=[array for kernel in kernels for array in kernel.inner_arrays],
         arena_words=max(memory.total // 4, 1),
-        int8_stem=any(kernel.context.get("integer") and kernel.kind == "PixelConv" for kernel in kernels),
+        int8_stem=next((k.context["form"] for k in kernels if k.kind == "PixelConv" and k.context.get("integer")), None),
         int8_dense=any(kernel.context.get("integer") and kernel.kind == "BinaryDense" for kernel in kernels),
         single_view=single_view,
         views=views,

@@ -32,7 +32,10 @@ from firmware_gen.bnn.values import Value
 
 __all__ = ["lower_group", "MAX_PIXEL_TAPS"]
 
-MAX_PIXEL_TAPS = 30  # the pixel kernel unrolls its taps; wider first convs take the float path
+MAX_PIXEL_TAPS = 256
+"""Most taps (``kh * kw * C``) of a pixel conv (7x7 on 5 channels): its kernel keeps the taps of a
+position on the stack (those of every pool position on cores without the DSP extension: 2 KiB for a
+2x2 pool); wider first convs take the float path."""
 _LCE_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
 _INT_CLAMPS = {"NONE": (-(2**31), 2**31 - 1), "RELU": (0, 2**31 - 1), "RELU_N1_TO_1": (-1, 1), "RELU6": (0, 6)}
 _CLAMP_OPS = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
@@ -104,10 +107,10 @@ def _pixel_conv(group: Group, in_shape: tuple[int, int, int]) -> _Pending:
     node = group.producer
     weights = node.const(1, "filter").astype(np.float32)
     out_c, kh, kw, in_c = weights.shape
-    if in_c != 1 or in_shape[2] != 1:
-        raise NotFusableError(f"{in_c} input channels (the pixel kernel reads one)")
-    if kh * kw > MAX_PIXEL_TAPS:
-        raise NotFusableError(f"{kh * kw} taps (the pixel kernel unrolls up to {MAX_PIXEL_TAPS})")
+    if in_c != in_shape[2]:
+        raise NotFusableError(f"filters of {in_c} channels on an input of {in_shape[2]} (a grouped convolution)")
+    if kh * kw * in_c > MAX_PIXEL_TAPS:
+        raise NotFusableError(f"{kh * kw * in_c} taps per output (the pixel kernel takes up to {MAX_PIXEL_TAPS})")
     if node.options.get("dilationHFactor", 1) != 1 or node.options.get("dilationWFactor", 1) != 1:
         raise NotFusableError("dilation")
     ints, units = _rows(node, weights)
@@ -136,7 +139,7 @@ def _pixel_conv(group: Group, in_shape: tuple[int, int, int]) -> _Pending:
         if zero != pad_pixel * unit:
             notes.append(f"border taps: the rescaled 0 is pixel {float(pad_pixel)!r}, taken as {zero}/{unit}")
     residual = beta + alpha * zero / unit
-    bound = kh * kw * k_max * max(abs(zero), abs(255 * unit - zero))
+    bound = kh * kw * in_c * k_max * max(abs(zero), abs(255 * unit - zero))
     # Interior outputs: y_o = c_o * alpha / unit * S + c_o * residual * sum(k_o) + b_o, exactly.
     mul = [c * alpha / unit for c in units]
     add = [c * residual * int(ints[o].sum(dtype=np.int64)) + _exact(bias[o]) for o, c in enumerate(units)]

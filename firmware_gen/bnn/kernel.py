@@ -20,6 +20,7 @@ _ITEMSIZE = {
     "int32_t": 4,
     "int16_t": 2,
     "int64_t": 8,
+    "uint64_t": 8,
     "uint8_t": 1,
     "int8_t": 1,
     "uint16_t": 2,
@@ -69,6 +70,9 @@ class CArray:
         if self.ctype == "uint32_t":
             items = [f"0x{int(v) & 0xFFFFFFFF:08x}u" for v in flat]
             per_line = 6
+        elif self.ctype == "uint64_t":
+            items = [f"0x{int(v):016x}u" for v in flat]
+            per_line = 4
         elif self.ctype == "float":
             items = [c_float(v) for v in flat]
             per_line = 6

@@ -66,18 +66,19 @@ def _live_nodes(graph: Graph) -> set[int]:
     return live
 
 
-def _pixel_conv_applies(graph: Graph, shape: tuple[int, int, int]) -> bool:
-    """True when a group reading the model input compiles as the integer pixel conv."""
+def _pixel_conv_applies(graph: Graph, shape: tuple[int, int, int]) -> tuple[bool, str | None]:
+    """Whether a group reading the model input compiles as the integer pixel conv, and the report's
+    note when one could but its numbers do not allow it."""
     if graph.input.dtype != "FLOAT32":
-        return False
+        return False, None
     for group in find_groups(graph, pixel_input=True):
         if group.kind == "pixel":
             try:
                 lower_group(group, Value(graph.input.index, "uint8", shape))
-                return True
-            except NotFusableError:
-                return False
-    return False
+                return True, None
+            except NotFusableError as why:
+                return False, f"layer {group.producer.index} ({group.producer.name}): not the integer pixel conv: {why}"
+    return False, None
 
 
 def _rescale_table(graph: Graph, ctx: LowerContext, claimed: set[int]) -> list[int]:
@@ -120,7 +121,7 @@ def _lower_group(group: Group, ctx: LowerContext) -> Kernel:
         return lce_bconv2d.lower_residual(group.producer, group.end, ctx)
     inp = ctx.values[group.input]
     layer = lower_group(group, inp)
-    kernel, background = layer_kernel(layer, ctx.prefix, inp.background)
+    kernel, background = layer_kernel(layer, ctx.prefix, inp.background, ctx.dsp)
     out_tensor = group.nodes[-1].output.index
     if group.scores:
         ctx.define(Value(out_tensor, "int32", (1, 1, int(layer.signs.shape[0]))))
@@ -140,12 +141,14 @@ def _widen_output(graph: Graph, ctx: LowerContext) -> Kernel:
                   "bnn/ops/widen.c.j2", context, kind="Widen")  # fmt: skip
 
 
-def compile_graph(graph: Graph, input_type: str = "auto") -> Program:
+def compile_graph(graph: Graph, input_type: str = "auto", dsp: bool = False) -> Program:
     """Lower ``graph`` to kernels.
 
     Args:
         graph: from :func:`firmware_gen.bnn.graph.load_graph`.
         input_type: ``auto``, ``uint8`` or ``float32`` (see :mod:`firmware_gen.bnn.signature`).
+        dsp: the target core has the DSP extension (the 8-bit pixel conv then stores int16 weight
+            pairs for SMLAD, :mod:`firmware_gen.bnn.pixel`).
 
     Returns:
         The :class:`Program`.
@@ -158,7 +161,7 @@ def compile_graph(graph: Graph, input_type: str = "auto") -> Program:
     """
     try:
         with np.errstate(over="raise", invalid="raise", divide="raise"):
-            program = _compile(graph, input_type)
+            program = _compile(graph, input_type, dsp)
     except FloatingPointError as err:
         raise InputError(f"bnn engine: folding the model's constants fails in float arithmetic ({err})") from None
     _check_finite(program.kernels)
@@ -176,14 +179,16 @@ def _check_finite(kernels: list[Kernel]) -> None:
                 )
 
 
-def _compile(graph: Graph, input_type: str) -> Program:
+def _compile(graph: Graph, input_type: str, dsp: bool) -> Program:
     """:func:`compile_graph` without its float-arithmetic guard."""
     shape = hwc(graph.input.shape) or (1, 1, 1)
-    in_dtype = choose_input_dtype(graph, input_type, _pixel_conv_applies(graph, shape))
-    ctx = LowerContext(graph)
+    pixel, why_not = _pixel_conv_applies(graph, shape)
+    in_dtype = choose_input_dtype(graph, input_type, pixel)
+    ctx = LowerContext(graph, dsp=dsp)
     ctx.define(Value(graph.input.index, in_dtype, shape, quant=input_quant(graph)))
     live = _live_nodes(graph)
     notes = [f"layer {n.index} ({n.name}): dropped, the output does not depend on it" for n in graph.nodes if n.index not in live]
+    notes += [why_not] if why_not is not None and in_dtype != "uint8" else []
     nodes = [n for n in graph.nodes if n.index in live]
     for node in nodes:
         op_kind(node)  # refuse an unknown op before anything else

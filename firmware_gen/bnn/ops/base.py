@@ -55,12 +55,14 @@ class LowerContext:
         values: tensor index -> materialized :class:`Value` (the model input first).
         prefix: name prefix of the constants of the kernel being lowered (``l3_``).
         notes: remarks for the report.
+        dsp: the target core has the DSP extension (the 8-bit pixel conv's int16-pair form).
     """
 
     graph: Graph
     values: dict[int, Value] = field(default_factory=dict)
     prefix: str = "l0_"
     notes: list[str] = field(default_factory=list)
+    dsp: bool = False
 
     def value(self, node: Node, slot: int = 0) -> Value:
         """The value of the ``slot``-th activation input of ``node``.
