@@ -2,43 +2,39 @@
 
 Four classes of one-quarter-second clips at 8 kHz (:data:`CONFIG`: 128-sample frames every 64
 samples, 16 mel bands, so 31 x 16 features): a low tone, a high tone, a rising chirp and a falling
-chirp, each at a random level, onset, length and pitch, over noise. :func:`audio_dataset` builds
-the :class:`~pipeline.dataset.Dataset` an audio source gives (features from
-:func:`pipeline.frontend.features`, the raw int16 clips beside them, the config's JSON);
-:func:`train_kws_bnn` trains a narrow ``kws_bnn`` on it for two epochs (half a minute on two
-shared cores) and :func:`train_ds_cnn` a narrow DS-CNN. :func:`patched_loader` makes ``--data PATH``
-return such a dataset for the in-process CLIs (until the ``audio`` dataset kind exists).
+chirp, each at a random level, onset, length and pitch, over noise. :func:`write_audio_source`
+writes them as WAV files (``train/CLASS/NNNN.wav``, ``test/CLASS/NNNN.wav``) with a dataset spec,
+the ``--data`` every stage takes (the ``audio`` dataset kind, :mod:`pipeline.audio`), and
+:func:`write_spec` another spec for the same files (another front end). :func:`train_kws_bnn` trains a
+narrow ``kws_bnn`` for two epochs (half a minute on two shared cores) and :func:`train_ds_cnn` a
+narrow DS-CNN.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import json
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.dataset import Dataset
-from pipeline.frontend import FrontendConfig, features
+from pipeline.frontend import FrontendConfig
 
 __all__ = [
     "CONFIG",
     "CLASSES",
-    "AUDIO_DATA",
     "synthetic_clip",
     "synthetic_clips",
-    "audio_dataset",
     "train_kws_bnn",
     "untrained_kws_bnn",
     "untrained_ds_cnn",
     "train_ds_cnn",
-    "patched_loader",
+    "write_audio_source",
+    "write_spec",
 ]
 
 CONFIG = FrontendConfig(clip_samples=2048, frame_length=128, hop=64, channels=16, lower_hz=100, upper_hz=3800)
 CLASSES = ("low", "high", "up", "down")
-AUDIO_DATA = "synthetic-kws-audio"
-"""The ``--data`` name :func:`patched_loader` maps to :func:`audio_dataset` in the tests."""
 
 
 def synthetic_clip(label: int, rng: np.random.Generator, config: FrontendConfig = CONFIG) -> np.ndarray:
@@ -68,25 +64,6 @@ def synthetic_clips(count: int, seed: int, config: FrontendConfig = CONFIG) -> t
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % len(CLASSES)
     return np.stack([synthetic_clip(int(label), rng, config) for label in labels]), labels.astype(np.int64)
-
-
-def audio_dataset(train: int = 480, test: int = 48, config: FrontendConfig = CONFIG, source: str = "synthetic-kws") -> Dataset:
-    """The synthetic task as an audio source's :class:`Dataset` (features ``(N, frames, channels, 1)`` uint8)."""
-    raw_train, y_train = synthetic_clips(train, 1, config)
-    raw_test, y_test = synthetic_clips(test, 2, config)
-    return Dataset(
-        x_train=features(raw_train, config)[..., None],
-        y_train=y_train,
-        x_test=features(raw_test, config)[..., None],
-        y_test=y_test,
-        source=source,
-        sha256={"synthetic": config.sha256()},
-        num_classes=len(CLASSES),
-        classes=CLASSES,
-        frontend=config.to_json(),
-        raw_train=raw_train,
-        raw_test=raw_test,
-    )
 
 
 def untrained_kws_bnn(config: FrontendConfig = CONFIG, classes: int = len(CLASSES), *, seed: int = 0):
@@ -136,19 +113,28 @@ def untrained_ds_cnn(config: FrontendConfig = CONFIG, classes: int = len(CLASSES
     return build_ds_cnn((*config.feature_shape, 1), classes, filters=filters)
 
 
-@contextlib.contextmanager
-def patched_loader(datasets: dict[str, Dataset]) -> Iterator[None]:
-    """Make ``pipeline.data.load_dataset(PATH)`` return ``datasets[PATH]`` in-process (other paths load as before)."""
-    import pytest
+def write_spec(path: Path, config: FrontendConfig = CONFIG, clips: str = "clips") -> Path:
+    """A dataset spec at ``path`` for the WAV tree ``clips`` (beside it) through front end ``config``."""
+    settings = {key: value for key, value in config.to_json().items() if key not in ("sample_rate", "clip_samples")}
+    spec = {
+        "audio": clips,
+        "classes": list(CLASSES),
+        "sample_rate": config.sample_rate,
+        "clip_seconds": config.clip_samples / config.sample_rate,
+        "frontend": settings,
+    }
+    path.write_text(json.dumps(spec, indent=2) + "\n")
+    return path
 
-    import pipeline.data
 
-    real = pipeline.data.load_dataset
+def write_audio_source(root: Path, train: int = 480, test: int = 48, config: FrontendConfig = CONFIG) -> Path:
+    """The task as WAV files under ``root/clips`` and its spec ``root/kws.json`` (returned)."""
+    from audio_trees import fmt_body, wav_bytes
 
-    def load(data=None):
-        key = str(Path(data)) if data is not None else None
-        return datasets[key] if key in datasets else real(data)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pipeline.data, "load_dataset", load)
-        yield
+    for split, (count, seed) in (("train", (train, 1)), ("test", (test, 2))):
+        clips, labels = synthetic_clips(count, seed, config)
+        for index, (clip, label) in enumerate(zip(clips, labels, strict=True)):
+            path = root / "clips" / split / CLASSES[label] / f"{index:04d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(wav_bytes(clip, fmt=fmt_body(rate=config.sample_rate)))
+    return write_spec(root / "kws.json", config)

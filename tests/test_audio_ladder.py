@@ -1,7 +1,8 @@
 """The audio verification ladder on a trained keyword model: from raw samples to a class, through every rung.
 
 The narrow kws_bnn of the ``kws_audio`` fixture (trained two epochs on ``tests/audio_data.py``'s
-tones and chirps, converted with the front end embedded) is compiled by ``python -m firmware_gen``
+tones and chirps, written as WAV files and read through the ``audio`` dataset kind, converted with
+the front end embedded) is compiled by ``python -m firmware_gen``
 for Cortex-M0 and Cortex-M4. Rungs:
 
 1. Keras and the LCE interpreter on Python's features (``x_test``) give the same classes;
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_data import CONFIG, audio_dataset, patched_loader
-from conftest import require_toolchain, run_module
+from audio_data import CONFIG, write_spec
+from conftest import require_toolchain, run_module, stderr_lines
 
 from emulator.backends import keras_scores
 from emulator.clips import run_host, run_qemu
@@ -114,20 +115,16 @@ def test_qemu_firmware_from_raw_samples(
     assert 0 < run.results.stack_peak_bytes <= report["deployable"]["stack_bytes"]
 
 
-def _emulate(argv: list[str], datasets: dict, capsys) -> tuple[int, list[str]]:
-    from emulator.cli import main
-
-    with patched_loader(datasets):
-        status = main(argv)
-    return status, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+def _emulate(*args: object) -> tuple[int, list[str]]:
+    result = run_module("emulator", *args)
+    return result.returncode, stderr_lines(result)
 
 
-def test_emulator_climbs_the_audio_rungs(kws_audio: dict, firmware: dict[str, Path], capsys) -> None:
+def test_emulator_climbs_the_audio_rungs(kws_audio: dict, firmware: dict[str, Path]) -> None:
     dataset, data = kws_audio["dataset"], kws_audio["data"]
-    datasets = {data: dataset}
     folder = firmware[CORES[0]]
-    argv = [str(folder), "--backend", "qemu", "--target", CORES[0], "--data", data, "--reference", str(kws_audio["h5"])]
-    status, errors = _emulate([*argv, "--board", "stm32f030f4", "--chunks", "100,7"], datasets, capsys)
+    argv = [folder, "--backend", "qemu", "--target", CORES[0], "--data", data, "--reference", kws_audio["h5"]]
+    status, errors = _emulate(*argv, "--board", "stm32f030f4", "--chunks", "100,7")
     assert status == 0, errors
     report = json.loads((folder / f"{folder.name}.qemu.emulate.json").read_text())
     count = len(dataset.y_test)
@@ -145,7 +142,7 @@ def test_emulator_climbs_the_audio_rungs(kws_audio: dict, firmware: dict[str, Pa
     assert report["budget"]["ok"] and report["budget"]["ram"]["need"] == report["ram_bytes"]
     assert "features" not in report["extra"] and len(report["extra"]["scores"]) == count
 
-    status, errors = _emulate([str(folder), "--data", data], datasets, capsys)  # host build, LCE reference
+    status, errors = _emulate(folder, "--data", data)  # the host build, the LCE reference
     host = json.loads((folder / f"{folder.name}.host.emulate.json").read_text())
     assert status == 0 and host["agreement"] == 1.0 and host["reference"]["backend"] == "lce", errors
     assert host["frontend"]["features_equal"] == count and host["instructions_per_clip"]["total"] is None
@@ -155,24 +152,24 @@ def test_emulator_climbs_the_audio_rungs(kws_audio: dict, firmware: dict[str, Pa
 
     assert sizes(host["flash_ram"]) == sizes(report["flash_ram"])  # firmware.json's, measured at generation
 
-    status, errors = _emulate([str(kws_audio["lce"]), "--data", data, "--json", str(folder / "lce.json")], datasets, capsys)
+    status, errors = _emulate(kws_audio["lce"], "--data", data, "--json", folder / "lce.json")
     lce = json.loads((folder / "lce.json").read_text())
     assert status == 0 and lce["fed"] == "features" and lce["frontend"]["config_sha256"] == CONFIG.sha256(), errors
 
 
-def test_emulator_refuses_data_from_another_front_end(kws_audio: dict, firmware: dict[str, Path], capsys) -> None:
-    other = audio_dataset(train=4, test=8, config=FrontendConfig(**{**CONFIG.to_json(), "log_offset": 9}))
-    dataset = kws_audio["dataset"]
-    features_only = type(dataset)(**{**dataset.__dict__, "frontend": None, "raw_train": None, "raw_test": None})
-    datasets = {"other": other, "features": features_only}
-    folder = str(firmware[CORES[1]])
+def test_emulator_refuses_data_from_another_front_end(kws_audio: dict, firmware: dict[str, Path], tmp_path: Path) -> None:
+    from test_convert_frontend import features_npz
+
+    other = write_spec(Path(kws_audio["data"]).parent / "other.json", FrontendConfig(**{**CONFIG.to_json(), "log_offset": 9}))
+    npz = features_npz(kws_audio["dataset"], tmp_path / "features.npz")
+    folder = firmware[CORES[1]]
     for argv, message in (
-        ([folder, "--data", "other"], "differ in log_offset"),
-        ([folder, "--backend", "qemu", "--target", CORES[1], "--data", "other"], "is not the firmware's"),
-        ([folder, "--data", "features"], "has no raw clips"),
-        ([str(kws_audio["lce"]), "--data", "other"], "is not the one"),
-        ([str(firmware["network"]), "--data", "other"], "is not the one"),
+        ([folder, "--data", other], "differ in log_offset"),
+        ([folder, "--backend", "qemu", "--target", CORES[1], "--data", other], "is not the firmware's"),
+        ([folder, "--data", npz], "has no raw clips"),
+        ([kws_audio["lce"], "--data", other], "is not the one"),
+        ([firmware["network"], "--data", other], "is not the one"),
     ):
-        status, errors = _emulate(argv, datasets, capsys)
+        status, errors = _emulate(*argv)
         assert status == 2 and len(errors) == 1 and message in errors[0], (argv, errors)
-    assert not list(Path(folder).glob("*.emulate.json"))
+    assert not list(folder.glob("*.emulate.json"))

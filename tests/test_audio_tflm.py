@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_data import CONFIG, patched_loader
+from audio_data import CONFIG
 from conftest import require_toolchain, run_module
 
 from convert.flatbuffer import read_model
@@ -47,17 +47,14 @@ def ds_cnn(kws_audio: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The DS-CNN trained on the keyword task, converted (``int8``: its flatbuffer), and its tflm firmware."""
     from audio_data import train_ds_cnn
 
-    from convert.cli import main as convert_main
-
     dataset, data = kws_audio["dataset"], kws_audio["data"]
     out = tmp_path_factory.mktemp("ds_cnn")
     model = train_ds_cnn(dataset)
     model.save(out / "ds.h5", save_format="h5", include_optimizer=False)
-    with patched_loader({data: dataset}):
-        assert (
-            convert_main([str(out / "ds.h5"), "--data", data, "--formats", "float,int8", "--calibration", "200", "--check", "48"])
-            == 0
-        )
+    converted = run_module(
+        "convert", out / "ds.h5", "--data", data, "--formats", "float,int8", "--calibration", "200", "--check", "48"
+    )
+    assert converted.returncode == 0, converted.stderr
     firmware = out / "firmware"
     result = run_module(
         "firmware_gen", "--target", CORE, "--engine", "tflm", "--model", out / "ds.int8.tflite", "--out", firmware
@@ -96,13 +93,10 @@ def test_tflm_firmware_from_raw_samples_equals_the_interpreter(kws_audio: dict, 
     assert run.links["network"]["flash_bytes"] < run.links["deployable"]["flash_bytes"]
 
 
-def test_emulator_runs_the_tflm_firmware_from_raw_samples(kws_audio: dict, ds_cnn: dict, capsys) -> None:
-    from emulator.cli import main
-
+def test_emulator_runs_the_tflm_firmware_from_raw_samples(kws_audio: dict, ds_cnn: dict) -> None:
     folder: Path = ds_cnn["firmware"]
-    with patched_loader({kws_audio["data"]: kws_audio["dataset"]}):
-        status = main([str(folder), "--backend", "qemu", "--target", CORE, "--data", kws_audio["data"], "--limit", "12"])
-    assert status == 0, capsys.readouterr().err
+    result = run_module("emulator", folder, "--backend", "qemu", "--target", CORE, "--data", kws_audio["data"], "--limit", "12")
+    assert result.returncode == 0, result.stderr
     report = json.loads((folder / f"{folder.name}.qemu.emulate.json").read_text())
     assert report["fed"] == "raw" and report["frontend"]["features_equal"] == 12 and report["agreement"] == 1.0
     assert report["reference"]["backend"] == "tflm"

@@ -4,8 +4,8 @@
   a narrow DS-CNN): the reader returns the same config, the same tensors and operators, every
   buffer's data stays 16-byte aligned, and TFLite, LCE and TFLite-Micro give bit-identical scores
   with and without the entry;
-* ``python -m convert --data AUDIO`` writes the entry into every flatbuffer and records it in
-  ``NAME.convert.json``; a dataset without a front end writes none;
+* ``python -m convert --data SPEC`` (an audio dataset of WAV files) writes the entry into every
+  flatbuffer and records it in ``NAME.convert.json``; a dataset without a front end writes none;
 * a corrupt or hostile entry is one :class:`InputError` line naming the file and the entry.
 """
 
@@ -16,6 +16,7 @@ import json
 import numpy as np
 import pytest
 from audio_data import CONFIG, untrained_ds_cnn, untrained_kws_bnn
+from conftest import run_module
 
 from convert.converter import to_lce, to_tflite_float, to_tflite_int8
 from convert.flatbuffer import read_model_bytes
@@ -161,22 +162,20 @@ def test_convert_embeds_the_datasets_front_end_in_every_flatbuffer(kws_audio: di
         assert model.frontend == CONFIG and model.sha256 == entry["sha256"]
 
 
-def test_a_dataset_without_a_front_end_embeds_nothing(kws_audio: dict, tmp_path, capsys) -> None:
-    from audio_data import patched_loader
+def features_npz(dataset, path):
+    """The dataset's features alone, as an ``.npz`` (no front end, no raw clips)."""
+    arrays = {key: getattr(dataset, key) for key in ("x_train", "y_train", "x_test", "y_test")}
+    np.savez(path, **arrays, num_classes=dataset.num_classes)
+    return path
 
-    from convert.cli import main
 
-    dataset = kws_audio["dataset"]
-    features_only = type(dataset)(
-        **{**dataset.__dict__, "frontend": None, "raw_train": None, "raw_test": None, "source": "features.npz"}
-    )
-    with patched_loader({"features.npz": features_only}):
-        assert (
-            main([str(kws_audio["h5"]), "--data", "features.npz", "--formats", "lce", "--check", "8", "--out", str(tmp_path)])
-            == 0
-        )
+def test_a_dataset_without_a_front_end_embeds_nothing(kws_audio: dict, tmp_path) -> None:
+    npz = features_npz(kws_audio["dataset"], tmp_path / "features.npz")
+    args = ["--data", npz, "--formats", "lce", "--check", "8", "--out", tmp_path]
+    result = run_module("convert", kws_audio["h5"], *args)
+    assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "kws.convert.json").read_text())
     assert report["frontend"] is None and report["formats"]["lce"]["frontend_sha256"] is None
     model = read_model_bytes((tmp_path / "kws.lce.tflite").read_bytes())
     assert model.frontend is None and FRONTEND_METADATA not in model.metadata
-    assert "embedded as metadata" not in capsys.readouterr().out
+    assert "embedded as metadata" not in result.stdout
