@@ -173,3 +173,20 @@ def test_emulator_refuses_data_from_another_front_end(kws_audio: dict, firmware:
         status, errors = _emulate(*argv)
         assert status == 2 and len(errors) == 1 and message in errors[0], (argv, errors)
     assert not list(folder.glob("*.emulate.json"))
+
+
+def test_features_that_differ_from_pythons_fail_the_run(kws_audio: dict, firmware: dict[str, Path], tmp_path: Path) -> None:
+    """The first audio rung is a gate: a front end whose C was edited (one step per octave less) is caught."""
+    import shutil
+
+    folder = tmp_path / "edited"
+    shutil.copytree(firmware[CORES[0]], folder)
+    source = folder / "bnn_frontend.c"
+    text, line = source.read_text(), f"#define FE_LOG_SCALE {CONFIG.log_scale}\n"
+    assert line in text
+    source.write_text(text.replace(line, f"#define FE_LOG_SCALE {CONFIG.log_scale - 1}\n"))
+    status, errors = _emulate(folder, "--data", kws_audio["data"], "--min-agreement", "0")
+    count = len(kws_audio["dataset"].y_test)
+    assert status == 1 and len(errors) == 1 and "features differ from Python's on" in errors[0], errors
+    report = json.loads((folder / "edited.host.emulate.json").read_text())
+    assert report["frontend"]["features_equal"] < count and report["frontend"]["features_differ"]
