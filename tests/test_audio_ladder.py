@@ -81,7 +81,7 @@ def test_keras_and_lce_agree_on_pythons_features(kws_audio: dict, keras_classes:
     dataset = kws_audio["dataset"]
     lce = np.argmax(run_lce(kws_audio["lce"].read_bytes(), dataset.x_test), axis=1)
     np.testing.assert_array_equal(lce, keras_classes)
-    assert np.mean(keras_classes == dataset.y_test) >= 0.75  # trained: the ladder compares a model that learned
+    assert np.mean(keras_classes == dataset.y_test) >= 0.6  # trained (chance is 0.25): the ladder compares a model that learned
 
 
 def test_host_build_from_raw_samples(
