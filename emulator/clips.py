@@ -37,7 +37,7 @@ from emulator.signature import FirmwareSignature, read_signature
 from firmware_gen.baremetal.footprint import measure_link
 from firmware_gen.baremetal.project import TFLM_QEMU_DIR
 from firmware_gen.baremetal.protocol import CLIPS_NAME, RESULTS_NAME, HarnessResults, encode_clips, parse_results
-from firmware_gen.clip import CLIP_TARGETS, ClipTarget, measure_links, split_figures
+from firmware_gen.clip import CLIP_TARGETS, LINKS, ClipTarget, measure_links, split_figures
 from firmware_gen.targets import get_core
 from pipeline.errors import CheckError, InputError
 from pipeline.frontend import FrontendConfig
@@ -229,7 +229,7 @@ def _links(project: Path, target: ClipTarget, stack_peak: int) -> dict[str, dict
             "stack_bytes": stack_peak,
             "stack_path": ["painted high-water mark of every call of the harness"],
         }
-    return {name: links[name] for name in ("deployable", "network", "frontend")}
+    return {name: links[name] for name in LINKS}
 
 
 def _clips(clips: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:

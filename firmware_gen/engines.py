@@ -253,14 +253,14 @@ def _clip_figures(files: dict[str, bytes], engine_sources: list[str], clip: Clip
     Arm toolchain the flash and RAM of the whole deployable part (network + front end + clip API),
     of the network alone (``network``) and of the front end alone (in ``frontend``)."""
     from firmware_gen.baremetal.footprint import FOOTPRINT_TOOLS, build_generated
-    from firmware_gen.clip import measure_links, split_figures
+    from firmware_gen.clip import LINKS, measure_links, split_figures
 
     report: dict[str, Any] = {"frontend": dict(clip.report)}
     if any(shutil.which(tool) is None for tool in FOOTPRINT_TOOLS):
         return report
     with tempfile.TemporaryDirectory(prefix="bnn-footprint-") as tmp:
         folder = Path(tmp)
-        build_generated(files, folder, tuple(f"build/{name}.elf" for name in ("deployable", "network", "frontend")))
+        build_generated(files, folder, tuple(f"build/{name}.elf" for name in LINKS))
         links = measure_links(folder, engine_sources, clip.sources, clip.target)
     figures = split_figures(links)
     total = links["deployable"]
