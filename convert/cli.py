@@ -35,6 +35,8 @@ from pipeline.errors import CheckError, InputError, OneLineArgumentParser, first
 if TYPE_CHECKING:
     import tensorflow as tf
 
+    from pipeline.frontend import FrontendConfig
+
 __all__ = ["main", "build_parser", "parse_formats", "parse_input_range"]
 
 PROG = "python -m convert"
@@ -179,12 +181,16 @@ def _run_format(
     labels: np.ndarray,
     keras_scores: np.ndarray,
     near_ties: np.ndarray,
+    frontend: FrontendConfig | None = None,
 ) -> FormatResult:
     """Convert ``model`` to ``fmt`` in memory and check it against Keras (``near_ties``: the
-    check images whose score differences are excused, :mod:`convert.near_ties`)."""
+    check images whose score differences are excused, :mod:`convert.near_ties`). With
+    ``frontend`` (an audio dataset's), the flatbuffer carries it as metadata
+    (:func:`convert.metadata.embed_frontend`) and the check runs on those very bytes."""
     import numpy as np
 
     from convert.flatbuffer import read_model_bytes
+    from convert.metadata import FRONTEND_METADATA, embed_frontend
     from convert.report import accuracy, agreement, excused_rows, nonfinite_rows, score_agreement
     from pipeline.interpreters import run_lce, run_tflite
 
@@ -194,8 +200,12 @@ def _run_format(
             data = _convert(fmt, model, calibration)
     except Exception as err:  # the converters raise many types (ConverterError, ValueError, ...)
         raise InputError(f"{fmt} conversion failed: {first_line(err)}") from None
+    if frontend is not None:
+        data = embed_frontend(data, frontend)
     seconds = time.perf_counter() - start
     parsed = read_model_bytes(data, path.name)
+    if parsed.frontend != frontend:
+        raise CheckError(f"{fmt}: the flatbuffer reads back front end {parsed.frontend} from {FRONTEND_METADATA}, not {frontend}")
     runner = run_lce if fmt == "lce" else run_tflite
     with _captured_stderr():  # TFLite announces its XNNPACK delegate on stderr
         scores = runner(data, images)
@@ -214,6 +224,7 @@ def _run_format(
         accuracy=accuracy(scores, labels),
         images=len(images),
         seconds=seconds,
+        frontend_sha256=parsed.frontend.sha256() if parsed.frontend is not None else None,
     )
 
 
@@ -238,6 +249,11 @@ def _convert_main(argv: Sequence[str] | None) -> int:
             "drop it (the flatbuffers then take the values as they are)"
         )
     images, labels = data.x_test[: args.check], data.y_test[: args.check]
+    frontend = None
+    if data.frontend is not None:
+        from pipeline.frontend import FrontendConfig
+
+        frontend = FrontendConfig.from_json(data.frontend)
 
     from convert.converter import binary_layer_names
     from convert.keras_io import check_image_model, load_keras_model, with_input_range
@@ -284,6 +300,7 @@ def _convert_main(argv: Sequence[str] | None) -> int:
                 labels=labels,
                 keras_scores=keras_scores,
                 near_ties=near_ties,
+                frontend=frontend,
             )
         )
 
@@ -299,6 +316,7 @@ def _convert_main(argv: Sequence[str] | None) -> int:
         data_source=data.source,
         data_shape=data.describe(),
         results=results,
+        frontend=frontend,
     )
     print(render_table(report))
     failed = [result for result in results if not result.passed]

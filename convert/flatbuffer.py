@@ -2,7 +2,8 @@
 
 The reader checks the ``TFL3`` identifier, that every offset it follows lies inside the file,
 that the model has one subgraph, and that every constant tensor's buffer holds exactly
-``prod(shape) * itemsize`` bytes; then :mod:`convert.validation` checks the graph (indices,
+``prod(shape) * itemsize`` bytes, and reads the metadata entries (an audio model's front end
+config, :mod:`convert.metadata`); then :mod:`convert.validation` checks the graph (indices,
 shapes, types, quantization, finite constants, dataflow). A file that fails any check raises
 :class:`~pipeline.errors.InputError` with one line, never a crash. firmware_gen and emulator
 build on :func:`read_model`.
@@ -21,6 +22,7 @@ import numpy as np
 
 from pipeline.artifacts import sha256_bytes
 from pipeline.errors import InputError
+from pipeline.frontend import FrontendConfig
 
 __all__ = ["Quantization", "Tensor", "Operator", "Model", "read_model", "read_model_bytes", "LCE_OPS"]
 
@@ -144,7 +146,13 @@ class Operator:
 
 @dataclass(frozen=True)
 class Model:
-    """A parsed ``.tflite`` model (first subgraph)."""
+    """A parsed ``.tflite`` model (first subgraph).
+
+    Attributes:
+        metadata: the names of the model's metadata entries (``min_runtime_version``, ...).
+        frontend: the audio front end that made the model's input features, from the
+            ``bnn_mcu.frontend`` metadata entry (:mod:`convert.metadata`), or ``None``.
+    """
 
     path: str
     size: int
@@ -156,6 +164,8 @@ class Model:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     buffer_bytes: int
+    metadata: tuple[str, ...] = ()
+    frontend: FrontendConfig | None = None
 
     @cached_property
     def op_names(self) -> list[str]:
@@ -310,6 +320,9 @@ def _build(model: Any, data: bytes, name: str, schema: Any) -> Model:
     description = (
         model.description.decode("utf-8", "replace") if isinstance(model.description, bytes) else str(model.description or "")
     )
+    from convert.metadata import frontend_from_metadata, read_metadata
+
+    entries = read_metadata(model, buffers, name)
     parsed = Model(
         path=name,
         size=len(data),
@@ -321,6 +334,8 @@ def _build(model: Any, data: bytes, name: str, schema: Any) -> Model:
         inputs=tuple(int(i) for i in (graph.inputs if graph.inputs is not None else [])),
         outputs=tuple(int(i) for i in (graph.outputs if graph.outputs is not None else [])),
         buffer_bytes=sum(len(b) for b in buffers if b is not None),
+        metadata=tuple(entry for entry, _ in entries),
+        frontend=frontend_from_metadata(entries, name),
     )
     from convert.validation import check_model
 

@@ -8,11 +8,15 @@ the table and the file always show the same figures.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from convert.metadata import FRONTEND_METADATA
 from pipeline.artifacts import TOOL_VERSION, sha256_bytes
+
+if TYPE_CHECKING:
+    from pipeline.frontend import FrontendConfig
 
 __all__ = [
     "FORMATS",
@@ -112,6 +116,8 @@ class FormatResult:
         accuracy: accuracy on the check images.
         images: number of check images.
         seconds: conversion time.
+        frontend_sha256: the sha256 of the audio front end config the flatbuffer carries as
+            metadata (read back from the written bytes), or ``None``.
     """
 
     format: str
@@ -129,6 +135,7 @@ class FormatResult:
     accuracy: float | None = None
     images: int = 0
     seconds: float = 0.0
+    frontend_sha256: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -170,6 +177,7 @@ class FormatResult:
             "accuracy": self.accuracy,
             "images": self.images,
             "convert_seconds": round(self.seconds, 2),
+            "frontend_sha256": self.frontend_sha256,
         }
         if self.format in GATED_FORMATS:
             entry["min_agreement"] = MIN_AGREEMENT
@@ -190,6 +198,7 @@ def build_report(
     data_source: str,
     results: list[FormatResult],
     data_shape: dict[str, Any] | None = None,
+    frontend: FrontendConfig | None = None,
 ) -> dict[str, Any]:
     """The ``NAME.convert.json`` document.
 
@@ -206,7 +215,10 @@ def build_report(
         results: one entry per requested format, in :data:`FORMATS` order.
         data_shape: the dataset's ``{"example_shape", "dtype", "num_classes"}``
             (:meth:`pipeline.data.Dataset.describe`), recorded under ``check``.
+        frontend: an audio dataset's front end config, embedded in every flatbuffer as metadata
+            (recorded under ``frontend``: the metadata name, the config and its sha256), or ``None``.
     """
+
     return {
         "version": TOOL_VERSION,
         "model": name,
@@ -217,6 +229,9 @@ def build_report(
         "calibration_images": calibration_images,
         "keras": {"accuracy": keras_accuracy, "images": images},
         "formats": {result.format: result.to_json() for result in results},
+        "frontend": None
+        if frontend is None
+        else {"metadata": FRONTEND_METADATA, "config": frontend.to_json(), "sha256": frontend.sha256()},
     }
 
 
@@ -260,6 +275,9 @@ def render_table(report: dict[str, Any]) -> str:
     for row in rows:
         cells = [row[col].ljust(widths[col]) if col < 2 else row[col].rjust(widths[col]) for col in range(columns)]
         lines.append("  ".join(cells) + "  " + row[columns])
+    if report.get("frontend"):
+        entry = report["frontend"]
+        lines.append(f"front end {entry['sha256'][:12]} embedded as metadata {entry['metadata']} in every flatbuffer")
     for fmt, entry in report["formats"].items():
         if entry.get("excused_images"):
             lines.append(

@@ -324,8 +324,19 @@ def _timed(run: Callable[[], np.ndarray], count: int) -> tuple[np.ndarray, float
 
 
 def _run_firmware(
-    backend: str, artifact: Artifact, images: np.ndarray, core: str | None, timeout: float | None, kernels: str
+    backend: str,
+    artifact: Artifact,
+    images: np.ndarray,
+    core: str | None,
+    timeout: float | None,
+    kernels: str,
+    clips: np.ndarray | None = None,
+    chunks: tuple[int, ...] = (128,),
 ) -> BackendRun:
+    if clips is not None:
+        from emulator.audio import run_backend as run_clips
+
+        return run_clips(backend, artifact.path, clips, core=core, chunks=chunks, timeout=timeout, kernels=kernels)
     if backend == "host":
         from emulator.host import run_host
 
@@ -347,6 +358,8 @@ def run_backend(
     num_classes: int,
     trust_model: bool = False,
     kernels: str = "cmsis_nn",
+    clips: np.ndarray | None = None,
+    chunks: tuple[int, ...] = (128,),
 ) -> BackendRun:
     """Run ``artifact`` with ``backend`` over ``images`` and measure what the backend can.
 
@@ -363,6 +376,9 @@ def run_backend(
         num_classes: the dataset's class count (a Keras model must output that many scores).
         trust_model: let a Keras model whose layers carry Python code (``Lambda``) load and run.
         kernels: TFLite-Micro's kernel set for a tflm firmware (``reference`` or ``cmsis_nn``).
+        clips: for a firmware with the audio front end, the raw int16 clips it is fed instead of
+            ``images`` (:mod:`emulator.clips`).
+        chunks: samples per push when streaming ``clips``, cycled.
 
     Returns:
         The :class:`BackendRun`; ``extra`` carries ``latency_ms`` (host wall time per image,
@@ -376,7 +392,7 @@ def run_backend(
     count = len(images)
     if artifact.kind == "firmware":
         start = time.perf_counter()
-        result = _run_firmware(backend, artifact, images, core, timeout, kernels)
+        result = _run_firmware(backend, artifact, images, core, timeout, kernels, clips, chunks)
         result.extra.setdefault("latency_ms", 1000.0 * (time.perf_counter() - start) / max(count, 1))
         return result
     if backend == "keras":

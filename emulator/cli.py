@@ -28,7 +28,7 @@ from typing import Any
 from emulator.backends import BACKENDS
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, positive_float, positive_int, run_cli
 
-__all__ = ["DEFAULT_MIN_AGREEMENT", "main", "build_parser", "emulate", "percent", "agreement_gate"]
+__all__ = ["DEFAULT_MIN_AGREEMENT", "main", "build_parser", "emulate", "percent", "chunk_sizes", "agreement_gate"]
 
 _BACKEND_CHOICES = ("auto", *BACKENDS)
 DEFAULT_MIN_AGREEMENT = 99.9
@@ -93,12 +93,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="load .h5 models whose layers carry Python code (Lambda): RUNS THAT CODE; only for models you trust",
     )
     parser.add_argument(
+        "--chunks",
+        type=chunk_sizes,
+        default="128",
+        metavar="N[,N...]",
+        help="a firmware with the audio front end: samples per push when streaming each raw clip, cycled "
+        "(each up to the clip harness's buffer of 256; default 128)",
+    )
+    parser.add_argument(
         "--tflm-kernels",
         default="cmsis_nn",
         choices=("reference", "cmsis_nn"),
         help="TFLite-Micro kernel set a tflm firmware is built with on qemu (default cmsis_nn)",
     )
     return parser
+
+
+def chunk_sizes(text: str) -> tuple[int, ...]:
+    """argparse type of ``--chunks``: ``"128"`` or ``"1,7,200"`` (1..CLIP_CHUNK_MAX samples each, at most 64)."""
+    from firmware_gen.baremetal.protocol import CLIP_CHUNK_MAX
+
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sample counts such as 128 or 1,7,200, got {text!r}") from None
+    if not 1 <= len(sizes) <= 64 or any(not 1 <= size <= CLIP_CHUNK_MAX for size in sizes):
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 sample counts of 1..{CLIP_CHUNK_MAX}, got {text!r}")
+    return sizes
 
 
 def _budgets(args: argparse.Namespace) -> tuple[int | None, int | None, str, str | None]:
@@ -258,6 +279,10 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     signature = check_fits(artifact, dataset.example_shape, dataset.dtype, dataset.num_classes)
     count = min(args.limit or len(dataset.y_test), len(dataset.y_test))
     images, labels = dataset.x_test[:count], dataset.y_test[:count]
+    from emulator.audio import feed, summary
+
+    fed, clips, frontend = feed(artifact, dataset, count)
+    chunks = tuple(getattr(args, "chunks", None) or chunk_sizes("128"))
     reference_path = Path(args.reference) if args.reference else default_reference_path(artifact)
     trust = bool(getattr(args, "trust_model", False))
     if reference_path is not None and reference_path.suffix == ".tflite" and reference_path.is_file():
@@ -271,7 +296,10 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         num_classes=dataset.num_classes,
         trust_model=trust,
         kernels=getattr(args, "tflm_kernels", "cmsis_nn"),
+        clips=clips,
+        chunks=chunks,
     )
+    audio = summary(result, images, frontend, chunks, artifact.firmware) if clips is not None and frontend else None
     if backend == "host":
         result = _target_figures(result, artifact, core)
     reference = None
@@ -303,6 +331,10 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         layers=[row.to_json() for row in rows] if rows is not None else None,
         memory_plan=plan,
     )
+    if audio is not None:
+        report.update(audio)
+    elif frontend is not None:
+        report["fed"], report["frontend"] = fed, {"config": frontend.to_json(), "config_sha256": frontend.sha256()}
     if gate is not None:
         bar = gate["min_agreement"]
         report["agreement_gate"] = {**gate, "passed": None if bar is None else 100.0 * report["agreement"] >= bar}
@@ -313,6 +345,7 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    from emulator.audio import check_features
     from emulator.report import format_report
     from firmware_gen.targets import raise_if_over
 
@@ -341,6 +374,7 @@ def _main(argv: Sequence[str] | None) -> int:
             f"agreement {100 * report['agreement']:.2f}% ({report['agreeing']:,} of {report['images']:,} images) "
             f"with {report['reference']['path']} is below --min-agreement {gate['min_agreement']:g}% (report: {path})"
         )
+    check_features(report, path)
     raise_if_over(report["budget"])
     return 0
 

@@ -63,6 +63,7 @@ _STATUS = {
     7: "one inference took more than 2^24 SysTick ticks",
     8: "the stack overflowed into .bss",
     9: "the engine's setup failed (see the message above)",
+    10: "a clip API call returned a wrong value (the clip harness)",
     71: "the firmware called abort() or exit()",
     70: "the firmware took an unexpected exception (fault)",
 }

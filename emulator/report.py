@@ -10,7 +10,11 @@ The JSON (``NAME.BACKEND.emulate.json``) has the keys every consumer relies on: 
 ``planner_bytes``, ``tflm`` (the TFLite-Micro cross-check of a builtin-op flatbuffer),
 ``layers`` (the per-layer table of :mod:`emulator.layers`) and ``memory_plan`` (the activation
 plan of :mod:`emulator.planner`), both of the artifact's flatbuffer (for a firmware folder, of the
-flatbuffer it was generated from; absent for a ``.h5``), and ``extra``.
+flatbuffer it was generated from; absent for a ``.h5``), and ``extra``. The audio rungs
+(:mod:`emulator.audio`) add ``fed`` (``raw`` clips or ``features``), ``frontend`` (the config and
+its sha256; from raw clips also the chunks and how many clips' features equal Python's),
+``instructions_per_clip`` (``frontend``, ``network``, ``total``) and ``flash_ram`` (the deployable
+part, the network alone, the front end alone).
 Accuracy and agreement are fractions in 0..1; the table prints them in percent.
 """
 
@@ -195,7 +199,12 @@ def format_report(report: dict[str, Any]) -> str:
     if report.get("planner_bytes") is not None and report["ram_source"] != "planner":
         rows.append(("activations", f"{report['planner_bytes']:,} bytes (planner)"))
     ipi = report["instructions_per_inference"]
-    rows.append(("instructions", f"{ipi:,.0f} per inference" if ipi is not None else "-"))
+    if report.get("frontend") is not None:
+        from emulator.audio import report_rows
+
+        rows += report_rows(report)
+    else:
+        rows.append(("instructions", f"{ipi:,.0f} per inference" if ipi is not None else "-"))
     rows.append(("budget", _budget_line(report["budget"])))
     if report.get("latency_ms") is not None:
         rows.append(("host time", f"{report['latency_ms']:.3f} ms per image (wall clock)"))

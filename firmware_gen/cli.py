@@ -1,7 +1,7 @@
 """Command line for firmware generation.
 
 ``python -m firmware_gen --target CORE [--board NAME] [--engine auto|tflm|bnn] [--model PATH]
-[--input-type auto|uint8|float32] [--optimize speed|size] [--out DIR]`` writes
+[--input-type auto|uint8|float32] [--optimize speed|size] [--no-frontend] [--out DIR]`` writes
 ``artifacts/firmware/NAME-TARGET/`` (NAME: the flatbuffer's file name without ``.tflite``): the
 engine's files plus ``firmware.json``. The folder is written as a
 whole: files go to a temporary sibling folder that then replaces OUT, so a failed run leaves
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=OPTIMIZE_CHOICES,
         help="bnn engine: speed = each binary layer's popcount unrolled into its own carry-save tree; size = every "
         "layer calls one shared loop (less flash, more instructions; the same results)",
+    )
+    parser.add_argument(
+        "--no-frontend",
+        action="store_true",
+        help="a model that carries an audio front end (converted from an audio dataset): emit the network alone, "
+        "fed features, without the front end and the clip API (default: both, fed raw 16-bit samples)",
     )
     parser.add_argument("--out", help="output folder (default: artifacts/firmware/NAME-TARGET/)")
     parser.add_argument("--list-targets", action="store_true", help="print every core and board, then exit")
@@ -200,7 +206,9 @@ def _main(argv: Sequence[str] | None) -> int:
     engine = choose_engine(args.engine, model)
     name = model_path.name.removesuffix(".tflite")
     out = Path(args.out) if args.out else ARTIFACTS / "firmware" / f"{name}-{core.name}"
-    output = run_engine(engine, model, core, board, input_type=args.input_type, optimize=args.optimize, data=data)
+    output = run_engine(
+        engine, model, core, board, input_type=args.input_type, optimize=args.optimize, data=data, frontend=not args.no_frontend
+    )
     verdict = None
     if board is not None:
         verdict = check_budget(
@@ -220,6 +228,17 @@ def _main(argv: Sequence[str] | None) -> int:
         f"{key} {output.report[key]:,}" for key in ("flash_bytes", "ram_bytes") if isinstance(output.report.get(key), int)
     )
     print(f"wrote {out}/ ({engine} engine, {core.name}, {len(files)} files){': ' + figures if figures else ''}")
+    frontend = output.report.get("frontend")
+    if isinstance(frontend, dict):
+        split = ", ".join(
+            f"{part} {entry['flash_bytes']:,} B flash / {entry['ram_bytes']:,} B RAM"
+            for part, entry in (("front end", frontend), ("network", output.report.get("network") or {}))
+            if isinstance(entry.get("flash_bytes"), int)
+        )
+        included = f"front end {frontend['config_sha256'][:12]} and clip API included (raw 16-bit samples in)"
+        print(f"{included}{': ' + split if split else ''}")
+    elif model.frontend is not None:
+        print(f"front end {model.frontend.sha256()[:12]} left out (--no-frontend): the network takes features")
     if verdict is not None and board is not None:
         unchecked = [key for key in ("flash", "ram") if key not in verdict["checked"]]
         if unchecked:

@@ -74,7 +74,9 @@ def tflm_target(model_file_name: str) -> str:
     return c_identifier(model_file_name.removesuffix(".tflite"))
 
 
-def tflm_files(core: Core, model: Model, board: Board | None, tflm_arch: str) -> dict[str, bytes]:
+def tflm_files(
+    core: Core, model: Model, board: Board | None, tflm_arch: str, extra_sources: tuple[str, ...] = ()
+) -> dict[str, bytes]:
     """``CMakeLists.txt`` (target :func:`tflm_target`) and the toolchain file of a tflm firmware folder.
 
     Args:
@@ -82,7 +84,14 @@ def tflm_files(core: Core, model: Model, board: Board | None, tflm_arch: str) ->
         model: the parsed flatbuffer (banner, target name).
         board: the board or ``None`` (banner).
         tflm_arch: ``TARGET_ARCH`` of TFLite-Micro's cortex_m_generic target for the core.
+        extra_sources: more C files of the library (an audio model's front end and clip API).
     """
     target = tflm_target(Path(model.path).name)
-    text = render("cmake/tflm_CMakeLists.txt.j2", target=target, tflm_arch=tflm_arch, **_banner(model, "tflm", core, board))
+    text = render(
+        "cmake/tflm_CMakeLists.txt.j2",
+        target=target,
+        tflm_arch=tflm_arch,
+        extra_sources=list(extra_sources),
+        **_banner(model, "tflm", core, board),
+    )
     return {"CMakeLists.txt": text.encode("utf-8"), TOOLCHAIN_NAME: toolchain_file(core, "tflm", model, board)}

@@ -12,8 +12,11 @@ project of :mod:`firmware_gen.baremetal`). Both are imported when used, so ``--l
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +24,9 @@ from convert.flatbuffer import Model
 from firmware_gen.targets import Board, Core
 from pipeline.errors import InputError
 from pipeline.isolation import INTERPRETER_NAMES, Worker
+
+if TYPE_CHECKING:
+    from firmware_gen.clip import ClipPart
 
 __all__ = [
     "ENGINES",
@@ -142,6 +148,7 @@ def run_engine(
     optimize: str = "speed",
     data: bytes | None = None,
     worker: Worker | None = None,
+    frontend: bool = True,
 ) -> EngineOutput:
     """Run ``engine`` (``tflm`` or ``bnn``, already resolved) and return its files and report.
 
@@ -163,9 +170,18 @@ def run_engine(
     CMake library of the engine's own ``.c`` files is added (:func:`firmware_gen.cmake.bnn_files`:
     ``CMakeLists.txt``, ``arm-none-eabi.cmake``; report entry ``cmake``).
 
+    A model that carries an audio front end (:attr:`~convert.flatbuffer.Model.frontend`) gets it
+    beside the network with the clip API (:mod:`firmware_gen.clip`), unless ``frontend`` is
+    false: the deployable part is then the network, the front end and the clip API, and the
+    report's ``flash_bytes``/``ram_bytes`` are theirs together, with ``frontend`` (the config,
+    its sha256, the API and the front end's own flash and RAM), ``network`` (the network's) and
+    ``deployable`` (the whole part's, with its deepest stack path). Without the front end, the
+    report's ``input_frontend`` names the front end whose features the network takes.
+
     Raises:
         InputError: the engine is unknown, the engine or its reference interpreter rejects the
-            model, or ``input_type`` is not ``auto`` for an engine that does not take it.
+            model, ``input_type`` is not ``auto`` for an engine that does not take it, or the
+            network does not take its front end's features.
     """
     if input_type not in INPUT_TYPES:
         raise InputError(f"unknown input type {input_type!r}: valid input types are {', '.join(INPUT_TYPES)}")
@@ -184,7 +200,16 @@ def run_engine(
         tflm.resolver_ops(model)  # custom ops and ops without a TFLite-Micro kernel: the clearest refusal first
         if data is not None:
             check_reference(engine, model, data, worker=worker)
-        return _with_tflm_harness(model, core, board, tflm.generate(model, core, board, worker=worker))
+        clip = None
+        if frontend:  # main.cc feeds the model raw 8-bit values: the features
+            example = list(model.tensors[model.inputs[0]].shape[1:]) if model.inputs else []
+            clip = _clip_part("tflm", model, core, board, {"input_shape": example, "input_dtype": "uint8"})
+        output = _with_tflm_harness(model, core, board, tflm.generate(model, core, board, worker=worker, clip=clip), clip)
+        if clip is None:
+            if model.frontend is not None:
+                output.report["input_frontend"] = {"config": model.frontend.to_json(), "config_sha256": model.frontend.sha256()}
+            return output
+        return _with_tflm_frontend(output, clip, core)
     if engine != "bnn":
         raise InputError(f"unknown engine {engine!r}: valid engines are {', '.join(ENGINES)}")
     from firmware_gen import baremetal, bnn
@@ -193,15 +218,64 @@ def run_engine(
         check_reference(engine, model, data, worker=worker)
     output = bnn.generate(model, core, board, input_type=input_type, optimize=optimize)
     engine_sources = sorted(path for path in output.files if path.endswith(".c") and "/" not in path)
-    extra = baremetal.generate(model, core, board, output)
+    clip = _clip_part("bnn", model, core, board, output.report.get("signature", {})) if frontend else None
+    extra = baremetal.generate(model, core, board, output, **({"clip": clip} if clip is not None else {}))
     files = dict(output.files)
-    for path, data in extra.files.items():
+    for path, data in [*extra.files.items(), *(clip.files.items() if clip is not None else ())]:
         if path in files and files[path] != data:
             raise InputError(f"engines disagree on {path}: bnn and baremetal both generate it with different content")
         files[path] = data
     report = {**output.report, **extra.report}
-    report.update(_deployable_figures(files, report))
-    return _with_cmake(EngineOutput(files=files, report=report), engine_sources, model, core, board)
+    if clip is None and model.frontend is not None:  # --no-frontend: the features the network takes
+        report["input_frontend"] = {"config": model.frontend.to_json(), "config_sha256": model.frontend.sha256()}
+    if clip is None:
+        report.update(_deployable_figures(files, report))
+        return _with_cmake(EngineOutput(files=files, report=report), engine_sources, model, core, board)
+    report.update(_clip_figures(files, engine_sources, clip))
+    return _with_cmake(EngineOutput(files=files, report=report), [*engine_sources, *clip.sources], model, core, board)
+
+
+def _clip_part(engine: str, model: Model, core: Core, board: Board | None, signature: dict[str, Any]) -> ClipPart | None:
+    """The audio part of a model that carries a front end (None otherwise), after checking that
+    the network takes its features (:func:`firmware_gen.clip.check_network_input`)."""
+    if model.frontend is None:
+        return None
+    from firmware_gen.clip import CLIP_TARGETS, check_network_input, generate
+    from firmware_gen.render import banner_context
+
+    check_network_input(model.frontend, signature["input_shape"], signature["input_dtype"], model.path)
+    banner = banner_context(model, f"{engine} engine, audio front end and clip API", core, board)
+    return generate(CLIP_TARGETS[engine], model.frontend, banner)
+
+
+def _clip_figures(files: dict[str, bytes], engine_sources: list[str], clip: ClipPart) -> dict[str, Any]:
+    """The report entries of an audio firmware: ``frontend`` (the config and the API), and with the
+    Arm toolchain the flash and RAM of the whole deployable part (network + front end + clip API),
+    of the network alone (``network``) and of the front end alone (in ``frontend``)."""
+    from firmware_gen.baremetal.footprint import FOOTPRINT_TOOLS, build_generated
+    from firmware_gen.clip import LINKS, measure_links, split_figures
+
+    report: dict[str, Any] = {"frontend": dict(clip.report)}
+    if any(shutil.which(tool) is None for tool in FOOTPRINT_TOOLS):
+        return report
+    with tempfile.TemporaryDirectory(prefix="bnn-footprint-") as tmp:
+        folder = Path(tmp)
+        build_generated(files, folder, tuple(f"build/{name}.elf" for name in LINKS))
+        links = measure_links(folder, engine_sources, clip.sources, clip.target)
+    figures = split_figures(links)
+    total = links["deployable"]
+    report["frontend"].update(figures["frontend"])
+    report.update(
+        {
+            "flash_bytes": total.flash_bytes,
+            "ram_bytes": total.ram_bytes,
+            "ram_source": "elf",
+            "footprint": {key: total.detail[key] for key in ("flash_source", "ram_source", "static_ram_bytes", "stack_bytes")},
+            "network": figures["network"],
+            "deployable": {"parts": "network + front end + clip API", **figures["deployable"]},
+        }
+    )
+    return report
 
 
 def _with_cmake(output: EngineOutput, sources: list[str], model: Model, core: Core, board: Board | None) -> EngineOutput:
@@ -220,7 +294,34 @@ def _with_cmake(output: EngineOutput, sources: list[str], model: Model, core: Co
     return EngineOutput(files={**output.files, **extra}, report=report)
 
 
-def _with_tflm_harness(model: Model, core: Core, board: Board | None, output: EngineOutput) -> EngineOutput:
+def _with_tflm_frontend(output: EngineOutput, clip: ClipPart, core: Core) -> EngineOutput:
+    """Add the audio part's files and ``report.frontend`` to the tflm engine's output.
+
+    The whole deployable part is only measured when it is built against TFLite-Micro (the QEMU
+    backend); here the front end alone is built and measured (:func:`firmware_gen.clip.measure_frontend`),
+    and its flash and RAM, with the features buffer, join the engine's lower bounds (the model's
+    bytes and the arena), so ``--board`` judges at least the model, the arena and the front end.
+    """
+    from firmware_gen.clip import measure_frontend
+
+    clash = sorted(set(clip.files) & set(output.files))
+    if clash:
+        raise InputError(f"the tflm engine must not produce {', '.join(clash)} itself (the front end does)")
+    report = {**output.report, "frontend": dict(clip.report)}
+    figures = measure_frontend(clip, core)
+    if figures is not None:
+        report["frontend"].update(figures)
+        features = clip.report["feature_bytes"]
+        report["flash_bytes"] += figures["flash_bytes"]
+        report["ram_bytes"] += figures["ram_bytes"] + features
+        report["flash_source"] += " + the front end alone (arm-none-eabi-size)"
+        report["ram_source"] += f" + the front end alone (static + stack) + the {features}-byte features buffer"
+    return EngineOutput(files={**output.files, **clip.files}, report=report)
+
+
+def _with_tflm_harness(
+    model: Model, core: Core, board: Board | None, output: EngineOutput, clip: ClipPart | None = None
+) -> EngineOutput:
     """Add the QEMU harness (``qemu/``) and the firmware's signature to the tflm engine's output.
 
     The harness speaks the same results protocol as the bnn engine's (any input size, any class
@@ -242,7 +343,7 @@ def _with_tflm_harness(model: Model, core: Core, board: Board | None, output: En
         "num_classes": classes,
         "score_dtype": "int32" if output.report["output"]["dtype"] == "INT8" else "float32",
     }
-    extra = generate_tflm(model, core, board, output)
+    extra = generate_tflm(model, core, board, output, clip=clip)
     clash = sorted(set(extra.files) & set(output.files))
     if clash:
         raise InputError(f"the tflm engine must not produce {', '.join(clash)} itself (the QEMU harness does)")

@@ -223,6 +223,10 @@ def harness_files(
     context = _context(config, prefix)
     context.update(
         {
+            "banner": "frontend/banner.j2",
+            "harness_of": "front end",
+            "host_timer": ", no timer",
+            "status_names": "emulator/frontend.py",
             "magic_in": HARNESS_MAGIC["in"],
             "magic_out": HARNESS_MAGIC["out"],
             "magic_end": HARNESS_MAGIC["end"],

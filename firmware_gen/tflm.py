@@ -14,7 +14,7 @@ The arena constant is ``round_up(measured + ARENA_MARGIN, 16)`` where ``measured
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from firmware_gen.tflm_build.target import TFLM_ARCH
 from pipeline.artifacts import sha256_bytes
 from pipeline.errors import InputError
 from pipeline.isolation import Worker
+
+if TYPE_CHECKING:
+    from firmware_gen.clip import ClipPart
 
 __all__ = ["ARENA_MARGIN", "ARENA_ALIGN", "TFLM_OPS", "TFLM_ARCH", "resolver_ops", "input_quant_table", "generate"]
 
@@ -259,7 +262,9 @@ def _context(model: Model, data: bytes, core: Core, board: Board | None, worker:
     return context
 
 
-def generate(model: Model, core: Core, board: Board | None = None, *, worker: Worker | None = None) -> EngineOutput:
+def generate(
+    model: Model, core: Core, board: Board | None = None, *, worker: Worker | None = None, clip: ClipPart | None = None
+) -> EngineOutput:
     """Generate the TFLite-Micro application for ``model`` on ``core``.
 
     Args:
@@ -269,6 +274,9 @@ def generate(model: Model, core: Core, board: Board | None = None, *, worker: Wo
         board: optional board, named in the banners and README.
         worker: a running :class:`~pipeline.isolation.Worker` for the arena measurement
             (default: the shared :func:`~pipeline.isolation.default_worker`).
+        clip: the audio part (:func:`firmware_gen.clip.generate` for ``tflm``), or ``None``: its
+            C files join the application (``Makefile``, CMake library) and ``main()`` classifies
+            a clip of silence through ``tflm_classify_clip``. Its files are the caller's to add.
 
     Returns:
         Files ``tflm_model.h``, ``model_data.h``, ``model_data.c``, ``main.cc``, ``Makefile``,
@@ -283,6 +291,7 @@ def generate(model: Model, core: Core, board: Board | None = None, *, worker: Wo
     """
     data = _model_bytes(model)
     context = _context(model, data, core, board, worker)
+    context["clip"] = None if clip is None else {"api": clip.target.api, "sources": list(clip.sources)}
     files = {
         "tflm_model.h": render("tflm/tflm_model.h.j2", **context),
         "model_data.h": render("tflm/model_data.h.j2", **context),
@@ -309,5 +318,5 @@ def generate(model: Model, core: Core, board: Board | None = None, *, worker: Wo
         "cmake": {"target": tflm_target(Path(model.path).name), "toolchain_file": TOOLCHAIN_NAME},
     }
     encoded = {path: text.encode("utf-8") for path, text in files.items()}
-    encoded.update(tflm_files(core, model, board, context["tflm_arch"]))
+    encoded.update(tflm_files(core, model, board, context["tflm_arch"], tuple(clip.sources) if clip is not None else ()))
     return EngineOutput(files=encoded, report=report)

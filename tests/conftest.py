@@ -243,3 +243,38 @@ def emulator_artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_models: di
         (out / f"{name}.tflite").write_bytes(to_tflite_float(model))
         (out / f"{name}.int8.tflite").write_bytes(to_tflite_int8(model, mnist.x_train[:200]))
     return out
+
+
+@pytest.fixture(scope="session")
+def kws_audio(tmp_path_factory: pytest.TempPathFactory):
+    """The synthetic keyword task of ``tests/audio_data.py`` as WAV files, a model trained on it, and its flatbuffers.
+
+    Keys: ``data`` (the dataset spec, ``--data`` for every stage: the ``audio`` kind), ``dataset``
+    (the :class:`~pipeline.dataset.Dataset` it loads: features, raw clips, front end), ``h5`` (a
+    narrow ``kws_bnn`` trained for two epochs, about 30 s on two shared cores), ``lce`` and
+    ``float`` (``python -m convert --data``: the front end embedded) and ``report``
+    (``kws.convert.json``). The decode cache of the whole session is a folder of its own.
+    """
+    from audio_data import train_kws_bnn, write_audio_source
+
+    from pipeline.data import load_dataset
+    from pipeline.datacache import CACHE_ENV
+
+    out = tmp_path_factory.mktemp("kws_audio")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(out / "data-cache"))
+        spec = write_audio_source(out / "source")
+        dataset = load_dataset(spec)
+        model = train_kws_bnn(dataset)
+        model.save(out / "kws.h5", save_format="h5", include_optimizer=False)
+        result = run_module("convert", out / "kws.h5", "--data", spec, "--check", str(len(dataset.y_test)))
+        if result.returncode != 0:
+            pytest.fail(f"python -m convert on the keyword model exited {result.returncode}: {result.stderr[-2000:]}")
+        yield {
+            "data": spec,
+            "dataset": dataset,
+            "h5": out / "kws.h5",
+            "lce": out / "kws.lce.tflite",
+            "float": out / "kws.tflite",
+            "report": out / "kws.convert.json",
+        }

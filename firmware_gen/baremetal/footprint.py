@@ -31,8 +31,10 @@ __all__ = [
     "read_stack_usage",
     "read_callgraph",
     "deepest_path",
+    "measure_link",
     "measure_footprint",
     "measure_generated",
+    "build_generated",
     "FOOTPRINT_TOOLS",
 ]
 
@@ -205,8 +207,65 @@ def _run_size(size_tool: str, files: list[Path]) -> dict[str, dict[str, int]]:
     return parse_size_output(result.stdout)
 
 
+def measure_link(
+    project: Path,
+    sources: list[str],
+    elf: str,
+    roots: tuple[str, ...] | list[str],
+    *,
+    what: str = "bnn_predict",
+    size_tool: str = "arm-none-eabi-size",
+) -> Footprint:
+    """Flash and RAM of one link of a built project: ``build/ELF`` made of ``sources``' objects.
+
+    Args:
+        project: the project folder (with ``build/``).
+        sources: the ``.c`` files whose objects make the link (their ``.su``/``.ci`` give the stack).
+        elf: the linked file under ``build/`` (``deployable.elf``).
+        roots: the entry points; the stack figure is the deepest path from any of them.
+        what: how the ``ram_source`` text names the roots.
+        size_tool: the ``size`` program.
+
+    Returns:
+        The :class:`Footprint` (flash ``text + data``, RAM ``data + bss`` plus the deepest stack path).
+
+    Raises:
+        CheckError: missing build outputs or unreadable tool output.
+    """
+    build = project / "build"
+    objects = [build / (Path(src).stem + ".o") for src in sources]
+    linked_path = build / elf
+    missing = [p.name for p in [*objects, linked_path] if not p.exists()]
+    if missing:
+        raise CheckError(f"build outputs missing in {build}: {', '.join(missing)} (did make succeed?)")
+    sizes = _run_size(size_tool, [*objects, linked_path])
+    linked = sizes[str(linked_path)]
+    objects_sum = {key: sum(sizes[str(obj)][key] for obj in objects) for key in ("text", "data", "bss")}
+    # Stack: the engine's frames only; library helpers (memcpy, __aeabi_*) count as unknown callees.
+    usage = read_stack_usage([obj.with_suffix(".su") for obj in objects])
+    edges, _ = read_callgraph([obj.with_suffix(".ci") for obj in objects])
+    stack = max((deepest_path(root, usage, edges) for root in roots), key=lambda path: path.bytes)
+    flash = linked["text"] + linked["data"]
+    static_ram = linked["data"] + linked["bss"]
+    detail = {
+        "flash_source": f"arm-none-eabi-size build/{elf}: text + data",
+        "ram_source": f"arm-none-eabi-size build/{elf}: data + bss, plus the deepest {what} stack path",
+        "deployable_elf": linked,
+        "engine_objects": {Path(src).stem + ".o": sizes[str(obj)] for src, obj in zip(sources, objects, strict=True)},
+        "engine_objects_sum": objects_sum,
+        "static_ram_bytes": static_ram,
+        "stack_bytes": stack.bytes,
+        "stack_path": stack.path,
+        "stack_bounded": stack.bounded,
+        "stack_unknown_callees": stack.unknown_callees,
+        "stack_notes": stack.notes,
+    }
+    return Footprint(flash_bytes=flash, ram_bytes=static_ram + stack.bytes, detail=detail)
+
+
 def measure_footprint(project: Path, engine_sources: list[str], *, size_tool: str = "arm-none-eabi-size") -> Footprint:
-    """Deployable flash and RAM of a built project (``make`` has run).
+    """Deployable flash and RAM of a built project (``make`` has run): :func:`measure_link` of
+    ``build/deployable.elf``, entered at ``bnn_predict``.
 
     Args:
         project: the project folder (with ``build/``).
@@ -219,37 +278,29 @@ def measure_footprint(project: Path, engine_sources: list[str], *, size_tool: st
     Raises:
         CheckError: missing build outputs or unreadable tool output.
     """
-    build = project / "build"
-    objects = [build / (Path(src).stem + ".o") for src in engine_sources]
-    deployable = build / "deployable.elf"
-    missing = [p.name for p in [*objects, deployable] if not p.exists()]
-    if missing:
-        raise CheckError(f"build outputs missing in {build}: {', '.join(missing)} (did make succeed?)")
-    sizes = _run_size(size_tool, [*objects, deployable])
-    linked = sizes[str(deployable)]
-    objects_sum = {key: sum(sizes[str(obj)][key] for obj in objects) for key in ("text", "data", "bss")}
-    # Stack: the engine's frames only; library helpers (memcpy, __aeabi_*) count as unknown callees.
-    su_files = [obj.with_suffix(".su") for obj in objects]
-    ci_files = [obj.with_suffix(".ci") for obj in objects]
-    usage = read_stack_usage(su_files)
-    edges, _ = read_callgraph(ci_files)
-    stack = deepest_path("bnn_predict", usage, edges)
-    flash = linked["text"] + linked["data"]
-    static_ram = linked["data"] + linked["bss"]
-    detail = {
-        "flash_source": "arm-none-eabi-size build/deployable.elf: text + data",
-        "ram_source": "arm-none-eabi-size build/deployable.elf: data + bss, plus the deepest bnn_predict stack path",
-        "deployable_elf": linked,
-        "engine_objects": {Path(src).stem + ".o": sizes[str(obj)] for src, obj in zip(engine_sources, objects, strict=False)},
-        "engine_objects_sum": objects_sum,
-        "static_ram_bytes": static_ram,
-        "stack_bytes": stack.bytes,
-        "stack_path": stack.path,
-        "stack_bounded": stack.bounded,
-        "stack_unknown_callees": stack.unknown_callees,
-        "stack_notes": stack.notes,
-    }
-    return Footprint(flash_bytes=flash, ram_bytes=static_ram + stack.bytes, detail=detail)
+    return measure_link(project, engine_sources, "deployable.elf", ("bnn_predict",), size_tool=size_tool)
+
+
+def build_generated(files: dict[str, bytes], folder: Path, targets: tuple[str, ...] = ("build/deployable.elf",)) -> None:
+    """Write a generated project into ``folder`` and ``make`` the ``targets`` there.
+
+    Raises:
+        CheckError: the build fails or takes too long (generated C that does not compile is a bug,
+            not bad input).
+    """
+    for rel, data in files.items():
+        dest = folder / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+    try:
+        result = subprocess.run(
+            ["make", "-s", *targets], cwd=folder, capture_output=True, text=True, timeout=_BUILD_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise CheckError(f"building the deployable part took over {_BUILD_TIMEOUT:g} s") from None
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
+        raise CheckError(f"building the deployable part failed:\n{tail}")
 
 
 def measure_generated(files: dict[str, bytes], engine_sources: list[str]) -> Footprint | None:
@@ -271,23 +322,5 @@ def measure_generated(files: dict[str, bytes], engine_sources: list[str]) -> Foo
     if any(shutil.which(tool) is None for tool in FOOTPRINT_TOOLS):
         return None
     with tempfile.TemporaryDirectory(prefix="bnn-footprint-") as tmp:
-        folder = Path(tmp)
-        for rel, data in files.items():
-            dest = folder / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(data)
-        try:
-            result = subprocess.run(
-                ["make", "-s", "build/deployable.elf"],
-                cwd=folder,
-                capture_output=True,
-                text=True,
-                timeout=_BUILD_TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise CheckError(f"building the deployable part took over {_BUILD_TIMEOUT:g} s") from None
-        if result.returncode != 0:
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-10:])
-            raise CheckError(f"building the deployable part failed:\n{tail}")
-        return measure_footprint(folder, engine_sources)
+        build_generated(files, Path(tmp))
+        return measure_footprint(Path(tmp), engine_sources)

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convert.flatbuffer import Model
 from firmware_gen.baremetal import protocol
 from firmware_gen.engines import EngineOutput
 from firmware_gen.render import banner_context, environment
 from firmware_gen.targets import Board, Core
+
+if TYPE_CHECKING:
+    from firmware_gen.clip import ClipPart
 
 __all__ = [
     "HARNESS_FILES",
@@ -98,7 +101,13 @@ def _engine_layout(files: dict[str, bytes]) -> tuple[list[str], list[str], str]:
 
 
 def generate(
-    model: Model, core: Core, board: Board | None, engine_output: EngineOutput, *, opt: str = DEFAULT_OPT
+    model: Model,
+    core: Core,
+    board: Board | None,
+    engine_output: EngineOutput,
+    *,
+    opt: str = DEFAULT_OPT,
+    clip: ClipPart | None = None,
 ) -> EngineOutput:
     """Emit the bare-metal QEMU project that builds and runs an engine's C on ``core``.
 
@@ -110,6 +119,11 @@ def generate(
         engine_output: the engine's files (``bnn_model.h``/``.c`` and kernels); they are not
             copied, only listed in the Makefile.
         opt: optimisation flag for every object (``-O2`` or ``-Os``).
+        clip: the audio part (:func:`firmware_gen.clip.generate`), or ``None``. With it the
+            harness is the clip harness (raw samples in, :mod:`firmware_gen.clip`), the deployable
+            link holds the network, the front end and the clip API (entered at
+            ``bnn_classify_clip``), and ``build/network.elf`` and ``build/frontend.elf`` link each
+            part alone.
 
     Returns:
         :class:`EngineOutput` with the project's own files (the caller merges them with the
@@ -120,8 +134,12 @@ def generate(
             clash with a project file name; ``opt`` is not an ``-O`` flag; the core's QEMU
             machine has no measured SysTick clock.
     """
+    from firmware_gen.clip import HARNESS_SOURCES as CLIP_HARNESS_SOURCES
+    from firmware_gen.clip import harness_files as clip_harness_files
+
     sources, headers, main_header = _engine_layout(engine_output.files)
     context = _context(model, core, board, opt, "bnn engine, bare-metal QEMU project")
+    harness = _HARNESS_SOURCES if clip is None else (*CLIP_HARNESS_SOURCES, *_HARNESS_SOURCES[1:])
     context.update(
         {
             "api": "BNN",
@@ -131,13 +149,43 @@ def generate(
             "cxx": False,
             "engine_sources": sources,
             "engine_header": main_header,
-            "harness_sources": list(_HARNESS_SOURCES),
+            "harness_sources": list(harness),
             "headers": [*headers, "semihost.h"],
+            "clip": None,
         }
     )
+    templates = dict(HARNESS_FILES)
+    extra: dict[str, bytes] = {}
+    if clip is not None:
+        del templates["harness.c"]
+        context["clip"] = _clip_context(clip)
+        clip_headers = [name for name in clip.files if name.endswith(".h")]
+        context["headers"] = sorted({*headers, *clip_headers, "semihost.h", "harness_platform.h"})
+        context["qemu_flags"] = " ".join(
+            shlex.quote(arg) if "$" not in arg else arg
+            for arg in protocol.qemu_flags("$(MACHINE)", "firmware.elf", "$(CLIPS)", "$(RESULTS)")
+        )
+        extra = clip_harness_files(clip, context)
     env = environment()
-    files = {name: env.get_template(template).render(context).encode("utf-8") for name, template in sorted(HARNESS_FILES.items())}
-    return EngineOutput(files=files, report={"baremetal": _report(core, board, opt, sources, _HARNESS_SOURCES)})
+    files = {name: env.get_template(template).render(context).encode("utf-8") for name, template in sorted(templates.items())}
+    report = _report(core, board, opt, sources, harness)
+    if clip is not None:
+        report["frontend_sources"] = list(clip.sources)
+    return EngineOutput(files={**files, **extra}, report={"baremetal": report})
+
+
+def _clip_context(clip: ClipPart) -> dict[str, Any]:
+    """The Makefile's variables for the audio part: its sources and the entries of the three links."""
+    api = clip.target.api
+    return {
+        "sources": list(clip.sources),
+        "frontend_object": clip.frontend_source.removesuffix(".c") + ".o",
+        "entry": clip.target.entry,
+        "keep": [name for name in clip.target.functions if name != clip.target.entry],
+        "frontend_entry": f"{api}_frontend_push",
+        "frontend_keep": [f"{api}_frontend_reset", f"{api}_frontend_finish"],
+        "clips_name": protocol.CLIPS_NAME,
+    }
 
 
 def _context(model: Model, core: Core, board: Board | None, opt: str, engine: str) -> dict[str, Any]:
@@ -186,7 +234,13 @@ def _report(core: Core, board: Board | None, opt: str, sources: list[str], harne
 
 
 def generate_tflm(
-    model: Model, core: Core, board: Board | None, engine_output: EngineOutput, *, opt: str = DEFAULT_OPT
+    model: Model,
+    core: Core,
+    board: Board | None,
+    engine_output: EngineOutput,
+    *,
+    opt: str = DEFAULT_OPT,
+    clip: ClipPart | None = None,
 ) -> EngineOutput:
     """Emit the QEMU harness project for the ``tflm`` engine's application, under ``qemu/``.
 
@@ -198,6 +252,9 @@ def generate_tflm(
             must be among them (they are referenced as ``../NAME``, never copied).
         opt: optimisation flag of the application and harness objects (the library keeps
             TFLite-Micro's own flags).
+        clip: the audio part (its files sit beside ``main.cc``), or ``None``; with it the harness
+            is the clip harness and the Makefile links the deployable part with the front end and
+            the clip API, plus ``build/network.elf`` and ``build/frontend.elf`` (as :func:`generate`).
 
     Returns:
         :class:`EngineOutput` with ``qemu/*`` files and a ``baremetal`` report entry.
@@ -209,7 +266,11 @@ def generate_tflm(
     missing = [name for name in ("main.cc", "model_data.c", "model_data.h", TFLM_HEADER) if name not in engine_output.files]
     if missing:
         raise ValueError(f"the tflm engine's files lack {', '.join(missing)}")
+    from firmware_gen.clip import HARNESS_SOURCES as CLIP_HARNESS_SOURCES
+    from firmware_gen.clip import harness_files as clip_harness_files
+
     context = _context(model, core, board, opt, "tflm engine, bare-metal QEMU harness")
+    harness = _TFLM_HARNESS_SOURCES if clip is None else (*CLIP_HARNESS_SOURCES, *_TFLM_HARNESS_SOURCES[1:])
     context.update(
         {
             "api": "TFLM",
@@ -218,15 +279,31 @@ def generate_tflm(
             "log_callback": True,
             "cxx": True,
             "engine_header": TFLM_HEADER,
-            "harness_sources": list(_TFLM_HARNESS_SOURCES),
+            "harness_sources": list(harness),
             "headers": [f"../{TFLM_HEADER}", "../model_data.h", "semihost.h"],
+            "clip": None,
         }
     )
+    templates = dict(TFLM_HARNESS_FILES)
+    extra: dict[str, bytes] = {}
+    if clip is not None:
+        del templates["harness.c"]
+        context["clip"] = _clip_context(clip)
+        clip_headers = [f"../{name}" for name in clip.files if name.endswith(".h")]
+        context["headers"] = sorted({*context["headers"], *clip_headers, "harness_platform.h"})
+        context["qemu_flags"] = " ".join(
+            shlex.quote(arg) if "$" not in arg else arg
+            for arg in protocol.qemu_flags("$(MACHINE)", "firmware.elf", "$(CLIPS)", "$(RESULTS)")
+        )
+        rendered = clip_harness_files(clip, context)
+        extra = {f"{TFLM_QEMU_DIR}/{name}": data for name, data in rendered.items() if name != "harness_host.c"}
     env = environment()
     files = {
         f"{TFLM_QEMU_DIR}/{name}": env.get_template(template).render(context).encode("utf-8")
-        for name, template in sorted(TFLM_HARNESS_FILES.items())
+        for name, template in sorted(templates.items())
     }
-    report = _report(core, board, opt, ["main.cc", "model_data.c"], _TFLM_HARNESS_SOURCES)
+    report = _report(core, board, opt, ["main.cc", "model_data.c"], harness)
     report.update({"folder": TFLM_QEMU_DIR, "entry": TFLM_ENTRY, "setup": TFLM_SETUP})
-    return EngineOutput(files=files, report={"baremetal": report})
+    if clip is not None:
+        report["frontend_sources"] = list(clip.sources)
+    return EngineOutput(files={**files, **extra}, report={"baremetal": report})
