@@ -170,7 +170,7 @@ def finalize(
         CheckError: the firmware disagrees with Keras, or a build or run failed.
     """
     from search.estimate import packed_size
-    from search.measure import compile_model, engine_difference, run_firmware, write_firmware
+    from search.measure import compile_model, engine_difference, run_firmware, write_firmware, write_whole_firmware
     from search.training import release_session
     from train.outputs import write_training_outputs
 
@@ -188,11 +188,15 @@ def finalize(
     )
     params = outputs["params"]
 
-    compiled = compile_model(result.model, core, board, name, optimize=optimize)
+    compiled = compile_model(result.model, core, board, name, optimize=optimize, frontend=data.frontend)
     keras_predictions = np.asarray(result.test_predictions)
     release_session()
     write_bytes(out / f"{name}.lce.tflite", compiled.lce)
-    folder = write_firmware(compiled, out / "firmware" / f"{name}-{core.name}", core, board)
+    # An audio model's deployable firmware takes raw samples (front end + network, NAME-CORE); the
+    # network alone (NAME-CORE-network) is what runs here, on the dataset's features.
+    whole = write_whole_firmware(compiled, out / "firmware" / f"{name}-{core.name}", core, board)
+    network = f"{name}-{core.name}" + ("-network" if whole is not None else "")
+    folder = write_firmware(compiled, out / "firmware" / network, core, board)
     count = len(data.x_test) if test_images is None else min(int(test_images), len(data.x_test))
     start = time.perf_counter()
     run = run_firmware(folder, core, data.x_test, count)
@@ -205,7 +209,8 @@ def finalize(
     report = {
         "name": name,
         "h5": f"{name}.h5",
-        "firmware": folder.relative_to(out).as_posix(),
+        "firmware": (whole or folder).relative_to(out).as_posix(),
+        **({"network_firmware": folder.relative_to(out).as_posix()} if whole is not None else {}),
         "recipe": recipe.to_json(),
         "seed": seed,
         "keras_test_accuracy": float(result.test_accuracy),

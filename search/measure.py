@@ -3,7 +3,10 @@
 * :func:`compile_model`: Keras model -> LCE flatbuffer (:func:`convert.converter.to_lce`) -> the
   ``bnn`` engine for the board's core (:func:`firmware_gen.engines.run_engine`, which also builds
   the deployable part with arm-none-eabi-gcc and reads its flash and RAM from the ELF, as
-  ``python -m firmware_gen --board`` does).
+  ``python -m firmware_gen --board`` does). On an audio dataset the flatbuffer carries the front
+  end (:func:`convert.metadata.embed_frontend`) and the engine runs twice: the network alone (the
+  firmware the search runs, on the dataset's features) and the whole firmware with the front end
+  and the clip API, whose flash and RAM are the candidate's (what the board must hold).
 * :func:`write_firmware`: the generated project as a firmware folder (the same layout and
   ``firmware.json`` name ``python -m firmware_gen`` writes), atomically.
 * :func:`run_firmware`: the generated C compiled for the host on many images (exactly the C the
@@ -26,7 +29,15 @@ from firmware_gen.targets import Board, Core
 from pipeline.artifacts import TOOL_VERSION, sha256_bytes
 from pipeline.errors import CheckError
 
-__all__ = ["Compiled", "FirmwareRun", "compile_model", "write_firmware", "run_firmware", "engine_difference"]
+__all__ = [
+    "Compiled",
+    "FirmwareRun",
+    "compile_model",
+    "write_firmware",
+    "write_whole_firmware",
+    "run_firmware",
+    "engine_difference",
+]
 
 
 @dataclass
@@ -34,29 +45,33 @@ class Compiled:
     """A model compiled by the bnn engine.
 
     Attributes:
-        lce: the LCE flatbuffer bytes.
-        files: the generated project (relative path -> bytes).
+        lce: the LCE flatbuffer bytes (with the front end's metadata on an audio dataset).
+        files: the generated project of the network (relative path -> bytes): fed the dataset's
+            examples (an audio dataset's features).
         report: the engine's report (``model_data_bytes``, ``activation_ram_bytes``, ``layers``,
             ``flash_bytes`` and ``ram_bytes`` of the deployable ELF, ``score_int64``, ...).
+        whole: on an audio dataset, the firmware with the front end and the clip API (its
+            ``files`` and ``report``); ``None`` otherwise.
     """
 
     lce: bytes
     files: dict[str, bytes]
     report: dict[str, Any]
+    whole: Compiled | None = None
 
     @property
     def flash_bytes(self) -> int:
-        """Flash of the deployable part (ELF text + data).
+        """Flash of the deployable part (ELF text + data), the front end's included when there is one.
 
         Raises:
             CheckError: the Arm toolchain is missing, so nothing was measured.
         """
-        return int(self._figure("flash_bytes"))
+        return int((self.whole or self)._figure("flash_bytes"))
 
     @property
     def ram_bytes(self) -> int:
-        """RAM of the deployable part (ELF data + bss + deepest stack path)."""
-        return int(self._figure("ram_bytes"))
+        """RAM of the deployable part (ELF data + bss + deepest stack path), the front end's included."""
+        return int((self.whole or self)._figure("ram_bytes"))
 
     def _figure(self, key: str) -> int:
         value = self.report.get(key)
@@ -65,7 +80,15 @@ class Compiled:
         return value
 
 
-def compile_model(model: Any, core: Core, board: Board | None, name: str = "candidate", *, optimize: str = "speed") -> Compiled:
+def compile_model(
+    model: Any,
+    core: Core,
+    board: Board | None,
+    name: str = "candidate",
+    *,
+    optimize: str = "speed",
+    frontend: dict[str, Any] | None = None,
+) -> Compiled:
     """Convert a Keras model to LCE and compile it with the bnn engine for ``core``.
 
     Args:
@@ -74,6 +97,8 @@ def compile_model(model: Any, core: Core, board: Board | None, name: str = "cand
         board: the board (named in the banners), or ``None``.
         name: the flatbuffer's name in banners and reports.
         optimize: the engine's ``speed`` or ``size`` code (``python -m firmware_gen --optimize``).
+        frontend: the audio dataset's front end config (``Dataset.frontend``): the firmware
+            takes raw samples, so its flash and RAM count the front end too (``Compiled.whole``).
 
     Returns:
         The :class:`Compiled` model.
@@ -87,12 +112,25 @@ def compile_model(model: Any, core: Core, board: Board | None, name: str = "cand
     from firmware_gen.engines import run_engine
 
     lce = to_lce(model)
-    output = run_engine("bnn", read_model_bytes(lce, f"{name}.lce.tflite"), core, board, optimize=optimize)
-    return Compiled(lce, dict(output.files), dict(output.report))
+    if frontend is not None:
+        from convert.metadata import embed_frontend
+        from pipeline.frontend import FrontendConfig
+
+        lce = embed_frontend(lce, FrontendConfig.from_json(frontend))
+    parsed = read_model_bytes(lce, f"{name}.lce.tflite")
+    output = run_engine("bnn", parsed, core, board, optimize=optimize, frontend=False)
+    compiled = Compiled(lce, dict(output.files), dict(output.report))
+    if frontend is not None:
+        whole = run_engine("bnn", parsed, core, board, optimize=optimize, frontend=True)
+        compiled.whole = Compiled(lce, dict(whole.files), dict(whole.report))
+    return compiled
 
 
 def write_firmware(compiled: Compiled, folder: Path, core: Core, board: Board | None) -> Path:
     """Write the generated project and its ``firmware.json`` as the whole content of ``folder``.
+
+    The network's project (``compiled.files``); :func:`write_whole_firmware` writes the one with
+    the front end.
 
     Returns:
         ``folder``.
@@ -114,6 +152,17 @@ def write_firmware(compiled: Compiled, folder: Path, core: Core, board: Board | 
     files[REPORT_NAME] = (json.dumps(report, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
     write_tree(Path(folder), files)
     return Path(folder)
+
+
+def write_whole_firmware(compiled: Compiled, folder: Path, core: Core, board: Board | None) -> Path | None:
+    """Write the firmware with the front end and the clip API (an audio dataset's) into ``folder``.
+
+    Returns:
+        ``folder``, or ``None`` when the model has no front end (nothing written).
+    """
+    if compiled.whole is None:
+        return None
+    return write_firmware(compiled.whole, folder, core, board)
 
 
 @dataclass

@@ -100,7 +100,17 @@ def trial_data(data: Dataset, limit: int | None) -> Dataset:
     x = data.x_train[:limit] if limit else data.x_train
     y = data.y_train[:limit] if limit else data.y_train
     held = held_out(len(x))
-    return Dataset(x, y, x[len(x) - held :], y[len(y) - held :], data.source, dict(data.sha256), data.num_classes, data.classes)
+    return Dataset(
+        x,
+        y,
+        x[len(x) - held :],
+        y[len(y) - held :],
+        data.source,
+        dict(data.sha256),
+        data.num_classes,
+        data.classes,
+        frontend=data.frontend,
+    )
 
 
 @contextmanager

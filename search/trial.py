@@ -187,9 +187,13 @@ class Objective:
         from search.training import release_session, train_candidate
 
         name = trial_name(trial.number)
-        if setup.prebuild == "always" or not _clearly_fits(estimate.model_data_bytes, estimate.arena_bytes, board):
+        frontend = setup.data.frontend  # an audio dataset: the firmware carries the front end too
+        prebuild = setup.prebuild == "always" or frontend is not None
+        if prebuild or not _clearly_fits(estimate.model_data_bytes, estimate.arena_bytes, board):
             phase = time.perf_counter()
-            untrained = compile_model(build_model(arch, name), setup.core, board, name, optimize=setup.optimize)
+            untrained = compile_model(
+                build_model(arch, name), setup.core, board, name, optimize=setup.optimize, frontend=frontend
+            )
             release_session()
             before = {
                 "flash_bytes": untrained.flash_bytes,
@@ -218,7 +222,7 @@ class Objective:
         _save_model(result.model, folder / f"{name}.h5")
 
         phase = time.perf_counter()
-        compiled = compile_model(result.model, setup.core, board, name, optimize=setup.optimize)
+        compiled = compile_model(result.model, setup.core, board, name, optimize=setup.optimize, frontend=frontend)
         release_session()
         (folder / f"{name}.lce.tflite").write_bytes(compiled.lce)
         firmware = write_firmware(compiled, folder / "firmware", setup.core, board)

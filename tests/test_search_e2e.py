@@ -249,3 +249,49 @@ def test_a_search_on_other_images(tmp_path: Path) -> None:
     report = json.loads((out / "search.json").read_text())["final"]
     assert report["host_agreement_with_keras"] == 1.0 and report["qemu_agreement_with_keras"] == 1.0
     assert report["estimate_check"] == []
+
+
+def test_a_search_on_audio_features_counts_the_front_end(tmp_path: Path, data_cache: Path) -> None:
+    """An audio dataset (WAV files, the audio spec): the candidates take the front end's features, their
+    flash and RAM are the whole firmware's (front end and clip API included), and the final model's
+    firmware goes from raw samples to the class Keras predicts on QEMU's Cortex-M0."""
+    from audio_data import write_audio_source
+
+    require_toolchain()
+    spec = write_audio_source(tmp_path / "source")
+    space, out = tmp_path / "space.json", tmp_path / "out"
+    narrow = {"stem_channels": [8], "block_channels": [16], "stem_precisions": ["int8"], "scores_precisions": ["int8"]}
+    space.write_text(json.dumps({**TINY_SPACE, **narrow}))
+    args = ["--board", "stm32f030f4", "--trials", "1", "--space", space, "--epochs", "1", "--qemu-images", "5", "--out", out]
+    final = ["--final-set", "epochs=1", "--final-images", "10", "--name", "kws"]
+    result = run_module("search", *args, *final, "--data", spec)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads((out / "search.json").read_text())
+    trial = report["trials"][0]
+    assert trial["arch"]["input_size"] == [31, 16] and trial["arch"]["input_channels"] == 1
+    final_report = report["final"]
+    assert (
+        final_report["firmware"] == "firmware/kws-cortex-m0"
+        and final_report["network_firmware"] == "firmware/kws-cortex-m0-network"
+    )
+    whole = json.loads((out / final_report["firmware"] / "firmware.json").read_text())["report"]
+    network = json.loads((out / final_report["network_firmware"] / "firmware.json").read_text())["report"]
+    assert final_report["flash_bytes"] == whole["flash_bytes"] > network["flash_bytes"], "the front end's flash is counted"
+    assert final_report["ram_bytes"] == whole["ram_bytes"] > network["ram_bytes"]
+    qemu_network = trial["measurements"]["qemu_flash_bytes"]  # the network's firmware, run on features
+    assert trial["values"]["flash_bytes"] > qemu_network, "a trial's flash is the whole firmware's, not the network's"
+    emulated = run_module(
+        "emulator",
+        out / final_report["firmware"],
+        "--backend",
+        "qemu",
+        "--target",
+        "cortex-m0",
+        "--data",
+        spec,
+        "--reference",
+        out / "kws.h5",
+    )
+    assert emulated.returncode == 0, emulated.stderr
+    ladder = json.loads(next((out / final_report["firmware"]).glob("*.qemu.emulate.json")).read_text())
+    assert ladder["agreement"] == 1.0 and ladder["fed"] == "raw" and ladder["frontend"]["features_equal"]
