@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.artifacts import sha256_file
 from pipeline.audio_layout import AudioLayout, Clip, plan_audio_layout
 from pipeline.audio_options import OPTIONAL, REQUIRED, AudioOptions, parse_options
 from pipeline.datacache import CachedArrays, cache_key, load_or_build
@@ -141,21 +140,7 @@ def load_audio(spec: DataSpec) -> Dataset:
     options = parse_options(spec.options, spec.where)
     tree = open_tree(spec.source, EXTENSIONS)
     cached = load_or_build(KIND.key, _key(tree, options), lambda: _build(tree, options, spec.where))
-    sha256 = {spec.file.name: sha256_file(spec.file)} if spec.file is not None else {}
-    sha256.update(tree.sha256_entry())
-    return Dataset(
-        cached.x_train,
-        cached.y_train,
-        cached.x_test,
-        cached.y_test,
-        spec.where,
-        sha256,
-        len(cached.classes),
-        cached.classes,
-        options.frontend.to_json(),
-        cached.raw_train,
-        cached.raw_test,
-    )
+    return cached.to_dataset(spec.where, spec.sha256(tree.sha256_entry()), options.frontend.to_json())
 
 
 def read_clip_layout(path: str | os.PathLike[str]) -> AudioLayout:

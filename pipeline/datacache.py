@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.artifacts import atomic_path
-from pipeline.dataset import DTYPES
+from pipeline.dataset import DTYPES, Dataset
 
 __all__ = [
     "CACHE_ENV",
@@ -93,6 +93,23 @@ class CachedArrays:
         if self.raw_train is not None:
             arrays.update(raw_train=self.raw_train, raw_test=self.raw_test)
         return arrays
+
+    def to_dataset(self, source: str, sha256: dict[str, str], frontend: dict[str, Any] | None = None) -> Dataset:
+        """The :class:`~pipeline.dataset.Dataset` these arrays make, read from ``source`` (its ``sha256``
+        entries) with an audio source's ``frontend`` config."""
+        return Dataset(
+            self.x_train,
+            self.y_train,
+            self.x_test,
+            self.y_test,
+            source,
+            sha256,
+            len(self.classes),
+            self.classes,
+            frontend,
+            self.raw_train,
+            self.raw_test,
+        )
 
 
 def cache_folder() -> Path:

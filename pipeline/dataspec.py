@@ -89,6 +89,14 @@ class DataSpec:
         """What messages about option ``key`` name (``SPEC.json: split``)."""
         return f"{self.where}: {key}"
 
+    def sha256(self, source_entry: Mapping[str, str]) -> dict[str, str]:
+        """What ``Dataset.sha256`` records: the spec file's sha256 (when there is one), then the source's entry."""
+        from pipeline.artifacts import sha256_file
+
+        recorded = {self.file.name: sha256_file(self.file)} if self.file is not None else {}
+        recorded.update(source_entry)
+        return recorded
+
 
 @dataclass(frozen=True)
 class Kind:

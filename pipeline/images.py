@@ -32,7 +32,6 @@ import numpy as np
 import PIL
 from PIL import Image, UnidentifiedImageError, features
 
-from pipeline.artifacts import sha256_file
 from pipeline.datacache import CachedArrays, cache_key, load_or_build
 from pipeline.dataset import Dataset
 from pipeline.dataspec import DataSpec, Kind, needs_spec
@@ -198,18 +197,7 @@ def load_images(spec: DataSpec) -> Dataset:
     options = {"split": split.describe() if split else None, "decoder": decoder_version()}
     key = cache_key(KIND.key, FORMAT_VERSION, tree.digest(), options)
     cached = load_or_build(KIND.key, key, lambda: _build(tree, split, spec.where))
-    sha256 = {spec.file.name: sha256_file(spec.file)} if spec.file is not None else {}
-    sha256.update(tree.sha256_entry())
-    return Dataset(
-        cached.x_train,
-        cached.y_train,
-        cached.x_test,
-        cached.y_test,
-        spec.where,
-        sha256,
-        len(cached.classes),
-        cached.classes,
-    )
+    return cached.to_dataset(spec.where, spec.sha256(tree.sha256_entry()))
 
 
 KIND = Kind(
