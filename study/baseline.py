@@ -24,13 +24,13 @@ def _body(argv: Sequence[str] | None) -> int:
 
     load_mnist(args.data)
     import train.trainer  # noqa: F401  (what python -m train imports before its first step)
-    from train.models import ZOO
+    from train.models import ZOO, build_model
 
     unknown = [name for name in args.models if name not in ZOO]
     if unknown:
         raise InputError(f"unknown model {unknown[0]!r} (the zoo has {', '.join(ZOO)})")
     for name in args.models:
-        ZOO[name].build()
+        build_model(name)  # MNIST's shape and classes, as the study trains them
     return 0
 
 

@@ -135,7 +135,6 @@ def generate(
             machine has no measured SysTick clock.
     """
     from firmware_gen.clip import HARNESS_SOURCES as CLIP_HARNESS_SOURCES
-    from firmware_gen.clip import harness_files as clip_harness_files
 
     sources, headers, main_header = _engine_layout(engine_output.files)
     context = _context(model, core, board, opt, "bnn engine, bare-metal QEMU project")
@@ -155,23 +154,32 @@ def generate(
         }
     )
     templates = dict(HARNESS_FILES)
-    extra: dict[str, bytes] = {}
-    if clip is not None:
-        del templates["harness.c"]
-        context["clip"] = _clip_context(clip)
-        clip_headers = [name for name in clip.files if name.endswith(".h")]
-        context["headers"] = sorted({*headers, *clip_headers, "semihost.h", "harness_platform.h"})
-        context["qemu_flags"] = " ".join(
-            shlex.quote(arg) if "$" not in arg else arg
-            for arg in protocol.qemu_flags("$(MACHINE)", "firmware.elf", "$(CLIPS)", "$(RESULTS)")
-        )
-        extra = clip_harness_files(clip, context)
+    extra = _clip_harness(clip, context, templates) if clip is not None else {}
     env = environment()
     files = {name: env.get_template(template).render(context).encode("utf-8") for name, template in sorted(templates.items())}
     report = _report(core, board, opt, sources, harness)
     if clip is not None:
         report["frontend_sources"] = list(clip.sources)
     return EngineOutput(files={**files, **extra}, report={"baremetal": report})
+
+
+def _clip_harness(
+    clip: ClipPart, context: dict[str, Any], templates: dict[str, str], header_prefix: str = ""
+) -> dict[str, bytes]:
+    """Make a project the clip harness's (raw samples in): the image harness's template leaves
+    ``templates``, ``context`` gains the audio part and the clips file's QEMU flags; returns the
+    clip harness's rendered files (:func:`firmware_gen.clip.harness_files`)."""
+    from firmware_gen.clip import harness_files as clip_harness_files
+
+    del templates["harness.c"]
+    context["clip"] = _clip_context(clip)
+    clip_headers = [f"{header_prefix}{name}" for name in clip.files if name.endswith(".h")]
+    context["headers"] = sorted({*context["headers"], *clip_headers, "harness_platform.h"})
+    context["qemu_flags"] = " ".join(
+        shlex.quote(arg) if "$" not in arg else arg
+        for arg in protocol.qemu_flags("$(MACHINE)", "firmware.elf", "$(CLIPS)", "$(RESULTS)")
+    )
+    return clip_harness_files(clip, context)
 
 
 def _clip_context(clip: ClipPart) -> dict[str, Any]:
@@ -267,7 +275,6 @@ def generate_tflm(
     if missing:
         raise ValueError(f"the tflm engine's files lack {', '.join(missing)}")
     from firmware_gen.clip import HARNESS_SOURCES as CLIP_HARNESS_SOURCES
-    from firmware_gen.clip import harness_files as clip_harness_files
 
     context = _context(model, core, board, opt, "tflm engine, bare-metal QEMU harness")
     harness = _TFLM_HARNESS_SOURCES if clip is None else (*CLIP_HARNESS_SOURCES, *_TFLM_HARNESS_SOURCES[1:])
@@ -287,15 +294,7 @@ def generate_tflm(
     templates = dict(TFLM_HARNESS_FILES)
     extra: dict[str, bytes] = {}
     if clip is not None:
-        del templates["harness.c"]
-        context["clip"] = _clip_context(clip)
-        clip_headers = [f"../{name}" for name in clip.files if name.endswith(".h")]
-        context["headers"] = sorted({*context["headers"], *clip_headers, "harness_platform.h"})
-        context["qemu_flags"] = " ".join(
-            shlex.quote(arg) if "$" not in arg else arg
-            for arg in protocol.qemu_flags("$(MACHINE)", "firmware.elf", "$(CLIPS)", "$(RESULTS)")
-        )
-        rendered = clip_harness_files(clip, context)
+        rendered = _clip_harness(clip, context, templates, header_prefix="../")
         extra = {f"{TFLM_QEMU_DIR}/{name}": data for name, data in rendered.items() if name != "harness_host.c"}
     env = environment()
     files = {
