@@ -40,6 +40,7 @@ __all__ = [
     "LINKS",
     "check_network_input",
     "generate",
+    "int8_input",
     "harness_files",
     "measure_links",
     "measure_frontend",
@@ -95,6 +96,7 @@ class ClipPart:
         files: file name -> bytes (front end and clip API).
         sources: the ``.c`` files among them (front end first).
         report: ``firmware.json``'s ``report.frontend`` (config, sha256, files, API, sizes).
+        int8: the network takes the features as int8 (scale 1, zero point -128; :func:`int8_input`).
     """
 
     target: ClipTarget
@@ -102,6 +104,7 @@ class ClipPart:
     files: dict[str, bytes] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    int8: bool = False
 
     @property
     def frontend_source(self) -> str:
@@ -109,17 +112,27 @@ class ClipPart:
         return f"{self.target.api}_frontend.c"
 
 
-def check_network_input(config: FrontendConfig, shape: tuple[int, ...] | list[int], dtype: str, where: str) -> None:
+def check_network_input(
+    config: FrontendConfig,
+    shape: tuple[int, ...] | list[int],
+    dtype: str,
+    where: str,
+    quantization: dict[str, Any] | None = None,
+) -> None:
     """Refuse a network whose input is not the front end's features.
 
     The features are ``frames x channels`` uint8, frame after frame: the input must hold that many
-    uint8 values, shaped ``(frames, channels)`` once its dimensions of 1 are dropped (or flat).
+    values, shaped ``(frames, channels)`` once its dimensions of 1 are dropped (or flat), and take
+    them as uint8, or as int8 with scale 1 and zero point -128 (what ``python -m convert`` gives a
+    network trained on the features 0..255: feature ``u`` is the int8 ``u - 128``, the same byte
+    with its top bit flipped; :func:`int8_input`).
 
     Args:
         config: the front end the model carries.
         shape: the network's input shape as the firmware takes it (``(H, W, C)``).
         dtype: the firmware's input type (``uint8``, ``int8``, ``float32``).
         where: the model, for messages.
+        quantization: an int8 input's ``{"scale", "zero_point"}``.
 
     Raises:
         InputError: one line naming both.
@@ -131,6 +144,14 @@ def check_network_input(config: FrontendConfig, shape: tuple[int, ...] | list[in
             f"{where}: the network takes {'x'.join(str(d) for d in shape)} values but its front end makes {frames}x{channels} "
             "features (frames x channels); convert the model with the dataset it was trained on, or pass --no-frontend"
         )
+    if dtype == "int8" and int8_input(quantization):
+        return
+    if dtype == "int8":
+        raise InputError(
+            f"{where}: the front end writes uint8 features 0..255 but the network's int8 input has scale "
+            f"{(quantization or {}).get('scale')} and zero point {(quantization or {}).get('zero_point')} "
+            "(the clip API takes scale 1, zero point -128: convert the model with the dataset it was trained on)"
+        )
     if dtype != "uint8":
         raise InputError(
             f"{where}: the front end writes uint8 features but the network's input is {dtype}; "
@@ -138,7 +159,14 @@ def check_network_input(config: FrontendConfig, shape: tuple[int, ...] | list[in
         )
 
 
-def _context(target: ClipTarget, config: FrontendConfig, banner: dict[str, Any]) -> dict[str, Any]:
+def int8_input(quantization: dict[str, Any] | None) -> bool:
+    """Whether an int8 input's quantization is scale 1, zero point -128: the features as they are, shifted."""
+    if not quantization:
+        return False
+    return float(quantization.get("scale", 0.0)) == 1.0 and int(quantization.get("zero_point", 0)) == -128
+
+
+def _context(target: ClipTarget, config: FrontendConfig, banner: dict[str, Any], int8: bool) -> dict[str, Any]:
     frames, channels = config.feature_shape
     return {
         **banner,
@@ -151,23 +179,26 @@ def _context(target: ClipTarget, config: FrontendConfig, banner: dict[str, Any])
         "frames": frames,
         "channels": channels,
         "config_sha256": config.sha256(),
+        "int8_input": int8,
     }
 
 
-def generate(target: ClipTarget, config: FrontendConfig, banner: dict[str, Any]) -> ClipPart:
+def generate(target: ClipTarget, config: FrontendConfig, banner: dict[str, Any], *, int8: bool = False) -> ClipPart:
     """The front end and the clip API for ``target``'s network.
 
     Args:
         target: the engine's :class:`ClipTarget`.
         config: the front end the model carries.
         banner: :func:`firmware_gen.render.banner_context` of the model (every file's banner).
+        int8: the network takes int8 (scale 1, zero point -128; :func:`int8_input`): the clip API
+            flips the features' top bits before the network and back after it.
 
     Returns:
         The :class:`ClipPart` (deterministic: the same inputs give the same bytes).
     """
     frontend = generate_frontend(config, prefix=target.api)
     env = environment()
-    context = _context(target, config, banner)
+    context = _context(target, config, banner, int8)
     clip = {
         f"{target.api}_clip.h": env.get_template("clip/clip.h.j2").render(context).encode("utf-8"),
         f"{target.api}_clip.c": env.get_template("clip/clip.c.j2").render(context).encode("utf-8"),
@@ -187,7 +218,8 @@ def generate(target: ClipTarget, config: FrontendConfig, banner: dict[str, Any])
         "state_bytes": frontend.report["state_bytes"],
         "table_bytes": frontend.report["table_bytes"],
     }
-    return ClipPart(target, config, files, [frontend.source, f"{target.api}_clip.c"], report)
+    report["network_input"] = "int8 (scale 1, zero point -128)" if int8 else "uint8"
+    return ClipPart(target, config, files, [frontend.source, f"{target.api}_clip.c"], report, int8)
 
 
 def harness_files(part: ClipPart, context: dict[str, Any]) -> dict[str, bytes]:
@@ -203,7 +235,7 @@ def harness_files(part: ClipPart, context: dict[str, Any]) -> dict[str, bytes]:
     env = environment()
     variables = {
         **context,
-        **_context(part.target, part.config, {}),
+        **_context(part.target, part.config, {}, part.int8),
         "banner": "common/banner.j2",
         "harness_of": "clip",
         "host_timer": ", a nanosecond clock",

@@ -243,9 +243,10 @@ def _clip_part(engine: str, model: Model, core: Core, board: Board | None, signa
     from firmware_gen.clip import CLIP_TARGETS, check_network_input, generate
     from firmware_gen.render import banner_context
 
-    check_network_input(model.frontend, signature["input_shape"], signature["input_dtype"], model.path)
+    quantization = signature.get("input_quantization")
+    check_network_input(model.frontend, signature["input_shape"], signature["input_dtype"], model.path, quantization)
     banner = banner_context(model, f"{engine} engine, audio front end and clip API", core, board)
-    return generate(CLIP_TARGETS[engine], model.frontend, banner)
+    return generate(CLIP_TARGETS[engine], model.frontend, banner, int8=signature["input_dtype"] == "int8")
 
 
 def _clip_figures(files: dict[str, bytes], engine_sources: list[str], clip: ClipPart) -> dict[str, Any]:

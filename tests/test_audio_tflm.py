@@ -102,3 +102,16 @@ def test_emulator_runs_the_tflm_firmware_from_raw_samples(kws_audio: dict, ds_cn
     assert report["reference"]["backend"] == "tflm"
     split = report["instructions_per_clip"]
     assert split["total"] == pytest.approx(split["frontend"] + split["network"])
+
+
+def test_the_bnn_engine_runs_the_int8_network_from_raw_samples(kws_audio: dict, ds_cnn: dict, tmp_path: Path) -> None:
+    """The int8 DS-CNN (input scale 1, zero point -128) under the bnn engine's clip API: the features
+    are flipped to int8 for the network and back, so they and the classes equal Python's and TFLite's."""
+    folder = tmp_path / "bnn"
+    generated = run_module("firmware_gen", "--target", CORE, "--engine", "bnn", "--model", ds_cnn["int8"], "--out", folder)
+    assert generated.returncode == 0, generated.stderr
+    assert "clip_flip();" in (folder / "bnn_clip.c").read_text()
+    result = run_module("emulator", folder, "--backend", "qemu", "--target", CORE, "--data", kws_audio["data"], "--limit", "12")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((folder / f"{folder.name}.qemu.emulate.json").read_text())
+    assert report["fed"] == "raw" and report["frontend"]["features_equal"] == 12 and report["agreement"] == 1.0

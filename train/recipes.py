@@ -256,12 +256,12 @@ RECIPES: dict[str, Recipe] = {
         "adam",
         2e-3,
         128,
-        80,
+        100,
         schedule="cosine",
         bn_momentum=0.9,
         logit_scale=3.0,
         keep_best_epochs=5,
-        description="kws_bnn: Adam 2e-3 cosine, batch 128, 80 epochs, BN momentum 0.9, logit scale 3, no augmentation, "
+        description="kws_bnn: Adam 2e-3 cosine, batch 128, 100 epochs, BN momentum 0.9, logit scale 3, no augmentation, "
         "best of the last 5 epochs",
     ),
     "kws_float": Recipe(
