@@ -110,6 +110,74 @@ def test_audio_tables_split_the_instructions_per_clip_and_show_the_features_chec
     assert side_by_side_png(results["runs"], "audio").startswith(b"\x89PNG")
 
 
+def _audio_report(equal: int, clips: int = 4) -> dict:
+    """An emulator report from raw clips, as ``python -m emulator --backend qemu`` writes it (the fields read)."""
+    return {
+        "images": clips,
+        "correct": 3,
+        "accuracy": 0.75,
+        "agreement": 1.0,
+        "agreeing": clips,
+        "reference": {"backend": "lce", "path": "m.lce.tflite"},
+        "agreement_gate": {"min_agreement": 99.9, "passed": True},
+        "flash_bytes": 6_000,
+        "ram_bytes": 1_800,
+        "ram_source": "elf",
+        "data": {"sha256": {"kws.json": "ab"}},
+        "fed": "raw",
+        "frontend": {"config_sha256": "cd", "chunks": [128], "clips": clips, "features_equal": equal, "features_differ": [1]},
+        "instructions_per_clip": {"frontend": 500.0, "network": 250.0, "total": 750.0},
+        "flash_ram": {"deployable": {"flash_bytes": 6_000, "ram_bytes": 1_800}},
+        "extra": {
+            "predictions": [0, 1, 2, 3][:clips],
+            "instructions": {"mean": 750.0, "median": 750.0, "min": 700.0, "max": 800.0},
+            "instructions_per_clip": {"total": {"mean": 750.0}},
+            "qemu_seconds": 1.0,
+        },
+    }
+
+
+def test_features_that_differ_are_recorded_then_fail_the_command(tmp_path, monkeypatch):
+    """The emulator's exit 1 for features that differ keeps the run (its report is read), then the command exits 1."""
+    import subprocess
+
+    from bench.side_by_side import runs as runs_module
+    from bench.side_by_side.cli import _check_features
+    from bench.side_by_side.runs import Run, emulate, entry_from_report, features_differ
+    from bench.side_by_side.spec import parse_row
+    from pipeline.errors import CheckError
+
+    run = Run(parse_row("kws=m.lce.tflite:bnn"), "cortex-m0", tmp_path / "fw", audio=True)
+    run.folder.mkdir()
+    run.commands = {"emulator": ["python", "-m", "emulator"]}
+    report = _audio_report(equal=3)
+
+    def child(command):
+        run.report_path.write_text(json.dumps(report))
+        error = "python -m emulator: error: the firmware's features differ from Python's on 1 of 4 clips (first: 1)"
+        return subprocess.CompletedProcess(command, 1, "", error + "\n")
+
+    monkeypatch.setattr(runs_module, "_run_child", child)
+    outcome = emulate(run, data_sha256={"kws.json": "ab"})
+    assert outcome["ran"] and features_differ(outcome["report"])
+    entry = entry_from_report(run, outcome["report"], {"path": "k.h5", "predictions": [0, 1, 2, 0]})
+    assert entry["features"]["equal"] is False and entry["features"]["clips_equal"] == 3
+    assert entry["instructions_per_clip"] == {"frontend": 500.0, "network": 250.0, "total": 750.0}
+    assert entry["agreement"]["keras"] == {"path": "k.h5", "agreement": 0.75, "agreeing": 3}
+    with pytest.raises(CheckError, match=r"features differ from Python's: 'kws' on cortex-m0 on 1 of 4 clips \(first: 1\)"):
+        _check_features([entry], tmp_path / "side_by_side.json")
+    _check_features([entry_from_report(run, _audio_report(equal=4), None)], tmp_path / "side_by_side.json")
+
+    report = {**_audio_report(equal=4), "fed": "features"}
+    with pytest.raises(CheckError, match="was not fed the raw clips"):
+        entry_from_report(run, report, None)
+    monkeypatch.setattr(
+        runs_module, "_run_child", lambda command: subprocess.CompletedProcess(command, 1, "", "python -m emulator: error: x\n")
+    )
+    with pytest.raises(CheckError, match="exited with 1: python -m emulator: error: x"):
+        emulate(run, data_sha256={"kws.json": "ab"})  # no report: a failed stage
+
+
 # --- refusals before any build ---------------------------------------------------------------------
 
 

@@ -320,7 +320,8 @@ def _side_by_side(argv: Sequence[str] | None) -> int:
     machine = machine_info(_REPO)
     load_start = machine["load_average"]
     progress.log(
-        f"{count:,} test examples of {data.source}; {len(rows)} rows x {len(cores)} cores; {machine['cpu']}, load {load_start}"
+        f"{count:,} test {'clips (raw samples in)' if data.frontend is not None else 'examples'} of {data.source}; "
+        f"{len(rows)} rows x {len(cores)} cores; {machine['cpu']}, load {load_start}"
     )
     keras = _keras_references(rows, images, data.y_test[:count], data.num_classes, progress)
     progress.stage("Keras references")
