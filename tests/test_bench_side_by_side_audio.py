@@ -225,6 +225,35 @@ def test_flatbuffers_must_carry_the_datasets_front_end(kws_audio, tmp_path, caps
 
 
 @pytest.mark.toolchain
+def test_a_clip_firmware_larger_than_the_machine_is_not_run(kws_audio, tmp_path):
+    """The clip runner says "does not fit QEMU" as the image runners do, so the run is reported, not a failed stage."""
+    import re
+
+    from bench.side_by_side.runs import does_not_fit
+    from emulator.clips import run_qemu
+    from emulator.qemu import QemuError
+    from firmware_gen.cli import main as firmware_gen
+
+    require_toolchain()
+    folder = tmp_path / "small-ram"
+    assert firmware_gen(["--engine", "bnn", "--target", "cortex-m0", "--model", str(kws_audio["lce"]), "--out", str(folder)]) == 0
+    script = folder / "link.ld"  # the machine's RAM cut to 1 KiB: the link overflows
+    text, count = re.subn(
+        r"(RAM \(rwx\) : ORIGIN = 0x[0-9a-fA-F]+, LENGTH = )0x[0-9a-fA-F]+", r"\g<1>0x00000400", script.read_text()
+    )
+    assert count == 1
+    script.write_text(text)
+    with pytest.raises(QemuError) as caught:
+        run_qemu(folder, kws_audio["dataset"].raw_test[:1], core="cortex-m0")
+    message = str(caught.value)
+    assert (
+        message.startswith("small-ram does not fit QEMU microbit (cortex-m0): region `RAM' overflowed by ")
+        and "\n" not in message
+    )
+    assert does_not_fit(f"python -m emulator: error: {message}")
+
+
+@pytest.mark.toolchain
 def test_the_keyword_bnn_from_raw_clips_on_the_cortex_m0(kws_audio, tmp_path):
     """The firmware runs the front end and the network from raw samples; Keras runs on Python's features."""
     require_toolchain()
