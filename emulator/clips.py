@@ -15,7 +15,9 @@ padding) and of the network.
   sanitizers on request, and room for a whole clip so mode ``classify`` can call the one-call API.
 * :func:`run_qemu` builds the bare-metal project in a temporary copy, runs it with ``-icount
   shift=0``, checks the SysTick calibration, and measures the three links (whole deployable
-  part, network alone, front end alone: :func:`firmware_gen.clip.measure_links`).
+  part, network alone, front end alone: :func:`firmware_gen.clip.measure_links`). A firmware
+  larger than the core's QEMU machine is one line in the image runners' words (``NAME does not
+  fit QEMU MACHINE (CORE): region `RAM' overflowed by N bytes``), which callers recognise.
 
 :func:`check_frontend` refuses a dataset whose front end is not the firmware's (by sha256).
 """
@@ -23,6 +25,7 @@ padding) and of the network.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -64,6 +67,8 @@ _STATUS = {
     10: "a clip API call returned a wrong value (or accepted a bad argument)",
 }
 _BUILD_TIMEOUT = 600.0
+_OVERFLOW = re.compile(r"region `(FLASH|RAM)' overflowed by (\d+) bytes")
+_NO_STACK = "not enough RAM left for the stack"
 
 
 @dataclass
@@ -366,7 +371,12 @@ def run_qemu(
             ["make", "-s", *variables], cwd=project, capture_output=True, text=True, timeout=_BUILD_TIMEOUT, check=False
         )
         if built.returncode != 0:
-            raise QemuError(f"make failed in a copy of {folder}: {first_error(built.stdout + built.stderr)}")
+            output = built.stdout + built.stderr
+            overflow = _OVERFLOW.findall(output)
+            if overflow or _NO_STACK in output:  # the linker's own words, as emulator.qemu and qemu_tflm say them
+                needs = " and ".join(f"region `{region}' overflowed by {int(count):,} bytes" for region, count in overflow)
+                raise QemuError(f"{folder.name} does not fit QEMU {spec.qemu_machine} ({spec.name}): {needs or _NO_STACK}")
+            raise QemuError(f"make failed in a copy of {folder}: {first_error(output)}")
         (project / CLIPS_NAME).write_bytes(payload)
         output, seconds = run_guest(project, spec.qemu_machine, len(clip_list), limit, images=CLIPS_NAME, results=RESULTS_NAME)
         if not (project / RESULTS_NAME).is_file():

@@ -7,6 +7,13 @@ images). Then, in order: the firmware of every (row, core) (``python -m firmware
 TFLite-Micro libraries the tflm rows need, and the QEMU runs (``python -m emulator``), ``--jobs``
 of them side by side; the results are written at the end, atomically, or not at all (exit 1
 when a stage failed, naming the row, the core and the stage's own error line).
+
+On an audio dataset (``--data`` a spec of WAV files: the dataset has a front end and raw clips)
+every flatbuffer must carry that front end (``python -m convert --data``), so every firmware
+takes raw samples: the emulator feeds it the raw test clips, the Keras references run on the
+dataset's Python features (``x_test``), and each entry has the instructions per clip split into
+front end and network and whether the chip's features equal Python's. A run whose features
+differ is written like the others, then the command exits 1 naming it.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.side_by_side.spec import Row, check_boards, check_rows, parse_boards, parse_reference, parse_row, run_slug
-from pipeline.errors import InputError, OneLineArgumentParser, ToolError, positive_float, positive_int, run_cli
+from pipeline.errors import CheckError, InputError, OneLineArgumentParser, ToolError, positive_float, positive_int, run_cli
 
 __all__ = ["PROG", "DEFAULT_CORES", "DEFAULT_OUT", "OUTPUT_FILES", "FIRMWARE_FOLDER", "build_parser", "check_out", "main"]
 
@@ -48,11 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
             "Put flatbuffers side by side on emulated Cortex-M cores, on the same test examples: each row is a flatbuffer "
             "deployed by an engine (bnn, or tflm with a TFLite-Micro kernel set), generated with python -m firmware_gen and "
             "run on QEMU with python -m emulator. Per row and core: accuracy, agreement with the reference interpreter (and "
-            "Keras), instructions per inference, flash, RAM, board fits, ratios against a baseline row."
+            "Keras), instructions per inference (on an audio dataset: per clip, front end and network, from raw samples, "
+            "with the chip's features checked against Python's), flash, RAM, board fits, ratios against a baseline row."
         ),
         epilog=(
             "Writes OUT/side_by_side.json, OUT/SIDE_BY_SIDE.md, OUT/side_by_side.png and every firmware with its emulator "
-            "report under OUT/firmware/. Exit 1: a stage failed; 2: bad usage or input."
+            "report under OUT/firmware/. Exit 1: a stage failed, or a firmware's features differ from Python's (audio); "
+            "2: bad usage or input."
         ),
     )
     parser.add_argument(
@@ -145,20 +154,45 @@ class _Progress:
 
 
 def _check_flatbuffers(rows: list[Row], dataset: Any) -> None:
-    """Every row's flatbuffer is a flatbuffer that takes the dataset's examples and returns its classes."""
-    from emulator.backends import check_fits, load_artifact
+    """Every row's flatbuffer is a flatbuffer that takes the dataset's examples and returns its classes.
 
+    On an audio dataset each must carry the dataset's front end (its firmware then takes raw
+    samples); a flatbuffer that carries a front end needs a dataset with raw clips.
+    """
+    from emulator.backends import check_fits, load_artifact
+    from pipeline.frontend import FrontendConfig
+
+    theirs = FrontendConfig.from_json(dataset.frontend) if dataset.frontend is not None else None
     for row in rows:
         artifact = load_artifact(row.flatbuffer)
-        if artifact.kind != "flatbuffer":
+        if artifact.kind != "flatbuffer" or artifact.model is None:
             raise InputError(f"row {row.label!r}: {row.flatbuffer} is not a .tflite flatbuffer")
         check_fits(artifact, dataset.example_shape, dataset.dtype, dataset.num_classes)
+        mine = artifact.model.frontend
+        if theirs is not None and mine is None:
+            raise InputError(
+                f"row {row.label!r}: {row.flatbuffer} carries no audio front end, but the dataset is audio: convert its "
+                f"model with the dataset (python -m convert MODEL.h5 --data {dataset.source}) so its firmware takes raw samples"
+            )
+        if mine is not None and (theirs is None or dataset.raw_test is None):
+            raise InputError(
+                f"row {row.label!r}: {row.flatbuffer} carries an audio front end ({mine.sha256()[:12]}): its firmware takes "
+                "raw samples, and the dataset has no raw clips; pass the audio dataset it was converted with (--data SPEC.json)"
+            )
+        if mine is not None and theirs is not None and mine.sha256() != theirs.sha256():
+            raise InputError(
+                f"row {row.label!r}: the dataset's front end ({theirs.sha256()[:12]}) is not the one {row.flatbuffer} carries "
+                f"({mine.sha256()[:12]}): its features are other numbers; run it on the data it was converted with"
+            )
 
 
 def _keras_references(
     rows: list[Row], images: Any, labels: Any, num_classes: int, progress: _Progress
 ) -> dict[str, dict[str, Any]]:
     """Each row's Keras reference run on the images (the emulator's own reference runner).
+
+    On an audio dataset the images are the dataset's Python features (``x_test``): the Keras
+    model's input, which the firmware's front end makes on the chip from the raw clips.
 
     Returns:
         label -> ``{"path", "sha256", "accuracy", "input_range", "predictions"}``.
@@ -199,11 +233,17 @@ def _describe(entry: dict[str, Any], done: int, total: int) -> str:
     if not entry["ran"]:
         return f"{where}: not run: {entry['note']}"
     stats = entry["instructions"] or {}
-    return (
-        f"{where}: {100 * entry['accuracy']:.2f} % on {entry['images']:,} images, "
-        f"{stats.get('mean', 0):,.0f} instructions/inference, flash {entry['flash_bytes']:,} B, "
-        f"RAM {entry['ram_bytes']:,} B (QEMU {entry['qemu_seconds']:.0f} s)"
-    )
+    cost = f"{100 * entry['accuracy']:.2f} % on {entry['images']:,} images, {stats.get('mean', 0):,.0f} instructions/inference"
+    split = entry.get("instructions_per_clip")
+    if split is not None:
+        features = entry["features"]
+        check = "equal to" if features["equal"] else "DIFFER from"
+        cost = (
+            f"{100 * entry['accuracy']:.2f} % on {entry['images']:,} clips, {split['total']:,.0f} instructions/clip "
+            f"(front end {split['frontend']:,.0f} + network {split['network']:,.0f}), features {check} Python's on "
+            f"{features['clips_equal']:,} of {features['clips']:,}"
+        )
+    return f"{where}: {cost}, flash {entry['flash_bytes']:,} B, RAM {entry['ram_bytes']:,} B (QEMU {entry['qemu_seconds']:.0f} s)"
 
 
 def _run_all(
@@ -280,7 +320,8 @@ def _side_by_side(argv: Sequence[str] | None) -> int:
     machine = machine_info(_REPO)
     load_start = machine["load_average"]
     progress.log(
-        f"{count:,} test examples of {data.source}; {len(rows)} rows x {len(cores)} cores; {machine['cpu']}, load {load_start}"
+        f"{count:,} test {'clips (raw samples in)' if data.frontend is not None else 'examples'} of {data.source}; "
+        f"{len(rows)} rows x {len(cores)} cores; {machine['cpu']}, load {load_start}"
     )
     keras = _keras_references(rows, images, data.y_test[:count], data.num_classes, progress)
     progress.stage("Keras references")
@@ -291,7 +332,7 @@ def _side_by_side(argv: Sequence[str] | None) -> int:
     for index, row in enumerate(rows):
         for core in cores:
             folder = out / FIRMWARE_FOLDER / run_slug(index, row, core)
-            run = Run(row, core, folder)
+            run = Run(row, core, folder, audio=data.frontend is not None)
             run.commands = {
                 "firmware_gen": firmware_gen_command(row, core, folder),
                 "emulator": emulator_command(row, core, folder, data=args.data, limit=limit, timeout=timeout),
@@ -341,18 +382,38 @@ def _side_by_side(argv: Sequence[str] | None) -> int:
     _remove_stale_firmware(out / FIRMWARE_FOLDER, {run.folder.name for run in runs})
     _write(out, results)
     progress.log(f"wrote {out / OUTPUT_FILES[0]}, {out / OUTPUT_FILES[1]}, {out / OUTPUT_FILES[2]}")
+    _check_features(entries, out / OUTPUT_FILES[0])
     return 0
+
+
+def _check_features(entries: list[dict[str, Any]], path: Path) -> None:
+    """The first audio rung's gate over every run: the chip's features equal Python's on every clip.
+
+    Raises:
+        CheckError: some run's features differ (one line naming the runs, the first clips, the results).
+    """
+    failed = [entry for entry in entries if entry.get("ran") and (entry.get("features") or {}).get("equal") is False]
+    if not failed:
+        return
+    runs = "; ".join(
+        f"{entry['label']!r} on {entry['core']} on {entry['features']['clips'] - entry['features']['clips_equal']} of "
+        f"{entry['features']['clips']} clips (first: {', '.join(str(i) for i in entry['features']['differ'] or [])})"
+        for entry in failed
+    )
+    raise CheckError(f"the firmware's features differ from Python's: {runs}; results: {path}")
 
 
 def _write(out: Path, results: dict[str, Any]) -> None:
     """The three files, each atomically; the plot and the tables are made before anything is written."""
     from bench.side_by_side.plot import plot_points, side_by_side_png
-    from bench.side_by_side.tables import render_markdown
+    from bench.side_by_side.tables import is_audio, render_markdown
     from pipeline.artifacts import write_bytes, write_json, write_text
 
     markdown = render_markdown(results)
+    examples = "clips (raw samples in)" if is_audio(results) else "examples"
     title = (
-        f"{results['images']:,} test examples of {Path(results['data']['source']).name}: accuracy against cost, per row and core"
+        f"{results['images']:,} test {examples} of {Path(results['data']['source']).name}: accuracy against cost, "
+        "per row and core"
     )
     png = side_by_side_png(results["runs"], title) if plot_points(results["runs"]) else None
     write_json(out / OUTPUT_FILES[0], results)

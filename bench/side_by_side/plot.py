@@ -1,5 +1,8 @@
 """``side_by_side.png``: accuracy against instructions per inference and against RAM, two panels.
 
+On an audio dataset (runs with ``instructions_per_clip``) the instructions are per clip, the
+front end's and the network's together: the total's mean, what ``instructions`` holds.
+
 One marker per row and core that ran: a colour per row, a marker shape (and size, smaller for
 each later core, drawn on top) per core; both x axes logarithmic (the rows differ by factors, not by amounts). The house style of
 :mod:`bench.plot`: grid on both scales, thousands-separated axis labels, the legend outside.
@@ -66,6 +69,8 @@ def side_by_side_png(runs: list[dict[str, Any]], title: str) -> bytes:
     points = plot_points(runs)
     if not points:
         raise ValueError("nothing to plot: no run has accuracy, instructions per inference and RAM")
+    audio = any(run.get("instructions_per_clip") is not None for run in runs)
+    cost = "instructions per clip (front end + network, QEMU, mean)" if audio else "instructions per inference (QEMU, mean)"
     labels = list(dict.fromkeys(run["label"] for run in runs))
     cores = list(dict.fromkeys(run["core"] for run in runs))
     color = {label: _ROW_COLORS[i % len(_ROW_COLORS)] for i, label in enumerate(labels)}
@@ -75,7 +80,7 @@ def side_by_side_png(runs: list[dict[str, Any]], title: str) -> bytes:
     area = {core: max(30.0, 170.0 - 55.0 * i) for i, core in enumerate(cores)}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), dpi=110, sharey=True)
     panels = (
-        ("instructions", "instructions per inference (QEMU, mean), log scale"),
+        ("instructions", f"{cost}, log scale"),
         ("ram_bytes", "RAM bytes (whole firmware), log scale"),
     )
     for ax, (key, xlabel) in zip(axes, panels, strict=True):

@@ -13,6 +13,13 @@ A firmware larger than the core's QEMU machine is reported, not run: the emulato
 one line ("... does not fit QEMU MACHINE (CORE): ..."), and the entry keeps that line as its
 note, with the flash and RAM the bnn engine measured when it generated the folder (a tflm
 firmware's whole size is only known once linked: none).
+
+On an audio dataset every flatbuffer carries the front end, so every firmware takes raw 16-bit
+samples (the clip API) and the emulator feeds it the raw test clips: its report adds the
+instructions per clip split into front end and network, whether the features the chip made equal
+Python's on every clip, and the flash and RAM of each link. The entry keeps them
+(``instructions_per_clip``, ``features``, ``flash_ram``); a run whose features differ counts as
+ran (the emulator's exit 1 with its report written), the side-by-side command fails at the end.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ __all__ = [
     "emulate",
     "entry_from_report",
     "not_run_entry",
+    "features_differ",
 ]
 
 _REPO = Path(__file__).resolve().parent.parent.parent
@@ -60,6 +68,7 @@ class Run:
         folder: where the firmware is generated (its emulator report goes inside).
         commands: ``firmware_gen`` and ``emulator`` argument lists, as recorded (``python -m ...``).
         manifest: the folder's ``firmware.json`` once generated.
+        audio: the dataset is audio: the firmware takes raw clips (front end on the chip).
     """
 
     row: Row
@@ -67,6 +76,7 @@ class Run:
     folder: Path
     commands: dict[str, list[str]] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
+    audio: bool = False
 
     @property
     def report_path(self) -> Path:
@@ -196,6 +206,12 @@ def ensure_libraries(runs: list[Run], log: Callable[[str], None]) -> list[dict[s
     return list(records.values())
 
 
+def features_differ(report: dict[str, Any]) -> bool:
+    """Whether a report from raw clips says the chip's features differ from Python's on some clip."""
+    entry = report.get("frontend") or {}
+    return report.get("fed") == "raw" and entry.get("features_equal") != entry.get("clips")
+
+
 def emulate(run: Run, *, data_sha256: Any) -> dict[str, Any]:
     """Run the firmware on QEMU with ``python -m emulator`` and read its report.
 
@@ -207,7 +223,8 @@ def emulate(run: Run, *, data_sha256: Any) -> dict[str, Any]:
         ``{"ran": True, "report": the emulator's JSON}``, or ``{"ran": False, "note": the
         emulator's line}`` when the firmware is larger than the core's QEMU machine.
         The report of a run whose agreement is under the emulator's bar (its exit 1, the
-        JSON written) counts as ran: the bar's verdict is in ``report["agreement_gate"]``.
+        JSON written) counts as ran: the bar's verdict is in ``report["agreement_gate"]``; so
+        does a run from raw clips whose features differ from Python's (:func:`features_differ`).
 
     Raises:
         InputError: the emulator's exit 2.
@@ -218,8 +235,8 @@ def emulate(run: Run, *, data_sha256: Any) -> dict[str, Any]:
     report = None
     if run.report_path.is_file():
         report = json.loads(run.report_path.read_text(encoding="utf-8"))
-    gate_failed = result.returncode == 1 and report is not None and (report.get("agreement_gate") or {}).get("passed") is False
-    if result.returncode != 0 and not gate_failed:
+    gate_failed = report is not None and ((report.get("agreement_gate") or {}).get("passed") is False or features_differ(report))
+    if result.returncode != 0 and not (result.returncode == 1 and gate_failed):
         error = stage_error(run, "python -m emulator", result)
         if result.returncode == 1 and does_not_fit(str(error)):
             return {"ran": False, "note": str(error).split(": error: ", 1)[-1]}
@@ -270,6 +287,11 @@ def not_run_entry(run: Run, note: str) -> dict[str, Any]:
         "ram_bytes": figures["ram_bytes"] if bnn else None,
         "ram_source": "firmware.json (bnn engine, arm-none-eabi-gcc; not run)" if bnn else None,
         "qemu_seconds": None,
+        **(
+            {"instructions_per_clip": None, "instructions_per_clip_statistics": None, "features": None, "flash_ram": None}
+            if run.audio
+            else {}
+        ),
     }
 
 
@@ -283,10 +305,13 @@ def entry_from_report(run: Run, report: dict[str, Any], keras: dict[str, Any] | 
 
     Returns:
         JSON-ready: accuracy, both agreements, instruction statistics, flash, RAM (with its
-        source, static part and stack), QEMU wall time, the report's path.
+        source, static part and stack), QEMU wall time, the report's path; on an audio dataset
+        (``run.audio``) also ``instructions_per_clip``, ``features`` and ``flash_ram``
+        (:func:`_audio_figures`).
 
     Raises:
-        CheckError: a Keras comparison is asked for and the report records no classes.
+        CheckError: a Keras comparison is asked for and the report records no classes, or an
+            audio run's report lacks its audio entries.
     """
     extra = report.get("extra") or {}
     footprint = extra.get("footprint") or {}
@@ -305,7 +330,7 @@ def entry_from_report(run: Run, report: dict[str, Any], keras: dict[str, Any] | 
         predictions = np.asarray(extra["predictions"])
         same = int(np.sum(predictions == np.asarray(keras["predictions"])[: len(predictions)]))
         keras_agreement = {"path": keras["path"], "agreement": same / len(predictions), "agreeing": same}
-    return {
+    entry = {
         **_base_entry(run),
         "ran": True,
         "note": None,
@@ -321,4 +346,41 @@ def entry_from_report(run: Run, report: dict[str, Any], keras: dict[str, Any] | 
         "static_ram_bytes": footprint.get("static_ram_bytes"),
         "stack_bytes": footprint.get("stack_bytes"),
         "qemu_seconds": extra.get("qemu_seconds"),
+    }
+    if run.audio:
+        entry.update(_audio_figures(run, report))
+    return entry
+
+
+def _audio_figures(run: Run, report: dict[str, Any]) -> dict[str, Any]:
+    """The audio entries of a run from raw clips: instructions per clip (split), the features' check, each link's size.
+
+    ``instructions_per_clip`` holds the means of the front end, the network and their total (the
+    report's; ``instructions`` keeps the total's statistics), ``instructions_per_clip_statistics``
+    each part's mean, median, min and max; ``features`` how many clips' features equal Python's,
+    byte for byte, and ``equal`` (all of them); ``flash_ram`` each link's flash and RAM (the
+    deployable part, the network alone, the front end alone).
+
+    Raises:
+        CheckError: the report was not fed raw clips or records no instructions per clip.
+    """
+    if report.get("fed") != "raw":
+        raise CheckError(f"row {run.name}: {run.report_path} was not fed the raw clips (fed: {report.get('fed')})")
+    split = report.get("instructions_per_clip") or {}
+    if any(split.get(part) is None for part in ("frontend", "network", "total")):
+        raise CheckError(f"row {run.name}: {run.report_path} records no instructions per clip (front end, network)")
+    frontend = report.get("frontend") or {}
+    statistics = (report.get("extra") or {}).get("instructions_per_clip") or {}
+    return {
+        "instructions_per_clip": {part: split[part] for part in ("frontend", "network", "total")},
+        "instructions_per_clip_statistics": statistics,
+        "features": {
+            "equal": not features_differ(report),
+            "clips": frontend.get("clips"),
+            "clips_equal": frontend.get("features_equal"),
+            "differ": frontend.get("features_differ"),
+            "config_sha256": frontend.get("config_sha256"),
+            "chunks": frontend.get("chunks"),
+        },
+        "flash_ram": report.get("flash_ram"),
     }

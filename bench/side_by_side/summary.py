@@ -7,7 +7,9 @@ and the plot can be rebuilt from ``side_by_side.json`` alone (and tested on a sy
   the emulator reported them, against the board's budget (:func:`firmware_gen.targets.check_budget`).
 * Ratios are a row's figure divided by the baseline row's on the same core (instructions per
   inference, mean; flash; RAM), and the accuracy difference in percentage points; ``None`` where
-  either side has no figure (a run that did not fit its QEMU machine).
+  either side has no figure (a run that did not fit its QEMU machine). On an audio dataset the
+  instructions are per clip (front end and network: the total's mean) and the network's alone
+  is compared too (``network_instructions``).
 """
 
 from __future__ import annotations
@@ -67,18 +69,24 @@ def ratios(entry: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
         ``{"baseline", "instructions", "flash", "ram", "accuracy_points"}``: ``instructions`` is
         the mean instructions per inference over the baseline's (0.25: a quarter of them),
         ``flash`` and ``ram`` likewise, ``accuracy_points`` the accuracy difference in
-        percentage points (negative: less accurate); ``None`` where a figure is missing.
+        percentage points (negative: less accurate); ``None`` where a figure is missing. An audio
+        entry (one with ``instructions_per_clip``) also has ``network_instructions``: the network's
+        mean instructions per clip over the baseline's (the front end is the same code in both).
     """
     mean = (entry.get("instructions") or {}).get("mean")
     base_mean = (baseline.get("instructions") or {}).get("mean")
     accuracy, base_accuracy = entry.get("accuracy"), baseline.get("accuracy")
-    return {
+    figures = {
         "baseline": baseline["label"],
         "instructions": _quotient(mean, base_mean),
         "flash": _quotient(entry.get("flash_bytes"), baseline.get("flash_bytes")),
         "ram": _quotient(entry.get("ram_bytes"), baseline.get("ram_bytes")),
         "accuracy_points": None if accuracy is None or base_accuracy is None else 100.0 * (accuracy - base_accuracy),
     }
+    if "instructions_per_clip" in entry:
+        network = (entry.get("instructions_per_clip") or {}).get("network")
+        figures["network_instructions"] = _quotient(network, (baseline.get("instructions_per_clip") or {}).get("network"))
+    return figures
 
 
 def add_ratios(entries: list[dict[str, Any]], baseline: str | None) -> None:

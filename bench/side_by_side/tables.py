@@ -3,6 +3,11 @@
 One table per core (rows x figures, a column per board of that core: fits or by how much it is
 over), one table of ratios against the baseline row per core, the notes (runs that did not fit
 their QEMU machine, agreements under the emulator's bar), and the commands of every run.
+
+On an audio dataset (``results["data"]`` has a ``frontend``) the firmware runs from raw clips: the
+instruction columns are per clip, split into front end, network and total (with the total's min
+.. max), a column says whether the chip's features equal Python's, the ratios compare the total
+and the network, and a run whose features differ gets a note.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from typing import Any
 
 from bench.side_by_side.summary import runs_by_core
 
-__all__ = ["render_markdown", "percent", "size", "ratio_cell", "board_cell"]
+__all__ = ["render_markdown", "percent", "size", "ratio_cell", "board_cell", "features_cell", "is_audio"]
 
 _INTERPRETERS = {"lce": "LCE interpreter", "tflite": "TFLite", "tflm": "TFLite-Micro interpreter", "keras": "Keras"}
 
@@ -62,6 +67,21 @@ def board_cell(verdict: dict[str, Any] | None) -> str:
     return "no (" + ", ".join(over) + ")"
 
 
+def is_audio(results: dict[str, Any]) -> bool:
+    """Whether the results are of an audio dataset (its ``data`` records the front end)."""
+    return (results.get("data") or {}).get("frontend") is not None
+
+
+def features_cell(features: dict[str, Any] | None) -> str:
+    """Whether the chip's features equal Python's: ``yes (12 of 12 clips)``, ``**no** (3 of 12 clips differ)``, ``-``."""
+    if not features or features.get("clips") is None:
+        return "-"
+    clips, equal = features["clips"], features["clips_equal"]
+    if features["equal"]:
+        return f"yes ({equal:,} of {clips:,} clips)"
+    return f"**no** ({clips - equal:,} of {clips:,} clips differ)"
+
+
 def _agreement(entry: dict[str, Any], which: str) -> str:
     agreement = (entry.get("agreement") or {}).get(which)
     if agreement is None:
@@ -75,60 +95,62 @@ def _agreement(entry: dict[str, Any], which: str) -> str:
     return text
 
 
-def _figures_table(entries: list[dict[str, Any]], boards: list[dict[str, Any]]) -> list[str]:
-    headers = [
-        "row",
-        "deployment",
-        "accuracy",
-        "agrees with its interpreter",
-        "agrees with Keras",
-        "instructions / inference (mean)",
-        "median",
-        "min .. max",
-        "flash",
-        "RAM",
-    ]
+def _figures_table(entries: list[dict[str, Any]], boards: list[dict[str, Any]], audio: bool = False) -> list[str]:
+    headers = ["row", "deployment", "accuracy", "agrees with its interpreter", "agrees with Keras"]
+    aligns = ["---", "---", "---:", "---", "---"]
+    if audio:
+        headers += ["features equal to Python's", "front end (instructions / clip)", "network", "total", "total min .. max"]
+        aligns += ["---", "---:", "---:", "---:", "---:"]
+    else:
+        headers += ["instructions / inference (mean)", "median", "min .. max"]
+        aligns += ["---:", "---:", "---:"]
+    headers += ["flash", "RAM"]
     headers += [f"{board['name']} ({_kib(board['flash_bytes'])} / {_kib(board['ram_bytes'])})" for board in boards]
-    lines = [
-        "| " + " | ".join(headers) + " |",
-        "|"
-        + "|".join(["---", "---", "---:", "---", "---", "---:", "---:", "---:", "---:", "---:"] + ["---"] * len(boards))
-        + "|",
-    ]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join([*aligns, "---:", "---:"] + ["---"] * len(boards)) + "|"]
     for entry in entries:
         stats = entry.get("instructions") or {}
         low, high = stats.get("min"), stats.get("max")
+        spread = "-" if low is None or high is None else f"{low:,.0f} .. {high:,.0f}"
         cells = [
             entry["label"],
             entry["deployment"],
             percent(entry.get("accuracy")) if entry["ran"] else "not run",
             _agreement(entry, "interpreter"),
             _agreement(entry, "keras"),
-            _count(stats.get("mean")),
-            _count(stats.get("median")),
-            "-" if low is None or high is None else f"{low:,.0f} .. {high:,.0f}",
-            size(entry.get("flash_bytes")),
-            size(entry.get("ram_bytes")),
         ]
+        if audio:
+            split = entry.get("instructions_per_clip") or {}
+            cells += [
+                features_cell(entry.get("features")),
+                *(_count(split.get(part)) for part in ("frontend", "network", "total")),
+            ]
+            cells.append(spread)
+        else:
+            cells += [_count(stats.get("mean")), _count(stats.get("median")), spread]
+        cells += [size(entry.get("flash_bytes")), size(entry.get("ram_bytes"))]
         cells += [board_cell((entry.get("fits") or {}).get(board["name"])) for board in boards]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def _ratios_table(entries: list[dict[str, Any]], baseline: str) -> list[str]:
+def _ratios_table(entries: list[dict[str, Any]], baseline: str, audio: bool = False) -> list[str]:
+    instructions = "instructions / clip (total) | network" if audio else "instructions / inference"
     lines = [
         f"Against **{baseline}** on the same core (a row's figure over the baseline's; accuracy in percentage points):",
         "",
-        "| row | instructions / inference | flash | RAM | accuracy |",
-        "|---|---:|---:|---:|---:|",
+        f"| row | {instructions} | flash | RAM | accuracy |",
+        "|---|---:|---:|---:|---:|" + ("---:|" if audio else ""),
     ]
     for entry in entries:
         if entry["label"] == baseline:
             continue
         figures = entry.get("ratios") or {}
         points = figures.get("accuracy_points")
+        cells = [ratio_cell(figures.get("instructions"))]
+        if audio:
+            cells.append(ratio_cell(figures.get("network_instructions")))
         lines.append(
-            f"| {entry['label']} | {ratio_cell(figures.get('instructions'))} | {ratio_cell(figures.get('flash'), 'less')} | "
+            f"| {entry['label']} | {' | '.join(cells)} | {ratio_cell(figures.get('flash'), 'less')} | "
             f"{ratio_cell(figures.get('ram'), 'less')} | {'-' if points is None else f'{points:+.2f}'} |"
         )
     return lines
@@ -145,15 +167,38 @@ def _header(results: dict[str, Any]) -> list[str]:
     subset = (
         f"the first {count:,} of its {results['test_images']:,}" if count < results["test_images"] else f"all {count:,} of its"
     )
+    run_line = (
+        f"Run: commit {commit}, {machine.get('date')}, {machine.get('cpu')} ({machine.get('cpu_count')} CPUs); "
+        f"{tools.get('qemu-system-arm') or 'qemu-system-arm unknown'}; "
+        f"{tools.get('arm-none-eabi-gcc') or 'arm-none-eabi-gcc unknown'}; "
+        f"bnn-mcu {results['version']}."
+    )
+    if is_audio(results):
+        frontend = data["frontend"]
+        return [
+            "# Side by side on emulated Cortex-M cores",
+            "",
+            f"Data: `{data.get('source')}` (sha256 {digests}): raw 16-bit clips of {frontend.get('clip_samples', 0):,} "
+            f"samples at {frontend.get('sample_rate', 0):,} Hz, turned by the integer log-mel front end into {shape} "
+            f"{data.get('dtype')} features, {data.get('num_classes')} classes; {subset} test clips, the same for every row "
+            "and core.",
+            run_line,
+            "",
+            "Every firmware takes the raw clips through its clip API and runs the front end on the chip; the features it "
+            "makes are compared byte for byte with Python's (the dataset's features, which the interpreters and Keras are "
+            "fed). Instructions per clip are QEMU's (`-icount shift=0`; instructions, not the cycles of a real part), "
+            "means over the clips: the front end (every push of samples and the final padding), the network, and their "
+            "total. Flash and RAM are the whole deployable firmware as the emulator measured it (front end, clip API, the "
+            "engine or TFLite-Micro with its kernels, the model, the C library helpers; RAM with the stack). Agreement is "
+            "the share of clips where the firmware picks the class its flatbuffer's interpreter picks on Python's features "
+            "(and the Keras model's, where one was given).",
+        ]
     return [
         "# Side by side on emulated Cortex-M cores",
         "",
         f"Data: `{data.get('source')}` (sha256 {digests}): {shape} {data.get('dtype')} examples, "
         f"{data.get('num_classes')} classes; {subset} test examples, the same for every row and core.",
-        f"Run: commit {commit}, {machine.get('date')}, {machine.get('cpu')} ({machine.get('cpu_count')} CPUs); "
-        f"{tools.get('qemu-system-arm') or 'qemu-system-arm unknown'}; "
-        f"{tools.get('arm-none-eabi-gcc') or 'arm-none-eabi-gcc unknown'}; "
-        f"bnn-mcu {results['version']}.",
+        run_line,
         "",
         "Instructions per inference are QEMU's (`-icount shift=0`): instructions, not the cycles of a real part. "
         "Flash and RAM are the whole deployable firmware as the emulator measured it (the engine or TFLite-Micro with its "
@@ -173,6 +218,13 @@ def _notes(entries: list[dict[str, Any]]) -> list[str]:
                 f"- {entry['label']} on {entry['core']}: agrees with its interpreter on fewer images than the emulator's "
                 f"bar ({gate.get('min_agreement')} %)"
             )
+        features = entry.get("features") or {}
+        if entry["ran"] and features.get("equal") is False:
+            first = ", ".join(str(i) for i in features.get("differ") or [])
+            notes.append(
+                f"- {entry['label']} on {entry['core']}: the chip's features differ from Python's on "
+                f"{features['clips'] - features['clips_equal']:,} of {features['clips']:,} clips (first: {first}): a failed check"
+            )
     return notes
 
 
@@ -188,12 +240,13 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines = _header(results)
     boards = results["boards"]
     baseline = results.get("baseline")
+    audio = is_audio(results)
     for core, entries in runs_by_core(results["runs"], results["cores"]).items():
         machine = entries[0]["qemu_machine"] if entries else ""
         lines += ["", f"## {core} (QEMU {machine})", ""]
-        lines += _figures_table(entries, [board for board in boards if board["core"] == core])
+        lines += _figures_table(entries, [board for board in boards if board["core"] == core], audio)
         if baseline is not None:
-            lines += ["", *_ratios_table(entries, baseline)]
+            lines += ["", *_ratios_table(entries, baseline, audio)]
     notes = _notes(results["runs"])
     if notes:
         lines += ["", "## Notes", "", *notes]
