@@ -107,8 +107,6 @@ bench-photos: install
 # beside them, the Keras references, run on Python's features):
 #   python -m train --model ds_cnn --data datasets/fsdd.json --out artifacts/fsdd  (then kws_bnn)
 #   python -m convert artifacts/fsdd/ds_cnn.h5 --data datasets/fsdd.json            (then kws_bnn.h5)
-# Until the bnn engine's clip API takes an int8 network input, firmware_gen refuses the "DS-CNN int8 (bnn engine)" row
-# ("the front end writes uint8 features but the network's input is int8") and the command stops there (exit 2).
 AUDIO_CORES := --cores cortex-m0,cortex-m4 --boards stm32f030f4,stm32f411re
 AUDIO_DATA ?= datasets/fsdd.json
 AUDIO_BNN ?= $(ARTIFACTS)/fsdd/kws_bnn.lce.tflite
