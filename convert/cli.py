@@ -107,14 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--calibration",
         type=positive_int,
-        default=DEFAULT_CALIBRATION,
-        help=f"training examples used to calibrate int8 (default {DEFAULT_CALIBRATION})",
+        help=f"training examples used to calibrate int8 (default {DEFAULT_CALIBRATION}, or all when fewer)",
     )
     parser.add_argument(
         "--check",
         type=positive_int,
-        default=DEFAULT_CHECK,
-        help=f"first N test examples run in each interpreter and in Keras (default {DEFAULT_CHECK})",
+        help=f"first N test examples run in each interpreter and in Keras (default {DEFAULT_CHECK}, or all when fewer)",
     )
     parser.add_argument(
         "--trust-model",
@@ -241,6 +239,10 @@ def _convert_main(argv: Sequence[str] | None) -> int:
     from pipeline.data import load_dataset
 
     data = load_dataset(args.data)
+    if args.check is None:  # the defaults take what a small dataset has; a number asked for must exist
+        args.check = min(DEFAULT_CHECK, len(data.x_test))
+    if args.calibration is None:
+        args.calibration = min(DEFAULT_CALIBRATION, len(data.x_train)) or DEFAULT_CALIBRATION
     if args.check > len(data.x_test):
         raise InputError(f"--check {args.check} exceeds the {len(data.x_test)} test examples")
     if args.input_range is not None and data.dtype != np.uint8:

@@ -350,3 +350,13 @@ def test_lce_conversion_of_an_uncompiled_model_prints_no_tensorflow_warning():
         logger.removeHandler(handler)
         logger.setLevel(before)  # the other tests see the level they had
     assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+
+
+def test_the_defaults_take_every_example_of_a_small_dataset(tiny_models, tmp_path, mnist):
+    """--check and --calibration default to 1,000 and 500, or all a dataset has when it has fewer."""
+    data = tmp_path / "small.npz"
+    np.savez(data, x_train=mnist.x_train[:40], y_train=mnist.y_train[:40], x_test=mnist.x_test[:30], y_test=mnist.y_test[:30])
+    result = run_module("convert", tiny_models["cnn"], "--out", tmp_path / "out", "--data", data, "--formats", "float,int8")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "cnn.convert.json").read_text())
+    assert report["check"]["images"] == 30 and report["calibration_images"] == 40
