@@ -217,8 +217,8 @@ def generate(target: ClipTarget, config: FrontendConfig, banner: dict[str, Any],
         "feature_bytes": frontend.report["feature_bytes"],
         "state_bytes": frontend.report["state_bytes"],
         "table_bytes": frontend.report["table_bytes"],
+        "network_input": "int8 (scale 1, zero point -128)" if int8 else "uint8",
     }
-    report["network_input"] = "int8 (scale 1, zero point -128)" if int8 else "uint8"
     return ClipPart(target, config, files, [frontend.source, f"{target.api}_clip.c"], report, int8)
 
 

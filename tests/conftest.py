@@ -99,10 +99,24 @@ def require_tools(*tools: str, hint: str = "install it") -> None:
     """
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
-        message = f"missing {', '.join(missing)}: {hint}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        _fail_in_ci_else_skip(f"missing {', '.join(missing)}: {hint}")
+
+
+def _fail_in_ci_else_skip(message: str) -> None:
+    """What a test does without something outside the repository: fail under ``CI=true``, else skip."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_tflm_sources() -> None:
+    """Fail (under ``CI=true``) or skip unless TFLite-Micro's sources can be found to build offline."""
+    from firmware_gen.tflm_build import sources_available
+
+    if not sources_available():
+        _fail_in_ci_else_skip(
+            "TFLite-Micro sources not found: ../shared/vendor (or $TFLM_VENDOR, $TFLM_DIR) is needed to build offline"
+        )
 
 
 def require_toolchain(*extra: str) -> None:

@@ -13,18 +13,16 @@ instructions as for the bnn engine.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from audio_data import CONFIG
-from conftest import require_toolchain, run_module
+from conftest import require_tflm_sources, require_toolchain, run_module
 
 from convert.flatbuffer import read_model
 from emulator.clips import run_qemu
 from emulator.reference import firmware_input_values
-from firmware_gen.tflm_build import sources_available
 from pipeline.isolation import run_checked
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
@@ -35,11 +33,7 @@ CORE = "cortex-m4"
 @pytest.fixture(scope="module", autouse=True)
 def requirements() -> None:
     require_toolchain()
-    if not sources_available():
-        message = "TFLite-Micro sources not found: ../shared/vendor (or $TFLM_VENDOR, $TFLM_DIR) is needed to build offline"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tflm_sources()
 
 
 @pytest.fixture(scope="module")

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_toolchain, run_module
+from conftest import require_tflm_sources, require_toolchain, run_module
 
 from convert.flatbuffer import read_model
 from emulator.qemu_tflm import run_tflm_harness
 from emulator.reference import firmware_input_values
 from firmware_gen.targets import CORES
 from firmware_gen.tflm import TFLM_OPS
-from firmware_gen.tflm_build import default_cache, default_vendor, ensure_library, prepare_tree, sources_available
+from firmware_gen.tflm_build import default_cache, default_vendor, ensure_library, prepare_tree
 from firmware_gen.tflm_build.kernels import RESOLVER_HEADER, resolver_table
 from firmware_gen.tflm_build.target import device_name, write_device_headers
 from pipeline.isolation import run_checked
@@ -41,19 +41,10 @@ CORE = "cortex-m4"
 KERNELS = "cmsis_nn"
 
 
-def _require_sources() -> None:
-    if sources_available():
-        return
-    message = "TFLite-Micro sources not found: ../shared/vendor (or $TFLM_VENDOR, $TFLM_DIR) is needed to build offline"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def tree():
     """The TFLite-Micro tree (vendor archives checked and laid out, or $TFLM_DIR)."""
-    _require_sources()
+    require_tflm_sources()
     env_dir = os.environ.get("TFLM_DIR")
     return prepare_tree(default_cache(), tflm_dir=Path(env_dir) if env_dir else None, vendor=default_vendor(), log=print)
 
@@ -61,7 +52,7 @@ def tree():
 @pytest.fixture(scope="module")
 def library(tiny_cnn_tflite):
     """libtensorflow-microlite.a for the Cortex-M4 with CMSIS-NN, holding the tiny cnn's ops."""
-    _require_sources()
+    require_tflm_sources()
     require_toolchain("arm-none-eabi-g++", "arm-none-eabi-ar", "git")
     ops = sorted({op for path in tiny_cnn_tflite.values() for op in read_model(path).builtin_ops})
     return ensure_library(CORE, KERNELS, ops, log=print)
