@@ -17,7 +17,7 @@ EXPECTED_PARAMS = {
     "bc_mlp": (118_282, 118_282),
     "bc_cnn": (93_322, 93_322),
     # For 32x32x3 and 10 classes. resnet8 is MLPerf Tiny's pretrainedResnet.h5 layer for layer (78,666 params).
-    "colour_bnn": (254_718, 253_994),
+    "colour_bnn": (420_990, 420_010),
     "resnet8": (78_666, 78_186),
     # For 61 frames x 20 bands and 10 classes. ds_cnn is MLPerf Tiny's DS-CNN: its 22,604 weights and biases for 12
     # classes (kws_ref_model.tflite) with 10 classes' dense layer (-780 + 650) and 9 batch norms (+2,304), on any input.

@@ -8,6 +8,8 @@ thresholds, no float feature map):
   batch norm: its output is binarized by the next layer, so the stem writes bits;
 * blocks: binary ``QuantConv2D`` (``ste_sign`` inputs and weights), 3x3, ``same`` padding with
   +1 (``pad_values=1``: no border masks in the engine), a 2x2 max-pool, batch norm;
+* tail: more binary blocks at the last blocks' resolution, without the pool (depth where a
+  pixel costs least);
 * head: flatten, ``QuantDense`` with 8-bit weights on the binarized features, batch norm,
   softmax (the engine's exact int64 class scores).
 
@@ -27,16 +29,23 @@ _BINARY = {"input_quantizer": "ste_sign", "kernel_quantizer": "ste_sign", "kerne
 
 
 def build_compact_bnn(
-    input_shape: tuple[int, int, int], classes: int, *, stem: int, blocks: tuple[int, ...], name: str
+    input_shape: tuple[int, int, int],
+    classes: int,
+    *,
+    stem: int,
+    blocks: tuple[int, ...],
+    name: str,
+    tail: tuple[int, ...] = (),
 ) -> tf.keras.Model:
-    """The pattern above with ``stem`` stem channels and one pooled binary block per entry of ``blocks``.
+    """The pattern above: ``stem`` stem channels, a pooled binary block per ``blocks`` entry, an unpooled one per ``tail`` entry.
 
     Args:
         input_shape: ``(H, W, C)`` of the raw 8-bit inputs (H and W at least ``2 ** (1 + len(blocks))``).
         classes: number of class scores.
         stem: channels of the 8-bit stem.
-        blocks: channels of each binary block.
+        blocks: channels of each pooled binary block.
         name: the Keras model name.
+        tail: channels of each unpooled binary block after them.
 
     Returns:
         An uncompiled ``tf.keras.Sequential`` taking raw values ``(N, H, W, C)`` float32.
@@ -48,12 +57,11 @@ def build_compact_bnn(
         tf.keras.layers.MaxPooling2D((2, 2), name="stem_pool"),
         tf.keras.layers.BatchNormalization(scale=False, name="stem_bn"),
     ]
-    for index, channels in enumerate(blocks, start=1):
-        layers += [
-            lq.layers.QuantConv2D(channels, (3, 3), padding="same", pad_values=1.0, name=f"block{index}", **_BINARY),
-            tf.keras.layers.MaxPooling2D((2, 2), name=f"block{index}_pool"),
-            tf.keras.layers.BatchNormalization(scale=False, name=f"block{index}_bn"),
-        ]
+    for index, channels in enumerate(blocks + tail, start=1):
+        layers.append(lq.layers.QuantConv2D(channels, (3, 3), padding="same", pad_values=1.0, name=f"block{index}", **_BINARY))
+        if index <= len(blocks):
+            layers.append(tf.keras.layers.MaxPooling2D((2, 2), name=f"block{index}_pool"))
+        layers.append(tf.keras.layers.BatchNormalization(scale=False, name=f"block{index}_bn"))
     layers += [
         tf.keras.layers.Flatten(name="flatten"),
         lq.layers.QuantDense(classes, input_quantizer="ste_sign", name="scores", **eight_bit),

@@ -17,13 +17,17 @@ import tensorflow as tf
 
 from train.compact_bnn import build_compact_bnn
 
-__all__ = ["COLOUR_BNN_STEM", "COLOUR_BNN_BLOCKS", "build_colour_bnn", "build_resnet8", "photo_problem"]
+__all__ = ["COLOUR_BNN_STEM", "COLOUR_BNN_BLOCKS", "COLOUR_BNN_TAIL", "build_colour_bnn", "build_resnet8", "photo_problem"]
 
 COLOUR_BNN_STEM = 64
 """Channels of the 8-bit stem (full resolution, then pooled)."""
-COLOUR_BNN_BLOCKS = (96, 192)
-"""Channels of the binary blocks, each pooled 2x2: (96, 192) keeps the network near 9 M instructions per
-32x32x3 image on a Cortex-M7 (a third of ResNet-8 int8 under TFLite-Micro; (128, 256) took 12.7 M)."""
+COLOUR_BNN_BLOCKS = (96, 128)
+"""Channels of the binary blocks, each pooled 2x2."""
+COLOUR_BNN_TAIL = (192,)
+"""Channels of the unpooled binary blocks after them, at a 32x32 input's 4x4. With the blocks this keeps
+the network under 10 M instructions per 32x32x3 image on a Cortex-M7 (a third of ResNet-8 int8 under
+TFLite-Micro + CMSIS-NN) with four convolutions where (96, 192) and no tail had three (77.9 % after
+60 epochs; (128, 256) and no tail took 12.7 M instructions)."""
 
 
 def photo_problem(shape: tuple[int, ...], dtype: str, classes: int, *, divisor: int) -> str | None:
@@ -51,6 +55,7 @@ def build_colour_bnn(
     *,
     stem: int = COLOUR_BNN_STEM,
     blocks: tuple[int, ...] = COLOUR_BNN_BLOCKS,
+    tail: tuple[int, ...] = COLOUR_BNN_TAIL,
     name: str = "colour_bnn",
 ) -> tf.keras.Model:
     """The binarized photo classifier: :func:`train.compact_bnn.build_compact_bnn` with the photo widths.
@@ -59,13 +64,14 @@ def build_colour_bnn(
         input_shape: ``(H, W, C)`` of the raw 8-bit images (H and W multiples of ``2 ** (1 + len(blocks))``).
         classes: number of class scores.
         stem: channels of the 8-bit stem.
-        blocks: channels of each binary block.
+        blocks: channels of each pooled binary block.
+        tail: channels of each unpooled binary block after them.
         name: the Keras model name.
 
     Returns:
         An uncompiled ``tf.keras.Sequential`` taking raw pixels ``(N, H, W, C)`` float32.
     """
-    return build_compact_bnn(input_shape, classes, stem=stem, blocks=blocks, name=name)
+    return build_compact_bnn(input_shape, classes, stem=stem, blocks=blocks, tail=tail, name=name)
 
 
 def _conv(filters: int, kernel: int, strides: int, name: str) -> tf.keras.layers.Conv2D:
