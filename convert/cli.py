@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convert.report import FILE_SUFFIXES, FORMATS, MIN_AGREEMENT, FormatResult, build_report, render_table
-from pipeline.artifacts import atomic_path, sha256_file
+from pipeline.artifacts import check_files_writable, check_inputs_kept, replace_files, sha256_file
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, first_line, positive_int, run_cli
 
 if TYPE_CHECKING:
@@ -235,6 +235,10 @@ def _convert_main(argv: Sequence[str] | None) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
     formats = args.formats or FORMATS
+    name = source.name[: -len(source.suffix)] if source.suffix else source.name
+    outputs = [out / f"{name}{FILE_SUFFIXES[fmt]}" for fmt in formats] + [out / f"{name}.convert.json"]
+    check_inputs_kept([source, args.data], files=outputs)
+    check_files_writable(outputs)
 
     from pipeline.data import load_dataset
 
@@ -281,7 +285,6 @@ def _convert_main(argv: Sequence[str] | None) -> int:
     if set(formats) & GATED_FORMATS:
         # the model as loaded (its layers at the top level) on the values the input range gives it
         near_ties = near_tie_rows(base, scaled_inputs(images, args.input_range))
-    name = source.name[: -len(source.suffix)] if source.suffix else source.name
 
     results = []
     for fmt in formats:
@@ -331,15 +334,10 @@ def _convert_main(argv: Sequence[str] | None) -> int:
 
 
 def _write_all(report_path: Path, report: dict, results: list[FormatResult]) -> None:
-    """Write every flatbuffer and the report to temporary files; rename them only if all were written.
-
-    Contexts unwind in reverse, so the flatbuffers are renamed first and the report last.
-    """
-    with contextlib.ExitStack() as stack:
-        report_tmp = stack.enter_context(atomic_path(report_path))
-        report_tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        for result in results:
-            stack.enter_context(atomic_path(result.path)).write_bytes(result.data)
+    """Write every flatbuffer and then the report, all or none (:func:`pipeline.artifacts.replace_files`)."""
+    files = {Path(result.path): result.data for result in results}
+    files[report_path] = (json.dumps(report, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    replace_files(files)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

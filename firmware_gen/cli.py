@@ -21,7 +21,7 @@ from typing import Any
 
 from firmware_gen.engines import ENGINE_CHOICES, INPUT_TYPES, OPTIMIZE_CHOICES
 from firmware_gen.targets import BOARDS, CORE_ALIASES, CORES, Board, Core, check_budget, get_board, get_core
-from pipeline.artifacts import TOOL_VERSION, replace_folder, sha256_bytes
+from pipeline.artifacts import TOOL_VERSION, check_inputs_kept, check_replaceable, replace_folder, sha256_bytes
 from pipeline.errors import BudgetError, InputError, OneLineArgumentParser, run_cli
 
 __all__ = ["main", "build_parser", "list_targets", "write_tree", "model_path_for", "DEFAULT_MODEL", "ARTIFACTS"]
@@ -206,6 +206,8 @@ def _main(argv: Sequence[str] | None) -> int:
     engine = choose_engine(args.engine, model)
     name = model_path.name.removesuffix(".tflite")
     out = Path(args.out) if args.out else ARTIFACTS / "firmware" / f"{name}-{core.name}"
+    check_inputs_kept([model_path], folders=[out])
+    check_replaceable(out, marker=REPORT_NAME, owner="firmware_gen")
     output = run_engine(
         engine, model, core, board, input_type=args.input_type, optimize=args.optimize, data=data, frontend=not args.no_frontend
     )

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,7 +20,10 @@ from typing import Any
 __all__ = [
     "TOOL_VERSION",
     "atomic_path",
+    "check_files_writable",
+    "check_inputs_kept",
     "check_replaceable",
+    "replace_files",
     "replace_folder",
     "write_bytes",
     "write_text",
@@ -95,6 +98,113 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def _resolved(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if _resolved(a) == _resolved(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def check_inputs_kept(
+    inputs: Iterable[str | os.PathLike[str] | None],
+    *,
+    files: Iterable[str | os.PathLike[str]] = (),
+    folders: Iterable[str | os.PathLike[str]] = (),
+) -> None:
+    """Refuse outputs that would overwrite or delete an input (check it before any work).
+
+    An output file is refused when it is one of the inputs (the same path once every symlink is
+    resolved, or the same file through a hard link); an output folder, which is replaced whole,
+    when an input lies inside it.
+
+    Args:
+        inputs: the files (or folders) the command reads; ``None`` entries are ignored.
+        files: the output files it would write.
+        folders: the output folders it would replace.
+
+    Raises:
+        InputError: an output overlaps an input (the message names both).
+    """
+    from pipeline.errors import InputError
+
+    sources = [Path(path) for path in inputs if path is not None]
+    for output in map(Path, files):
+        for source in sources:
+            if _same_file(output, source):
+                raise InputError(f"refusing to write {output}: it is the input {source} (choose another --out or name)")
+    for folder in map(Path, folders):
+        root = _resolved(folder)
+        for source in sources:
+            if _resolved(source) == root or root in _resolved(source).parents:
+                raise InputError(f"refusing to replace {folder}: it holds the input {source} (choose another --out)")
+
+
+def check_files_writable(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse output files that cannot take a file's place (check it before any work).
+
+    Raises:
+        InputError: a folder stands at one of ``paths``.
+    """
+    from pipeline.errors import InputError
+
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise InputError(f"refusing to write {path}: a folder stands there; nothing written")
+
+
+def replace_files(files: dict[Path, bytes]) -> None:
+    """Write every file of ``files`` (path -> bytes), or none of them: a set of outputs is all or nothing.
+
+    Each file is first written to a temporary file beside its destination; only when all are
+    written are they renamed into place, each previous file moved aside first and put back if a
+    later rename fails. Files are renamed in the dict's order (put a report that names the others
+    last).
+
+    Raises:
+        InputError: a destination is a folder (checked before anything is written).
+    """
+    check_files_writable(files)
+    temps: dict[Path, Path] = {}
+    moved: list[tuple[Path, Path | None]] = []
+    try:
+        for dest, data in files.items():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
+            os.close(fd)
+            temps[dest] = Path(name)
+            os.chmod(name, 0o666 & ~_UMASK)
+            temps[dest].write_bytes(data)
+        for dest, tmp in temps.items():
+            old = None
+            if os.path.lexists(dest):
+                fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".old{dest.suffix}", dir=dest.parent)
+                os.close(fd)
+                old = Path(name)
+                os.replace(dest, old)
+            moved.append((dest, old))
+            os.replace(tmp, dest)
+    except BaseException:
+        for dest, old in reversed(moved):
+            if old is not None:
+                os.replace(old, dest)
+            elif os.path.lexists(dest):
+                dest.unlink()
+        raise
+    finally:
+        for tmp in temps.values():
+            if os.path.lexists(tmp):
+                tmp.unlink()
+    for _, old in moved:
+        if old is not None and os.path.lexists(old):
+            old.unlink()
+
+
 def check_replaceable(out: str | os.PathLike[str], *, marker: str, owner: str) -> None:
     """Refuse an output folder :func:`replace_folder` must not replace (check it before long work).
 
@@ -131,6 +241,8 @@ def replace_folder(out: str | os.PathLike[str], files: dict[str, bytes], *, mark
     from pipeline.errors import InputError
 
     out = Path(out)
+    if out.is_symlink():
+        out = _resolved(out)  # replace the folder the link names; the link stays as it was
     check_replaceable(out, marker=marker, owner=owner)
     relpaths = {}
     for rel in files:

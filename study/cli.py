@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.artifacts import check_replaceable, replace_folder
+from pipeline.artifacts import check_inputs_kept, check_replaceable, replace_folder
 from pipeline.errors import InputError, OneLineArgumentParser, positive_int, run_cli
 
 __all__ = ["MODELS", "Settings", "FULL", "QUICK", "build_parser", "check_out", "main", "write_folder"]
@@ -109,6 +109,7 @@ def _study(argv: Sequence[str] | None) -> int:
     settings = QUICK if args.quick else FULL
     out = Path(args.out)
     check_out(out)  # before hours of work; write_folder checks again
+    check_inputs_kept([args.data], folders=[out])
     artifacts = Path(args.artifacts or ("artifacts/study-quick" if args.quick else "artifacts/study"))
     if artifacts.exists() and not artifacts.is_dir():
         raise InputError(f"--artifacts {artifacts} exists and is not a folder")

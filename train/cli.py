@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.artifacts import check_files_writable, check_inputs_kept
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, positive_float, positive_int, run_cli, seed_int
 from train.distribute import DISTRIBUTE, read_tf_config
 from train.recipes import Recipe, default_recipe, get_recipe, parse_override, recipe_names
@@ -166,6 +167,11 @@ def _train(argv: Sequence[str] | None) -> int:
             check_h5_file(given)
     if args.name is not None and not _NAME.fullmatch(args.name):
         raise InputError(f"--name {args.name!r}: use letters, digits, '.', '_' and '-' only (it names files in OUT)")
+    from train.outputs import training_output_paths
+
+    outputs = training_output_paths(Path(args.out), args.name or args.model)
+    check_inputs_kept([args.teacher, args.init, args.data], files=outputs)
+    check_files_writable(outputs)
     from pipeline.data import format_shape, load_dataset
 
     data = load_dataset(args.data)

@@ -14,7 +14,14 @@ from pipeline.data import Dataset
 from train.recipes import Recipe, get_recipe
 from train.trainer import TrainResult
 
-__all__ = ["write_training_outputs"]
+__all__ = ["training_output_paths", "write_training_outputs"]
+
+_SUFFIXES = (".h5", ".history.png", ".confusion.png", ".train.json")
+
+
+def training_output_paths(out: Path, name: str) -> list[Path]:
+    """The files :func:`write_training_outputs` writes into ``out`` for the model ``name``."""
+    return [out / f"{name}{suffix}" for suffix in _SUFFIXES]
 
 
 def write_training_outputs(
