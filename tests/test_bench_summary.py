@@ -303,3 +303,15 @@ def test_oncore_table_ratio_line_and_boards():
         "instructions 1,500,000 vs 15,000,000 = 10.0x; flash 15,000 vs 150,000 B = 10.0x; RAM 1,000 vs 40,000 B = 40.0x" in text
     )
     assert "TFLite-Micro firmware on QEMU: 4 images each" in text
+
+
+def test_a_model_trained_with_another_recipe_than_its_default_is_noted():
+    from bench.run import _notes
+
+    results = _results()  # its bcnn: the seed recipe, 6 epochs
+    assert (
+        "bcnn was trained with the seed recipe, not its default fast: its figures are not those of the model "
+        "python -m train gives."
+    ) in _notes(results)
+    results["models"]["bcnn"]["recipe"] = "fast"
+    assert not [note for note in _notes(results) if "recipe" in note]
