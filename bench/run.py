@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tflm-images",
         type=positive_int,
         default=DEFAULT_TFLM_IMAGES,
-        help=f"images each TFLite-Micro firmware runs on QEMU (default {DEFAULT_TFLM_IMAGES:,})",
+        help=f"images each TFLite-Micro firmware runs on QEMU, the same first ones the bnn firmware's accuracy is taken on "
+        f"for the comparison (default {DEFAULT_TFLM_IMAGES:,}; fewer than 1,000: no equal-accuracy verdict)",
     )
     return parser
 
@@ -332,10 +333,16 @@ def _bench(argv: Sequence[str] | None) -> int:
     }
     clock.stage("summaries")
     results["seconds"] = {**clock.stages, "total": round(clock.total(), 2)}
-    results["acceptance"] = acceptance(rows, results["seconds"]["total"], oncore, bnn_accuracy)
+    recipes = {name: prep.recipe for name, prep in prepared.items()}
+    results["acceptance"] = acceptance(rows, results["seconds"]["total"], oncore, bnn_accuracy, recipes)
     results["notes"] = _notes(results)
     _write(out, results)
     clock.log(f"wrote {out}/results.json, {out}/RESULTS.md, {out}/accuracy_vs_flash.png")
+    versus = results["acceptance"]["bnn_vs_tflm"]
+    if versus["images"]:
+        from bench.tables import ratio_line
+
+        clock.log(ratio_line(versus))
     return 0
 
 
