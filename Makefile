@@ -63,7 +63,8 @@ demo: install
 	$(PY) -m emulator.summary $(ARTIFACTS)
 	$(PY) -m emulator.model_report $(ARTIFACTS) --model bcnn
 
-# Benchmarks: every model and engine in one run (trains or converts only what is missing or stale).
+# Benchmarks: every model and engine in one run (trains or converts only what is missing or stale; each model with its
+# default recipe, fast for bcnn: BENCH_ARGS="--train-recipe seed" for the 6-epoch one).
 # Writes bench/results.json, bench/RESULTS.md and bench/accuracy_vs_flash.png; BENCH_ARGS="--limit 500" for a quick look.
 BENCH_ARGS ?=
 bench: install

@@ -1,6 +1,7 @@
 """``python -m bench``: every model and engine side by side, measured in one run.
 
-Trains or reuses ``bcnn``, ``cnn`` and ``mlp`` (:mod:`bench.prepare`), converts them, then on the
+Trains or reuses ``bcnn``, ``cnn`` and ``mlp`` (:mod:`bench.prepare`; each with its default
+recipe, ``fast`` for the bcnn, unless ``--train-recipe`` names another), converts them, then on the
 same test images (all 10,000 by default) runs Keras, TFLite float and int8 (XNNPACK), the LCE
 interpreter, TFLite-Micro, the ``bnn`` engine's C on the host and its firmware on QEMU's
 Cortex-M4 (:mod:`bench.measure`); generates the ``bnn`` firmware for every core and counts
@@ -89,6 +90,10 @@ def parse_cores(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m bench`` argument parser."""
+    from bench.prepare import MODELS
+    from train.recipes import default_recipe, recipe_names
+
+    defaults = ", ".join(f"{name}: {default_recipe(name)}" for name in MODELS)
     parser = OneLineArgumentParser(
         prog=PROG,
         description=(
@@ -103,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--reuse",
         action="store_true",
         help="take artifacts/NAME.h5 as it is, never train (default: reuse only a full training on the same data)",
+    )
+    parser.add_argument(
+        "--train-recipe",
+        choices=sorted(recipe_names()),
+        metavar="RECIPE",
+        help="train every model this run trains with RECIPE, and reuse only models trained with it "
+        f"(default: each model's own, {defaults}; python -m train --help lists them)",
     )
     parser.add_argument("--data", help="MNIST folder or mnist.npz (default: $MNIST_DIR, keras cache)")
     parser.add_argument("--artifacts", default="artifacts", help="models and flatbuffers folder (default: artifacts/)")
@@ -135,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--tflm-images",
         type=positive_int,
         default=DEFAULT_TFLM_IMAGES,
-        help=f"images each TFLite-Micro firmware runs on QEMU (default {DEFAULT_TFLM_IMAGES:,})",
+        help=f"images each TFLite-Micro firmware runs on QEMU, the same first ones the bnn firmware's accuracy is taken on "
+        f"for the comparison (default {DEFAULT_TFLM_IMAGES:,}; fewer than 1,000: no equal-accuracy verdict)",
     )
     return parser
 
@@ -171,6 +184,14 @@ def _notes(results: dict[str, Any]) -> list[str]:
             f"The machine was shared (1-minute load average up to {max(loads)} on {cpus} CPUs at the start or the end): "
             "absolute latencies are noisy; compare the ratios measured within this run."
         )
+    from train.recipes import default_recipe
+
+    for name, model in results["models"].items():
+        if model.get("recipe") != default_recipe(name):
+            notes.append(
+                f"{name} was trained with the {model.get('recipe')} recipe, not its default {default_recipe(name)}: "
+                "its figures are not those of the model python -m train gives."
+            )
     if results["qemu_images"] < images:
         notes.append(f"The Cortex-M4 firmware ran the first {results['qemu_images']:,} of the {images:,} images.")
     speed = results["acceptance"]["c_vs_lce"]
@@ -221,6 +242,7 @@ def _bench(argv: Sequence[str] | None) -> int:
             data_dir=args.data,
             reuse=args.reuse,
             check_images=min(1000, count),
+            recipe=args.train_recipe,
             log=clock.log,
         )
         for name in MODELS
@@ -311,10 +333,16 @@ def _bench(argv: Sequence[str] | None) -> int:
     }
     clock.stage("summaries")
     results["seconds"] = {**clock.stages, "total": round(clock.total(), 2)}
-    results["acceptance"] = acceptance(rows, results["seconds"]["total"], oncore, bnn_accuracy)
+    recipes = {name: prep.recipe for name, prep in prepared.items()}
+    results["acceptance"] = acceptance(rows, results["seconds"]["total"], oncore, bnn_accuracy, recipes)
     results["notes"] = _notes(results)
     _write(out, results)
     clock.log(f"wrote {out}/results.json, {out}/RESULTS.md, {out}/accuracy_vs_flash.png")
+    versus = results["acceptance"]["bnn_vs_tflm"]
+    if versus["images"]:
+        from bench.tables import ratio_line
+
+        clock.log(ratio_line(versus))
     return 0
 
 

@@ -6,6 +6,7 @@ model, so every derived number can be traced to measured ones.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from firmware_gen.targets import Board, check_budget
 __all__ = [
     "BUDGET_SECONDS",
     "BARS",
+    "MIN_VERDICT_IMAGES",
+    "equal_accuracy",
     "find_row",
     "add_ratios",
     "tflm_agreement",
@@ -26,6 +29,56 @@ __all__ = [
 BUDGET_SECONDS = 30 * 60
 BARS = {"c_vs_lce": 20.0, "model_data": 8.0, "ram": 10.0}
 _REFERENCE = ("bcnn", "bnn-host")
+MIN_VERDICT_IMAGES = 1000
+
+
+def equal_accuracy(first: float | None, second: float | None, images: int | None) -> dict[str, Any]:
+    """Whether two accuracies measured on the same ``images`` test images are equal within one standard error.
+
+    The standard error is the binomial one of an accuracy measured on ``images`` images, taken
+    at the mean ``p`` of the two accuracies: ``SE = sqrt(p * (1 - p) / images)`` (0.31 points at
+    99 % on 1,000 images, 0.10 on 10,000). The two are at equal accuracy when
+    ``|first - second| <= SE``. This is stricter than the standard error of the difference of two
+    independent proportions (``sqrt(2)`` times larger at equal ``p``). With fewer than
+    :data:`MIN_VERDICT_IMAGES` images, or an accuracy not measured, no verdict is given.
+
+    Args:
+        first: one accuracy (a fraction, 0..1), or ``None``.
+        second: the other, on the same images.
+        images: how many images both were measured on.
+
+    Returns:
+        ``{"images", "first", "second", "difference_points", "standard_error_points", "equal",
+        "text"}``: ``equal`` is ``True``, ``False`` or ``None`` (not established); ``text`` the
+        verdict as printed, e.g. ``not at equal accuracy: 93.80% vs 99.10% (difference 5.30
+        points > SE 0.59 points on 1,000 images)``.
+    """
+    out: dict[str, Any] = {
+        "images": images,
+        "first": first,
+        "second": second,
+        "difference_points": None,
+        "standard_error_points": None,
+        "equal": None,
+    }
+    if first is None or second is None or not images:
+        out["text"] = "equal accuracy not established: the accuracy of each side on the same images is not measured"
+        return out
+    mean = (first + second) / 2
+    difference, error = abs(first - second), math.sqrt(mean * (1 - mean) / images)
+    out["difference_points"], out["standard_error_points"] = 100 * difference, 100 * error
+    pair = f"{100 * first:.2f}% vs {100 * second:.2f}%"
+    if images < MIN_VERDICT_IMAGES:
+        out["text"] = (
+            f"equal accuracy not established: {pair} on {images:,} images, fewer than the {MIN_VERDICT_IMAGES:,} a verdict needs"
+        )
+        return out
+    out["equal"] = difference <= error
+    out["text"] = (
+        f"{'at' if out['equal'] else 'not at'} equal accuracy: {pair} (difference {100 * difference:.2f} points "
+        f"{'<=' if out['equal'] else '>'} SE {100 * error:.2f} points on {images:,} images)"
+    )
+    return out
 
 
 def find_row(rows: Iterable[Mapping[str, Any]], model: str, engine: str) -> Mapping[str, Any] | None:
@@ -80,19 +133,30 @@ def tflm_agreement(oncore: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bnn_vs_tflm(
-    rows: list[dict[str, Any]], oncore: list[dict[str, Any]], bnn_accuracy: float | None, core: str = "cortex-m4"
+    rows: list[dict[str, Any]],
+    oncore: list[dict[str, Any]],
+    bnn_accuracy: float | None,
+    core: str = "cortex-m4",
+    recipes: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The bnn engine (bcnn) against TFLite-Micro + CMSIS-NN (int8 cnn) on ``core``: ratios TFLM / bnn.
+
+    Two different models: the ratios are only the comparison a reader takes them for at equal
+    accuracy, so the result carries both accuracies, on the same images, and the verdict of
+    :func:`equal_accuracy`.
 
     Args:
         rows: the bench rows (the ``bcnn``/``bnn-qemu`` row: instructions, flash, RAM).
         oncore: the TFLite-Micro on-core entries (the int8 cnn, CMSIS-NN, ``core``).
-        bnn_accuracy: the bnn firmware's accuracy on the same images the TFLite-Micro firmware ran.
+        bnn_accuracy: the bnn firmware's accuracy on the same images the TFLite-Micro firmware
+            ran (``None``: not run on all of them).
         core: the core of the comparison.
+        recipes: model name -> the recipe that trained it (``bench.prepare.Prepared.recipe``).
 
     Returns:
-        ``{"core", "images", "bnn": {...}, "tflm": {...}, "ratios": {"instructions", "flash", "ram"}}``;
-        figures are ``None`` where a side did not run.
+        ``{"core", "images", "bnn": {...}, "tflm": {...}, "ratios": {"instructions", "flash", "ram"},
+        "accuracy": equal_accuracy(bnn, tflm, images)}``; ``bnn`` and ``tflm`` carry their model
+        and recipe; figures are ``None`` where a side did not run.
     """
     qemu = find_row(rows, "bcnn", "bnn-qemu")
     tflm = next(
@@ -108,12 +172,15 @@ def bnn_vs_tflm(
     other = {name: (tflm[key] if tflm else None) for name, key in keys}
     bnn["accuracy"] = bnn_accuracy
     other["accuracy"] = tflm["accuracy"] if tflm else None
+    images = tflm["images"] if tflm else None
+    recipes = recipes or {}
     return {
         "core": core,
-        "images": tflm["images"] if tflm else None,
-        "bnn": {"model": "bcnn", **bnn},
-        "tflm": {"model": "cnn.int8", "kernels": "cmsis_nn", **other},
+        "images": images,
+        "bnn": {"model": "bcnn", "recipe": recipes.get("bcnn"), **bnn},
+        "tflm": {"model": "cnn.int8", "recipe": recipes.get("cnn"), "kernels": "cmsis_nn", **other},
         "ratios": {name: _ratio(other[name], bnn[name]) for name, _ in keys},
+        "accuracy": equal_accuracy(bnn["accuracy"], other["accuracy"], images),
     }
 
 
@@ -122,6 +189,7 @@ def acceptance(
     total_seconds: float | None,
     oncore: list[dict[str, Any]] | None = None,
     bnn_accuracy: float | None = None,
+    recipes: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The issue's acceptance figures, each with its bar and verdict (``ok`` ``None``: not measured).
 
@@ -131,7 +199,8 @@ def acceptance(
     * ``model_data``: int8 cnn flatbuffer bytes / bcnn ``bnn`` model data bytes, >= 8.
     * ``ram``: int8 cnn TFLite-Micro arena / bcnn ``bnn`` firmware RAM on Cortex-M4, >= 10.
     * ``tflm_agreement``: every TFLite-Micro firmware run equals the Python interpreter (:func:`tflm_agreement`).
-    * ``bnn_vs_tflm``: the bnn engine against TFLite-Micro + CMSIS-NN on Cortex-M4 (:func:`bnn_vs_tflm`).
+    * ``bnn_vs_tflm``: the bnn engine against TFLite-Micro + CMSIS-NN on Cortex-M4 (:func:`bnn_vs_tflm`),
+      with the models' ``recipes`` and whether their accuracies are equal (:func:`equal_accuracy`).
     """
     lce, host = find_row(rows, "bcnn", "lce"), find_row(rows, "bcnn", "bnn-host")
     portable = find_row(rows, "bcnn", "bnn-host-portable")
@@ -178,7 +247,7 @@ def acceptance(
             "ok": _check(ram_ratio, BARS["ram"]),
         },
         "tflm_agreement": tflm_agreement(oncore or []),
-        "bnn_vs_tflm": bnn_vs_tflm(rows, oncore or [], bnn_accuracy),
+        "bnn_vs_tflm": bnn_vs_tflm(rows, oncore or [], bnn_accuracy, recipes=recipes),
     }
 
 

@@ -9,7 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["markdown_table", "fmt_bytes", "fmt_pct", "fmt_us", "fmt_ratio", "fmt_count", "render_markdown"]
+from bench.summary import MIN_VERDICT_IMAGES
+
+__all__ = [
+    "markdown_table",
+    "fmt_bytes",
+    "fmt_pct",
+    "fmt_us",
+    "fmt_ratio",
+    "fmt_count",
+    "versus_row",
+    "ratio_line",
+    "render_markdown",
+]
 
 DASH = "—"
 
@@ -139,7 +151,16 @@ def _acceptance(results: dict[str, Any]) -> list[str]:
         ),
     ]
     rows.extend(_tflm_acceptance(acc))
-    return ["## Acceptance", "", markdown_table(("check", "measured", "bar", "verdict"), rows)]
+    text = ["## Acceptance", "", markdown_table(("check", "measured", "bar", "verdict"), rows)]
+    if (acc.get("bnn_vs_tflm") or {}).get("images"):
+        text += [
+            "",
+            "Ratios between two different models are the comparison they look like only at equal accuracy: "
+            "the two accuracies, on the same images, are called equal when they differ by at most one standard "
+            "error SE = sqrt(p (1 - p) / n), p the mean of the two, n the images (0.31 points at 99 % on 1,000 "
+            f"images); with fewer than {MIN_VERDICT_IMAGES:,} images no verdict is given.",
+        ]
+    return text
 
 
 def _tflm_acceptance(acc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -163,24 +184,47 @@ def _tflm_acceptance(acc: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     versus = acc.get("bnn_vs_tflm")
     if versus and versus["images"]:
-        bnn, tflm, ratio = versus["bnn"], versus["tflm"], versus["ratios"]
-        measured = (
-            f"instructions {fmt_count(bnn['instructions'])} vs {fmt_count(tflm['instructions'])} "
-            f"= {fmt_ratio(ratio['instructions'])}; "
-            f"flash {fmt_bytes(bnn['flash'])} vs {fmt_bytes(tflm['flash'])} B = {fmt_ratio(ratio['flash'])}; "
-            f"RAM {fmt_bytes(bnn['ram'])} vs {fmt_bytes(tflm['ram'])} B = {fmt_ratio(ratio['ram'])}; "
-            f"accuracy bnn {fmt_pct(bnn['accuracy'])}, TFLite-Micro {fmt_pct(tflm['accuracy'])} "
-            f"(first {versus['images']:,} images)"
-        )
-        rows.append(
-            (
-                f"bnn engine (bcnn) vs TFLite-Micro + CMSIS-NN (cnn int8) on {versus['core']}: TFLite-Micro / bnn",
-                measured,
-                DASH,
-                "measured",
-            )
-        )
+        rows.append(versus_row(versus))
     return rows
+
+
+def _recipe(side: dict[str, Any]) -> str:
+    return f"{side['recipe']} recipe" if side.get("recipe") else "recipe unknown"
+
+
+def versus_row(versus: dict[str, Any]) -> tuple[str, str, str, str]:
+    """The acceptance row of :func:`bench.summary.bnn_vs_tflm`: check, measured, bar, verdict.
+
+    Two engines running two models: the check names each model with its recipe; the measured
+    cell ends with both accuracies on the same images and the verdict of
+    :func:`bench.summary.equal_accuracy`, which the verdict column repeats.
+    """
+    bnn, tflm, ratio = versus["bnn"], versus["tflm"], versus["ratios"]
+    verdict = versus.get("accuracy") or {"equal": None, "text": "equal accuracy not judged"}
+    measured = (
+        f"instructions {fmt_count(bnn['instructions'])} vs {fmt_count(tflm['instructions'])} "
+        f"= {fmt_ratio(ratio['instructions'])}; "
+        f"flash {fmt_bytes(bnn['flash'])} vs {fmt_bytes(tflm['flash'])} B = {fmt_ratio(ratio['flash'])}; "
+        f"RAM {fmt_bytes(bnn['ram'])} vs {fmt_bytes(tflm['ram'])} B = {fmt_ratio(ratio['ram'])}; "
+        f"accuracy bnn vs TFLite-Micro on the same first {versus['images']:,} images: {verdict['text']}"
+    )
+    check = (
+        f"bnn engine ({bnn['model']}, {_recipe(bnn)}) vs TFLite-Micro + CMSIS-NN ({tflm['model']}, {_recipe(tflm)}) "
+        f"on {versus['core']}: TFLite-Micro / bnn"
+    )
+    equal = verdict["equal"]
+    return (
+        check,
+        measured,
+        f"accuracies within 1 SE on >= {MIN_VERDICT_IMAGES:,} images",
+        "not established" if equal is None else "at equal accuracy" if equal else "NOT at equal accuracy",
+    )
+
+
+def ratio_line(versus: dict[str, Any]) -> str:
+    """The acceptance row of :func:`versus_row` as one line of text (what ``python -m bench`` prints last)."""
+    check, measured, _, _ = versus_row(versus)
+    return f"{check}: {measured}"
 
 
 def _accuracy(results: dict[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ from firmware_gen.tflm_build import sources_available
         (["--bogus"], "unrecognized arguments"),
         (["--tflm-kernels", "helium"], "expected kernel sets from reference, cmsis_nn"),
         (["--tflm-cores", "cortex-m9"], "unknown target 'cortex-m9'"),
+        (["--train-recipe", "fastest"], "argument --train-recipe: invalid choice: 'fastest'"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(args, message):

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import bench.prepare
 from bench.machine import cpu_model, git_commit, machine_info
-from bench.prepare import conversion_mismatch, flatbuffer_path, prepare_model, read_json, training_mismatch
-from pipeline.artifacts import sha256_bytes
+from bench.prepare import conversion_mismatch, flatbuffer_path, prepare_model, read_json, train_recipe, training_mismatch
+from pipeline.artifacts import sha256_bytes, sha256_file
 from pipeline.errors import InputError
 
 DATA = {"t10k-images-idx3-ubyte.gz": "aa", "train-images-idx3-ubyte.gz": "bb"}
@@ -26,6 +27,8 @@ def _train_report(**changes) -> dict:
 def test_training_mismatch_accepts_a_full_training_of_the_zoo_model_on_the_same_data():
     assert training_mismatch("bcnn", _train_report(), DATA, 93790) is None
     assert training_mismatch("bcnn", _train_report(recipe={"name": "best"}), DATA, 93790) is None  # any recipe
+    assert training_mismatch("bcnn", _train_report(), DATA, 93790, "seed") is None
+    assert training_mismatch("bcnn", _train_report(), DATA, 93790, "fast") == "trained with the seed recipe, not fast"
     assert "no readable" in training_mismatch("bcnn", None, DATA, 93790)
     assert "model 'cnn'" in training_mismatch("bcnn", _train_report(model="cnn"), DATA, 93790)
     assert "first 2000 images" in training_mismatch("bcnn", _train_report(limit=2000), DATA, 93790)
@@ -64,6 +67,41 @@ def test_conversion_mismatch_checks_the_source_and_every_flatbuffer(tmp_path):
     assert "missing" in conversion_mismatch("h5sha", report, tmp_path)
     without_lce = {"source": report["source"], "formats": {"float": report["formats"]["float"]}}
     assert "lacks" in conversion_mismatch("h5sha", without_lce, tmp_path)
+
+
+def test_the_bench_trains_each_model_with_its_default_recipe_unless_asked():
+    assert train_recipe("bcnn") == "fast"  # >= 99.0 %, not the seed study's 6 epochs
+    assert (train_recipe("cnn"), train_recipe("mlp")) == ("seed", "seed")
+    assert train_recipe("bcnn", "seed") == "seed"
+
+
+def test_a_model_left_by_another_recipe_is_trained_again_with_the_default(tmp_path, monkeypatch):
+    """artifacts/bcnn.h5 from the seed recipe (make demo RECIPE=seed): the bench trains fast, unless asked for seed."""
+    (tmp_path / "bcnn.h5").write_bytes(b"a seed-recipe model")
+    (tmp_path / "bcnn.train.json").write_text(json.dumps(_train_report()))
+    h5_sha = sha256_file(tmp_path / "bcnn.h5")
+    report = _converted(tmp_path, h5_sha)
+    report["formats"] = {"float": report["formats"]["float"], "lce": report["formats"]["lce"]}
+    (tmp_path / "bcnn.convert.json").write_text(json.dumps(report))
+    commands: list[list[str]] = []
+
+    def fake_train(command, what, log):
+        commands.append(command)
+        (tmp_path / "bcnn.train.json").write_text(json.dumps(_train_report(recipe={"name": "fast"})))
+
+    monkeypatch.setattr(bench.prepare, "_run", fake_train)
+    monkeypatch.setattr(bench.prepare, "_zoo_params", lambda name: 93790)
+    lines: list[str] = []
+    kwargs = {"data_sha256": DATA, "data_dir": None, "reuse": False, "check_images": 10, "log": lines.append}
+    asked = prepare_model("bcnn", tmp_path, recipe="seed", **kwargs)
+    assert commands == [] and not asked.trained and asked.recipe == "seed"
+    assert lines[0] == f"bcnn: reusing {tmp_path / 'bcnn.h5'} (seed recipe)"
+    lines.clear()
+    default = prepare_model("bcnn", tmp_path, **kwargs)
+    (command,) = commands
+    assert command[command.index("--recipe") + 1] == "fast" and command[command.index("--model") + 1] == "bcnn"
+    assert lines[0] == "bcnn: training with the fast recipe (trained with the seed recipe, not fast)"
+    assert default.trained and default.recipe == "fast" and default.summary()["recipe"] == "fast"
 
 
 def test_read_json_and_reuse_without_a_model(tmp_path):

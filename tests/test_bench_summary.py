@@ -9,8 +9,18 @@ import pytest
 
 from bench.measure import ROW_LABELS, make_row
 from bench.plot import accuracy_vs_flash_png, plot_points
-from bench.summary import BUDGET_SECONDS, acceptance, add_ratios, board_rows, deployables, find_row
-from bench.tables import fmt_bytes, fmt_pct, fmt_ratio, fmt_us, markdown_table, render_markdown
+from bench.run import DEFAULT_TFLM_IMAGES
+from bench.summary import (
+    BUDGET_SECONDS,
+    MIN_VERDICT_IMAGES,
+    acceptance,
+    add_ratios,
+    board_rows,
+    deployables,
+    equal_accuracy,
+    find_row,
+)
+from bench.tables import fmt_bytes, fmt_pct, fmt_ratio, fmt_us, markdown_table, ratio_line, render_markdown
 from firmware_gen.targets import Board
 
 
@@ -260,6 +270,7 @@ def test_tflm_agreement_and_the_ratio_line():
     # bnn-qemu row: 1.5 M instructions, 15,000 B flash, 1,000 B RAM; TFLM + CMSIS-NN: 15 M, 150,000 B, 40,000 B.
     assert versus["ratios"] == {"instructions": 10.0, "flash": 10.0, "ram": 40.0}
     assert versus["bnn"]["accuracy"] == 0.5 and versus["tflm"]["accuracy"] == 0.75 and versus["images"] == 4
+    assert versus["accuracy"]["equal"] is None  # 4 images: no verdict
     assert acceptance(rows, 1.0, [e for e in oncore if e["kernels"] != "cmsis_nn"])["bnn_vs_tflm"]["ratios"]["flash"] is None
 
 
@@ -302,4 +313,88 @@ def test_oncore_table_ratio_line_and_boards():
     assert (
         "instructions 1,500,000 vs 15,000,000 = 10.0x; flash 15,000 vs 150,000 B = 10.0x; RAM 1,000 vs 40,000 B = 40.0x" in text
     )
+    assert (
+        "accuracy bnn vs TFLite-Micro on the same first 4 images: equal accuracy not established: 75.00% vs 75.00% "
+        "on 4 images, fewer than the 1,000 a verdict needs | accuracies within 1 SE on >= 1,000 images | not established |"
+    ) in text
     assert "TFLite-Micro firmware on QEMU: 4 images each" in text
+
+
+def test_a_model_trained_with_another_recipe_than_its_default_is_noted():
+    from bench.run import _notes
+
+    results = _results()  # its bcnn: the seed recipe, 6 epochs
+    assert (
+        "bcnn was trained with the seed recipe, not its default fast: its figures are not those of the model "
+        "python -m train gives."
+    ) in _notes(results)
+    results["models"]["bcnn"]["recipe"] = "fast"
+    assert not [note for note in _notes(results) if "recipe" in note]
+
+
+def test_equal_accuracy_within_one_standard_error_of_the_mean_accuracy():
+    # SE = sqrt(p (1 - p) / n) at the mean p of the two: 99.05 % on 1,000 images -> 0.31 points.
+    equal = equal_accuracy(0.990, 0.991, 1000)
+    assert equal["equal"] is True and equal["images"] == 1000
+    assert equal["standard_error_points"] == pytest.approx(100 * (0.9905 * 0.0095 / 1000) ** 0.5)
+    assert equal["difference_points"] == pytest.approx(0.1)
+    assert equal["text"] == "at equal accuracy: 99.00% vs 99.10% (difference 0.10 points <= SE 0.31 points on 1,000 images)"
+    assert equal_accuracy(0.988, 0.991, 1000)["equal"] is True  # 0.30 points <= SE 0.32
+    assert equal_accuracy(0.987, 0.991, 1000)["equal"] is False  # 0.40 points > SE 0.33
+    assert equal_accuracy(0.991, 0.987, 1000)["equal"] is False  # the order does not matter
+    assert equal_accuracy(0.989, 0.991, 10_000)["equal"] is False  # 0.20 > SE 0.10 on 10,000 images
+    apart = equal_accuracy(0.938, 0.991, 1000)
+    assert apart["equal"] is False
+    assert apart["text"] == ("not at equal accuracy: 93.80% vs 99.10% (difference 5.30 points > SE 0.59 points on 1,000 images)")
+    assert equal_accuracy(1.0, 1.0, 1000)["equal"] is True  # SE 0, no difference
+    few = equal_accuracy(0.990, 0.991, MIN_VERDICT_IMAGES - 1)
+    assert few["equal"] is None and few["text"].startswith("equal accuracy not established: 99.00% vs 99.10% on 999 images")
+    for missing in (equal_accuracy(None, 0.991, 1000), equal_accuracy(0.99, 0.991, None)):
+        assert missing["equal"] is None and missing["text"].startswith("equal accuracy not established")
+    assert DEFAULT_TFLM_IMAGES >= MIN_VERDICT_IMAGES  # the default on-core run is enough for a verdict
+
+
+def _versus_results(bnn_accuracy: float, tflm_accuracy: float, images: int = 1000) -> dict:
+    results = _results()
+    oncore = [_oncore("cortex-m4", "cmsis_nn", images=images, accuracy=tflm_accuracy)]
+    results["oncore"] = oncore
+    results["cores"][0]["model"] = "bcnn"
+    results["tflm_images"] = images
+    results["acceptance"] = acceptance(_rows(), 100.0, oncore, bnn_accuracy, {"bcnn": "seed", "cnn": "seed"})
+    return results
+
+
+def test_the_ratio_line_says_the_accuracies_are_not_equal():
+    """The issue's run: a 6-epoch bcnn at 93.80 % against the int8 cnn at 99.10 % on the same 1,000 images."""
+    results = _versus_results(0.938, 0.991)
+    line = ratio_line(results["acceptance"]["bnn_vs_tflm"])
+    assert line.startswith(
+        "bnn engine (bcnn, seed recipe) vs TFLite-Micro + CMSIS-NN (cnn.int8, seed recipe) on cortex-m4: TFLite-Micro / bnn: "
+        "instructions 1,500,000 vs 15,000,000 = 10.0x;"
+    )
+    assert line.endswith(
+        "accuracy bnn vs TFLite-Micro on the same first 1,000 images: not at equal accuracy: 93.80% vs 99.10% "
+        "(difference 5.30 points > SE 0.59 points on 1,000 images)"
+    )
+    text = render_markdown(results)
+    assert f"| {line.split(': TFLite-Micro / bnn: ')[1]} |" in text  # the acceptance table has the same line
+    assert "| accuracies within 1 SE on >= 1,000 images | NOT at equal accuracy |" in text
+    assert "SE = sqrt(p (1 - p) / n), p the mean of the two, n the images" in text
+    assert results["acceptance"]["bnn_vs_tflm"]["accuracy"]["equal"] is False
+
+
+def test_the_ratio_line_says_the_accuracies_are_equal():
+    results = _versus_results(0.990, 0.991)
+    line = ratio_line(results["acceptance"]["bnn_vs_tflm"])
+    assert "not at equal accuracy" not in line
+    assert line.endswith(
+        "on the same first 1,000 images: at equal accuracy: 99.00% vs 99.10% "
+        "(difference 0.10 points <= SE 0.31 points on 1,000 images)"
+    )
+    text = render_markdown(results)
+    assert "| accuracies within 1 SE on >= 1,000 images | at equal accuracy |" in text
+    assert "NOT at equal accuracy" not in text and "not at equal accuracy" not in text
+    fewer = _versus_results(0.990, 0.991, images=500)
+    assert "equal accuracy not established: 99.00% vs 99.10% on 500 images" in ratio_line(fewer["acceptance"]["bnn_vs_tflm"])
+    unknown = acceptance(_rows(), 100.0, [_oncore("cortex-m4", "cmsis_nn", images=1000)], 0.99)["bnn_vs_tflm"]
+    assert "(bcnn, recipe unknown) vs TFLite-Micro + CMSIS-NN (cnn.int8, recipe unknown)" in ratio_line(unknown)
