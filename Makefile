@@ -81,24 +81,32 @@ bench-train: install
 # under TFLite-Micro + CMSIS-NN (the baseline). Writes OUT/side_by_side.json, OUT/SIDE_BY_SIDE.md and
 # OUT/side_by_side.png. The whole test set takes hours of QEMU time on 2 cores: SIDE_BY_SIDE_ARGS="--images 200" for a look.
 # bench-photos: CIFAR-10 (the JPEG copy, read through the image-folder loader) on the Cortex-M4 and M7, MLPerf's ResNet-8
-# int8 under both engines and the project's colour BNN (PHOTOS_BNN, its .h5 beside it).
+# int8 under both engines, ResNet-8 retrained on this copy (PHOTOS_RESNET8: fine-tuned from MLPerf's .h5, int8, under
+# TFLite-Micro + CMSIS-NN) and the project's colour BNN (PHOTOS_BNN); each .h5 beside its flatbuffer:
+#   python -m train --model resnet8 --recipe resnet8_finetune --init $(MLPERF_TINY)/pretrainedResnet.h5 \
+#     --data $(PHOTOS_DATA) --out artifacts/cifar --name resnet8_mlperf_ft   (then python -m convert ... .h5 --data ...)
+#   python -m train --model colour_bnn --teacher artifacts/cifar/resnet8_mlperf_ft.h5 --data ... --out artifacts/cifar
 MLPERF_TINY := ../shared/models/mlperf-tiny
 SIDE_BY_SIDE_ARGS ?=
 SIDE_BY_SIDE := $(PY) -m bench.side_by_side
 PHOTOS_CORES := --cores cortex-m4,cortex-m7 --boards stm32f411re,stm32f746
 PHOTOS_DATA ?= ../shared/data/cifar10/cifar10-jpeg.tar.gz
 PHOTOS_BNN ?= $(ARTIFACTS)/cifar/colour_bnn.lce.tflite
+PHOTOS_RESNET8 ?= $(ARTIFACTS)/cifar/resnet8_mlperf_ft.int8.tflite
 PHOTOS_OUT ?= bench/photos
 RESNET8 := MLPerf ResNet-8 int8 (TFLite-Micro + CMSIS-NN)
 RESNET8_BNN := MLPerf ResNet-8 int8 (bnn engine)
+RESNET8_RETRAINED := ResNet-8 retrained on this copy, int8 (TFLite-Micro + CMSIS-NN)
 PHOTOS_BNN_LABEL := colour BNN (bnn engine)
 bench-photos: install
 	$(SIDE_BY_SIDE) $(PHOTOS_CORES) --data $(PHOTOS_DATA) --out $(PHOTOS_OUT) --baseline "$(RESNET8)" \
 	  --row "$(RESNET8)=$(MLPERF_TINY)/pretrainedResnet_quant.tflite:tflm:cmsis_nn" \
 	  --row "$(RESNET8_BNN)=$(MLPERF_TINY)/pretrainedResnet_quant.tflite:bnn" \
+	  --row "$(RESNET8_RETRAINED)=$(PHOTOS_RESNET8):tflm:cmsis_nn" \
 	  --row "$(PHOTOS_BNN_LABEL)=$(PHOTOS_BNN):bnn" \
 	  --reference "$(RESNET8)=$(MLPERF_TINY)/pretrainedResnet.h5" \
 	  --reference "$(RESNET8_BNN)=$(MLPERF_TINY)/pretrainedResnet.h5" \
+	  --reference "$(RESNET8_RETRAINED)=$(PHOTOS_RESNET8:.int8.tflite=.h5)" \
 	  --reference "$(PHOTOS_BNN_LABEL)=$(PHOTOS_BNN:.lce.tflite=.h5)" \
 	  $(SIDE_BY_SIDE_ARGS)
 
