@@ -28,13 +28,13 @@ dense layers). Spaces round-trip through JSON (``--space FILE``).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.json_input import parse_json
 
 __all__ = [
     "PADDINGS",
@@ -327,8 +327,8 @@ def load_space(path: str | os.PathLike[str] | None) -> SearchSpace:
     except OSError as err:
         raise InputError(f"--space {path}: {err.strerror or err}") from None
     try:
-        data = json.loads(text)
-    except ValueError as err:
+        data = parse_json(text)
+    except ValueError as err:  # not JSON, or nested too deep
         raise InputError(f"--space {path}: not valid JSON ({err})") from None
     return space_from_json(data)
 
