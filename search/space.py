@@ -256,6 +256,9 @@ class SearchSpace:
             values = getattr(self, item.name)
             if not isinstance(values, tuple) or not values:
                 raise InputError(f"search space: {item.name} must be a non-empty list")
+            odd = [v for v in values if not isinstance(v, (bool, int, float, str))]
+            if odd:  # a nested list or object (unhashable), or null
+                raise InputError(f"search space: {item.name} must list numbers, strings or true/false, got {odd[0]!r:.60}")
             if len(set(values)) != len(values):
                 raise InputError(f"search space: {item.name} lists a value twice: {list(values)}")
         for name in ("stem_channels", "stem_kernels", "block_channels", "block_kernels", "dense_widths"):
@@ -330,7 +333,10 @@ def load_space(path: str | os.PathLike[str] | None) -> SearchSpace:
         data = parse_json(text)
     except ValueError as err:  # not JSON, or nested too deep
         raise InputError(f"--space {path}: not valid JSON ({err})") from None
-    return space_from_json(data)
+    try:
+        return space_from_json(data)
+    except InputError as err:
+        raise InputError(f"--space {path}: {err}") from None
 
 
 def _pick(trial: Any, name: str, choices: tuple[Any, ...]) -> Any:
