@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 from pipeline.artifacts import sha256_file
 from pipeline.errors import CheckError, InputError
+from pipeline.json_input import parse_json
 
 __all__ = [
     "MODELS",
@@ -117,7 +117,7 @@ class Prepared:
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from ``path``, or ``None`` if missing or not a JSON object."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None

@@ -18,13 +18,13 @@ Reading (:func:`read_metadata`, :func:`frontend_from_metadata`) is part of
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.frontend import FrontendConfig
+from pipeline.json_input import parse_json
 
 __all__ = [
     "FRONTEND_METADATA",
@@ -170,10 +170,10 @@ def frontend_from_metadata(entries: list[tuple[str, bytes]], where: str) -> Fron
     if len(raw) > MAX_FRONTEND_BYTES:
         raise InputError(f"{prefix} holds {len(raw):,} bytes, more than a front end config's {MAX_FRONTEND_BYTES:,}")
     try:
-        value = json.loads(raw.decode("utf-8"))
+        value = parse_json(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError(f"{prefix} is not UTF-8 text") from None
-    except (ValueError, RecursionError) as err:
+    except ValueError as err:
         raise InputError(f"{prefix} is not JSON ({type(err).__name__}: {str(err)[:120]})") from None
     try:
         return FrontendConfig.from_json(value)

@@ -24,7 +24,6 @@ TFLM cannot run, get the activation RAM of :mod:`emulator.planner` (``planner``)
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from convert.flatbuffer import Model, read_model_bytes
 from emulator.backend_result import BackendRun
 from pipeline.artifacts import sha256_bytes, sha256_file
 from pipeline.errors import InputError
+from pipeline.json_input import parse_json
 
 if TYPE_CHECKING:
     from emulator.signature import FirmwareSignature
@@ -117,7 +117,7 @@ def load_artifact(path: str | Path) -> Artifact:
                 f"{path}: a folder but not a firmware folder (no firmware.json); pass a .h5, a .tflite or a firmware folder"
             )
         try:
-            firmware = json.loads(manifest.read_text(encoding="utf-8"))
+            firmware = parse_json(manifest.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as err:
             raise InputError(f"{manifest}: not valid JSON ({err})") from None
         if not isinstance(firmware, dict):
@@ -198,7 +198,7 @@ def input_range_for(h5_path: Path) -> tuple[float, float] | None:
     if not report.is_file():
         return None
     try:
-        value = json.loads(report.read_text(encoding="utf-8")).get("input_range")
+        value = parse_json(report.read_text(encoding="utf-8")).get("input_range")
     except (ValueError, UnicodeDecodeError, AttributeError) as err:
         raise InputError(f"{report}: not a valid convert report ({err})") from None
     if value is None:

@@ -44,6 +44,7 @@ from firmware_gen.clip import CLIP_TARGETS, LINKS, ClipTarget, measure_links, sp
 from firmware_gen.targets import get_core
 from pipeline.errors import CheckError, InputError
 from pipeline.frontend import FrontendConfig
+from pipeline.json_input import parse_json
 
 __all__ = [
     "DEFAULT_CHUNKS",
@@ -166,11 +167,9 @@ def _make_sources(folder: Path, tflm: bool = False) -> tuple[list[str], list[str
 
 
 def _load(folder: Path) -> tuple[FrontendConfig, ClipTarget, FirmwareSignature]:
-    import json
-
     manifest_path = folder / "firmware.json"
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = parse_json(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise InputError(f"{manifest_path}: cannot read ({err})") from None
     if not is_clip_firmware(manifest):

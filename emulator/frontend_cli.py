@@ -25,6 +25,7 @@ from firmware_gen.frontend import DEFAULT_PREFIX
 from pipeline.artifacts import TOOL_VERSION, write_text
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, run_cli
 from pipeline.frontend import FrontendConfig, features
+from pipeline.json_input import parse_json
 from pipeline.wav import fit_clip, read_wav_file
 
 __all__ = ["synthetic", "measure", "build_parser", "main"]
@@ -105,7 +106,7 @@ def _main(argv: Sequence[str] | None) -> int:
     config = FrontendConfig()
     if args.config is not None:
         try:
-            data = json.loads(args.config.read_text())
+            data = parse_json(args.config.read_text())
         except (OSError, ValueError) as err:
             raise InputError(f"{args.config}: cannot read a JSON object ({err})") from None
         config = FrontendConfig.from_json(data)

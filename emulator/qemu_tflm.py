@@ -18,7 +18,6 @@ call-graph bound is not possible here: TFLite-Micro calls kernels through functi
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -37,6 +36,7 @@ from firmware_gen.baremetal.project import MIN_STACK_BYTES, TFLM_QEMU_DIR
 from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME
 from firmware_gen.targets import Core, get_core
 from pipeline.errors import InputError
+from pipeline.json_input import parse_json
 
 __all__ = ["DoesNotFitError", "is_tflm_firmware", "firmware_kernel_ops", "machine_fit", "tflm_timeout", "run_tflm_harness"]
 
@@ -67,11 +67,17 @@ def firmware_kernel_ops(folder: Path) -> list[str]:
     Raises:
         InputError: no readable ``firmware.json`` with the tflm engine's ``report.ops``.
     """
+    missing = f"{folder}: no firmware.json with report.ops (regenerate it with python -m firmware_gen)"
     try:
-        manifest = json.loads((folder / "firmware.json").read_text(encoding="utf-8"))
+        manifest = parse_json((folder / "firmware.json").read_text(encoding="utf-8"))
+    except OSError:
+        raise InputError(missing) from None
+    except ValueError as err:  # not UTF-8, not JSON, or nested too deep
+        raise InputError(f"{folder}/firmware.json: not valid JSON ({err})") from None
+    try:
         ops = manifest["report"]["ops"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise InputError(f"{folder}: no firmware.json with report.ops (regenerate it with python -m firmware_gen)") from None
+    except (KeyError, TypeError):
+        raise InputError(missing) from None
     if not isinstance(ops, list) or not ops or not all(isinstance(op, str) for op in ops):
         raise InputError(f"{folder}/firmware.json: report.ops must be a list of op names")
     return ops

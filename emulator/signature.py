@@ -25,7 +25,6 @@ Every mismatch (values per example, dtype, class count) is one :class:`InputErro
 from __future__ import annotations
 
 import ast
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import CheckError, InputError
+from pipeline.json_input import parse_json
 
 __all__ = [
     "INPUT_DTYPES",
@@ -270,7 +270,7 @@ def read_signature(folder: Path, manifest: dict[str, Any] | None = None) -> Firm
         path = folder / "firmware.json"
         if path.is_file():
             try:
-                manifest = json.loads(path.read_text(encoding="utf-8"))
+                manifest = parse_json(path.read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError) as err:
                 raise InputError(f"{path}: not valid JSON ({err})") from None
     if isinstance(manifest, dict):

@@ -7,13 +7,13 @@ instructions per inference side by side.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputError, OneLineArgumentParser, run_cli
+from pipeline.json_input import parse_json
 
 __all__ = ["load_reports", "format_summary", "main"]
 
@@ -45,8 +45,8 @@ def load_reports(folder: Path) -> list[dict[str, Any]]:
     reports = []
     for path in sorted(folder.rglob("*.emulate.json")):
         try:
-            report = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            report = parse_json(path.read_text())
+        except ValueError as err:  # not JSON, not UTF-8, or nested too deep
             raise InputError(f"{path}: not a valid emulator report ({err})") from None
         report["_path"] = str(path)
         reports.append(report)

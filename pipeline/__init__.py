@@ -2,6 +2,7 @@
 
 * :mod:`pipeline.env`: the environment TensorFlow needs (legacy Keras), set on import;
 * :mod:`pipeline.errors`: the error classes, exit codes and the CLI edge (one line on stderr);
+* :mod:`pipeline.json_input`: the one reader of a user's JSON (nesting bounded);
 * :mod:`pipeline.artifacts`: atomic writes, sha256, the tool version;
 * :mod:`pipeline.data`: dataset loading, one entry for every ``--data`` source (IDX folders,
   ``.npz``, image folders and tars, spec files: images, audio); :mod:`pipeline.dataset` the ``Dataset`` type;

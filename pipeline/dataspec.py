@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import InputError
+from pipeline.json_input import JSONDepthError, parse_json
 
 if TYPE_CHECKING:
     from pipeline.dataset import Dataset
@@ -226,10 +227,10 @@ def read_spec(path: str | os.PathLike[str]) -> DataSpec:
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read the dataset spec ({err})") from None
     try:
-        obj = json.loads(text, object_pairs_hook=_unique_keys)
+        obj = parse_json(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as err:
         raise InputError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-    except InputError as err:
+    except (InputError, JSONDepthError) as err:
         raise InputError(f"{path}: {err}") from None
     return parse_spec(obj, path.parent, str(path), path)
 

@@ -120,6 +120,11 @@ def first_line(err: BaseException | str, limit: int = 240) -> str:
 def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
     """Run ``main(argv)`` and map expected failures to one stderr line and an exit code.
 
+    Besides the project's own errors and ``OSError``, an input that asks for more memory than
+    the machine has (``MemoryError``: numpy's message says how much, for which shape) or that
+    nests deeper than the code can follow (``RecursionError``) is one line and exit 2, never a
+    traceback.
+
     Args:
         prog: program name used as the prefix of the error line.
         main: the command body; returns its exit status.
@@ -135,6 +140,13 @@ def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequen
         return err.exit_code
     except (OSError, EOFError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        what = f"{first_line(err)}; " if str(err).strip() else ""
+        print(f"{prog}: error: out of memory: {what}an input declares more data than this machine can hold", file=sys.stderr)
+        return 2
+    except RecursionError as err:
+        print(f"{prog}: error: an input is nested too deeply to follow ({first_line(err)})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -14,7 +14,6 @@ models trained with them imports it first (``convert.keras_io`` and ``train`` do
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.data import format_shape
 from pipeline.env import quiet_tensorflow_logger
 from pipeline.errors import InputError, first_line
+from pipeline.json_input import parse_json
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -70,7 +70,8 @@ def read_model_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         The decoded config, or ``None`` when the file has no ``model_config`` (weights only).
 
     Raises:
-        InputError: the file cannot be read as HDF5, or its config is not JSON.
+        InputError: the file cannot be read as HDF5, or its config is not JSON or nested deeper
+            than :data:`~pipeline.json_input.MAX_JSON_DEPTH` levels.
     """
     import h5py
 
@@ -83,7 +84,7 @@ def read_model_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        config = json.loads(text)
+        config = parse_json(text)
     except (UnicodeDecodeError, ValueError) as err:
         raise InputError(f"{path}: model_config is not valid JSON ({first_line(err)})") from None
     if not isinstance(config, dict):
@@ -132,8 +133,8 @@ def load_keras_model(path: str | os.PathLike[str], *, trust_model: bool = False)
             has no layers, or carries code and ``trust_model`` is false.
     """
     path = check_h5_file(path)
+    config = read_model_config(path)  # refuses a config that is not JSON or nested too deep, trusted or not
     if not trust_model:
-        config = read_model_config(path)
         carriers = code_layers(config) if config is not None else []
         if carriers:
             more = f" and {len(carriers) - 1} more" if len(carriers) > 1 else ""

@@ -28,13 +28,13 @@ dense layers). Spaces round-trip through JSON (``--space FILE``).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.json_input import parse_json
 
 __all__ = [
     "PADDINGS",
@@ -256,6 +256,9 @@ class SearchSpace:
             values = getattr(self, item.name)
             if not isinstance(values, tuple) or not values:
                 raise InputError(f"search space: {item.name} must be a non-empty list")
+            odd = [v for v in values if not isinstance(v, (bool, int, float, str))]
+            if odd:  # a nested list or object (unhashable), or null
+                raise InputError(f"search space: {item.name} must list numbers, strings or true/false, got {odd[0]!r:.60}")
             if len(set(values)) != len(values):
                 raise InputError(f"search space: {item.name} lists a value twice: {list(values)}")
         for name in ("stem_channels", "stem_kernels", "block_channels", "block_kernels", "dense_widths"):
@@ -327,10 +330,13 @@ def load_space(path: str | os.PathLike[str] | None) -> SearchSpace:
     except OSError as err:
         raise InputError(f"--space {path}: {err.strerror or err}") from None
     try:
-        data = json.loads(text)
-    except ValueError as err:
+        data = parse_json(text)
+    except ValueError as err:  # not JSON, or nested too deep
         raise InputError(f"--space {path}: not valid JSON ({err})") from None
-    return space_from_json(data)
+    try:
+        return space_from_json(data)
+    except InputError as err:
+        raise InputError(f"--space {path}: {err}") from None
 
 
 def _pick(trial: Any, name: str, choices: tuple[Any, ...]) -> Any:

@@ -16,7 +16,6 @@ is trained again.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 
 from pipeline.artifacts import TOOL_VERSION, sha256_file, write_json
 from pipeline.errors import CheckError
+from pipeline.json_input import parse_json
 
 __all__ = ["ChildRun", "Trained", "run_measured", "baseline_rss", "reuse_mismatch", "train_or_reuse"]
 
@@ -176,7 +176,7 @@ class Trained:
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None

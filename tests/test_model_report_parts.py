@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -27,6 +29,42 @@ def test_nice_ticks_cover_the_range_with_round_steps(low, high):
     assert len(steps) == 1
     mantissa = f"{steps.pop():.1e}".split("e")[0]
     assert mantissa in ("1.0", "2.0", "5.0")
+
+
+@pytest.mark.parametrize(
+    "low, high", [(-1e308, 1e308), (-1.7976931348623157e308, 1.7976931348623157e308), (1e17, 1e17), (1e308, 1e308), (0.0, 5e-324)]
+)
+def test_nice_ticks_of_huge_or_tiny_ranges_are_finite(low, high):
+    # Before issue 35: OverflowError (the width of -1e308 .. 1e308 is infinite) or ValueError (log10 of 0).
+    ticks = nice_ticks(low, high)
+    assert len(ticks) >= 2 and all(math.isfinite(t) for t in ticks) and ticks == sorted(ticks)
+    assert ticks[0] <= high and ticks[-1] >= low
+    assert nice_ticks(0, 10**400) == [0.0]  # an integer no float holds
+
+
+@pytest.mark.parametrize("values", [[1e308, -1e308, 1.0], [1e17], [-1.7976931348623157e308, 0.5], [math.nan, math.inf, 0.5]])
+def test_line_chart_of_extreme_histories_draws_only_finite_coordinates(values):
+    text = line_chart({"loss": values}, title="loss")
+    root = ET.fromstring(text)
+    assert "nan" not in text and "inf" not in text
+    finite = [v for v in values if math.isfinite(v)]
+    circles = list(root.iter(f"{SVG}circle"))
+    assert len(circles) == len(finite)  # NaN and infinities are left out, every finite point is drawn
+    ys = [float(c.get("cy")) for c in circles]
+    assert all(28 - 0.1 <= y <= 240 - 38 + 0.1 for y in ys)  # inside the plot area
+    if len(finite) > 1:
+        assert ys[finite.index(max(finite))] == min(ys)  # the largest value is drawn highest
+
+
+def test_report_of_a_history_of_1e308_and_minus_1e308_is_written(tmp_path, capsys):
+    from emulator.model_report.cli import main
+
+    folder = tmp_path / "art"
+    folder.mkdir()
+    history = {"loss": [1e308, -1e308, 1], "accuracy": [0.5, 0.6, 0.7]}
+    (folder / "bcnn.train.json").write_text(json.dumps({"model": "bcnn", "history": history}))
+    assert main([str(folder)]) == 0, capsys.readouterr().err
+    assert (folder / "bcnn.report.html").is_file()
 
 
 def test_memory_plan_chart_draws_one_rectangle_per_buffer_where_it_lives():

@@ -7,7 +7,7 @@ Fast: tiny slices and one epoch. The accuracy of the ``best`` recipe itself is a
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 from itertools import pairwise
 
 import numpy as np
@@ -15,7 +15,7 @@ import pytest
 from conftest import run_module, stderr_lines
 
 from train.augment import augment_images, transform_images
-from train.recipes import RECIPES, Recipe, default_recipe, get_recipe, parse_override
+from train.recipes import RANGES, RECIPES, Recipe, default_recipe, get_recipe, parse_override
 
 BCNN_PARAMS = 93_790
 
@@ -87,6 +87,27 @@ def test_fast_is_the_bcnn_default_and_best_stays():
     assert not fast.distill_teacher and fast.augments
     assert RECIPES["best"].distill_teacher in RECIPES and RECIPES["teacher_fast"].epochs == 2
     assert default_recipe("cnn") == "seed"
+
+
+@pytest.mark.parametrize("key", sorted(RANGES))
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e300])
+def test_every_numeric_field_must_be_finite_and_in_its_range(key, value):
+    if RANGES[key].whole:
+        value = 10**20 if value == 1e300 else value  # a whole number too big, or a float where one is needed
+    with pytest.raises(ValueError, match=rf"^recipe 'x': {key} must be (a whole number )?in [[(]"):
+        replace(RECIPES["seed"], name="x", **{key: value})
+
+
+def test_range_ends_are_included_or_not_as_stated():
+    seed = RECIPES["seed"]
+    assert replace(seed, lr=10.0, batch_size=65_536, momentum=0.0, distill_alpha=1.0).lr == 10.0
+    for key, value in (("lr", 0.0), ("momentum", 1.0), ("batch_size", 0), ("distill_temperature", 0.0)):
+        with pytest.raises(ValueError, match=f"{key} must be"):
+            replace(seed, **{key: value})
+    with pytest.raises(ValueError, match=r"epochs must be a whole number in \[1, 10000\], got 2.0"):
+        replace(seed, epochs=2.0)
+    with pytest.raises(ValueError, match=r"augment_shift must be a number in \[0, 256\], got True"):
+        replace(seed, augment_shift=True)
 
 
 def test_recipe_rejects_unknown_choices():
@@ -283,9 +304,15 @@ def test_parse_override_refuses(text, message):
         (["--set", "depth=3"], "unknown recipe field 'depth'"),
         (["--set", "bn_momentum=1.5"], "bn_momentum must be in [0, 1)"),
         (["--set", "schedule=step"], "schedule 'step' is not one of"),
-        (["--set", "epochs=0"], "epochs and batch_size must be >= 1 and lr > 0"),
-        (["--set", "lr=-1"], "epochs and batch_size must be >= 1 and lr > 0"),
-        (["--set", "augment_crop=-2"], "augmentation limits must be >= 0"),
+        (["--set", "epochs=0"], "epochs must be in [1, 10000], got 0"),
+        (["--set", "lr=-1"], "lr must be in (0, 10], got -1.0"),
+        (["--set", "augment_crop=-2"], "augment_crop must be in [0, 256], got -2"),
+        # Infinite, NaN and absurd values are refused too (they used to train a NaN model, exit 0).
+        (["--set", "lr=inf"], "lr must be in (0, 10], got inf"),
+        (["--set", "augment_shift=nan"], "augment_shift must be in [0, 256], got nan"),
+        (["--set", "logit_scale=inf"], "logit_scale must be in (0, 1000], got inf"),
+        (["--set", "distill_temperature=inf"], "distill_temperature must be in (0, 1000], got inf"),
+        (["--set", "batch_size=99999999999"], "batch_size must be in [1, 65536], got 99999999999"),
         (["--recipe", "seed", "--set", "distill_teacher=seed"], "cannot be its own distillation teacher"),
     ],
 )

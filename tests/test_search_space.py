@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -160,12 +161,18 @@ def test_space_json_round_trip_and_file(tmp_path: Path) -> None:
         ('{"scores_precisions": ["int4"]}', "scores_precisions"),
         ('{"stem_precisions": ["float"]}', "stem_precisions"),
         ("{not json", "not valid JSON"),
+        # Tracebacks before issue 35: TypeError (unhashable type), RecursionError.
+        ('{"blocks": [1, [2]]}', re.escape("blocks must list numbers, strings or true/false, got [2]")),
+        ('{"stem_paddings": ["same", {"a": 1}]}', "stem_paddings must list numbers, strings or true/false"),
+        ('{"blocks": [null]}', "blocks must list numbers, strings or true/false, got None"),
+        ('{"blocks": NEST100000}', "not valid JSON .JSON nested deeper than 100 levels"),
+        ('{"blocks": NEST100}', "not valid JSON .JSON nested deeper than 100 levels"),  # 101 levels with the object
     ],
 )
 def test_bad_space_files(tmp_path: Path, content: str, expect: str) -> None:
     path = tmp_path / "space.json"
-    path.write_text(content)
-    with pytest.raises(InputError, match=expect):
+    path.write_text(re.sub(r"NEST(\d+)", lambda m: "[" * int(m[1]) + "]" * int(m[1]), content))
+    with pytest.raises(InputError, match=f"^--space {re.escape(str(path))}: .*{expect}"):
         load_space(path)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.json_input import JSONDepthError, parse_json
 
 __all__ = ["DISTRIBUTE", "Cluster", "read_tf_config", "make_strategy", "describe"]
 
@@ -68,9 +69,11 @@ def read_tf_config(environ: Mapping[str, str] | None = None) -> Cluster:
     if not text:
         raise InputError(f"--distribute multi-worker needs TF_CONFIG describing the cluster and this task, {hint}")
     try:
-        config = json.loads(text)
+        config = parse_json(text)
     except json.JSONDecodeError as err:
         raise InputError(f"TF_CONFIG is not valid JSON ({err.msg} at column {err.colno}); {hint}") from None
+    except JSONDepthError as err:
+        raise InputError(f"TF_CONFIG: {err}; {hint}") from None
     cluster = config.get("cluster") if isinstance(config, dict) else None
     task = config.get("task") if isinstance(config, dict) else None
     if not isinstance(cluster, dict) or not isinstance(task, dict):

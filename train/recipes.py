@@ -6,12 +6,15 @@ is data; the trainer reads it, and ``NAME.train.json`` records every field of it
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 __all__ = [
     "Recipe",
     "RECIPES",
+    "RANGES",
+    "Range",
     "OPTIMIZERS",
     "PRECISIONS",
     "SCHEDULES",
@@ -27,8 +30,60 @@ SCHEDULES = ("constant", "cosine", "exponential")
 
 
 @dataclass(frozen=True)
+class Range:
+    """The values a numeric recipe field takes: finite, from ``low`` to ``high`` (ends included
+    unless open), whole numbers when ``whole``."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False
+
+    def __str__(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+    def problem(self, key: str, value: Any) -> str | None:
+        """Why ``value`` is not a valid ``key`` (``None``: it is): wrong type, NaN, infinite or out of range."""
+        kinds = (int,) if self.whole else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return f"{key} must be {'a whole number' if self.whole else 'a number'} in {self}, got {value!r}"
+        above = self.low < value if self.low_open else self.low <= value
+        below = value < self.high if self.high_open else value <= self.high
+        if not (math.isfinite(value) and above and below):
+            return f"{key} must be in {self}, got {value!r}"
+        return None
+
+
+RANGES: dict[str, Range] = {
+    "lr": Range(0, 10, low_open=True),
+    "batch_size": Range(1, 65_536, whole=True),
+    "epochs": Range(1, 10_000, whole=True),
+    "final_lr_fraction": Range(0, 1),
+    "warmup_fraction": Range(0, 1, high_open=True),
+    "bn_momentum": Range(0, 1, high_open=True),
+    "augment_shift": Range(0, 256),
+    "augment_rotation": Range(0, 180),
+    "augment_crop": Range(0, 256, whole=True),
+    "logit_scale": Range(0, 1_000, low_open=True),
+    "keep_best_epochs": Range(0, 10_000, whole=True),
+    "bn_recalibration_images": Range(0, 10_000_000, whole=True),
+    "distill_alpha": Range(0, 1),
+    "distill_temperature": Range(0, 1_000, low_open=True),
+    "bop_threshold": Range(0, 1),
+    "bop_gamma": Range(0, 1),
+    "momentum": Range(0, 1, high_open=True),
+}
+"""Every numeric field of :class:`Recipe` and the values it takes (``bn_momentum`` may also be
+``None``; ``keep_best_epochs`` is at most ``epochs`` too). NaN and infinities are never valid."""
+
+
+@dataclass(frozen=True)
 class Recipe:
     """How to train: every field lands in ``NAME.train.json``.
+
+    Every numeric field is finite and in its :data:`RANGES` entry; a recipe outside them is
+    refused when it is made (``ValueError`` naming the field and its range), before any training.
 
     Attributes:
         name: recipe name (``seed``, ``best``, ...).
@@ -105,36 +160,23 @@ class Recipe:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"recipe {self.name!r}: epochs and batch_size must be >= 1 and lr > 0")
+        for key, valid in RANGES.items():
+            value = getattr(self, key)
+            problem = None if key == "bn_momentum" and value is None else valid.problem(key, value)
+            if problem:
+                raise ValueError(f"recipe {self.name!r}: {problem}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"recipe {self.name!r}: optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"recipe {self.name!r}: precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"recipe {self.name!r}: schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
-        if not 0.0 <= self.final_lr_fraction <= 1.0:
-            raise ValueError(f"recipe {self.name!r}: final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}")
         if self.schedule == "exponential" and self.final_lr_fraction <= 0.0:
             raise ValueError(f"recipe {self.name!r}: the exponential schedule needs final_lr_fraction > 0")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(f"recipe {self.name!r}: warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.warmup_fraction > 0 and self.schedule != "cosine":
             raise ValueError(f"recipe {self.name!r}: warmup_fraction needs the cosine schedule, not {self.schedule!r}")
-        if self.bn_momentum is not None and not 0.0 <= self.bn_momentum < 1.0:
-            raise ValueError(f"recipe {self.name!r}: bn_momentum must be in [0, 1), got {self.bn_momentum}")
-        if self.augment_shift < 0 or self.augment_rotation < 0 or self.augment_crop < 0:
-            raise ValueError(f"recipe {self.name!r}: augmentation limits must be >= 0")
-        if not self.logit_scale > 0:
-            raise ValueError(f"recipe {self.name!r}: logit_scale must be positive, got {self.logit_scale}")
-        if not 0 <= self.keep_best_epochs <= self.epochs:
+        if self.keep_best_epochs > self.epochs:
             raise ValueError(f"recipe {self.name!r}: keep_best_epochs must be in [0, epochs], got {self.keep_best_epochs}")
-        if self.bn_recalibration_images < 0:
-            raise ValueError(f"recipe {self.name!r}: bn_recalibration_images must be >= 0")
-        if not 0.0 <= self.distill_alpha <= 1.0 or not self.distill_temperature > 0:
-            raise ValueError(f"recipe {self.name!r}: distill_alpha must be in [0, 1] and distill_temperature > 0")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"recipe {self.name!r}: momentum must be in [0, 1), got {self.momentum}")
         if self.distill_teacher and self.distill_teacher == self.name:
             raise ValueError(f"recipe {self.name!r}: a recipe cannot be its own distillation teacher")
 

@@ -14,13 +14,13 @@ What each stage leaves behind (and what the HTML report reads, never re-measures
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emulator.backends import model_name
 from pipeline.errors import InputError
+from pipeline.json_input import parse_json
 
 __all__ = ["Doc", "ModelSources", "collect"]
 
@@ -72,8 +72,8 @@ class ModelSources:
 def _read(path: Path, folder: Path) -> Doc:
     raw = path.read_bytes()
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = parse_json(raw.decode("utf-8"))
+    except ValueError as err:  # not UTF-8, not JSON, or nested too deep
         raise InputError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}")

@@ -7,6 +7,7 @@ report stays one self-contained file. Text is escaped here; the caller marks the
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -29,16 +30,33 @@ class Span:
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About ``count`` round tick values from at most ``low`` to at least ``high``, 1, 2 or 5 times a power of ten apart."""
+    """About ``count`` round tick values from at most ``low`` to at least ``high``, 1, 2 or 5 times a power of ten apart.
+
+    Any finite range works, up to ``-1e308 .. 1e308`` (whose width overflows a float): ticks
+    that would pass the largest float are left out, so the first and last may fall inside the
+    range. A non-finite end (or an integer beyond the floats) gives ``[0.0]``.
+    """
+    try:
+        low, high = float(low), float(high)
+    except OverflowError:
+        return [0.0]
     if not (math.isfinite(low) and math.isfinite(high)):
         return [0.0]
-    if high <= low:
-        high = low + 1.0
-    raw = (high - low) / max(count, 1)
-    power = 10 ** math.floor(math.log10(raw))
+    if not high > low:  # one value: up to it + 1, or a quarter of it either side when 1 vanishes next to it
+        if low + 1.0 > low:
+            high = low + 1.0
+        else:
+            pad = abs(low) / 4
+            low, high = max(low - pad, -sys.float_info.max), min(low + pad, sys.float_info.max)
+    count = max(count, 1)
+    raw = high / count - low / count  # not (high - low) / count: that overflows for -1e308 .. 1e308
+    if not raw > 0:  # subnormal ends: no round step between them
+        return [low, high]
+    power = 10.0 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
     first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
-    return [round(i * step, 12) for i in range(first, last + 1)]
+    ticks = [round(i * step, 12) for i in range(first, last + 1)]
+    return [tick for tick in ticks if math.isfinite(tick)] or [low, high]
 
 
 def _number(value: float) -> str:
@@ -72,14 +90,14 @@ def line_chart(
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     ticks = nice_ticks(low, high)
     low, high = min(ticks[0], low), max(ticks[-1], high)
-    span = (high - low) or 1.0
+    half_span = (high / 2 - low / 2) or 0.5  # halves: high - low overflows for -1e308 .. 1e308
     epochs = max((len(vs) for vs in series.values()), default=1)
 
     def x(i: int) -> float:
         return left + (plot_w * i / (epochs - 1) if epochs > 1 else plot_w / 2)
 
     def y(v: float) -> float:
-        return top + plot_h * (1 - (v - low) / span)
+        return top + plot_h * (1 - (v / 2 - low / 2) / half_span)
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
