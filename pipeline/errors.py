@@ -22,6 +22,7 @@ __all__ = [
     "seed_int",
     "positive_float",
     "first_line",
+    "printable",
     "run_cli",
 ]
 
@@ -115,6 +116,12 @@ def first_line(err: BaseException | str, limit: int = 240) -> str:
         return type(err).__name__ if isinstance(err, BaseException) else ""
     text = lines[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(name: str) -> str:
+    """A name read from an input file as a message shows it: as is, or quoted (``repr``) when it
+    holds a line break or another character that is not printable, so the message stays one line."""
+    return name if name.isprintable() else repr(name)
 
 
 def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:

@@ -20,15 +20,26 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pipeline.data import format_shape
 from pipeline.env import quiet_tensorflow_logger
-from pipeline.errors import InputError, first_line
+from pipeline.errors import InputError, first_line, printable
 from pipeline.json_input import parse_json
+from pipeline.limits import MAX_H5_WEIGHT_BYTES, describe_bytes
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-__all__ = ["CODE_LAYER_CLASSES", "check_h5_file", "read_model_config", "code_layers", "load_keras_model", "check_image_model"]
+__all__ = [
+    "CODE_LAYER_CLASSES",
+    "check_h5_file",
+    "check_h5_sizes",
+    "read_model_config",
+    "code_layers",
+    "load_keras_model",
+    "check_image_model",
+]
 
 CODE_LAYER_CLASSES = frozenset({"Lambda", "__lambda__"})
 """Keras classes whose config holds a Python function (marshalled bytecode, or a name resolved at load time)."""
@@ -36,7 +47,7 @@ _CODE_KEYS = ("function_type", "output_shape_type", "mask_type")
 
 
 def check_h5_file(path: str | os.PathLike[str]) -> Path:
-    """Check that ``path`` is an existing HDF5 file, without importing TensorFlow.
+    """Check that ``path`` is an existing HDF5 file whose weights fit the limits, without importing TensorFlow.
 
     Args:
         path: the ``.h5`` file.
@@ -45,7 +56,8 @@ def check_h5_file(path: str | os.PathLike[str]) -> Path:
         ``path`` as a :class:`~pathlib.Path`.
 
     Raises:
-        InputError: the file is missing, is a folder, or does not carry the HDF5 signature.
+        InputError: the file is missing, is a folder, does not carry the HDF5 signature, or
+            declares weights :func:`check_h5_sizes` refuses.
     """
     import h5py
 
@@ -60,7 +72,124 @@ def check_h5_file(path: str | os.PathLike[str]) -> Path:
         raise InputError(f"{path}: cannot read ({first_line(err)})") from None
     if not is_hdf5:
         raise InputError(f"{path}: not an HDF5 file (expected a Keras .h5 model saved with model.save(..., save_format='h5'))")
+    check_h5_sizes(path)
     return path
+
+
+def _dataset_bytes(dataset: Any) -> int:
+    """What reading ``dataset`` allocates: its declared elements times their size (0 for an empty dataspace)."""
+    return 0 if dataset.shape is None else int(math.prod(dataset.shape)) * dataset.dtype.itemsize
+
+
+def _describe(dataset: Any) -> str:
+    shape = "empty" if dataset.shape is None else format_shape(dataset.shape)
+    size = describe_bytes(_dataset_bytes(dataset))
+    return f"dataset {printable(dataset.name.lstrip('/'))} declares {shape} {dataset.dtype}: {size}"
+
+
+def _stored_problem(dataset: Any) -> str | None:
+    """Why ``dataset``'s declared bytes are not all in the file uncompressed (``None``: they are)."""
+    plist = dataset.id.get_create_plist()
+    if dataset.is_virtual or plist.get_external_count():
+        return "its data lives outside this file"
+    if plist.get_nfilters():
+        names = ", ".join(plist.get_filter(i)[3].decode("ascii", "replace") or "?" for i in range(plist.get_nfilters()))
+        return f"it is stored through HDF5 filters ({names}); Keras writes weights uncompressed"
+    stored = dataset.id.get_storage_size()
+    if stored < _dataset_bytes(dataset):
+        return f"the file stores {describe_bytes(stored)} of it (the rest would be the fill value)"
+    return None
+
+
+def _keras_names(group: Any, name: str) -> list[str]:
+    """A name list Keras keeps in attribute ``name`` or in chunks ``name0``, ``name1``, ... (read as Keras reads it)."""
+    attrs = group.attrs
+    if name in attrs:
+        chunks = [attrs[name]]
+    else:
+        chunks = []
+        while f"{name}{len(chunks)}" in attrs:
+            chunks.append(attrs[f"{name}{len(chunks)}"])
+    items = [item for chunk in chunks for item in np.ravel(chunk).tolist()]
+    return [item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item) for item in items]
+
+
+def _keras_reads(handle: Any) -> list[Any]:
+    """Every dataset ``load_model`` reads, in order, once per time a weight list names it.
+
+    Keras (the legacy HDF5 format) reads ``model_weights``'s ``layer_names``, and for each
+    layer (and ``top_level_model_weights``) every dataset its ``weight_names`` lists.
+    """
+    import h5py
+
+    weights = handle.get("model_weights")
+    if not isinstance(weights, h5py.Group):
+        return []
+    groups = [weights.get(name) for name in _keras_names(weights, "layer_names")]
+    groups.append(weights.get("top_level_model_weights"))
+    return [
+        dataset
+        for group in groups
+        if isinstance(group, h5py.Group)
+        for dataset in (group.get(weight) for weight in _keras_names(group, "weight_names"))
+        if isinstance(dataset, h5py.Dataset)
+    ]
+
+
+def check_h5_sizes(path: str | os.PathLike[str]) -> None:
+    """Refuse an ``.h5`` whose weights Keras would read without bound, before Keras reads any.
+
+    h5py allocates a dataset's declared shape on reading, whatever the file holds: a 42 KB
+    file whose weight declares 75,000,000 x 10 float32 (no data, the fill value) took 9.5 GB
+    before Keras compared the shape with the model's. Every dataset in the file must store
+    its declared bytes in the file itself, uncompressed (no fill value, no filter, no external
+    or virtual storage: Keras writes none of them) and no link may lead to another file; the
+    datasets Keras reads must be distinct and total at most
+    :data:`~pipeline.limits.MAX_H5_WEIGHT_BYTES`. So loading allocates at most the file's
+    own size, and at most that limit.
+
+    Raises:
+        InputError: one line naming the file and the dataset.
+    """
+    import h5py
+
+    try:
+        with h5py.File(str(path), "r") as handle:
+            problem = _h5_size_problem(handle)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
+        raise InputError(f"{path}: not a loadable Keras model: cannot read its HDF5 datasets ({first_line(err)})") from None
+    if problem is not None:
+        raise InputError(f"{path}: {problem}")
+
+
+def _h5_size_problem(handle: Any) -> str | None:
+    """Why :func:`check_h5_sizes` refuses the open file ``handle`` (``None``: it does not)."""
+    import h5py
+
+    # The callbacks only collect: an exception raised inside h5py's link visit becomes a SystemError.
+    links: list[tuple[str, Any]] = []
+    handle.visititems_links(lambda name, link: links.append((name, link)) if isinstance(link, h5py.ExternalLink) else None)
+    for name, link in links:
+        target = printable(f"{link.filename}:{link.path}")
+        return f"{printable(name)} links to another file ({target}); a model holds its own weights"
+    datasets: list[Any] = []
+    handle.visititems(lambda name, item: datasets.append(item) if isinstance(item, h5py.Dataset) else None)
+    for dataset in datasets:
+        if _dataset_bytes(dataset) > MAX_H5_WEIGHT_BYTES:
+            return f"{_describe(dataset)}, over the {describe_bytes(MAX_H5_WEIGHT_BYTES)} a model may hold"
+        stored = _stored_problem(dataset)
+        if stored is not None:
+            return f"{_describe(dataset)} but {stored}"
+    total, seen = 0, set()
+    for dataset in _keras_reads(handle):
+        if dataset.id in seen:
+            name = printable(dataset.name.lstrip("/"))
+            return f"dataset {name} is read twice (named twice in the model's layer_names or weight_names)"
+        seen.add(dataset.id)
+        total += _dataset_bytes(dataset)
+        if total > MAX_H5_WEIGHT_BYTES:
+            return f"the weights Keras reads pass {describe_bytes(MAX_H5_WEIGHT_BYTES)} at {_describe(dataset)}"
+    return None
 
 
 def read_model_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
