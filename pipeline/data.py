@@ -23,22 +23,35 @@ The :class:`~pipeline.dataset.Dataset` records the example shape, dtype and clas
 Every structural problem (missing file or key, wrong magic, wrong dimensions, truncation, a
 count or shape mismatch, labels out of range, an empty test set, a corrupt archive) raises
 :class:`~pipeline.errors.InputError` with one clear line.
+
+Headers are read before data: the four IDX headers, or every ``.npy`` header of an ``.npz``,
+must agree (as many labels as examples) and declare at most
+:data:`~pipeline.limits.MAX_DATASET_BYTES` in all before any array is allocated, and each file
+is then read for exactly what its header declares (a gzip is never decompressed further, an
+``.npz`` member must hold exactly its header's bytes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
+import math
 import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
 from pipeline.artifacts import sha256_file
 from pipeline.dataset import DEFAULT_NUM_CLASSES, DTYPES, Dataset, format_shape
-from pipeline.errors import InputError
+from pipeline.errors import InputError, printable
+from pipeline.limits import MAX_DATASET_BYTES, MAX_NPY_HEADER_BYTES, describe_bytes
 
 __all__ = [
     "IDX_IMAGE_SHAPE",
@@ -49,6 +62,8 @@ __all__ = [
     "load_dataset",
     "load_mnist",
     "parse_idx",
+    "read_idx_header",
+    "read_idx_data",
     "resolve_source",
     "portable_source",
     "format_shape",
@@ -69,14 +84,87 @@ _LABEL_MAGIC = 0x00000801
 _KERAS_CACHE = Path("~/.keras/datasets/mnist.npz")
 
 
-def _read_maybe_gzip(path: Path) -> bytes:
+_READ_CHUNK = 1 << 20
+_T = TypeVar("_T")
+
+
+def _open_idx(path: Path) -> BinaryIO:
+    """``path`` opened for reading, through gzip when it ends in ``.gz`` (decompressed only as read)."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+def _reading(path: Path, read: Callable[[], _T]) -> _T:
+    """``read()``, with a corrupt or truncated gzip stream as one line naming ``path``."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
+        return read()
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise InputError(f"{path}: corrupt or truncated gzip file ({err})") from None
+
+
+def _read_upto(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes: fewer only at the end of the stream."""
+    parts, left = [], size
+    while left > 0:
+        part = stream.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+def read_idx_header(stream: BinaryIO, *, expect_magic: int, name: str) -> tuple[int, ...]:
+    """Read one IDX header from ``stream`` and return the dimensions it declares (nothing more is read).
+
+    Args:
+        stream: the file's uncompressed bytes, at its start.
+        expect_magic: ``0x803`` for image files, ``0x801`` for label files.
+        name: file name used in error messages.
+
+    Raises:
+        InputError: wrong magic, a truncated header, or images other than 28x28.
+    """
+    head = _read_upto(stream, 4)
+    if len(head) < 4:
+        raise InputError(f"{name}: truncated IDX file ({len(head)} bytes, no header)")
+    (magic,) = struct.unpack(">I", head)
+    if magic != expect_magic:
+        raise InputError(f"{name}: bad IDX magic 0x{magic:08x}, expected 0x{expect_magic:08x}")
+    ndim = magic & 0xFF
+    rest = _read_upto(stream, 4 * ndim)
+    if len(rest) < 4 * ndim:
+        raise InputError(f"{name}: truncated IDX header ({4 + len(rest)} bytes, need {4 + 4 * ndim})")
+    dims = struct.unpack(f">{ndim}I", rest)
+    if ndim == 3 and tuple(dims[1:]) != IDX_IMAGE_SHAPE:
+        raise InputError(
+            f"{name}: images are {dims[1]}x{dims[2]}, expected 28x28 grey (the IDX layout); "
+            "write other shapes as an .npz (x_test, y_test)"
+        )
+    return dims
+
+
+def read_idx_data(stream: BinaryIO, dims: tuple[int, ...], *, name: str) -> np.ndarray:
+    """Read exactly the ``prod(dims)`` bytes a header declared, then check that nothing follows.
+
+    At most one byte past the declared data is read (a gzip is not decompressed further).
+
+    Returns:
+        The uint8 array, shaped ``dims``.
+
+    Raises:
+        InputError: fewer bytes than declared (truncated) or more (oversized).
+    """
+    expected = math.prod(dims)
+    values = np.empty(expected, dtype=np.uint8)
+    view, filled = memoryview(values), 0
+    while filled < expected:
+        count = stream.readinto(view[filled : filled + _READ_CHUNK])
+        if not count:
+            raise InputError(f"{name}: truncated IDX file: header promises {expected} bytes of data, found {filled}")
+        filled += count
+    if stream.read(1):
+        raise InputError(f"{name}: oversized IDX file: header promises {expected} bytes of data, found more")
+    return values.reshape(dims)
 
 
 def parse_idx(data: bytes, *, expect_magic: int, name: str) -> np.ndarray:
@@ -93,27 +181,8 @@ def parse_idx(data: bytes, *, expect_magic: int, name: str) -> np.ndarray:
     Raises:
         InputError: wrong magic, wrong dimensions, or a payload that does not match the header.
     """
-    if len(data) < 4:
-        raise InputError(f"{name}: truncated IDX file ({len(data)} bytes, no header)")
-    (magic,) = struct.unpack(">I", data[:4])
-    if magic != expect_magic:
-        raise InputError(f"{name}: bad IDX magic 0x{magic:08x}, expected 0x{expect_magic:08x}")
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise InputError(f"{name}: truncated IDX header ({len(data)} bytes, need {header})")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    if ndim == 3 and tuple(dims[1:]) != IDX_IMAGE_SHAPE:
-        raise InputError(
-            f"{name}: images are {dims[1]}x{dims[2]}, expected 28x28 grey (the IDX layout); "
-            "write other shapes as an .npz (x_test, y_test)"
-        )
-    expected = int(np.prod(dims))
-    payload = len(data) - header
-    if payload != expected:
-        kind = "truncated" if payload < expected else "oversized"
-        raise InputError(f"{name}: {kind} IDX file: header promises {expected} bytes of data, found {payload}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
+    stream = io.BytesIO(data)
+    return read_idx_data(stream, read_idx_header(stream, expect_magic=expect_magic, name=name), name=name)
 
 
 def _find_idx(folder: Path, stem: str) -> Path:
@@ -140,11 +209,38 @@ def _check_not_empty(source: Path, count: int) -> None:
 
 
 def _load_idx_folder(folder: Path) -> Dataset:
+    """The four IDX files: every header read and checked against the others and the limit, then the data."""
     paths = {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
-    arrays = {}
-    for key, path in paths.items():
-        magic = _IMAGE_MAGIC if key.endswith("images") else _LABEL_MAGIC
-        arrays[key] = parse_idx(_read_maybe_gzip(path), expect_magic=magic, name=str(path))
+    with contextlib.ExitStack() as stack:
+        streams = {key: stack.enter_context(_open_idx(path)) for key, path in paths.items()}
+        dims = {
+            key: _reading(
+                path,
+                lambda key=key, path=path: read_idx_header(
+                    streams[key], expect_magic=_IMAGE_MAGIC if key.endswith("images") else _LABEL_MAGIC, name=str(path)
+                ),
+            )
+            for key, path in paths.items()
+        }
+        declared = {key: math.prod(shape) for key, shape in dims.items()}
+        total = sum(declared.values())
+        if total > MAX_DATASET_BYTES:
+            largest = max(declared, key=lambda key: declared[key])
+            raise InputError(
+                f"{paths[largest]}: its header declares {format_shape(dims[largest])} uint8, the four IDX files "
+                f"{describe_bytes(total)} in all: over the {describe_bytes(MAX_DATASET_BYTES)} a dataset may hold"
+            )
+        for split in ("train", "test"):
+            images, labels = dims[f"{split}_images"][0], dims[f"{split}_labels"][0]
+            if images != labels:
+                raise InputError(
+                    f"{folder}: {split}: {images} images but {labels} labels "
+                    f"(the headers of {paths[f'{split}_images'].name} and {paths[f'{split}_labels'].name})"
+                )
+        arrays = {
+            key: _reading(path, lambda key=key, path=path: read_idx_data(streams[key], dims[key], name=str(path)))
+            for key, path in paths.items()
+        }
     _check_pair(arrays["train_images"], arrays["train_labels"], "train")
     _check_pair(arrays["test_images"], arrays["test_labels"], "test")
     _check_not_empty(folder, len(arrays["test_images"]))
@@ -158,19 +254,143 @@ def _load_idx_folder(folder: Path) -> Dataset:
     )
 
 
+_NPZ_KEYS = ("x_test", "y_test", "x_train", "y_train", "num_classes")
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_LENGTH_FIELDS = {(1, 0): "<H", (2, 0): "<I"}
+# What zipfile, zlib and numpy raise for a damaged member (an encrypted one: RuntimeError; an
+# unknown compression method: NotImplementedError).
+_NPZ_ERRORS = (ValueError, OSError, EOFError, KeyError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error)
+
+
+@dataclass(frozen=True)
+class _NpyMember:
+    """What one ``.npy`` member of an ``.npz`` declares in its header."""
+
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    header_bytes: int
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of data the header promises (and loading allocates)."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def _read_npy_header(path: Path, key: str, member: BinaryIO, info: zipfile.ZipInfo) -> _NpyMember:
+    """The header of one ``.npy`` member, its length checked before it is read."""
+    version = np.lib.format.read_magic(member)
+    if version not in _NPY_LENGTH_FIELDS:
+        raise InputError(f"{path}: {key} is an .npy of version {version[0]}.{version[1]}; expected 1.0 or 2.0")
+    field = _read_upto(member, struct.calcsize(_NPY_LENGTH_FIELDS[version]))
+    if len(field) < struct.calcsize(_NPY_LENGTH_FIELDS[version]):
+        raise ValueError(f"{key}: truncated .npy header")
+    (length,) = struct.unpack(_NPY_LENGTH_FIELDS[version], field)
+    if length > MAX_NPY_HEADER_BYTES:
+        raise InputError(f"{path}: {key}'s .npy header declares {length:,} bytes, over the {MAX_NPY_HEADER_BYTES:,} numpy reads")
+    header = io.BytesIO(field + _read_upto(member, length))
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(header, max_header_size=MAX_NPY_HEADER_BYTES)
+    if any(d < 0 for d in shape):
+        raise InputError(f"{path}: {key} declares shape {shape}, with a negative dimension")
+    return _NpyMember(info, tuple(shape), dtype, len(_NPY_MAGIC) + 2 + len(field) + length)
+
+
+def _example_layout(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse examples that are not ``(N, ...)`` uint8 or float (float16/float64 become float32)."""
+    if len(shape) < 2:
+        raise InputError(f"{path}: {key} must be (N, ...) with one example per row, got shape {shape}")
+    if any(d == 0 for d in shape[1:]):
+        raise InputError(f"{path}: {key} has empty examples (shape {shape})")
+    if _CONVERTED.get(dtype, dtype) not in DTYPES:
+        raise InputError(
+            f"{path}: {key} has dtype {dtype}; expected uint8 (raw 8-bit values) or float32 (float16 and float64 are converted)"
+        )
+
+
+def _label_layout(path: Path, key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse labels that are not integers ``(N,)`` or ``(N, 1)``."""
+    if len(shape) != 1 and shape[1:] != (1,):
+        raise InputError(f"{path}: {key} must be (N,) integer labels, got shape {shape}")
+    if not np.issubdtype(dtype, np.integer):
+        raise InputError(f"{path}: {key} must hold integer class labels, got dtype {dtype}")
+
+
+def _check_npz_headers(path: Path, members: dict[str, _NpyMember]) -> None:
+    """Everything the headers say, checked before any array is read: layouts, sizes, counts, stored bytes."""
+    for key, member in members.items():
+        if key.startswith("x_"):
+            _example_layout(path, key, member.shape, member.dtype)
+        elif key.startswith("y_"):
+            _label_layout(path, key, member.shape, member.dtype)
+        elif math.prod(member.shape) != 1 or not np.issubdtype(member.dtype, np.integer):
+            raise InputError(f"{path}: num_classes must be one integer >= 1, got {member.dtype} of shape {member.shape}")
+    total = sum(member.nbytes for member in members.values())
+    if total > MAX_DATASET_BYTES:
+        key, member = max(members.items(), key=lambda item: item[1].nbytes)
+        raise InputError(
+            f"{path}: {key} declares shape {member.shape} {member.dtype}, the arrays {describe_bytes(total)} in all: "
+            f"over the {describe_bytes(MAX_DATASET_BYTES)} a dataset may hold"
+        )
+    for split in ("train", "test"):
+        if f"x_{split}" in members:
+            examples, labels = members[f"x_{split}"].shape[0], members[f"y_{split}"].shape[0]
+            if examples != labels:
+                raise InputError(f"{path}: {split}: {examples} examples but {labels} labels (as their .npy headers declare)")
+    for member in members.values():
+        stored = member.info.file_size - member.header_bytes
+        if stored != member.nbytes:
+            kind = "truncated" if stored < member.nbytes else "oversized"
+            raise InputError(
+                f"{path}: {kind} member {printable(member.info.filename)}: its header declares {member.nbytes:,} bytes of data, "
+                f"the archive holds {stored:,}"
+            )
+
+
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` archive (no pickled objects), or one line saying why not."""
+    """The arrays of an ``.npz`` dataset (no pickled objects), or one line saying why not.
+
+    Only ``x_test``, ``y_test``, ``x_train``, ``y_train`` and ``num_classes`` are read. Every
+    member's ``.npy`` header is read and checked first (:func:`_check_npz_headers`), then each
+    array is read for exactly the bytes its header declares.
+    """
     try:
-        loaded = np.load(path, allow_pickle=False)
+        if not zipfile.is_zipfile(path):
+            with path.open("rb") as handle:
+                if handle.read(len(_NPY_MAGIC)) == _NPY_MAGIC:
+                    raise InputError(f"{path}: a single .npy array, not an .npz archive with x_test and y_test")
+            raise InputError(f"{path}: not a readable .npz archive (not a zip file)")
+        archive = zipfile.ZipFile(path)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise InputError(f"{path}: not a readable .npz archive ({_reason(err)})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise InputError(f"{path}: a single .npy array, not an .npz archive with x_test and y_test")
-    try:
-        with loaded as npz:
-            return {key: np.asarray(npz[key]) for key in npz.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
-        raise InputError(f"{path}: corrupt .npz file ({_reason(err)})") from None
+    with archive:
+        names = {name[:-4] if name.endswith(".npy") else name: name for name in archive.namelist()}
+        missing = [key for key in ("x_test", "y_test") if key not in names]
+        if missing:
+            found = ", ".join(printable(name) for name in sorted(names)) or "nothing"
+            raise InputError(
+                f"{path}: missing {' and '.join(missing)} (an .npz dataset holds x_test, y_test[, x_train, y_train]; "
+                f"found {found})"
+            )
+        if ("x_train" in names) != ("y_train" in names):
+            alone = "x_train" if "x_train" in names else "y_train"
+            raise InputError(f"{path}: has {alone} without its pair; give both or neither")
+        try:
+            members = {}
+            for key in (key for key in _NPZ_KEYS if key in names):
+                if not names[key].endswith(".npy"):
+                    raise InputError(f"{path}: member {printable(names[key])} is not an .npy array ({key}.npy)")
+                info = archive.getinfo(names[key])
+                with archive.open(info) as member:
+                    members[key] = _read_npy_header(path, key, member, info)
+            _check_npz_headers(path, members)
+            arrays = {}
+            for key, member in members.items():
+                with archive.open(member.info) as stream:
+                    arrays[key] = np.lib.format.read_array(stream, allow_pickle=False, max_header_size=MAX_NPY_HEADER_BYTES)
+            return arrays
+        except _NPZ_ERRORS as err:
+            raise InputError(f"{path}: corrupt .npz file ({_reason(err)})") from None
 
 
 def _reason(err: BaseException) -> str:
@@ -180,16 +400,8 @@ def _reason(err: BaseException) -> str:
 
 def _examples(path: Path, key: str, values: np.ndarray) -> np.ndarray:
     """``values`` as uint8 or float32 examples ``(N, ...)``, checked."""
-    if values.ndim < 2:
-        raise InputError(f"{path}: {key} must be (N, ...) with one example per row, got shape {values.shape}")
-    if any(d == 0 for d in values.shape[1:]):
-        raise InputError(f"{path}: {key} has empty examples (shape {values.shape})")
+    _example_layout(path, key, values.shape, values.dtype)
     dtype = _CONVERTED.get(values.dtype, values.dtype)
-    if dtype not in DTYPES:
-        raise InputError(
-            f"{path}: {key} has dtype {values.dtype}; expected uint8 (raw 8-bit values) or float32 "
-            "(float16 and float64 are converted)"
-        )
     values = np.ascontiguousarray(values, dtype=dtype)
     if dtype.kind == "f" and not np.isfinite(values).all():
         raise InputError(f"{path}: {key} holds NaN or infinite values (or float64 values beyond float32's range)")
@@ -198,12 +410,8 @@ def _examples(path: Path, key: str, values: np.ndarray) -> np.ndarray:
 
 def _labels(path: Path, key: str, values: np.ndarray) -> np.ndarray:
     """Integer labels ``(N,)`` (``(N, 1)`` is flattened), checked non-negative."""
-    if values.ndim == 2 and values.shape[1] == 1:
-        values = values[:, 0]
-    if values.ndim != 1:
-        raise InputError(f"{path}: {key} must be (N,) integer labels, got shape {values.shape}")
-    if not np.issubdtype(values.dtype, np.integer):
-        raise InputError(f"{path}: {key} must hold integer class labels, got dtype {values.dtype}")
+    _label_layout(path, key, values.shape, values.dtype)
+    values = values.reshape(-1)
     if values.size and int(values.min()) < 0:
         raise InputError(f"{path}: {key} has a negative label ({int(values.min())}); labels are 0..num_classes-1")
     return values.astype(np.int64)
@@ -222,14 +430,6 @@ def _num_classes(path: Path, arrays: dict[str, np.ndarray], labels: list[np.ndar
 
 def _load_npz(path: Path) -> Dataset:
     arrays = _read_npz(path)
-    missing = [key for key in ("x_test", "y_test") if key not in arrays]
-    if missing:
-        found = ", ".join(sorted(arrays)) or "nothing"
-        raise InputError(
-            f"{path}: missing {' and '.join(missing)} (an .npz dataset holds x_test, y_test[, x_train, y_train]; found {found})"
-        )
-    if ("x_train" in arrays) != ("y_train" in arrays):
-        raise InputError(f"{path}: has {'x_train' if 'x_train' in arrays else 'y_train'} without its pair; give both or neither")
     x_test = _examples(path, "x_test", arrays["x_test"])
     y_test = _labels(path, "y_test", arrays["y_test"])
     if "x_train" in arrays:

@@ -1,9 +1,11 @@
 """Limits on the sizes an input file declares, checked before anything is allocated or decompressed.
 
-A header is a promise, not data: a 42 KB ``.h5`` can declare a 3 GB weight. A reader checks
-what a file declares against the rest of the file (a weight's bytes are in the file) and
-against the limit here, then allocates. Each limit is far above what the toolchain's models and
-datasets need and far below what would exhaust a workstation; passing one is refused in one
+A header is a promise, not data: a 42 KB ``.h5`` can declare a 3 GB weight, a 13 MB gzip IDX
+3.8 M images, an ``.npz`` member 784 x 10^12 elements. The ``.h5``, IDX and ``.npz`` readers
+check what a file declares against the rest of the file (a weight's bytes are in the file, an
+image count matches the label count, an ``.npy`` member holds the bytes its header promises)
+and against the limits here, then allocate. Each limit is far above what the toolchain's models
+and datasets need and far below what would exhaust a workstation; passing one is refused in one
 line that names the file, the entry and the limit (:class:`~pipeline.errors.InputError`, exit 2).
 
 Limits kept beside the code they bound: :data:`pipeline.json_input.MAX_JSON_DEPTH` (nesting of
@@ -13,7 +15,7 @@ any JSON input), :data:`convert.validation.MAX_TENSOR_BYTES` and
 
 from __future__ import annotations
 
-__all__ = ["MAX_H5_WEIGHT_BYTES", "describe_bytes"]
+__all__ = ["MAX_H5_WEIGHT_BYTES", "MAX_DATASET_BYTES", "MAX_NPY_HEADER_BYTES", "describe_bytes"]
 
 MAX_H5_WEIGHT_BYTES = 1 << 30
 """Bytes of weights Keras may read from one model ``.h5`` (every dataset its weight lists name): 1 GiB.
@@ -21,6 +23,17 @@ MAX_H5_WEIGHT_BYTES = 1 << 30
 Eight times a 125 MB float dense model (784 -> 40,000 -> 10), a thousand times what a
 microcontroller holds. Each dataset must also store its declared bytes in the file,
 uncompressed (:func:`pipeline.keras_files.check_h5_sizes`)."""
+
+MAX_DATASET_BYTES = 1 << 30
+"""Bytes of examples and labels the headers of one ``--data`` source may declare (IDX files, an ``.npz``): 1 GiB.
+
+Five times CIFAR-10 as uint8 (184 MB), nineteen times MNIST (55 MB). Counted as declared
+(before an ``.npz``'s float16/float64 examples become float32)."""
+
+MAX_NPY_HEADER_BYTES = 10_000
+"""Length an ``.npy`` member's header (a Python dict literal) may declare: numpy's own default
+``max_header_size``, checked before the header is read (a version-2 header's length field
+could declare 4 GiB)."""
 
 
 def describe_bytes(count: int) -> str:

@@ -1,8 +1,10 @@
 """Sizes a file declares are checked before anything is allocated or decompressed (issue 35).
 
-Each hostile input here is small on disk and declares far more than it is: an ``.h5`` weight of
-75,000,000 x 10 float32 with no data (9.5 GB in ``convert`` and the emulator before), weights
-stored compressed, partly, in another file or read twice.
+Each hostile input here is small on disk and declares, or decompresses to, far more than it is:
+an ``.h5`` weight of 75,000,000 x 10 float32 with no data (9.5 GB in ``convert`` and the
+emulator before), a gzip IDX declaring a million images beside a label file of 200 (3.8 M took
+6.4 GB before), gzip streams that decompress past their header's count, ``.npz`` members whose
+headers declare more than the limit or than the labels.
 
 The refusals run in a child process whose address space is capped a little above what it has
 mapped after its imports (:data:`HEADROOM`): a regression that allocates what the file declares
@@ -13,20 +15,26 @@ without it), a different refusal that first read everything, or no refusal at al
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.limits import MAX_H5_WEIGHT_BYTES
+from pipeline.limits import MAX_DATASET_BYTES, MAX_H5_WEIGHT_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 HEADROOM = 128 << 20
 """Bytes the child may map beyond what it has mapped once its modules are imported."""
+OVER_LIMIT = MAX_DATASET_BYTES // 784 + 1
+"""A count of 784-byte examples (28x28 uint8) whose bytes pass :data:`~pipeline.limits.MAX_DATASET_BYTES`."""
 
 _CHILD = """
 import json, resource, sys
@@ -37,7 +45,16 @@ from io import StringIO
 runs = json.loads(sys.argv[1])
 for module in json.loads(sys.argv[2]):
     import_module(module)
-mains = {module: import_module(module).main for module, _ in runs}
+
+
+def load(argv):  # the dataset loader alone, at the same edge as every command
+    from pipeline.data import load_dataset
+    from pipeline.errors import run_cli
+
+    return run_cli("python -m load_dataset", lambda args: load_dataset(args[0]) and 0, argv)
+
+
+mains = {module: load if module == "load_dataset" else import_module(module).main for module, _ in runs}
 vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
 resource.setrlimit(resource.RLIMIT_AS, (vm + int(sys.argv[3]), resource.getrlimit(resource.RLIMIT_AS)[1]))
 results = []
@@ -55,6 +72,9 @@ print(json.dumps(results))
 
 def capped(runs: list[tuple[str, list[str]]], preload: tuple[str, ...] = ()) -> list[tuple[int, list[str]]]:
     """``MODULE.main(ARGV)`` for each run, in one child capped at :data:`HEADROOM` over its imports.
+
+    ``MODULE`` ``load_dataset`` runs :func:`pipeline.data.load_dataset` on ``ARGV[0]`` behind
+    :func:`pipeline.errors.run_cli` (prog ``python -m load_dataset``), without TensorFlow.
 
     Returns:
         (exit status, non-empty stderr lines) per run.
@@ -75,6 +95,11 @@ def one_line(result: tuple[int, list[str]], prog: str, *words: str) -> None:
     assert code == 2 and len(lines) == 1, result
     assert lines[0].startswith(f"python -m {prog}: error: "), lines
     assert all(word in lines[0] for word in words), (words, lines)
+
+
+def zeros_gzip(count: int) -> bytes:
+    """A gzip stream of ``count`` MiB of zeros, about 1 KB per MiB (members of one compressed MiB, repeated)."""
+    return gzip.compress(bytes(1 << 20), mtime=0) * count
 
 
 def tree(folder: Path) -> set[str]:
@@ -188,3 +213,112 @@ def test_h5_weights_must_be_stored_in_the_file_uncompressed_and_read_once(keras_
     with pytest.raises(InputError) as err:
         check_h5_file(bad)
     assert str(err.value).startswith(f"{bad}: ") and words in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+# --- IDX -------------------------------------------------------------------------------------
+
+
+def idx_folder(folder: Path, train_images: bytes, train_labels: bytes) -> Path:
+    """An IDX folder with the given (gzip) train files and a small valid test split."""
+    folder.mkdir()
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(train_images)
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(train_labels)
+    test_images = struct.pack(">IIII", 0x803, 4, 28, 28) + bytes(4 * 784)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(test_images, mtime=0))
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(struct.pack(">II", 0x801, 4) + bytes(4), mtime=0))
+    return folder
+
+
+def labels_gz(count: int) -> bytes:
+    return gzip.compress(struct.pack(">II", 0x801, count) + bytes(count), mtime=0)
+
+
+def test_idx_image_count_is_checked_against_the_labels_before_the_images_are_read(tmp_path: Path):
+    """A 1 MB gzip whose header declares 1,000,000 images (748 MiB of zeros follow) beside 200 labels."""
+    images = gzip.compress(struct.pack(">IIII", 0x803, 1_000_000, 28, 28), mtime=0) + zeros_gzip(748)
+    folder = idx_folder(tmp_path / "mismatch", images, labels_gz(200))
+    assert (folder / "train-images-idx3-ubyte.gz").stat().st_size < 2_000_000
+    runs = [("train.cli", ["--model", "mlp", "--data", folder, "--out", tmp_path / "out"]), ("load_dataset", [folder])]
+    train, loader = capped(runs, preload=("tensorflow", "larq", "train.cli"))
+    for prog, result in (("train", train), ("load_dataset", loader)):
+        one_line(result, prog, f"{folder}: train: 1000000 images but 200 labels", "train-labels-idx1-ubyte.gz")
+    assert not (tmp_path / "out").exists()
+
+
+def test_idx_headers_declaring_more_than_the_limit_are_refused_before_reading(tmp_path: Path):
+    images = gzip.compress(struct.pack(">IIII", 0x803, OVER_LIMIT, 28, 28), mtime=0)
+    folder = idx_folder(tmp_path / "huge", images, gzip.compress(struct.pack(">II", 0x801, OVER_LIMIT), mtime=0))
+    (result,) = capped([("load_dataset", [folder])], preload=("pipeline.data",))
+    words = f"{folder / 'train-images-idx3-ubyte.gz'}: its header declares {OVER_LIMIT}x28x28 uint8"
+    one_line(result, "load_dataset", words, f"{MAX_DATASET_BYTES:,} bytes (1.0 GiB) a dataset may hold")
+
+
+def test_an_idx_gzip_is_never_decompressed_past_what_its_header_declares(tmp_path: Path):
+    """Two images declared, then 1 GiB of zeros in the same gzip stream (about 1 MB on disk)."""
+    images = gzip.compress(struct.pack(">IIII", 0x803, 2, 28, 28) + bytes(2 * 784), mtime=0) + zeros_gzip(1024)
+    folder = idx_folder(tmp_path / "trailing", images, labels_gz(2))
+    (result,) = capped([("load_dataset", [folder])], preload=("pipeline.data",))
+    one_line(
+        result, "load_dataset", "train-images-idx3-ubyte.gz: oversized IDX file: header promises 1568 bytes of data, found more"
+    )
+
+
+# --- .npz ------------------------------------------------------------------------------------
+
+
+def npy_header(shape: tuple[int, ...], descr: str = "|u1") -> bytes:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    return header.getvalue()
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def npz(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+NPZ_CASES = {
+    "x_test longer than y_test (784 MB declared)": (
+        {"x_test.npy": npy_header((1_000_000, 784)), "y_test.npy": npy(np.zeros(200, np.uint8))},
+        "test: 1000000 examples but 200 labels",
+    ),
+    "784 x 10^12 elements": (
+        {"x_test.npy": npy_header((10**12, 784)), "y_test.npy": npy(np.zeros(3, np.uint8))},
+        "x_test declares shape (1000000000000, 784) uint8",
+    ),
+    "over the limit, counts agreeing": (
+        {
+            "x_test.npy": npy_header((MAX_DATASET_BYTES // 784 + 1, 784)),
+            "y_test.npy": npy_header((MAX_DATASET_BYTES // 784 + 1,)),
+        },
+        "a dataset may hold",
+    ),
+    "a 4 GB header": (
+        {"x_test.npy": b"\x93NUMPY\x02\x00" + struct.pack("<I", 4_000_000_000), "y_test.npy": npy(np.zeros(2, np.uint8))},
+        "x_test's .npy header declares 4,000,000,000 bytes",
+    ),
+    "data past the header's": (
+        {"x_test.npy": npy(np.zeros((2, 3), np.uint8)) + bytes(10), "y_test.npy": npy(np.zeros(2, np.uint8))},
+        "oversized member x_test.npy: its header declares 6 bytes of data, the archive holds 16",
+    ),
+    "data short of the header's": (
+        {"x_test.npy": npy_header((2, 3)) + bytes(2), "y_test.npy": npy(np.zeros(2, np.uint8))},
+        "truncated member x_test.npy: its header declares 6 bytes of data, the archive holds 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NPZ_CASES))
+def test_npz_headers_are_checked_before_any_array_is_read(tmp_path: Path, case: str):
+    members, words = NPZ_CASES[case]
+    path = npz(tmp_path / "d.npz", members)
+    (result,) = capped([("load_dataset", [path])], preload=("pipeline.data",))
+    one_line(result, "load_dataset", f"{path}: ", words)
