@@ -4,9 +4,10 @@ A header is a promise, not data: a 42 KB ``.h5`` can declare a 3 GB weight, a 13
 3.8 M images, an ``.npz`` member 784 x 10^12 elements. The ``.h5``, IDX and ``.npz`` readers
 check what a file declares against the rest of the file (a weight's bytes are in the file, an
 image count matches the label count, an ``.npy`` member holds the bytes its header promises)
-and against the limits here, then allocate. Each limit is far above what the toolchain's models
-and datasets need and far below what would exhaust a workstation; passing one is refused in one
-line that names the file, the entry and the limit (:class:`~pipeline.errors.InputError`, exit 2).
+and against the limits here, then allocate; the model report bounds a ``train.json`` history
+the same way. Each limit is far above what the toolchain's models and datasets need and far
+below what would exhaust a workstation; passing one is refused in one line that names the
+file, the entry and the limit (:class:`~pipeline.errors.InputError`, exit 2).
 
 Limits kept beside the code they bound: :data:`pipeline.json_input.MAX_JSON_DEPTH` (nesting of
 any JSON input), :data:`convert.validation.MAX_TENSOR_BYTES` and
@@ -15,7 +16,7 @@ any JSON input), :data:`convert.validation.MAX_TENSOR_BYTES` and
 
 from __future__ import annotations
 
-__all__ = ["MAX_H5_WEIGHT_BYTES", "MAX_DATASET_BYTES", "MAX_NPY_HEADER_BYTES", "describe_bytes"]
+__all__ = ["MAX_H5_WEIGHT_BYTES", "MAX_DATASET_BYTES", "MAX_NPY_HEADER_BYTES", "MAX_EPOCHS", "describe_bytes"]
 
 MAX_H5_WEIGHT_BYTES = 1 << 30
 """Bytes of weights Keras may read from one model ``.h5`` (every dataset its weight lists name): 1 GiB.
@@ -34,6 +35,11 @@ MAX_NPY_HEADER_BYTES = 10_000
 """Length an ``.npy`` member's header (a Python dict literal) may declare: numpy's own default
 ``max_header_size``, checked before the header is read (a version-2 header's length field
 could declare 4 GiB)."""
+
+MAX_EPOCHS = 10_000
+"""Epochs a recipe may train (:data:`train.recipes.RANGES`), so the values per metric a
+``NAME.train.json`` history may hold: the model report refuses a longer history (2 M values
+made a 232 MB page) rather than drawing it."""
 
 
 def describe_bytes(count: int) -> str:

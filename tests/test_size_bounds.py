@@ -4,7 +4,7 @@ Each hostile input here is small on disk and declares, or decompresses to, far m
 an ``.h5`` weight of 75,000,000 x 10 float32 with no data (9.5 GB in ``convert`` and the
 emulator before), a gzip IDX declaring a million images beside a label file of 200 (3.8 M took
 6.4 GB before), gzip streams that decompress past their header's count, ``.npz`` members whose
-headers declare more than the limit or than the labels.
+headers declare more than the limit or than the labels, a ``train.json`` history past any recipe.
 
 The refusals run in a child process whose address space is capped a little above what it has
 mapped after its imports (:data:`HEADROOM`): a regression that allocates what the file declares
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.limits import MAX_DATASET_BYTES, MAX_H5_WEIGHT_BYTES
+from pipeline.limits import MAX_DATASET_BYTES, MAX_EPOCHS, MAX_H5_WEIGHT_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 HEADROOM = 128 << 20
@@ -322,3 +322,23 @@ def test_npz_headers_are_checked_before_any_array_is_read(tmp_path: Path, case: 
     path = npz(tmp_path / "d.npz", members)
     (result,) = capped([("load_dataset", [path])], preload=("pipeline.data",))
     one_line(result, "load_dataset", f"{path}: ", words)
+
+
+# --- the model report --------------------------------------------------------------------------
+
+
+def test_model_report_refuses_a_history_longer_than_any_recipe(tmp_path: Path, capsys):
+    """2 M values made a 232 MB page; a history of MAX_EPOCHS + 1 is refused, naming the file and the key."""
+    from emulator.model_report.cli import main
+
+    folder = tmp_path / "art"
+    folder.mkdir()
+    history = {"accuracy": [0.5, 0.6], "loss": [0.25] * (MAX_EPOCHS + 1)}
+    (folder / "bcnn.train.json").write_text(json.dumps({"model": "bcnn", "history": history}))
+    assert main([str(folder)]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{folder / 'bcnn.train.json'}: history.loss holds 10,001 values" in lines[0], lines
+    assert not (folder / "bcnn.report.html").exists()
+    history["loss"] = history["loss"][:MAX_EPOCHS]
+    (folder / "bcnn.train.json").write_text(json.dumps({"model": "bcnn", "history": history}))
+    assert main([str(folder)]) == 0 and (folder / "bcnn.report.html").is_file()

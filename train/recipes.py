@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from pipeline.limits import MAX_EPOCHS
+
 __all__ = [
     "Recipe",
     "RECIPES",
@@ -58,7 +60,7 @@ class Range:
 RANGES: dict[str, Range] = {
     "lr": Range(0, 10, low_open=True),
     "batch_size": Range(1, 65_536, whole=True),
-    "epochs": Range(1, 10_000, whole=True),
+    "epochs": Range(1, MAX_EPOCHS, whole=True),
     "final_lr_fraction": Range(0, 1),
     "warmup_fraction": Range(0, 1, high_open=True),
     "bn_momentum": Range(0, 1, high_open=True),
@@ -66,7 +68,7 @@ RANGES: dict[str, Range] = {
     "augment_rotation": Range(0, 180),
     "augment_crop": Range(0, 256, whole=True),
     "logit_scale": Range(0, 1_000, low_open=True),
-    "keep_best_epochs": Range(0, 10_000, whole=True),
+    "keep_best_epochs": Range(0, MAX_EPOCHS, whole=True),
     "bn_recalibration_images": Range(0, 10_000_000, whole=True),
     "distill_alpha": Range(0, 1),
     "distill_temperature": Range(0, 1_000, low_open=True),

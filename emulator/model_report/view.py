@@ -17,6 +17,8 @@ from emulator.model_report.cells import Cell, cell, count, lookup, nbytes, perce
 from emulator.model_report.ladder import bnn_firmwares, core_rows, is_binary, ladder
 from emulator.model_report.sources import Doc, ModelSources
 from pipeline.artifacts import TOOL_VERSION
+from pipeline.errors import InputError
+from pipeline.limits import MAX_EPOCHS
 
 __all__ = ["Plot", "build_view", "layer_source", "confusion_rows"]
 
@@ -88,12 +90,32 @@ def confusion_rows(matrix: list[list[int]]) -> list[list[dict[str, Any]]]:
     return rows
 
 
+_PLOTTED = ("accuracy", "val_accuracy", "test_accuracy", "loss", "val_loss")
+
+
+def _check_history(train: Doc, history: Any) -> None:
+    """Refuse a history longer than a recipe can train (:data:`~pipeline.limits.MAX_EPOCHS` values per metric).
+
+    Every value is a point and a tooltip in the page's SVG: 2 M values made a 232 MB report.
+    """
+    if not isinstance(history, dict):
+        return  # the layout check of write_reports names it
+    for key in _PLOTTED:
+        values = history.get(key)
+        if isinstance(values, list) and len(values) > MAX_EPOCHS:
+            raise InputError(
+                f"{train.path}: history.{key} holds {len(values):,} values, one per epoch: "
+                f"a recipe trains at most {MAX_EPOCHS:,} epochs"
+            )
+
+
 def _training(sources: ModelSources, folder: str) -> dict[str, Any]:
     train = sources.train
     if train is None:
         command = f"python -m train --model {sources.name} --out {shlex.quote(folder)}"
         return {"source": None, "command": command, "plots": [], "confusion": None}
     history = train.data.get("history") or {}
+    _check_history(train, history)
     accuracy = {
         label: history.get(key) or []
         for key, label in (("accuracy", "train"), ("val_accuracy", "validation"), ("test_accuracy", "test"))
