@@ -28,6 +28,11 @@
  * (bnn_kernels.h): no clone sees the arena offsets, so `in` and `out` are unrelated pointers, and
  * no caller uses what gcc concludes about a layer's body. tests/test_bnn_models.py builds that
  * model under every flag set and checks gcc's optimized GIMPLE for null-based references.
+ *
+ * The audio front end (firmware_gen/templates/frontend) met it too, with arm-none-eabi-gcc 12.2
+ * -O3 for Cortex-M4 and M7: fe_last_stage reads fe_sine[2k] and fe_sine[QUARTER - 2k], IVOPTs makes
+ * one of the reads null-based, ipa-pure-const stops scanning the block there, misses the stores to
+ * fe.buf and finds the step pure, and fe_fft's call of it is deleted. Its FE_NOINLINE is noipa now.
  */
 #include <stdint.h>
 #include <stdio.h>
