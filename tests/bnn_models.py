@@ -228,6 +228,22 @@ def colour_stem(x):
     return tf.keras.layers.Activation("softmax")(x)
 
 
+def kws_words(x):
+    """49x10 8-bit features (issue 34): an 8-bit 3x3 stem to 16 channels (one word per position), a
+    valid binary conv to 48 channels (two words per position), a 2x1 max-pool over the height only,
+    binary class scores. gcc 12.2 at -O3 with AVX-512 VPOPCNTDQ dropped the whole binary conv
+    (docs/gcc12_null_base.c); its output stayed all zero."""
+    from train.quantizers import FixedPointWeights
+
+    tf, lq = _tf(), _lq()
+    x = lq.layers.QuantConv2D(
+        16, 3, padding="same", kernel_quantizer=FixedPointWeights(8), kernel_constraint="weight_clip", use_bias=False
+    )(_rescale(x))
+    x = tf.keras.layers.MaxPooling2D((2, 1))(_bconv(_bn(x), 48))
+    x = _bn(lq.layers.QuantDense(12, **BINARY)(tf.keras.layers.Flatten()(_bn(x))))
+    return tf.keras.layers.Activation("softmax")(x)
+
+
 FAMILY: dict[str, Spec] = {
     "binary_mlp": Spec((784,), 10, "uint8", binary_mlp, "binary MLP on flattened 28x28 images"),
     "float_stem_head": Spec((28, 28, 1), 10, "uint8", float_stem_head, "float stem and float head around binary blocks"),
@@ -243,6 +259,7 @@ FAMILY: dict[str, Spec] = {
     "same_one_stride2": Spec((28, 28, 1), 10, "uint8", same_one_stride2, "SAME-one padding with stride 2"),
     "int8_stem": Spec((28, 28, 1), 10, "uint8", int8_stem, "8-bit 5x5 stem on the pixels, binary block, 8-bit scores"),
     "colour_stem": Spec((17, 13, 3), 10, "uint8", colour_stem, "8-bit 3x3 stem on 17x13x3 colour pixels, 8-bit scores"),
+    "kws_words": Spec((49, 10, 1), 12, "uint8", kws_words, "49x10x1, 16 to 48 channels, 2x1 max-pool, 12 classes"),
 }
 
 

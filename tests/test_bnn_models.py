@@ -9,7 +9,9 @@ float ops' summation order, see tests/test_bnn_ops.py) on all but ``FLIP_SHARE``
 scores as logits up to a per-input constant. The same C built with clang, and with
 ASan/UBSan, must give identical scores; some of the models also run on QEMU's Cortex-M0 (soft
 float), Cortex-M4 (FPU) and Cortex-M7 (FPU; with the 8-bit stems' SMLAD form, as on the M4) with
-scores equal to the host build's, bit for bit.
+scores equal to the host build's, bit for bit. One model (kws_words, issue 34) is built under
+every flag set a user may pick (gcc and clang, -O0 to -O3, -Os, -march=native, with and without
+the channel-inner and builtin-popcount switches) and with arm-none-eabi-gcc -O3 on QEMU.
 """
 
 from __future__ import annotations
@@ -110,6 +112,73 @@ def test_size_optimized_code_computes_the_same_scores(name: str, flatbuffers, mn
     np.testing.assert_array_equal(run_c(tmp_path / "size", size, inputs[:20], sanitize=True).scores, expected[:20])
 
 
+# The flag sets a user may build the generated C with (issue 34): every optimization level, the
+# build machine's instruction set, with and without the channel-inner kernels and the builtin
+# popcount, with gcc and clang. kws_words is the model gcc 12.2 miscompiled at -O3 with AVX-512
+# VPOPCNTDQ (docs/gcc12_null_base.c): the emulator's fast host build lost its binary conv.
+FLAG_MODEL = "kws_words"
+FLAG_INPUTS = 300
+LEVELS = (("-O0",), ("-O2",), ("-O3",), ("-Os",), ("-O3", "-march=native"))
+SWITCHES = ((), ("-DBNN_CHANNEL_INNER",), ("-DBNN_POPCOUNT_BUILTIN",), ("-DBNN_CHANNEL_INNER", "-DBNN_POPCOUNT_BUILTIN"))
+# What gcc 12.2 got wrong on any AVX-512 VPOPCNTDQ CPU whatever -march=native tunes for.
+AVX512_POPCOUNT = ("-O3", "-mavx512f", "-mavx512vl", "-mavx512vpopcntdq", "-DBNN_CHANNEL_INNER", "-DBNN_POPCOUNT_BUILTIN")
+
+
+def flag_sets(cc: str) -> list[tuple[str, ...]]:
+    """The matrix, the emulator's fast host build, and AVX512_POPCOUNT where the CPU runs it."""
+    from emulator.host import _cpu_flags, fast_flags, popcount_flags
+
+    sets = [level + switch for level in LEVELS for switch in SWITCHES]
+    sets.append(tuple(fast_flags(cc) + popcount_flags()))
+    if " avx512_vpopcntdq" in _cpu_flags() and " avx512vl" in _cpu_flags():
+        sets.append(AVX512_POPCOUNT)
+    return sets
+
+
+def null_based_references(folder: Path, flags: tuple[str, ...], tmp_path: Path) -> list[str]:
+    """Memory references of gcc's optimized GIMPLE for bnn_model.c whose base is a null pointer
+    (``MEM <...> [(T *)0B + ...]``): how gcc 12.2's IVOPTs wrote the store that ipa-pure-const then
+    took for a null dereference, so it found the layer pure and deleted its call."""
+    import re
+    import subprocess
+
+    dump = tmp_path / "optimized.txt"
+    cmd = ["gcc", "-std=c99", *flags, f"-I{folder}", "-c", str(folder / "bnn_model.c"), "-o", str(tmp_path / "model.o")]
+    subprocess.run([*cmd, f"-fdump-tree-optimized={dump}"], check=True, capture_output=True)
+    return [line.strip() for line in dump.read_text().splitlines() if re.search(r"\[\([^]]*\)0B \+", line)]
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_every_flag_set_computes_the_same_scores(cc: str, flatbuffers, tmp_path: Path) -> None:
+    """kws_words built 21 or 22 ways per compiler: classes equal to LCE's on 300 inputs, scores equal to
+    the -O2 build's bit for bit (integers); under gcc no null-based memory reference at -O3."""
+    import platform
+
+    spec = FAMILY[FLAG_MODEL]
+    flatbuffer = flatbuffers[FLAG_MODEL]
+    report = write_engine(flatbuffer, tmp_path / "c")
+    inputs = example_inputs(spec, FLAG_INPUTS, 0)
+    expected = lce_run(flatbuffer, inputs.astype(np.float32))
+    baseline = run_c(tmp_path / "c", report, inputs, cc="gcc")
+    assert_logits_match(baseline.scores, expected, report["score_scale_log2"])
+    assert len(set(expected.argmax(axis=1).tolist())) >= 5, "degenerate model"
+    failures = []
+    for flags in flag_sets(cc):
+        got = run_c(tmp_path / "c", report, inputs, cc=cc, extra=flags)
+        wrong = np.flatnonzero(got.classes != expected.argmax(axis=1))
+        if wrong.size or not np.array_equal(got.scores, baseline.scores):
+            failures.append(f"{cc} {' '.join(flags)}: {wrong.size} of {FLAG_INPUTS} classes differ from LCE")
+    if cc == "gcc":
+        level3 = [flags for flags in flag_sets(cc) if "-O3" in flags]
+        if platform.machine() in ("x86_64", "AMD64"):  # compiled only: any x86-64 machine checks this one
+            level3.append(("-O3", "-march=znver3", "-mavx512f", "-mavx512vl", "-mavx512vpopcntdq", *AVX512_POPCOUNT[4:]))
+        for flags in level3:
+            found = null_based_references(tmp_path / "c", flags, tmp_path)
+            if found:
+                failures.append(f"gcc {' '.join(flags)}: {len(found)} null-based memory references: {found[0]}")
+    assert not failures, "\n".join(failures)
+
+
 @pytest.mark.toolchain
 def test_size_optimized_firmware_is_smaller(flatbuffers) -> None:
     """Deployable flash on Cortex-M0 (arm-none-eabi-gcc -Os, ELF): the shared loop saves code."""
@@ -163,3 +232,29 @@ def test_qemu_scores_equal_the_host_build(name: str, core: str, flatbuffers, mni
     np.testing.assert_array_equal(run.results.predictions, host.classes)
     figures = f"flash {run.footprint.flash_bytes:,} B, RAM {run.footprint.ram_bytes:,} B"
     print(f"{name} on {core}: {run.instructions.mean():,.0f} instructions/inference, {figures}")
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("core", ["cortex-m4", "cortex-m7"])
+def test_qemu_at_o3_agrees_with_lce(core: str, flatbuffers, tmp_path: Path) -> None:
+    """kws_words built with arm-none-eabi-gcc -O3 (the project builds -Os; a user may build -O3):
+    LCE's classes and the host build's scores, bit for bit (issue 34)."""
+    require_toolchain()
+    from convert.flatbuffer import read_model_bytes
+    from emulator.qemu import run_harness
+    from firmware_gen import baremetal, bnn
+    from firmware_gen.targets import get_core
+
+    spec = FAMILY[FLAG_MODEL]
+    flatbuffer = flatbuffers[FLAG_MODEL]
+    model = read_model_bytes(flatbuffer, f"{FLAG_MODEL}.lce.tflite")
+    engine = bnn.generate(model, get_core(core))
+    project = baremetal.generate(model, get_core(core), None, engine, opt="-O3")
+    for file_name, data in {**engine.files, **project.files}.items():
+        (tmp_path / file_name).write_bytes(data)
+    assert "OPT := -O3" in (tmp_path / "Makefile").read_text()
+    inputs = example_inputs(spec, 100, 0)
+    run = run_harness(tmp_path, inputs.reshape(100, *spec.shape[:2]), core=core)
+    expected = lce_run(flatbuffer, inputs.astype(np.float32)).argmax(axis=1)
+    np.testing.assert_array_equal(np.asarray(run.results.predictions), expected)
+    np.testing.assert_array_equal(run.results.scores, run_c(tmp_path, engine.report, inputs).scores)
