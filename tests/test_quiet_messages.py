@@ -1,0 +1,40 @@
+"""Messages (issue 35): a refusal is its one line, a success prints no library warning, a name is text.
+
+* float64 examples near 1e300 were refused after numpy's two-line ``RuntimeWarning: overflow
+  encountered in cast``: now they are refused before the cast, in one line, with no warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
+from pipeline.errors import InputError
+
+
+@pytest.mark.parametrize("value", [1e300, -3.5e38])
+def test_float64_beyond_float32_is_refused_without_a_numpy_warning(tmp_path: Path, value: float) -> None:
+    from pipeline.data import load_dataset
+
+    x = np.zeros((4, 5, 5), np.float64)
+    x[2, 1, 1] = value
+    path = tmp_path / "big.npz"
+    np.savez(path, x_test=x, y_test=np.arange(4), x_train=np.zeros((4, 5, 5)), y_train=np.arange(4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError) as refused:
+            load_dataset(path)
+    assert [str(w.message) for w in caught] == []
+    message = str(refused.value)
+    assert message.startswith(f"{path}: x_test holds values beyond float32's range") and "\n" not in message
+    # Within float32's range, float64 still converts (and quietly).
+    x[2, 1, 1] = 3.0e38
+    np.savez(path, x_test=x, y_test=np.arange(4), x_train=np.zeros((4, 5, 5)), y_train=np.arange(4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_dataset(path)
+    assert [str(w.message) for w in caught] == [] and data.x_test.dtype == np.float32 and np.isfinite(data.x_test).all()
