@@ -3,11 +3,15 @@
 * float64 examples near 1e300 were refused after numpy's two-line ``RuntimeWarning: overflow
   encountered in cast``: now they are refused before the cast, in one line, with no warning;
 * every successful ``python -m train`` printed Keras's two-line ``UserWarning`` calling ``.h5``
-  legacy: that warning (only it) is silenced where the project saves a model.
+  legacy: that warning (only it) is silenced where the project saves a model;
+* a model named ``<img src=x onerror=alert(1)>`` reached the tflm project's ``README.md`` as HTML
+  (in its heading, and ``-->`` in a name closed the banner's comment): now it is escaped text.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 import types
 import warnings
 from pathlib import Path
@@ -60,3 +64,26 @@ def test_saving_the_trained_model_prints_no_keras_hdf5_warning(tmp_path: Path) -
     assert (tmp_path / "m.h5").is_file()
     hdf5 = [str(w.message) for w in caught if "HDF5" in str(w.message)]
     assert hdf5 == ["You are saving your model as an HDF5 file via a test"], hdf5  # silenced in the save only
+
+
+NAME = "<img src=x onerror=alert(1)>--><b>x|`y`.int8.tflite"
+
+
+def test_a_hostile_model_name_is_text_in_the_tflm_readme(tmp_path: Path, mini_flatbuffers) -> None:
+    from firmware_gen.cli import main as firmware_gen
+
+    model = tmp_path / NAME
+    shutil.copy(mini_flatbuffers["cnn.int8"], model)
+    out = tmp_path / "fw"
+    assert firmware_gen(["--engine", "tflm", "--target", "cortex-m4", "--model", str(model), "--out", str(out)]) == 0
+    readme = (out / "README.md").read_text()
+    assert "<img" not in readme and "<b>" not in readme and "onerror=alert(1)&gt;" in readme
+    assert readme.startswith("<!--\n") and readme.count("<!--") == 1
+    closing = readme.index("-->")
+    assert readme[closing - 1 : closing + 4] == "\n-->\n", readme[: closing + 4]  # the banner's own end, nothing earlier
+    assert "--" not in readme[4:closing]
+    heading = next(line for line in readme.splitlines() if line.startswith("# "))
+    expected = r"# &lt;img src=x onerror=alert\(1\)&gt;--&gt;&lt;b&gt;x\\\|'y'\.int8\.tflite on cortex-m4 with TFLite-Micro"
+    assert re.fullmatch(expected, heading), heading
+    row = next(line for line in readme.splitlines() if line.startswith("| model |"))
+    assert len(re.findall(r"(?<!\\)\|", row)) == 3, row  # two cells: the name's | is escaped
