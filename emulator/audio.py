@@ -235,14 +235,18 @@ def run_backend(
     chunks: Sequence[int] = DEFAULT_CHUNKS,
     timeout: float | None = None,
     kernels: str = "cmsis_nn",
+    allow_modified: bool = False,
 ) -> BackendRun:
     """The emulator's ``host`` or ``qemu`` backend for a firmware with the audio front end (:func:`backend_run`).
+
+    ``allow_modified`` builds the folder even when its files are not the ones its ``firmware.json`` lists.
 
     Raises:
         InputError: ``qemu`` without a core, or see :func:`run_host` and :func:`run_qemu`.
     """
     if backend == "host":
-        return backend_run(run_host(folder, clips, chunks=chunks), chunks)
+        return backend_run(run_host(folder, clips, chunks=chunks, allow_modified=allow_modified), chunks)
     if core is None:
         raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
-    return backend_run(run_qemu(folder, clips, core=core, chunks=chunks, timeout=timeout, kernels=kernels), chunks)
+    run = run_qemu(folder, clips, core=core, chunks=chunks, timeout=timeout, kernels=kernels, allow_modified=allow_modified)
+    return backend_run(run, chunks)

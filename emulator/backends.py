@@ -332,20 +332,22 @@ def _run_firmware(
     kernels: str,
     clips: np.ndarray | None = None,
     chunks: tuple[int, ...] = (128,),
+    allow_modified: bool = False,
 ) -> BackendRun:
+    path, allowed = artifact.path, allow_modified
     if clips is not None:
         from emulator.audio import run_backend as run_clips
 
-        return run_clips(backend, artifact.path, clips, core=core, chunks=chunks, timeout=timeout, kernels=kernels)
+        return run_clips(backend, path, clips, core=core, chunks=chunks, timeout=timeout, kernels=kernels, allow_modified=allowed)
     if backend == "host":
         from emulator.host import run_host
 
-        return run_host(artifact.path, images)
+        return run_host(path, images, allow_modified=allowed)
     if core is None:
         raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
     from emulator.qemu import run_qemu
 
-    return run_qemu(artifact.path, images, core=core, timeout=timeout, kernels=kernels)
+    return run_qemu(path, images, core=core, timeout=timeout, kernels=kernels, allow_modified=allowed)
 
 
 def run_backend(
@@ -360,6 +362,7 @@ def run_backend(
     kernels: str = "cmsis_nn",
     clips: np.ndarray | None = None,
     chunks: tuple[int, ...] = (128,),
+    allow_modified: bool = False,
 ) -> BackendRun:
     """Run ``artifact`` with ``backend`` over ``images`` and measure what the backend can.
 
@@ -379,20 +382,24 @@ def run_backend(
         clips: for a firmware with the audio front end, the raw int16 clips it is fed instead of
             ``images`` (:mod:`emulator.clips`).
         chunks: samples per push when streaming ``clips``, cycled.
+        allow_modified: build a firmware folder even when its files are not the ones its
+            ``firmware.json`` lists (:func:`emulator.firmware_files.check_firmware_files`: building
+            a folder runs its code).
 
     Returns:
         The :class:`BackendRun`; ``extra`` carries ``latency_ms`` (host wall time per image,
         Python overhead included) and backend-specific figures.
 
     Raises:
-        InputError: the artifact cannot run on this backend.
+        InputError: the artifact cannot run on this backend, or a firmware folder's files are not
+            the ones its ``firmware.json`` lists.
     """
     from pipeline.isolation import run_checked
 
     count = len(images)
     if artifact.kind == "firmware":
         start = time.perf_counter()
-        result = _run_firmware(backend, artifact, images, core, timeout, kernels, clips, chunks)
+        result = _run_firmware(backend, artifact, images, core, timeout, kernels, clips, chunks, allow_modified)
         result.extra.setdefault("latency_ms", 1000.0 * (time.perf_counter() - start) / max(count, 1))
         return result
     if backend == "keras":

@@ -6,7 +6,9 @@ of any example shape and class count), prints a table and writes
 ``NAME.BACKEND.emulate.json`` (see :mod:`emulator.report`). An artifact that does not take the
 dataset's examples or return its class count is refused before anything runs. Exit status: 0 ok,
 1 the artifact agrees with its reference on fewer images than ``--min-agreement``, 2 bad usage or
-input, 3 over the flash or RAM budget (the JSON is written in both failing cases).
+input, 3 over the flash or RAM budget (the JSON is written in both failing cases). A firmware
+folder is built, and building runs its code: its files must be the ones its ``firmware.json``
+lists (:mod:`emulator.firmware_files`) unless ``--allow-modified`` is given.
 
 Agreement is a check, not only a figure: below ``--min-agreement`` (default
 :data:`DEFAULT_MIN_AGREEMENT`, 99.9 %) the command exits 1 with the figure in one line. The
@@ -91,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-model",
         action="store_true",
         help="load .h5 models whose layers carry Python code (Lambda): RUNS THAT CODE; only for models you trust",
+    )
+    parser.add_argument(
+        "--allow-modified",
+        action="store_true",
+        help="build a firmware folder even when its files are not the ones its firmware.json lists (sha256s): "
+        "building a folder RUNS ITS CODE (the host backend's C, the qemu backends' Makefile); only for folders you trust",
     )
     parser.add_argument(
         "--chunks",
@@ -267,6 +275,10 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     if backend == "qemu" and core is None:
         raise InputError("the qemu backend needs --target CORE (or a --board, whose core is used)")
     _check_target(artifact, backend, core)
+    if artifact.kind == "firmware":  # before the data loads; the backend checks again right before it builds
+        from emulator.firmware_files import check_firmware_files
+
+        check_firmware_files(artifact.path, allow_modified=bool(getattr(args, "allow_modified", False)))
 
     from emulator.backends import check_fits, is_tflm_firmware, run_backend
     from emulator.reference import default_reference_path, run_reference
@@ -298,6 +310,7 @@ def emulate(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         kernels=getattr(args, "tflm_kernels", "cmsis_nn"),
         clips=clips,
         chunks=chunks,
+        allow_modified=bool(getattr(args, "allow_modified", False)),
     )
     audio = summary(result, images, frontend, chunks, artifact.firmware) if clips is not None and frontend else None
     if backend == "host":

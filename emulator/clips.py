@@ -20,6 +20,9 @@ padding) and of the network.
   fit QEMU MACHINE (CORE): region `RAM' overflowed by N bytes``), which callers recognise.
 
 :func:`check_frontend` refuses a dataset whose front end is not the firmware's (by sha256).
+Both runners build nothing before the folder's files are found to be the ones its
+``firmware.json`` lists (:func:`emulator.firmware_files.check_firmware_files`; ``allow_modified``
+skips the check).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.firmware_files import check_firmware_files, copy_ignore
 from emulator.signature import FirmwareSignature, read_signature
 from firmware_gen.baremetal.footprint import measure_link
 from firmware_gen.baremetal.project import TFLM_QEMU_DIR
@@ -252,6 +256,7 @@ def run_host(
     fast: bool = True,
     cc: str | None = None,
     extra_flags: Sequence[str] = (),
+    allow_modified: bool = False,
 ) -> ClipRun:
     """Build an audio firmware folder's C with the clip harness for the host and run ``clips`` through it.
 
@@ -265,12 +270,14 @@ def run_host(
             portable C with the per-core popcount, exactly what the Cortex-M compiles.
         cc: the compiler (default :func:`emulator.host.compiler`).
         extra_flags: more flags (``-O0``, ``-fsanitize=undefined -fsanitize-trap=all``, ...).
+        allow_modified: build the folder even when its files are not the ones its ``firmware.json`` lists.
 
     Returns:
         The :class:`ClipRun` (ticks are nanoseconds; no instruction counts).
 
     Raises:
-        InputError: not an audio firmware folder, or bad clips or chunk sizes.
+        InputError: not an audio firmware folder, files that are not the ones its
+            ``firmware.json`` lists, or bad clips or chunk sizes.
         CheckError: the compiler (any warning), the harness or its results failed.
     """
     import time
@@ -280,6 +287,7 @@ def run_host(
     folder = Path(folder)
     config, target, signature = _load(folder)
     engine, frontend = _make_sources(folder)
+    check_firmware_files(folder, allow_modified=allow_modified)
     clip_list = _clips(clips)
     payload = encode_clips(clip_list, list(chunks), mode)
     room = max(config.clip_samples, *(len(clip) for clip in clip_list))
@@ -324,6 +332,7 @@ def run_qemu(
     chunks: Sequence[int] = DEFAULT_CHUNKS,
     timeout: float | None = None,
     kernels: str = "cmsis_nn",
+    allow_modified: bool = False,
 ) -> ClipRun:
     """Build an audio firmware folder for its core in a temporary copy and stream ``clips`` through it in QEMU.
 
@@ -334,12 +343,14 @@ def run_qemu(
         chunks: samples per push, cycled.
         timeout: seconds before the guest is killed (default: 60 s plus 0.5 s per clip).
         kernels: TFLite-Micro's kernel set for a tflm firmware (``reference`` or ``cmsis_nn``).
+        allow_modified: build the folder even when its files are not the ones its ``firmware.json`` lists.
 
     Returns:
         The :class:`ClipRun` with instructions per part, the calibration and the three links' figures.
 
     Raises:
-        InputError: not an audio firmware folder, bad clips, missing tools.
+        InputError: not an audio firmware folder, files that are not the ones its
+            ``firmware.json`` lists, bad clips, missing tools.
         CheckError: the build, the firmware (:class:`emulator.qemu.QemuError`), its calibration
             or its results failed.
     """
@@ -351,6 +362,7 @@ def run_qemu(
     missing = missing_tools()
     if missing:
         raise InputError(f"missing tools: {', '.join(missing)}; install them with `make toolchain` (Debian packages)")
+    check_firmware_files(folder, allow_modified=allow_modified)
     clip_list = _clips(clips)
     payload = encode_clips(clip_list, list(chunks), "stream")
     limit = 60.0 + 0.5 * len(clip_list) if timeout is None else float(timeout)
@@ -364,7 +376,7 @@ def run_qemu(
         limit += 0.0 if timeout is not None else 240.0 + 4.5 * len(clip_list)  # TFLite-Micro: see emulator.qemu_tflm.tflm_timeout
     with tempfile.TemporaryDirectory(prefix="bnn-clips-qemu-") as tmp:
         work = Path(tmp) / "firmware"
-        shutil.copytree(folder, work, ignore=shutil.ignore_patterns("build", "firmware.elf", CLIPS_NAME, RESULTS_NAME))
+        shutil.copytree(folder, work, ignore=copy_ignore())
         project = work / TFLM_QEMU_DIR if target.api == "tflm" else work
         built = subprocess.run(
             ["make", "-s", *variables], cwd=project, capture_output=True, text=True, timeout=_BUILD_TIMEOUT, check=False

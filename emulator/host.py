@@ -4,7 +4,9 @@ The engine's C (``bnn_*.c`` of the folder) is compiled with ``-std=c99 -O2 -Wall
 -Werror`` (plus ``-fsanitize=address,undefined -fno-sanitize-recover=all`` when asked) together
 with a small harness that reads all images from a file, times each ``bnn_predict`` with
 ``clock_gettime`` and writes predictions, scores and latencies back. Everything is built in a
-temporary folder, so the firmware tree stays byte-identical.
+temporary folder, so the firmware tree stays byte-identical. Nothing is compiled before the
+folder's files are found to be the ones its ``firmware.json`` lists
+(:func:`emulator.firmware_files.check_firmware_files`; ``allow_modified`` skips the check).
 
 Three builds of the same C: the default is the fast host build, only meant to run on the
 machine that compiles it (``-DBNN_POPCOUNT_BUILTIN -mpopcnt`` and :func:`fast_flags`:
@@ -42,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from emulator.backend_result import BackendRun
+from emulator.firmware_files import check_firmware_files
 from emulator.signature import FirmwareSignature, check_data, check_results, encode_inputs, read_signature
 from firmware_gen.baremetal import protocol
 from pipeline.errors import CheckError, InputError, OneLineArgumentParser, non_negative_int, positive_int, run_cli
@@ -190,6 +193,7 @@ def run_host(
     sanitize: bool = False,
     builtin_popcount: bool = True,
     fast: bool | None = None,
+    allow_modified: bool = False,
 ) -> BackendRun:
     """Compile the folder's engine for the host and classify ``images`` in one process.
 
@@ -206,6 +210,8 @@ def run_host(
             ``False`` builds the portable path, the kernels the targets run, with
             :data:`C_FLAGS` only. ``None`` (default) means ``builtin_popcount``: with
             ``builtin_popcount=False`` the build is exactly the C a Cortex-M core runs.
+        allow_modified: build the folder even when its files are not the ones its
+            ``firmware.json`` lists (:func:`emulator.firmware_files.check_firmware_files`).
 
     Returns:
         :class:`BackendRun` with predictions, flash and RAM (``ram_source`` ``elf``) and
@@ -213,11 +219,13 @@ def run_host(
         int32 or float32 as the firmware returns them), sizes and stack path.
 
     Raises:
-        InputError: not a bnn firmware folder, or inputs that do not fit its signature.
+        InputError: not a bnn firmware folder, files that are not the ones its ``firmware.json``
+            lists, or inputs that do not fit its signature.
         CheckError: the compiler, a warning (``-Werror``) or the harness failed.
     """
     firmware_dir = Path(firmware_dir)
     sources = _engine_sources(firmware_dir)
+    check_firmware_files(firmware_dir, allow_modified=allow_modified)
     signature = signature or read_signature(firmware_dir)
     payload = encode_inputs(signature, images)
     count = len(images)
@@ -259,7 +267,13 @@ def run_host(
 
 
 def compare_with_lce(
-    firmware_dir: Path, flatbuffer: bytes, images: np.ndarray, labels: np.ndarray, *, sanitize_images: int = 1000
+    firmware_dir: Path,
+    flatbuffer: bytes,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    sanitize_images: int = 1000,
+    allow_modified: bool = False,
 ) -> dict[str, Any]:
     """The host C engine next to the LCE interpreter on the same images, in one run.
 
@@ -269,6 +283,7 @@ def compare_with_lce(
         images: raw examples ``(N, ...)`` of the dataset the model takes.
         labels: ``(N,)`` true classes.
         sanitize_images: images for the ASan/UBSan build (0 skips it).
+        allow_modified: build the folder even when its files are not the ones its ``firmware.json`` lists.
 
     Returns:
         JSON-ready figures: agreement count, both accuracies, both median latencies, flash,
@@ -276,7 +291,7 @@ def compare_with_lce(
     """
     from pipeline.interpreters import time_lce
 
-    run = run_host(firmware_dir, images)
+    run = run_host(firmware_dir, images, allow_modified=allow_modified)
     lce = time_lce(flatbuffer, images, warmup=0)
     expected = lce.scores.argmax(axis=1)
     agree = run.predictions == expected
@@ -296,7 +311,7 @@ def compare_with_lce(
         "c_flags": run.extra["c_flags"],
     }
     if sanitize_images:
-        checked = run_host(firmware_dir, images[:sanitize_images], sanitize=True)
+        checked = run_host(firmware_dir, images[:sanitize_images], sanitize=True, allow_modified=allow_modified)
         result["sanitized_images"] = min(sanitize_images, len(images))
         result["sanitizer_clean"] = bool(np.array_equal(checked.predictions, run.predictions[:sanitize_images]))
     return result
@@ -323,6 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sanitize", type=non_negative_int, default=1000, help="images for the ASan/UBSan build (default 1000, 0 skips)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--allow-modified",
+        action="store_true",
+        help="build the folder even when its files are not the ones its firmware.json lists: RUNS ITS CODE",
+    )
 
     def body(args_in: Sequence[str] | None) -> int:
         from pipeline.artifacts import TOOL_VERSION, sha256_file, write_json
@@ -334,7 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = load_dataset(args.data)
         check_data(read_signature(args.firmware), data.example_shape, data.dtype, data.num_classes)
         images, labels = data.x_test[: args.limit], data.y_test[: args.limit]
-        result = compare_with_lce(args.firmware, args.model.read_bytes(), images, labels, sanitize_images=args.sanitize)
+        result = compare_with_lce(
+            args.firmware,
+            args.model.read_bytes(),
+            images,
+            labels,
+            sanitize_images=args.sanitize,
+            allow_modified=args.allow_modified,
+        )
         for key in sorted(result):
             if key != "disagreeing_images":
                 print(f"{key}: {result[key]}")

@@ -2,9 +2,11 @@
 
 The firmware folder is what ``python -m firmware_gen --engine bnn`` writes: the engine's C
 (the deployable part) plus the project of :mod:`firmware_gen.baremetal` (startup, linker
-script, semihosting, harness, Makefile). :func:`run_qemu` copies it to a temporary folder (the
-generated tree stays clean), runs ``make``, writes the images file, runs ``qemu-system-arm``
-with ``-icount shift=0`` under a timeout, and decodes the harness's results file.
+script, semihosting, harness, Makefile). :func:`run_qemu` checks that the folder's files are
+the ones its ``firmware.json`` lists (:func:`emulator.firmware_files.check_firmware_files`:
+``make`` runs whatever the Makefile says), copies it to a temporary folder (the generated tree
+stays clean), runs ``make``, writes the images file, runs ``qemu-system-arm`` with ``-icount
+shift=0`` under a timeout, and decodes the harness's results file.
 
 Instructions per inference: the harness reads SysTick around each ``bnn_predict``; one tick is
 ``1e9 / systick_hz`` instructions (:func:`firmware_gen.baremetal.instructions_per_tick`). Every
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from emulator.backend_result import BackendRun
+from emulator.firmware_files import check_firmware_files, copy_ignore
 from emulator.signature import FirmwareSignature, check_results, encode_inputs, read_signature
 from firmware_gen.baremetal import Footprint, instructions_per_tick, measure_footprint, parse_results, qemu_flags
 from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME, HarnessResults, calibration_tolerance
@@ -125,7 +128,7 @@ def first_error(text: str) -> str:
 
 def _build(source: Path, work: Path, core: Core) -> _Build:
     folder = work / "firmware"
-    shutil.copytree(source, folder, ignore=shutil.ignore_patterns("build", "firmware.elf", IMAGES_NAME, RESULTS_NAME))
+    shutil.copytree(source, folder, ignore=copy_ignore())
     try:
         result = subprocess.run(["make", "-s"], cwd=folder, capture_output=True, text=True, timeout=_BUILD_TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
@@ -284,6 +287,7 @@ def run_harness(
     timeout: float | None = None,
     signature: FirmwareSignature | None = None,
     kernels: str = "cmsis_nn",
+    allow_modified: bool = False,
 ) -> QemuRun:
     """Build a bare-metal firmware folder in a temporary copy and run ``images`` through it.
 
@@ -297,13 +301,15 @@ def run_harness(
         timeout: seconds before the guest is killed; ``None`` means :func:`default_timeout`.
         signature: the firmware's signature (default: read from the folder).
         kernels: TFLite-Micro's kernel set for a tflm folder (``reference`` or ``cmsis_nn``).
+        allow_modified: build the folder even when its files are not the ones its
+            ``firmware.json`` lists (:func:`emulator.firmware_files.check_firmware_files`).
 
     Returns:
         The :class:`QemuRun`.
 
     Raises:
-        InputError: not a firmware folder, inputs that do not fit its signature, unknown core,
-            or missing tools.
+        InputError: not a firmware folder, files that are not the ones its ``firmware.json``
+            lists, inputs that do not fit its signature, unknown core, or missing tools.
         QemuError: build failure (a firmware larger than the core's QEMU machine: "does not
             fit QEMU MACHINE (CORE)" and the linker's overflow), non-zero exit of the firmware,
             calibration or results error, or a class outside ``0..num_classes-1``.
@@ -314,8 +320,17 @@ def run_harness(
     from emulator.qemu_tflm import is_tflm_firmware, run_tflm_harness
 
     if is_tflm_firmware(firmware_dir):
-        return run_tflm_harness(firmware_dir, images, core=spec.name, kernels=kernels, timeout=timeout, signature=signature)
+        return run_tflm_harness(
+            firmware_dir,
+            images,
+            core=spec.name,
+            kernels=kernels,
+            timeout=timeout,
+            signature=signature,
+            allow_modified=allow_modified,
+        )
     _check_folder(firmware_dir)
+    check_firmware_files(firmware_dir, allow_modified=allow_modified)
     signature = signature or read_signature(firmware_dir)
     payload = encode_inputs(signature, images)
     count = len(images)
@@ -338,6 +353,7 @@ def run_qemu(
     timeout: float | None = None,
     signature: FirmwareSignature | None = None,
     kernels: str = "cmsis_nn",
+    allow_modified: bool = False,
 ) -> BackendRun:
     """Build a bare-metal firmware folder and run ``images`` through it in QEMU.
 
@@ -348,6 +364,8 @@ def run_qemu(
         core: core name (``cortex-m4``; ``cortex-m`` works); selects the QEMU machine.
         timeout: seconds before the guest is killed; ``None`` means :func:`default_timeout`.
         signature: the firmware's signature (default: read from the folder).
+        kernels: TFLite-Micro's kernel set for a tflm folder.
+        allow_modified: build the folder even when its files are not the ones its ``firmware.json`` lists.
 
     Returns:
         :class:`BackendRun` with the predictions, deployable ``flash_bytes``/``ram_bytes``
@@ -356,12 +374,14 @@ def run_qemu(
         class and the scores of every input as the firmware returned them, the signature).
 
     Raises:
-        InputError: not a firmware folder, inputs that do not fit its signature, unknown core,
-            or missing tools.
+        InputError: not a firmware folder, files that are not the ones its ``firmware.json``
+            lists, inputs that do not fit its signature, unknown core, or missing tools.
         QemuError: build failure, non-zero exit of the firmware, calibration or results error.
         QemuTimeoutError: the guest hung and was killed.
     """
-    run = run_harness(firmware_dir, images, core=core, timeout=timeout, signature=signature, kernels=kernels)
+    run = run_harness(
+        firmware_dir, images, core=core, timeout=timeout, signature=signature, kernels=kernels, allow_modified=allow_modified
+    )
     counts = run.instructions
     extra = {
         "qemu_machine": run.machine,

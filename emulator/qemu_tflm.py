@@ -2,7 +2,8 @@
 
 A tflm firmware folder holds the application (``main.cc``, ``model_data.c``, ``tflm_model.h``)
 and its QEMU harness in ``qemu/`` (:func:`firmware_gen.baremetal.project.generate_tflm`).
-:func:`run_tflm_harness` copies the folder to a temporary one, gets ``libtensorflow-microlite.a``
+:func:`run_tflm_harness` checks the folder's files against its ``firmware.json``
+(:func:`emulator.firmware_files.check_firmware_files`), copies it to a temporary one, gets ``libtensorflow-microlite.a``
 for the core and kernel set (:func:`firmware_gen.tflm_build.ensure_library`, cached, only the
 model's ops unless a library is given), builds ``build/deployable.elf`` (application + library +
 C library helpers, alone) and ``firmware.elf`` (with the harness), runs QEMU with ``-icount
@@ -28,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from emulator.firmware_files import check_firmware_files, copy_ignore
 from emulator.qemu import QemuError, QemuRun, check_guest_results, first_error, missing_tools, read_guest_results, run_guest
 from emulator.signature import FirmwareSignature, encode_inputs, read_signature
 from firmware_gen.baremetal import Footprint
 from firmware_gen.baremetal.footprint import parse_size_output
 from firmware_gen.baremetal.project import MIN_STACK_BYTES, TFLM_QEMU_DIR
-from firmware_gen.baremetal.protocol import IMAGES_NAME, RESULTS_NAME
+from firmware_gen.baremetal.protocol import IMAGES_NAME
 from firmware_gen.targets import Core, get_core
 from pipeline.errors import InputError
 from pipeline.json_input import parse_json
@@ -139,6 +141,7 @@ def run_tflm_harness(
     timeout: float | None = None,
     signature: FirmwareSignature | None = None,
     log: Callable[[str], None] = print,
+    allow_modified: bool = False,
 ) -> QemuRun:
     """Build a tflm firmware folder with real TFLite-Micro in a temporary copy and run ``images``.
 
@@ -153,13 +156,15 @@ def run_tflm_harness(
         timeout: seconds before the guest is killed (``None``: :func:`tflm_timeout`).
         signature: the firmware's signature (default: read from ``firmware.json``).
         log: progress printer for the library build.
+        allow_modified: build the folder even when its files are not the ones its
+            ``firmware.json`` lists.
 
     Returns:
         The :class:`~emulator.qemu.QemuRun` (footprint as the module docstring says).
 
     Raises:
-        InputError: not a tflm firmware folder, a core or kernel set mismatch, inputs that do not
-            fit the signature, missing tools.
+        InputError: not a tflm firmware folder, files that are not the ones its ``firmware.json``
+            lists, a core or kernel set mismatch, inputs that do not fit the signature, missing tools.
         DoesNotFitError: the firmware needs more flash or RAM than the machine has.
         QemuError: build failure, non-zero exit, calibration or results error.
         QemuTimeoutError: the guest hung and was killed.
@@ -173,6 +178,7 @@ def run_tflm_harness(
     missing = missing_tools()
     if missing:
         raise InputError(f"missing tools: {', '.join(missing)}; install them with `make toolchain` (Debian packages)")
+    check_firmware_files(firmware_dir, allow_modified=allow_modified)
     signature = signature or read_signature(firmware_dir)
     payload = encode_inputs(signature, images)
     if library is None:
@@ -183,7 +189,7 @@ def run_tflm_harness(
     variables = [f"TFLM_DIR={library.tree}", f"TFLM_LIB={library.path}"]
     with tempfile.TemporaryDirectory(prefix="tflm-qemu-") as tmp:
         folder = Path(tmp) / "firmware"
-        shutil.copytree(firmware_dir, folder, ignore=shutil.ignore_patterns("build", "firmware.elf", IMAGES_NAME, RESULTS_NAME))
+        shutil.copytree(firmware_dir, folder, ignore=copy_ignore())
         qemu_dir = folder / TFLM_QEMU_DIR
         result = _make(qemu_dir, "build/deployable.elf", variables, str(firmware_dir))
         if result.returncode != 0:

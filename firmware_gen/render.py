@@ -8,6 +8,7 @@ an error, never an empty string) and keeps the final newline, so output is byte-
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ __all__ = [
     "hex_lines",
     "c_identifier",
     "comment_text",
+    "markdown_text",
+    "markdown_comment",
     "banner_context",
     "round_up",
 ]
@@ -70,7 +73,8 @@ class SafeNames:
     """A file name as generated files may spell it.
 
     Attributes:
-        comment: one line of printable ASCII, safe inside ``//``, ``#``, ``/* */`` and Markdown:
+        comment: one line of printable ASCII, safe inside ``//``, ``#`` and ``/* */`` (Markdown
+            needs :func:`markdown_text` or :func:`markdown_comment` on top):
             control and non-ASCII characters become ``?`` (runs of ``?`` collapse, so no
             trigraph such as ``??/`` appears), ``*/`` and ``/*`` lose their slash, a backtick
             becomes ``'``; at most :data:`MAX_COMMENT` characters.
@@ -125,6 +129,23 @@ def comment_text(text: str) -> str:
     return safe_names(text).comment
 
 
+def markdown_text(text: str) -> str:
+    """``text`` as literal Markdown text (a heading, a table cell): one line (:func:`comment_text`), HTML's
+    ``&``, ``<`` and ``>`` as entities (no tag, no comment), Markdown's ``\\ ` * _ [ ] |`` escaped with a
+    backslash (no code span, emphasis, link or image, no extra table cell).
+
+    ``<img src=x onerror=alert(1)>.int8.tflite`` -> ``&lt;img src=x onerror=alert(1)&gt;.int8.tflite``.
+    """
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", html.escape(comment_text(text), quote=False))
+
+
+def markdown_comment(text: str) -> str:
+    """``text`` safe inside an HTML comment ``<!-- ... -->`` of a Markdown file: one line
+    (:func:`comment_text`), ``&``, ``<`` and ``>`` as entities, and no ``--`` (a space goes between
+    two hyphens), so neither ``-->`` nor ``--!>`` can close the comment early."""
+    return re.sub(r"-(?=-)", "- ", html.escape(comment_text(text), quote=False))
+
+
 def banner_context(model: Any, engine: str, core: Any, board: Any = None) -> dict[str, Any]:
     """The variables of ``common/banner.j2``, which starts every generated file.
 
@@ -166,6 +187,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters["hex_lines"] = hex_lines
     env.filters["c_identifier"] = c_identifier
+    env.filters["md_text"] = markdown_text
+    env.filters["md_comment"] = markdown_comment
     env.globals["generator_version"] = TOOL_VERSION
     return env
 

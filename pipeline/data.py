@@ -402,9 +402,20 @@ def _examples(path: Path, key: str, values: np.ndarray) -> np.ndarray:
     """``values`` as uint8 or float32 examples ``(N, ...)``, checked."""
     _example_layout(path, key, values.shape, values.dtype)
     dtype = _CONVERTED.get(values.dtype, values.dtype)
-    values = np.ascontiguousarray(values, dtype=dtype)
-    if dtype.kind == "f" and not np.isfinite(values).all():
-        raise InputError(f"{path}: {key} holds NaN or infinite values (or float64 values beyond float32's range)")
+    if values.dtype.kind == "f" and values.size:
+        # Checked in the stored dtype, before the cast (min and max: no copy of the array): a
+        # float64 beyond float32's range would otherwise become inf with numpy's two-line warning.
+        low, high = float(values.min()), float(values.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise InputError(f"{path}: {key} holds NaN or infinite values")
+        largest = max(-low, high)
+        if largest > float(np.finfo(np.float32).max):
+            raise InputError(
+                f"{path}: {key} holds values beyond float32's range (magnitude up to {largest:.3g}, float32 holds "
+                f"{float(np.finfo(np.float32).max):.3g}); the models take float32"
+            )
+    with np.errstate(over="ignore", invalid="ignore"):  # nothing left to overflow: checked above
+        values = np.ascontiguousarray(values, dtype=dtype)
     return values
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +40,29 @@ __all__ = [
     "code_layers",
     "load_keras_model",
     "check_image_model",
+    "save_h5_model",
+    "H5_LEGACY_WARNING",
 ]
 
+H5_LEGACY_WARNING = "You are saving your model as an HDF5 file via"
+"""The start of the ``UserWarning`` Keras gives on every ``model.save(..., save_format="h5")``."""
 CODE_LAYER_CLASSES = frozenset({"Lambda", "__lambda__"})
 """Keras classes whose config holds a Python function (marshalled bytecode, or a name resolved at load time)."""
 _CODE_KEYS = ("function_type", "output_shape_type", "mask_type")
+
+
+def save_h5_model(model: tf.keras.Model, path: str | os.PathLike[str]) -> None:
+    """Write ``model`` to ``path`` as a Keras ``.h5`` (no optimizer), atomically.
+
+    ``.h5`` is the project's model format (what ``convert``, the emulator and ``--teacher`` read);
+    Keras's two-line ``UserWarning`` calling it legacy, printed on every save, is silenced here
+    (that warning only, by its message and category).
+    """
+    from pipeline.artifacts import atomic_path
+
+    with atomic_path(Path(path)) as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape(H5_LEGACY_WARNING), category=UserWarning)
+        model.save(tmp, save_format="h5", include_optimizer=False)
 
 
 def check_h5_file(path: str | os.PathLike[str]) -> Path:

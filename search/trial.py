@@ -301,7 +301,6 @@ class Objective:
 
 
 def _save_model(model: Any, path: Path) -> None:
-    from pipeline.artifacts import atomic_path
+    from pipeline.keras_files import save_h5_model
 
-    with atomic_path(path) as tmp:
-        model.save(tmp, save_format="h5", include_optimizer=False)
+    save_h5_model(model, path)

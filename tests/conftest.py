@@ -91,6 +91,24 @@ def data_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+def list_firmware_files(folder: Path) -> Path:
+    """Record every file of a folder a test assembled from engine output in its ``firmware.json`` (made if
+    absent) as ``python -m firmware_gen`` does (``files``: path, bytes, sha256), so the backends'
+    check (:mod:`emulator.firmware_files`) takes it as generated. Returns ``folder``."""
+    import json
+
+    from pipeline.artifacts import sha256_file
+
+    manifest_path = folder / "firmware.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p != manifest_path)
+    manifest["files"] = [
+        {"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in paths
+    ]
+    manifest_path.write_text(json.dumps(manifest))
+    return folder
+
+
 def require_tools(*tools: str, hint: str = "install it") -> None:
     """Fail (under ``CI=true``) or skip unless every program in ``tools`` is on ``PATH``.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_toolchain
+from conftest import list_firmware_files, require_toolchain
 
 from emulator.qemu import run_harness
 from firmware_gen.baremetal import generate
@@ -115,6 +115,7 @@ def test_variants_are_exact_and_the_choice_is_fastest(tmp_path: Path, core: str)
     out = generate(FakeModel(), get_core(core), None, EngineOutput(files=files))
     for name, data in {**files, **out.files}.items():
         (tmp_path / name).write_bytes(data)
+    list_firmware_files(tmp_path)
     cases = [(chunk, index) for chunk in CHUNKS for index in range(len(KINDS))]
     images = np.zeros((len(cases), 28, 28), dtype=np.uint8)
     for row, (chunk, index) in enumerate(cases):

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from bnn_c import lce_run, run_c, write_engine
 from bnn_models import FAMILY, build, calibrate, example_inputs
-from conftest import require_toolchain
+from conftest import list_firmware_files, require_toolchain
 
 import pipeline  # noqa: F401  (pipeline.env: legacy Keras before TensorFlow loads)
 
@@ -223,6 +223,7 @@ def test_qemu_scores_equal_the_host_build(name: str, core: str, flatbuffers, mni
     project = baremetal.generate(model, get_core(core), None, engine)
     for file_name, data in {**engine.files, **project.files}.items():
         (tmp_path / file_name).write_bytes(data)
+    list_firmware_files(tmp_path)
     images = example_inputs(spec, QEMU_INPUTS, 0, mnist).copy()
     images[0], images[1] = 0, 255  # the all-0 and all-255 images among them
     host = run_c(tmp_path, engine.report, images)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_module, stderr_lines
+from conftest import list_firmware_files, run_module, stderr_lines
 
 import emulator  # noqa: F401  (legacy Keras before TensorFlow loads)
 from emulator.backend_result import BackendRun
@@ -146,14 +146,14 @@ def _fake_firmware(folder: Path, model: Path, target: str = "cortex-m4", figures
     if figures is not None:
         manifest["report"] = figures
     (folder / "firmware.json").write_text(json.dumps(manifest))
-    return folder
+    return list_firmware_files(folder)
 
 
 def _fake_host(model: Path, calls: dict, wrong: int = 1):
     """A stand-in for emulator.host.run_host: the LCE predictions with ``wrong`` of them changed, x86-64 sizes."""
     from pipeline.interpreters import run_lce
 
-    def run_host(firmware_dir, images, *, sanitize=False):
+    def run_host(firmware_dir, images, *, sanitize=False, allow_modified=False):
         calls["dir"] = Path(firmware_dir)
         predictions = run_lce(model.read_bytes(), images).argmax(axis=1)
         predictions[:wrong] = (predictions[:wrong] + 1) % 10  # disagreements, to see them counted

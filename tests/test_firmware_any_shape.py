@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_toolchain, require_tools
+from conftest import list_firmware_files, require_toolchain, require_tools
 
 from emulator.host import run_host
 from emulator.signature import FirmwareSignature, read_signature
@@ -111,7 +111,7 @@ def write_firmware(
         entry = {key: value for key, value in signature.to_json().items() if key != "source"}
         report = {"engine": "bnn", "target": core, "model": None, "report": {"signature": entry, **project.report}}
         (folder / "firmware.json").write_text(json.dumps(report))
-    return folder
+    return list_firmware_files(folder)
 
 
 def pick_reference(values: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:

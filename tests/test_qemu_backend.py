@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_toolchain
+from conftest import list_firmware_files, require_toolchain
 
 from emulator.qemu import QemuError, QemuTimeoutError, run_qemu
 from firmware_gen.baremetal import generate, instructions_per_tick
@@ -107,7 +107,7 @@ def write_firmware(folder: Path, core: str, kind: str) -> Path:
     folder.mkdir(parents=True)
     for name, data in {**files, **out.files}.items():
         (folder / name).write_bytes(data)
-    return folder
+    return list_firmware_files(folder)
 
 
 def sums_reference(images: np.ndarray) -> np.ndarray:

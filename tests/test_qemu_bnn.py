@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_toolchain
+from conftest import list_firmware_files, require_toolchain
 
 from emulator.qemu import run_harness
 from firmware_gen.targets import CORES, get_core
@@ -51,7 +51,7 @@ def firmware(tmp_path_factory: pytest.TempPathFactory, lce_bytes: bytes) -> dict
         folder.mkdir()
         for file_name, data in {**engine.files, **project.files}.items():
             (folder / file_name).write_bytes(data)
-        folders[name] = folder
+        folders[name] = list_firmware_files(folder)
     return folders
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import TOOL_VERSION, atomic_path, write_bytes, write_json
+from pipeline.artifacts import TOOL_VERSION, write_bytes, write_json
 from pipeline.data import Dataset
+from pipeline.keras_files import save_h5_model
 from train.recipes import Recipe, get_recipe
 from train.trainer import TrainResult
 
@@ -58,8 +59,7 @@ def write_training_outputs(
 
     params = int(result.model.count_params())
     trainable = int(sum(int(w.shape.num_elements()) for w in result.model.trainable_weights))
-    with atomic_path(out / f"{name}.h5") as tmp:
-        result.model.save(tmp, save_format="h5", include_optimizer=False)
+    save_h5_model(result.model, out / f"{name}.h5")
     matrix = confusion_matrix(data.y_test, result.test_predictions)
     write_bytes(out / f"{name}.history.png", history_png(result.history, f"{name} ({recipe.name} recipe)"))
     write_bytes(
