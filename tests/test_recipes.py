@@ -110,6 +110,13 @@ def test_range_ends_are_included_or_not_as_stated():
         replace(seed, augment_shift=True)
 
 
+def test_one_epoch_of_a_recipe_that_keeps_the_best_of_five_is_valid():
+    """``--epochs 1`` (a quick look) works with every recipe: the best of the last 5 is then the only epoch."""
+    for name, recipe in RECIPES.items():
+        assert recipe.with_overrides(epochs=1).epochs == 1, name
+    assert get_recipe("photo").keep_best_epochs > 1
+
+
 def test_recipe_rejects_unknown_choices():
     with pytest.raises(ValueError, match="optimizer"):
         Recipe("x", "rmsprop", 1e-3, 64, 1)

@@ -77,7 +77,8 @@ RANGES: dict[str, Range] = {
     "momentum": Range(0, 1, high_open=True),
 }
 """Every numeric field of :class:`Recipe` and the values it takes (``bn_momentum`` may also be
-``None``; ``keep_best_epochs`` is at most ``epochs`` too). NaN and infinities are never valid."""
+``None``; a ``keep_best_epochs`` above ``epochs`` chooses among every epoch, so ``--epochs 1`` works
+with any recipe). NaN and infinities are never valid."""
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,6 @@ class Recipe:
             raise ValueError(f"recipe {self.name!r}: the exponential schedule needs final_lr_fraction > 0")
         if self.warmup_fraction > 0 and self.schedule != "cosine":
             raise ValueError(f"recipe {self.name!r}: warmup_fraction needs the cosine schedule, not {self.schedule!r}")
-        if self.keep_best_epochs > self.epochs:
-            raise ValueError(f"recipe {self.name!r}: keep_best_epochs must be in [0, epochs], got {self.keep_best_epochs}")
         if self.distill_teacher and self.distill_teacher == self.name:
             raise ValueError(f"recipe {self.name!r}: a recipe cannot be its own distillation teacher")
 
