@@ -254,6 +254,7 @@ def test_qemu_at_o3_agrees_with_lce(core: str, flatbuffers, tmp_path: Path) -> N
     for file_name, data in {**engine.files, **project.files}.items():
         (tmp_path / file_name).write_bytes(data)
     assert "OPT := -O3" in (tmp_path / "Makefile").read_text()
+    list_firmware_files(tmp_path)  # assembled here as firmware_gen would: the backends check the list
     inputs = example_inputs(spec, 100, 0)
     run = run_harness(tmp_path, inputs.reshape(100, *spec.shape[:2]), core=core)
     expected = lce_run(flatbuffer, inputs.astype(np.float32)).argmax(axis=1)

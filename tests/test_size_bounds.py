@@ -113,11 +113,14 @@ KERNEL = "model_weights/dense/dense/kernel:0"
 
 @pytest.fixture(scope="module")
 def keras_h5(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small Keras model (Flatten, Dense 10) saved as .h5, for the edits below."""
+    """A small Keras model (Flatten, Dense 10) saved as .h5, for the edits below.
+
+    The dense layer is named: Keras numbers unnamed layers per process (``dense_3`` after other tests
+    in the same worker), and the edits address ``dense`` by name."""
     import tensorflow as tf
 
     path = tmp_path_factory.mktemp("h5") / "good.h5"
-    model = tf.keras.Sequential([tf.keras.layers.Flatten(input_shape=(28, 28)), tf.keras.layers.Dense(10)])
+    model = tf.keras.Sequential([tf.keras.layers.Flatten(input_shape=(28, 28)), tf.keras.layers.Dense(10, name="dense")])
     model.save(path, save_format="h5")
     return path
 
