@@ -57,13 +57,14 @@ def write_training_outputs(
     """
     from train.plots import confusion_matrix, confusion_png, history_png
 
+    h5_path, history_path, confusion_path, report_path = training_output_paths(out, name)
     params = int(result.model.count_params())
     trainable = int(sum(int(w.shape.num_elements()) for w in result.model.trainable_weights))
-    save_h5_model(result.model, out / f"{name}.h5")
+    save_h5_model(result.model, h5_path)
     matrix = confusion_matrix(data.y_test, result.test_predictions)
-    write_bytes(out / f"{name}.history.png", history_png(result.history, f"{name} ({recipe.name} recipe)"))
+    write_bytes(history_path, history_png(result.history, f"{name} ({recipe.name} recipe)"))
     write_bytes(
-        out / f"{name}.confusion.png",
+        confusion_path,
         confusion_png(matrix, f"{name} on {len(data.y_test)} test images: {100 * result.test_accuracy:.2f}%"),
     )
     report = {
@@ -92,5 +93,5 @@ def write_training_outputs(
         "data": {"source": data.source, "sha256": data.sha256, **data.describe()},
         **(extra or {}),
     }
-    write_json(out / f"{name}.train.json", report)
+    write_json(report_path, report)
     return report
